@@ -1,0 +1,116 @@
+// The daemon's configuration: YAML file -> plain structs, validated at load time.
+// Keys mirror iroh-relay's TOML keys (spec relay.md §9) with the same defaults; sections for the
+// other services (STUN, address lookup) follow the same style. Every error names file, line, key
+// and reason.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "iroh/relay_proto.hpp"
+
+namespace iroh::config {
+
+// "host:port", "[v6]:port" or "*:port". host is kept as text ("::", "127.0.0.1", "localhost").
+struct SocketAddr {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;  // "[::]:3340", "127.0.0.1:80"
+  static std::optional<SocketAddr> parse(std::string_view text);
+  friend bool operator==(const SocketAddr&, const SocketAddr&) = default;
+};
+
+enum class CertMode { Manual, Reloading, LetsEncrypt };
+
+struct TlsConfig {
+  CertMode cert_mode = CertMode::Manual;
+  SocketAddr https_bind_addr;                // default: host of http_bind_addr : 443
+  SocketAddr quic_bind_addr;                 // default: host of https_bind_addr : 7842
+  std::vector<std::string> hostname;         // ACME domains
+  std::filesystem::path cert_dir = ".";
+  std::filesystem::path manual_cert_path;    // default <cert_dir>/default.crt
+  std::filesystem::path manual_key_path;     // default <cert_dir>/default.key
+  bool prod_tls = true;
+  std::string contact;
+  bool dangerous_http_only = false;          // set by --dev
+};
+
+struct ClientRxLimit {
+  std::uint32_t bytes_per_second = 0;
+  std::uint32_t max_burst_bytes = 0;         // default bytes_per_second / 10
+};
+
+struct Limits {
+  std::optional<double> accept_conn_limit;   // new connections per second
+  std::optional<std::size_t> accept_conn_burst;
+  std::optional<ClientRxLimit> client_rx;    // limits.client.rx (§6.8)
+  std::size_t max_connections = 65536;       // concurrent TCP connections on the relay listeners
+  std::chrono::milliseconds handshake_timeout{30000};  // TLS + HTTP + relay handshake
+  std::chrono::milliseconds write_timeout{2000};       // per frame write (SERVER_WRITE_TIMEOUT)
+  std::size_t client_queue_capacity = 512;   // per-client datagram queue
+};
+
+enum class AccessMode { Everyone, Allowlist, Denylist, SharedToken, Http };
+
+struct AccessConfig {
+  AccessMode mode = AccessMode::Everyone;
+  std::vector<relay::EndpointId> endpoints;  // allowlist / denylist
+  std::vector<std::string> tokens;           // shared_token
+  std::string http_url;                      // http
+  std::string http_bearer_token;             // http (optional)
+};
+
+struct StunConfig {
+  bool enabled = false;
+  SocketAddr bind_addr;                      // default: host of http_bind_addr : 3478
+};
+
+struct Config {
+  std::filesystem::path source;              // file the config came from ("<dev default>" if none)
+  bool dev = false;
+  bool enable_relay = true;
+  SocketAddr http_bind_addr{"::", 80};       // [::]:3340 with --dev
+  std::optional<TlsConfig> tls;
+  bool enable_quic_addr_discovery = false;
+  Limits limits;
+  bool enable_metrics = true;
+  SocketAddr metrics_bind_addr;              // default: host of http_bind_addr : 9090
+  std::size_t key_cache_capacity = 1048576;
+  AccessConfig access;
+  StunConfig stun;
+  std::filesystem::path data_dir = "/var/lib/iroh-relay";
+  std::string log_level = "info";            // trace, debug, info, warn, error
+};
+
+// Thrown by load_file / parse_yaml. what() = "<file>:<line>: <key>: <reason>".
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, int line, std::string key, std::string reason);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& key() const { return key_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string file_;
+  int line_;
+  std::string key_;
+  std::string reason_;
+};
+
+// The embedded dev default (`iroh-relay --dev`): plain HTTP on [::]:3340, every landed service on,
+// state under ./data (or $IROH_RELAY_DATA_DIR).
+Config dev_default();
+
+// Loads and validates a YAML file. `dev` applies --dev on top (plain HTTP on http_bind_addr,
+// default [::]:3340). Unknown keys, wrong types, unreadable cert files -> ConfigError.
+Config load_file(const std::filesystem::path& path, bool dev = false);
+// Same from text (for tests); `name` is used as the file name in errors.
+Config parse_yaml(std::string_view text, const std::string& name, bool dev = false);
+
+}  // namespace iroh::config
