@@ -29,12 +29,12 @@ enum class CertMode { Manual, Reloading, LetsEncrypt };
 
 struct TlsConfig {
   CertMode cert_mode = CertMode::Manual;
-  SocketAddr https_bind_addr;                // default: host of http_bind_addr : 443
-  SocketAddr quic_bind_addr;                 // default: host of https_bind_addr : 7842
+  SocketAddr https_bind_addr{"::", 443};     // default: host of http_bind_addr : 443
+  SocketAddr quic_bind_addr{"::", 7842};     // default: host of https_bind_addr : 7842
   std::vector<std::string> hostname;         // ACME domains
   std::filesystem::path cert_dir = ".";
-  std::filesystem::path manual_cert_path;    // default <cert_dir>/default.crt
-  std::filesystem::path manual_key_path;     // default <cert_dir>/default.key
+  std::filesystem::path manual_cert_path = "./default.crt";  // default <cert_dir>/default.crt
+  std::filesystem::path manual_key_path = "./default.key";   // default <cert_dir>/default.key
   bool prod_tls = true;
   std::string contact;
   bool dangerous_http_only = false;          // set by --dev
@@ -67,7 +67,7 @@ struct AccessConfig {
 
 struct StunConfig {
   bool enabled = false;
-  SocketAddr bind_addr;                      // default: host of http_bind_addr : 3478
+  SocketAddr bind_addr{"::", 3478};          // default: host of http_bind_addr : 3478
 };
 
 struct Config {
@@ -79,7 +79,7 @@ struct Config {
   bool enable_quic_addr_discovery = false;
   Limits limits;
   bool enable_metrics = true;
-  SocketAddr metrics_bind_addr;              // default: host of http_bind_addr : 9090
+  SocketAddr metrics_bind_addr{"::", 9090};  // default: host of http_bind_addr : 9090
   std::size_t key_cache_capacity = 1048576;
   AccessConfig access;
   StunConfig stun;

@@ -23,10 +23,15 @@ struct EndpointId {
   std::array<std::uint8_t, 32> bytes{};
 
   std::string to_hex() const;  // 64 lowercase hex chars
-  // Accepts 64 hex chars (any case) or 52 RFC 4648 base32 chars without padding (any case).
+  // Accepts 64 hex chars (any case) or 52 RFC 4648 base32 chars without padding (any case,
+  // canonical trailing bits). Also rejects keys that are not valid points (is_valid_point).
   static std::optional<EndpointId> parse(std::string_view text);
-  // True if the bytes decompress to a valid Ed25519 point (libsodium crypto_core_ed25519_is_valid_point
-  // is too strict for small-order points, so this checks decompression only, like ed25519-dalek).
+  // True if the bytes decompress to an Ed25519 point, exactly like ed25519-dalek's
+  // VerifyingKey::from_bytes (what iroh uses): bit 255 is the x sign, y >= p is reduced,
+  // small-order and mixed-order points are accepted. libsodium's
+  // crypto_core_ed25519_is_valid_point would reject small-order points, non-canonical y and every
+  // point outside the prime-order subgroup, at the cost of a scalar multiplication; real iroh keys
+  // (= [a]B) pass both. Costs one field exponentiation (a few microseconds), see KeyCheck.
   bool is_valid_point() const;
 
   friend bool operator==(const EndpointId&, const EndpointId&) = default;
@@ -88,15 +93,15 @@ enum class FrameType : std::uint8_t {
 };
 
 enum class DecodeError {
-  Empty,          // no type byte
-  Truncated,      // payload shorter than the fixed fields
-  TooLarge,       // payload > kMaxPacketSize
-  UnknownType,    // type not in the registry
-  WrongDirection, // valid type, but not allowed in this direction / phase / version
-  BadLength,      // fixed-size payload with the wrong length (Ping, Pong, EndpointGone, ...)
-  InvalidKey,     // key bytes are not an Ed25519 point
-  EmptyDatagram,  // datagram without contents
-  BadEncoding,    // malformed postcard / UTF-8 / base64
+  Empty,           // no type byte
+  Truncated,       // payload shorter than the fixed fields
+  TooLarge,        // payload > kMaxPacketSize
+  UnknownType,     // type not in the registry
+  WrongDirection,  // valid type, but not allowed in this direction / phase / version
+  BadLength,       // fixed-size payload with the wrong length (Ping, Pong, EndpointGone, ...)
+  InvalidKey,      // key bytes are not an Ed25519 point
+  EmptyDatagram,   // datagram without contents
+  BadEncoding,     // malformed postcard / UTF-8 / base64
 };
 std::string_view to_string(DecodeError e);
 
@@ -123,6 +128,9 @@ using HandshakeMessage =
     std::variant<ServerChallenge, ClientAuth, ServerConfirmsAuth, ServerDeniesAuth>;
 
 Bytes encode(const HandshakeMessage& msg);
+// Accepts all four handshake types (the caller checks which one it expects); trailing bytes are
+// ignored. ClientAuth with an invalid key -> InvalidKey, signature length prefix != 64 or
+// non-UTF-8 deny reason -> BadEncoding, types 4..13 -> WrongDirection.
 DecodeResult<HandshakeMessage> decode_handshake(ByteSpan message);
 
 // BLAKE3 derive_key(kChallengeContext, challenge): the 32 bytes the client signs.
@@ -137,6 +145,8 @@ struct KeyMaterialAuth {
   std::array<std::uint8_t, 16> suffix{};  // ekm[16..32]
 };
 std::string encode_auth_header(const KeyMaterialAuth& auth);  // base64url, no padding
+// Strict: exactly 151 base64url chars, no padding, canonical trailing bits, length prefix 64,
+// valid key point. Anything else -> nullopt.
 std::optional<KeyMaterialAuth> decode_auth_header(std::string_view header_value);
 KeyMaterialAuth sign_key_material(const SecretKey& key, std::span<const std::uint8_t, 32> ekm);
 // Checks suffix == ekm[16..32] and the signature over ekm[0..16].
@@ -180,8 +190,22 @@ using ClientFrame = std::variant<Datagram, Ping, Pong>;
 // What a server may send (6, 7, 8, 9, 10, 11 (v1), 12, 13 (v2)).
 using ServerFrame = std::variant<Datagram, EndpointGone, Ping, Pong, Health, Restarting, Status>;
 
+// Decoding rules (§5.5), checked in this order: Empty (no type), Truncated (incomplete type
+// varint), TooLarge (payload after the type > kMaxPacketSize), WrongDirection / UnknownType, then
+// per type: datagrams need 32 key bytes + ecn (+ 2 segment_size bytes for batches) else
+// Truncated, no contents -> EmptyDatagram, then InvalidKey. A batch with segment_size 0 decodes as
+// a single datagram (segment_size 0). Ping/Pong/Restarting/EndpointGone need their exact length
+// (BadLength); Status needs >= 1 byte (Truncated); Health must be UTF-8 (BadEncoding). Health is
+// WrongDirection on v2 and Status on v1.
 DecodeResult<ClientFrame> decode_client_frame(ByteSpan message);
 DecodeResult<ServerFrame> decode_server_frame(ByteSpan message, ProtocolVersion version);
+
+// Skip lets the caller validate datagram / EndpointGone keys itself, e.g. through the key cache
+// of §6.10 (call EndpointId::is_valid_point on a cache miss). Skip never yields InvalidKey.
+enum class KeyCheck { Verify, Skip };
+DecodeResult<ClientFrame> decode_client_frame(ByteSpan message, KeyCheck key_check);
+DecodeResult<ServerFrame> decode_server_frame(ByteSpan message, ProtocolVersion version,
+                                              KeyCheck key_check);
 
 // Encoders. encode_* return an empty optional (or false) when the frame would exceed
 // kMaxPacketSize in total or a datagram has no contents (§5.4).

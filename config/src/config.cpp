@@ -1,0 +1,646 @@
+#include "iroh/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+
+namespace iroh::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string format_error(const std::string& file, int line, const std::string& key,
+                         const std::string& reason) {
+  std::string out = file;
+  if (line > 0) out += ":" + std::to_string(line);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  out += reason;
+  return out;
+}
+
+constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
+constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
+constexpr std::string_view kFloatTag = "tag:yaml.org,2002:float";
+// Config files are hand-written; anything this big is a mistake (or an attack on the parser).
+constexpr std::uintmax_t kMaxFileSize = 1 << 20;
+
+const char* node_kind(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return node.Tag() == "?" ? "a plain scalar" : "a quoted string";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
+    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  });
+  return out;
+}
+
+std::string in_quotes(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Tells a mistyped id from a well-formed one whose bytes are not a curve point.
+bool has_endpoint_id_shape(std::string_view text) {
+  auto is_hex = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  };
+  auto is_base32 = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
+  };
+  if (text.size() == 64) return std::all_of(text.begin(), text.end(), is_hex);
+  if (text.size() == 52) return std::all_of(text.begin(), text.end(), is_base32);
+  return false;
+}
+
+// A value together with the place it was written, so every error can point at it.
+struct Field {
+  std::string path;  // "limits.client.rx.bytes_per_second", "access.allowlist[2]"
+  int line = 0;      // 1-based line of the key (or list item); 0 = not in the file
+  YAML::Node value;
+};
+
+int line_of(const YAML::Node& node) {
+  auto mark = node.Mark();
+  return mark.line >= 0 ? mark.line + 1 : 0;
+}
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+std::string host_of(const SocketAddr& addr) {
+  return addr.host;
+}
+
+// The sections of the file that were present, keyed by name, in file order of first sight.
+class Section {
+ public:
+  const Field* find(std::string_view key) const {
+    auto it = fields_.find(std::string(key));
+    return it == fields_.end() ? nullptr : &it->second;
+  }
+  bool empty() const { return fields_.empty(); }
+  std::size_t size() const { return fields_.size(); }
+  const std::map<std::string, Field>& fields() const { return fields_; }
+  std::map<std::string, Field>& fields() { return fields_; }
+
+ private:
+  std::map<std::string, Field> fields_;
+};
+
+class Loader {
+ public:
+  Loader(std::string file, bool dev) : file_(std::move(file)), dev_(dev) {}
+
+  Config load(const YAML::Node& root) {
+    Config cfg;
+    cfg.source = file_;
+    cfg.dev = dev_;
+
+    Field root_field{"", 1, root};
+    if (root.IsScalar() || root.IsSequence()) {
+      fail(line_of(root), "",
+           std::string("the file must be a mapping of keys, found ") + node_kind(root));
+    }
+    Section top =
+        read_map(root_field, {"enable_relay", "http_bind_addr", "tls", "enable_quic_addr_discovery",
+                              "limits", "enable_metrics", "metrics_bind_addr", "key_cache_capacity",
+                              "access", "enable_stun", "stun_bind_addr", "data_dir", "log_level"});
+
+    if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
+    if (auto* f = top.find("http_bind_addr")) {
+      cfg.http_bind_addr = as_socket_addr(*f);
+    } else {
+      cfg.http_bind_addr = dev_ ? SocketAddr{"::", 3340} : SocketAddr{"::", 80};
+    }
+
+    const Field* tls_field = top.find("tls");
+    if (tls_field) cfg.tls = read_tls(*tls_field, cfg.http_bind_addr);
+
+    const Field* qad_field = top.find("enable_quic_addr_discovery");
+    if (qad_field) cfg.enable_quic_addr_discovery = as_bool(*qad_field);
+    if (cfg.enable_quic_addr_discovery && !cfg.tls) {
+      fail(qad_field->line, qad_field->path,
+           "QUIC address discovery needs a tls section (it serves QUIC with the relay's "
+           "certificate)");
+    }
+
+    if (auto* f = top.find("limits")) cfg.limits = read_limits(*f);
+
+    if (auto* f = top.find("enable_metrics")) cfg.enable_metrics = as_bool(*f);
+    if (auto* f = top.find("metrics_bind_addr")) {
+      cfg.metrics_bind_addr = as_socket_addr(*f);
+    } else {
+      cfg.metrics_bind_addr = {host_of(cfg.http_bind_addr), 9090};
+    }
+
+    if (auto* f = top.find("key_cache_capacity")) {
+      cfg.key_cache_capacity = as_uint(*f, 0, std::uint64_t{1} << 32);
+    }
+
+    if (auto* f = top.find("access")) cfg.access = read_access(*f);
+    apply_access_env(cfg.access, top.find("access"));
+
+    cfg.stun.enabled = dev_;
+    if (auto* f = top.find("enable_stun")) cfg.stun.enabled = as_bool(*f);
+    if (auto* f = top.find("stun_bind_addr")) {
+      cfg.stun.bind_addr = as_socket_addr(*f);
+    } else {
+      cfg.stun.bind_addr = {host_of(cfg.http_bind_addr), 3478};
+    }
+
+    if (auto* f = top.find("data_dir")) {
+      cfg.data_dir = as_string(*f);
+    } else if (dev_) {
+      const char* env = std::getenv("IROH_RELAY_DATA_DIR");
+      cfg.data_dir = env && *env ? fs::path(env) : fs::path("./data");
+    }
+
+    if (auto* f = top.find("log_level")) {
+      std::string level = as_string(*f);
+      static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
+      if (std::find(std::begin(kLevels), std::end(kLevels), level) == std::end(kLevels)) {
+        fail(f->line, f->path,
+             "unknown log level " + in_quotes(level) +
+                 " (expected trace, debug, info, warn or error)");
+      }
+      cfg.log_level = level;
+    }
+
+    if (cfg.tls) check_tls_files(cfg, *tls_field);
+    return cfg;
+  }
+
+ private:
+  [[noreturn]] void fail(int line, const std::string& key, const std::string& reason) const {
+    throw ConfigError(file_, line, key, reason);
+  }
+
+  // Reads a mapping (a missing value counts as an empty one), rejecting non-string keys,
+  // duplicate keys and keys outside `allowed`.
+  Section read_map(const Field& at, std::initializer_list<std::string_view> allowed) {
+    Section section;
+    if (at.value.IsNull()) return section;
+    if (!at.value.IsMap()) {
+      fail(at.line, at.path, std::string("expected a mapping, found ") + node_kind(at.value));
+    }
+    for (auto it = at.value.begin(); it != at.value.end(); ++it) {
+      // Copies: the iterator hands out a temporary pair.
+      const YAML::Node key = it->first;
+      int line = line_of(key);
+      if (!key.IsScalar()) {
+        fail(line, at.path, std::string("keys must be plain strings, found ") + node_kind(key));
+      }
+      const std::string& name = key.Scalar();
+      std::string path = child_path(at.path, name);
+      if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+        std::string known;
+        for (auto k : allowed) known += (known.empty() ? "" : ", ") + std::string(k);
+        fail(line, path, "unknown key (known keys here: " + known + ")");
+      }
+      if (auto* previous = section.find(name)) {
+        fail(line, path,
+             "duplicate key (first set on line " + std::to_string(previous->line) + ")");
+      }
+      section.fields().emplace(name, Field{path, line, it->second});
+    }
+    return section;
+  }
+
+  const std::string& scalar(const Field& f, const char* expected) {
+    if (!f.value.IsScalar()) {
+      fail(f.line, f.path, std::string("expected ") + expected + ", found " + node_kind(f.value));
+    }
+    return f.value.Scalar();
+  }
+
+  // Numbers and booleans must be written plainly: a quoted "80" is a string in YAML.
+  void require_plain(const Field& f, std::string_view typed_tag, const char* expected) {
+    const std::string& tag = f.value.Tag();
+    if (tag != "?" && tag != typed_tag) {
+      fail(f.line, f.path,
+           std::string("expected ") + expected + ", found " +
+               (tag == "!" ? std::string("a quoted string") : "a value tagged " + tag));
+    }
+  }
+
+  bool as_bool(const Field& f) {
+    const char* expected = "a boolean (true or false)";
+    const std::string& text = scalar(f, expected);
+    require_plain(f, kBoolTag, expected);
+    if (text == "true" || text == "True" || text == "TRUE") return true;
+    if (text == "false" || text == "False" || text == "FALSE") return false;
+    fail(f.line, f.path, std::string("expected ") + expected + ", found " + in_quotes(text));
+  }
+
+  std::uint64_t as_uint(const Field& f, std::uint64_t min, std::uint64_t max) {
+    const char* expected = "a non-negative integer";
+    const std::string& text = scalar(f, expected);
+    require_plain(f, kIntTag, expected);
+    std::uint64_t value = 0;
+    bool digits_only = !text.empty() && std::all_of(text.begin(), text.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    bool parsed = digits_only && ec == std::errc() && end == text.data() + text.size();
+    if (!parsed && !(digits_only && ec == std::errc::result_out_of_range)) {
+      fail(f.line, f.path, std::string("expected ") + expected + ", found " + in_quotes(text));
+    }
+    if (!parsed || value < min || value > max) {
+      fail(f.line, f.path,
+           "out of range: " + text + " (allowed " + std::to_string(min) + " to " +
+               std::to_string(max) + ")");
+    }
+    return value;
+  }
+
+  double as_positive_double(const Field& f) {
+    const char* expected = "a number";
+    const std::string& text = scalar(f, expected);
+    const std::string& tag = f.value.Tag();
+    if (tag != "?" && tag != kFloatTag && tag != kIntTag) require_plain(f, kFloatTag, expected);
+    double value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+      fail(f.line, f.path, std::string("expected ") + expected + ", found " + in_quotes(text));
+    }
+    if (!std::isfinite(value) || value <= 0) {
+      fail(f.line, f.path, "out of range: " + text + " (must be a finite number above 0)");
+    }
+    return value;
+  }
+
+  std::string as_string(const Field& f, bool allow_empty = false) {
+    const std::string& text = scalar(f, "a string");
+    if (text.empty() && !allow_empty) fail(f.line, f.path, "must not be empty");
+    return text;
+  }
+
+  SocketAddr as_socket_addr(const Field& f) {
+    const std::string& text = scalar(f, "a socket address (\"host:port\" or \"[v6]:port\")");
+    auto addr = SocketAddr::parse(text);
+    if (!addr) {
+      fail(f.line, f.path,
+           "invalid socket address " + in_quotes(text) +
+               " (expected \"host:port\", \"[v6]:port\" or \"*:port\")");
+    }
+    return *addr;
+  }
+
+  std::vector<Field> list_items(const Field& f, const char* expected) {
+    if (!f.value.IsSequence()) {
+      fail(f.line, f.path, std::string("expected ") + expected + ", found " + node_kind(f.value));
+    }
+    std::vector<Field> items;
+    std::size_t index = 0;
+    for (auto it = f.value.begin(); it != f.value.end(); ++it) {
+      const YAML::Node item = *it;
+      int line = line_of(item);
+      items.push_back(
+          Field{f.path + "[" + std::to_string(index++) + "]", line ? line : f.line, item});
+    }
+    return items;
+  }
+
+  TlsConfig read_tls(const Field& at, const SocketAddr& http_bind_addr) {
+    Section s = read_map(
+        at, {"cert_mode", "https_bind_addr", "quic_bind_addr", "hostname", "cert_dir",
+             "manual_cert_path", "manual_key_path", "prod_tls", "contact", "dangerous_http_only"});
+    TlsConfig tls;
+    const Field* mode = s.find("cert_mode");
+    if (!mode) fail(at.line, child_path(at.path, "cert_mode"), "required key is missing");
+    std::string mode_text = lowercase(scalar(*mode, "manual, reloading or letsencrypt"));
+    if (mode_text == "manual") {
+      tls.cert_mode = CertMode::Manual;
+    } else if (mode_text == "reloading") {
+      tls.cert_mode = CertMode::Reloading;
+    } else if (mode_text == "letsencrypt") {
+      tls.cert_mode = CertMode::LetsEncrypt;
+    } else {
+      fail(mode->line, mode->path,
+           "unknown certificate mode " + in_quotes(mode->value.Scalar()) +
+               " (expected manual, reloading or letsencrypt)");
+    }
+
+    if (auto* f = s.find("https_bind_addr")) {
+      tls.https_bind_addr = as_socket_addr(*f);
+    } else {
+      tls.https_bind_addr = {host_of(http_bind_addr), 443};
+    }
+    if (auto* f = s.find("quic_bind_addr")) {
+      tls.quic_bind_addr = as_socket_addr(*f);
+    } else {
+      tls.quic_bind_addr = {host_of(tls.https_bind_addr), 7842};
+    }
+
+    if (auto* f = s.find("hostname")) {
+      if (f->value.IsSequence()) {
+        for (const Field& item : list_items(*f, "a host name or a list of host names")) {
+          tls.hostname.push_back(as_string(item));
+        }
+      } else {
+        tls.hostname.push_back(as_string(*f));
+      }
+    }
+    if (auto* f = s.find("cert_dir")) tls.cert_dir = as_string(*f);
+    tls.manual_cert_path = tls.cert_dir / "default.crt";
+    tls.manual_key_path = tls.cert_dir / "default.key";
+    if (auto* f = s.find("manual_cert_path")) tls.manual_cert_path = as_string(*f);
+    if (auto* f = s.find("manual_key_path")) tls.manual_key_path = as_string(*f);
+    if (auto* f = s.find("prod_tls")) tls.prod_tls = as_bool(*f);
+    if (auto* f = s.find("contact")) tls.contact = as_string(*f);
+    if (auto* f = s.find("dangerous_http_only")) tls.dangerous_http_only = as_bool(*f);
+    if (dev_) tls.dangerous_http_only = true;
+
+    if (tls.cert_mode == CertMode::LetsEncrypt) {
+      if (dev_) {
+        fail(mode->line, mode->path,
+             "letsencrypt cannot be used with --dev (ACME needs the HTTPS listener)");
+      }
+      if (tls.hostname.empty()) {
+        fail(mode->line, child_path(at.path, "hostname"),
+             "letsencrypt needs at least one hostname");
+      }
+      if (tls.contact.empty()) {
+        fail(mode->line, child_path(at.path, "contact"), "letsencrypt needs a contact address");
+      }
+    }
+    tls_lines_.cert_mode = mode->line;
+    if (auto* f = s.find("manual_cert_path")) tls_lines_.cert_path = f->line;
+    if (auto* f = s.find("manual_key_path")) tls_lines_.key_path = f->line;
+    return tls;
+  }
+
+  // The certificate files are read at startup in manual/reloading mode; in --dev only QAD uses
+  // them. Checking here turns a confusing TLS error later into a pointed config error now.
+  void check_tls_files(const Config& cfg, const Field& tls_field) {
+    const TlsConfig& tls = *cfg.tls;
+    if (tls.cert_mode == CertMode::LetsEncrypt) return;
+    if (dev_ && !cfg.enable_quic_addr_discovery) return;
+    auto check = [&](const fs::path& path, int line, const char* key, const char* what) {
+      if (auto reason = unreadable(path)) {
+        fail(line ? line : tls_lines_.cert_mode, child_path(tls_field.path, key),
+             std::string("cannot read ") + what + " " + in_quotes(path.string()) + ": " + *reason);
+      }
+    };
+    check(tls.manual_cert_path, tls_lines_.cert_path, "manual_cert_path", "certificate file");
+    check(tls.manual_key_path, tls_lines_.key_path, "manual_key_path", "private key file");
+  }
+
+  static std::optional<std::string> unreadable(const fs::path& path) {
+    std::error_code ec;
+    auto status = fs::status(path, ec);
+    if (ec) return ec.message();
+    if (fs::is_directory(status)) return std::string("is a directory");
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (!file) return std::string(std::strerror(errno));
+    std::fclose(file);
+    return std::nullopt;
+  }
+
+  Limits read_limits(const Field& at) {
+    Section s = read_map(at, {"accept_conn_limit", "accept_conn_burst", "client", "max_connections",
+                              "handshake_timeout_ms", "write_timeout_ms", "client_queue_capacity"});
+    Limits limits;
+    if (auto* f = s.find("accept_conn_limit")) limits.accept_conn_limit = as_positive_double(*f);
+    if (auto* f = s.find("accept_conn_burst")) {
+      limits.accept_conn_burst = as_uint(*f, 1, std::uint64_t{1} << 32);
+    }
+    if (auto* f = s.find("client")) {
+      Section client = read_map(*f, {"rx"});
+      if (auto* rx_field = client.find("rx")) limits.client_rx = read_client_rx(*rx_field);
+    }
+    if (auto* f = s.find("max_connections")) limits.max_connections = as_uint(*f, 1, 1 << 24);
+    if (auto* f = s.find("handshake_timeout_ms")) {
+      limits.handshake_timeout = std::chrono::milliseconds(as_uint(*f, 1, 3'600'000));
+    }
+    if (auto* f = s.find("write_timeout_ms")) {
+      limits.write_timeout = std::chrono::milliseconds(as_uint(*f, 1, 3'600'000));
+    }
+    if (auto* f = s.find("client_queue_capacity")) {
+      limits.client_queue_capacity = as_uint(*f, 1, 1 << 20);
+    }
+    return limits;
+  }
+
+  std::optional<ClientRxLimit> read_client_rx(const Field& at) {
+    Section s = read_map(at, {"bytes_per_second", "max_burst_bytes"});
+    const Field* bps = s.find("bytes_per_second");
+    const Field* burst = s.find("max_burst_bytes");
+    if (!bps) {
+      if (burst) {
+        fail(burst->line, burst->path, "set without bytes_per_second (which enables the limit)");
+      }
+      return std::nullopt;
+    }
+    constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+    ClientRxLimit rx;
+    rx.bytes_per_second = static_cast<std::uint32_t>(as_uint(*bps, 0, kU32Max));
+    if (rx.bytes_per_second < 10) {
+      fail(bps->line, bps->path,
+           "out of range: " + std::to_string(rx.bytes_per_second) +
+               " (must be at least 10: the refill per 100 ms period would be 0)");
+    }
+    rx.max_burst_bytes =
+        burst ? static_cast<std::uint32_t>(as_uint(*burst, 1, kU32Max)) : rx.bytes_per_second / 10;
+    return rx;
+  }
+
+  AccessConfig read_access(const Field& at) {
+    AccessConfig access;
+    const char* expected =
+        "\"everyone\" or a mapping with one of allowlist, denylist, shared_token, http";
+    if (at.value.IsScalar()) {
+      if (lowercase(at.value.Scalar()) != "everyone") {
+        fail(
+            at.line, at.path,
+            "unknown access mode " + in_quotes(at.value.Scalar()) + " (expected " + expected + ")");
+      }
+      return access;
+    }
+    if (!at.value.IsMap()) {
+      fail(at.line, at.path,
+           std::string("expected ") + expected + ", found " + node_kind(at.value));
+    }
+    Section s = read_map(at, {"allowlist", "denylist", "shared_token", "http"});
+    if (s.empty()) fail(at.line, at.path, std::string("expected ") + expected);
+    if (s.size() > 1) {
+      // Report the later of the conflicting keys: that is the one to delete.
+      const Field* later = nullptr;
+      for (const auto& [name, field] : s.fields()) {
+        if (!later || field.line > later->line) later = &field;
+      }
+      fail(later->line, later->path, "only one access mode may be set");
+    }
+    const auto& [mode, field] = *s.fields().begin();
+    if (mode == "allowlist" || mode == "denylist") {
+      access.mode = mode == "allowlist" ? AccessMode::Allowlist : AccessMode::Denylist;
+      for (const Field& item : list_items(field, "a list of endpoint ids")) {
+        const std::string& text = scalar(item, "an endpoint id");
+        auto id = relay::EndpointId::parse(text);
+        if (!id && !has_endpoint_id_shape(text)) {
+          fail(item.line, item.path,
+               "invalid endpoint id " + in_quotes(text) +
+                   " (expected 64 hex characters or 52 base32 characters)");
+        }
+        if (!id || !id->is_valid_point()) {
+          fail(item.line, item.path,
+               "invalid endpoint id " + in_quotes(text) + " (not an Ed25519 public key)");
+        }
+        access.endpoints.push_back(*id);
+      }
+    } else if (mode == "shared_token") {
+      access.mode = AccessMode::SharedToken;
+      for (const Field& item : list_items(field, "a list of tokens")) {
+        access.tokens.push_back(as_string(item));
+      }
+      shared_token_field_ = field;
+    } else {
+      access.mode = AccessMode::Http;
+      Section http = read_map(field, {"url", "bearer_token"});
+      const Field* url = http.find("url");
+      if (!url) fail(field.line, child_path(field.path, "url"), "required key is missing");
+      access.http_url = as_string(*url);
+      std::string scheme = lowercase(access.http_url.substr(0, access.http_url.find("://")));
+      auto rest = access.http_url.find("://");
+      if ((scheme != "http" && scheme != "https") || rest == std::string::npos ||
+          rest + 3 >= access.http_url.size()) {
+        fail(url->line, url->path,
+             "invalid URL " + in_quotes(access.http_url) + " (expected http://... or https://...)");
+      }
+      if (auto* f = http.find("bearer_token")) access.http_bearer_token = as_string(*f);
+    }
+    return access;
+  }
+
+  void apply_access_env(AccessConfig& access, const Field* access_field) {
+    int line = access_field ? access_field->line : 0;
+    if (access.mode == AccessMode::SharedToken) {
+      const Field& list = shared_token_field_;
+      if (const char* env = std::getenv("IROH_RELAY_ACCESS_TOKEN")) {
+        if (!*env) fail(list.line, list.path, "IROH_RELAY_ACCESS_TOKEN is set but empty");
+        access.tokens = {env};
+      } else if (access.tokens.empty()) {
+        fail(list.line ? list.line : line, list.path, "the token list must not be empty");
+      }
+    }
+    if (access.mode == AccessMode::Http) {
+      if (const char* env = std::getenv("IROH_RELAY_HTTP_BEARER_TOKEN")) {
+        access.http_bearer_token = env;
+      }
+    }
+  }
+
+  struct TlsLines {
+    int cert_mode = 0;
+    int cert_path = 0;
+    int key_path = 0;
+  };
+
+  std::string file_;
+  bool dev_;
+  TlsLines tls_lines_;
+  Field shared_token_field_;
+};
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, int line, std::string key, std::string reason)
+    : std::runtime_error(format_error(file, line, key, reason)),
+      file_(std::move(file)),
+      line_(line),
+      key_(std::move(key)),
+      reason_(std::move(reason)) {}
+
+Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+    throw ConfigError(name, line, "", "YAML syntax error: " + e.msg);
+  }
+  if (documents.size() > 1) {
+    throw ConfigError(name, line_of(documents[1]), "", "more than one YAML document in the file");
+  }
+  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  try {
+    return Loader(name, dev).load(root);
+  } catch (const YAML::Exception& e) {
+    // Not expected (the loader only reads scalars and iterates), but never let it escape raw.
+    int line = e.mark.line >= 0 ? e.mark.line + 1 : 0;
+    throw ConfigError(name, line, "", e.msg);
+  }
+}
+
+Config load_file(const std::filesystem::path& path, bool dev) {
+  const std::string name = path.string();
+  std::error_code ec;
+  auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) {
+    throw ConfigError(
+        name, 0, "",
+        "cannot read config file: " + (ec ? ec.message() : std::string("no such file")));
+  }
+  if (!fs::is_regular_file(status)) {
+    throw ConfigError(name, 0, "", "cannot read config file: not a regular file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(name, 0, "", std::string("cannot read config file: ") + std::strerror(errno));
+  }
+  std::string text;
+  char buffer[4096];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxFileSize) {
+      throw ConfigError(name, 0, "",
+                        "config file is larger than " + std::to_string(kMaxFileSize) + " bytes");
+    }
+  }
+  if (in.bad()) throw ConfigError(name, 0, "", "cannot read config file: read error");
+  return parse_yaml(text, name, dev);
+}
+
+Config dev_default() {
+  Config cfg = parse_yaml("", "<dev default>", true);
+  cfg.source = "<dev default>";
+  return cfg;
+}
+
+}  // namespace iroh::config

@@ -1,0 +1,9 @@
+# Relay benchmarks: relay_throughput (relay vs socat MB/s) and relay_idle_rss (RSS per idle
+# client). Both start iroh-relay as a child process; run them with loadtest/run-relay.sh.
+add_library(relay_loadtest_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/relay_harness.cpp)
+
+add_executable(relay_throughput ${CMAKE_CURRENT_LIST_DIR}/relay_throughput.cpp)
+target_link_libraries(relay_throughput PRIVATE iroh_client relay_loadtest_harness)
+
+add_executable(relay_idle_rss ${CMAKE_CURRENT_LIST_DIR}/relay_idle_rss.cpp)
+target_link_libraries(relay_idle_rss PRIVATE iroh_client relay_loadtest_harness)

@@ -1,0 +1,83 @@
+#include "log.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace iroh::log {
+namespace {
+
+std::atomic<Level> g_level{Level::Info};
+std::mutex g_write_mutex;
+
+std::string_view level_name(Level l) {
+  switch (l) {
+    case Level::Trace:
+      return "TRACE";
+    case Level::Debug:
+      return "DEBUG";
+    case Level::Info:
+      return "INFO";
+    case Level::Warn:
+      return "WARN";
+    case Level::Error:
+      return "ERROR";
+    case Level::Off:
+      return "OFF";
+  }
+  return "?";
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i] >= 'A' && a[i] <= 'Z' ? char(a[i] - 'A' + 'a') : a[i];
+    if (x != b[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool set_level(std::string_view name) {
+  static constexpr std::pair<std::string_view, Level> kNames[] = {
+      {"trace", Level::Trace}, {"debug", Level::Debug},  {"info", Level::Info},
+      {"warn", Level::Warn},   {"warning", Level::Warn}, {"error", Level::Error},
+      {"off", Level::Off}};
+  for (const auto& [n, l] : kNames) {
+    if (iequals(name, n)) {
+      g_level.store(l, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+void set_level(Level l) {
+  g_level.store(l, std::memory_order_relaxed);
+}
+Level level() {
+  return g_level.load(std::memory_order_relaxed);
+}
+
+void write(Level l, std::string_view message) {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char stamp[64];
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(millis));
+  std::string line;
+  line.reserve(message.size() + 40);
+  line.append(stamp).append(" ").append(level_name(l)).append(" ").append(message).append("\n");
+  std::lock_guard lock(g_write_mutex);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace iroh::log

@@ -1,0 +1,86 @@
+// Persistent store of signed pkarr packets (spec address-lookup.md §2.4, §7): one packet per
+// public key, the most recent one wins, packets older than `max_age` are evicted.
+//
+// The interface is what the HTTP API, the DNS server and the eviction task need and nothing more,
+// so that a shared backend (PostgreSQL for several instances) can implement it too; such a backend
+// must bound the age of its per-instance cache (or invalidate it on NOTIFY), since other
+// instances write behind its back. Every method
+// is thread-safe and blocking (call it from a thread pool, not from an io_context thread that
+// serves latency-sensitive traffic, when the backend may be slow).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "iroh/pkarr.hpp"
+
+namespace iroh::server {
+
+struct PkarrStoreError {
+  std::string message;
+};
+
+enum class PkarrPutOutcome {
+  Inserted,  // no packet was stored for this key
+  Updated,   // replaced a less recent packet
+  NotNewer,  // the stored packet is as recent or more recent (§2.4): nothing changed
+};
+// The outcome is only reported once the write is durable (see PkarrSynchronous); on any error
+// nothing was acknowledged and the previously stored packet is still there.
+using PkarrPutResult = std::variant<PkarrPutOutcome, PkarrStoreError>;
+// nullopt = no packet stored for the key (or evicted).
+using PkarrGetResult = std::variant<std::optional<pkarr::SignedPacket>, PkarrStoreError>;
+
+class PkarrStore {
+ public:
+  virtual ~PkarrStore() = default;
+
+  // Stores `packet` unless the stored packet for its key is as recent or more recent (§2.4:
+  // newer timestamp, or same timestamp and lexicographically greater DNS bytes). Atomic per key.
+  virtual PkarrPutResult put(const pkarr::SignedPacket& packet) = 0;
+  virtual PkarrGetResult get(const pkarr::PublicKey& key) = 0;
+  // Deletes every packet whose signed timestamp is < `cutoff_us` (µs since the epoch, §7.2) and
+  // returns how many were deleted (0 on error: eviction is retried by the next run).
+  virtual std::size_t evict_older_than(std::uint64_t cutoff_us) = 0;
+  // Number of stored packets.
+  virtual std::size_t size() = 0;
+};
+
+// SQLite `synchronous` in WAL mode:
+//  Normal: a commit is written to the WAL (the OS page cache) before put() returns, so an
+//          acknowledged packet survives a crash or SIGKILL of the process; the WAL is fsynced at
+//          checkpoints only, so a power loss or kernel crash may lose the last commits.
+//  Full:   every commit is fsynced as well (survives power loss; costs one fsync per commit,
+//          amortised by group commit of concurrent puts).
+enum class PkarrSynchronous { Normal, Full };
+
+struct PkarrStoreOptions {
+  std::filesystem::path path;                   // database file, e.g. <data_dir>/pkarr.db
+  std::chrono::seconds max_age{7 * 24 * 3600};  // §7.2 eviction age (used by callers)
+  std::size_t cache_entries = 65536;            // bounded LRU in front of the database
+  PkarrSynchronous synchronous = PkarrSynchronous::Normal;
+  std::size_t read_connections = 4;              // concurrent readers (WAL allows them)
+  std::chrono::milliseconds busy_timeout{5000};  // another process holding the write lock
+  std::size_t evict_batch = 10000;               // rows deleted per write transaction
+};
+
+// Microseconds since the Unix epoch of `now - options.max_age`: the cutoff for
+// evict_older_than().
+std::uint64_t pkarr_eviction_cutoff(const PkarrStoreOptions& options,
+                                    std::chrono::system_clock::time_point now);
+
+using PkarrStoreOpenResult = std::variant<std::unique_ptr<PkarrStore>, PkarrStoreError>;
+
+// Embedded SQLite store (WAL). Creates the file (not its directory) if missing. Fails with a
+// message naming the file if it cannot be created or opened, is not a database, is corrupt, or
+// was written by a newer schema. Concurrent put() calls are committed in one transaction (group
+// commit); get() is served by an LRU cache and a small pool of read connections.
+PkarrStoreOpenResult open_sqlite_pkarr_store(const PkarrStoreOptions& options);
+
+}  // namespace iroh::server

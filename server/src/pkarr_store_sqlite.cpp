@@ -1,0 +1,540 @@
+// SQLite implementation of PkarrStore (see pkarr_store.hpp for the contract).
+//
+// Writes: one connection, owned by whichever put() call is the current "leader": concurrent puts
+// queue up while a transaction commits and the next leader commits all of them in one
+// transaction (group commit), so the cost of a commit (and of its fsync with synchronous=FULL) is
+// shared. Reads: a pool of connections (WAL lets them run while the writer commits) behind an LRU
+// cache that writes keep up to date.
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "pkarr_store.hpp"
+
+namespace iroh::server {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// SQLite integers are signed: flipping the top bit maps u64 order onto i64 order.
+std::int64_t timestamp_key(std::uint64_t ts) {
+  return static_cast<std::int64_t>(ts ^ 0x8000000000000000ULL);
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Keyed (SipHash) so that keys chosen by clients cannot flood one hash bucket.
+struct KeyHash {
+  std::array<std::uint8_t, crypto_shorthash_KEYBYTES> secret;
+  KeyHash() { randombytes_buf(secret.data(), secret.size()); }
+  std::size_t operator()(const pkarr::PublicKey& key) const noexcept {
+    std::uint64_t out = 0;
+    crypto_shorthash(reinterpret_cast<unsigned char*>(&out), key.bytes.data(), key.bytes.size(),
+                     secret.data());
+    return static_cast<std::size_t>(out);
+  }
+};
+
+// LRU of key -> latest packet, or nullopt for "known absent". `epoch` changes on every write so
+// that a reader that loaded a row before a concurrent write does not cache the stale row.
+class PacketCache {
+ public:
+  explicit PacketCache(std::size_t capacity) : capacity_(capacity), index_(16, KeyHash()) {}
+
+  // true if cached; `out` then holds the packet or nullopt.
+  bool lookup(const pkarr::PublicKey& key, std::optional<pkarr::SignedPacket>& out) {
+    std::lock_guard lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return false;
+    entries_.splice(entries_.begin(), entries_, it->second);
+    out = it->second->second;
+    return true;
+  }
+
+  std::uint64_t epoch() {
+    std::lock_guard lock(mu_);
+    return epoch_;
+  }
+
+  void insert_if_unchanged(const pkarr::PublicKey& key,
+                           const std::optional<pkarr::SignedPacket>& value,
+                           std::uint64_t seen_epoch) {
+    std::lock_guard lock(mu_);
+    if (seen_epoch != epoch_) return;
+    set_locked(key, value);
+  }
+
+  void store(const pkarr::SignedPacket& packet) {
+    std::lock_guard lock(mu_);
+    ++epoch_;
+    set_locked(packet.public_key(), packet);
+  }
+
+  void evict_older_than(std::uint64_t cutoff_us) {
+    std::lock_guard lock(mu_);
+    ++epoch_;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second && it->second->timestamp_us() < cutoff_us) {
+        index_.erase(it->first);
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void bump_epoch() {
+    std::lock_guard lock(mu_);
+    ++epoch_;
+  }
+
+ private:
+  using Entry = std::pair<pkarr::PublicKey, std::optional<pkarr::SignedPacket>>;
+
+  void set_locked(const pkarr::PublicKey& key, const std::optional<pkarr::SignedPacket>& value) {
+    if (capacity_ == 0) return;
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+      it->second->second = value;
+      entries_.splice(entries_.begin(), entries_, it->second);
+      return;
+    }
+    entries_.emplace_front(key, value);
+    index_.emplace(key, entries_.begin());
+    if (entries_.size() > capacity_) {
+      index_.erase(entries_.back().first);
+      entries_.pop_back();
+    }
+  }
+
+  std::mutex mu_;
+  std::size_t capacity_;
+  std::uint64_t epoch_ = 0;
+  std::list<Entry> entries_;
+  std::unordered_map<pkarr::PublicKey, std::list<Entry>::iterator, KeyHash> index_;
+};
+
+struct StmtDeleter {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtDeleter>;
+
+// One connection with its prepared statements.
+struct Connection {
+  sqlite3* db = nullptr;
+  Stmt get, count, existing, upsert, evict, begin, commit, rollback;
+
+  Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection() {
+    get.reset();
+    count.reset();
+    existing.reset();
+    upsert.reset();
+    evict.reset();
+    begin.reset();
+    commit.reset();
+    rollback.reset();
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+};
+
+class SqlitePkarrStore final : public PkarrStore {
+ public:
+  SqlitePkarrStore(PkarrStoreOptions options, std::unique_ptr<Connection> writer,
+                   std::vector<std::unique_ptr<Connection>> readers)
+      : options_(std::move(options)),
+        writer_(std::move(writer)),
+        readers_(std::move(readers)),
+        cache_(options_.cache_entries) {
+    for (auto& r : readers_) idle_readers_.push_back(r.get());
+  }
+
+  PkarrPutResult put(const pkarr::SignedPacket& packet) override;
+  PkarrGetResult get(const pkarr::PublicKey& key) override;
+  std::size_t evict_older_than(std::uint64_t cutoff_us) override;
+  std::size_t size() override;
+
+ private:
+  struct PendingPut {
+    const pkarr::SignedPacket* packet;
+    PkarrPutResult result = PkarrStoreError{"not written"};
+    bool done = false;
+  };
+
+  void commit_batch(const std::vector<PendingPut*>& batch);
+  std::variant<PkarrPutOutcome, PkarrStoreError> apply_put(const pkarr::SignedPacket& packet);
+  PkarrStoreError error(std::string_view what, sqlite3* db) const;
+  bool exec_stmt(sqlite3_stmt* stmt);
+
+  Connection* acquire_reader();
+  void release_reader(Connection* c);
+
+  PkarrStoreOptions options_;
+  std::unique_ptr<Connection> writer_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+
+  std::mutex write_mu_;
+  std::condition_variable write_cv_;
+  bool writer_busy_ = false;
+  std::vector<PendingPut*> queue_;
+
+  std::mutex reader_mu_;
+  std::condition_variable reader_cv_;
+  std::vector<Connection*> idle_readers_;
+
+  PacketCache cache_;
+};
+
+PkarrStoreError SqlitePkarrStore::error(std::string_view what, sqlite3* db) const {
+  return PkarrStoreError{"pkarr store " + options_.path.string() + ": " + std::string(what) + ": " +
+                         sqlite3_errmsg(db)};
+}
+
+bool SqlitePkarrStore::exec_stmt(sqlite3_stmt* stmt) {
+  const int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  return rc == SQLITE_DONE || rc == SQLITE_ROW;
+}
+
+std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
+    const pkarr::SignedPacket& packet) {
+  sqlite3* db = writer_->db;
+  const auto& key = packet.public_key().bytes;
+
+  sqlite3_stmt* existing = writer_->existing.get();
+  sqlite3_bind_blob(existing, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(existing);
+  sqlite3_reset(existing);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
+  const bool existed = rc == SQLITE_ROW;
+
+  // Newest wins inside SQL (§2.4): the update only happens if the new packet is more recent.
+  sqlite3_stmt* upsert = writer_->upsert.get();
+  const auto bytes = packet.bytes();
+  sqlite3_bind_blob(upsert, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(upsert, 2, timestamp_key(packet.timestamp_us()));
+  sqlite3_bind_blob(upsert, 3, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(upsert, 4, now_us());
+  const int urc = sqlite3_step(upsert);
+  sqlite3_reset(upsert);
+  sqlite3_clear_bindings(upsert);
+  if (urc != SQLITE_DONE) return error("write", db);
+  if (sqlite3_changes(db) == 0) return PkarrPutOutcome::NotNewer;
+  return existed ? PkarrPutOutcome::Updated : PkarrPutOutcome::Inserted;
+}
+
+void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
+  sqlite3* db = writer_->db;
+  auto fail_all = [&](const PkarrStoreError& e) {
+    for (PendingPut* p : batch) p->result = e;
+  };
+  if (!exec_stmt(writer_->begin.get())) {
+    fail_all(error("begin", db));
+    return;
+  }
+  for (PendingPut* p : batch) {
+    auto outcome = apply_put(*p->packet);
+    if (auto* e = std::get_if<PkarrStoreError>(&outcome)) {
+      // Nothing of this transaction is acknowledged, so nothing is lost by rolling it back.
+      PkarrStoreError err = *e;
+      exec_stmt(writer_->rollback.get());
+      fail_all(err);
+      return;
+    }
+    p->result = std::get<PkarrPutOutcome>(outcome);
+  }
+  if (!exec_stmt(writer_->commit.get())) {
+    PkarrStoreError err = error("commit", db);
+    if (!sqlite3_get_autocommit(db)) exec_stmt(writer_->rollback.get());
+    fail_all(err);
+    return;
+  }
+  for (PendingPut* p : batch) {
+    auto* outcome = std::get_if<PkarrPutOutcome>(&p->result);
+    if (outcome && *outcome != PkarrPutOutcome::NotNewer) cache_.store(*p->packet);
+  }
+}
+
+PkarrPutResult SqlitePkarrStore::put(const pkarr::SignedPacket& packet) {
+  PendingPut request{&packet};
+  std::unique_lock lock(write_mu_);
+  queue_.push_back(&request);
+  while (!request.done) {
+    if (writer_busy_) {
+      write_cv_.wait(lock);
+      continue;
+    }
+    writer_busy_ = true;
+    std::vector<PendingPut*> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    commit_batch(batch);
+    lock.lock();
+    for (PendingPut* p : batch) p->done = true;
+    writer_busy_ = false;
+    write_cv_.notify_all();
+  }
+  return request.result;
+}
+
+Connection* SqlitePkarrStore::acquire_reader() {
+  std::unique_lock lock(reader_mu_);
+  reader_cv_.wait(lock, [&] { return !idle_readers_.empty(); });
+  Connection* c = idle_readers_.back();
+  idle_readers_.pop_back();
+  return c;
+}
+
+void SqlitePkarrStore::release_reader(Connection* c) {
+  {
+    std::lock_guard lock(reader_mu_);
+    idle_readers_.push_back(c);
+  }
+  reader_cv_.notify_one();
+}
+
+PkarrGetResult SqlitePkarrStore::get(const pkarr::PublicKey& key) {
+  std::optional<pkarr::SignedPacket> cached;
+  if (cache_.lookup(key, cached)) return cached;
+  const std::uint64_t epoch = cache_.epoch();
+
+  Connection* c = acquire_reader();
+  sqlite3_stmt* stmt = c->get.get();
+  sqlite3_bind_blob(stmt, 1, key.bytes.data(), static_cast<int>(key.bytes.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(stmt);
+  PkarrGetResult result = std::optional<pkarr::SignedPacket>{};
+  if (rc == SQLITE_ROW) {
+    const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, 0));
+    const int size = sqlite3_column_bytes(stmt, 0);
+    // Re-verified: a damaged row is reported, never served.
+    auto parsed = pkarr::SignedPacket::from_bytes(
+        pkarr::ByteSpan(data, data == nullptr ? 0 : static_cast<std::size_t>(size)));
+    auto* packet = std::get_if<pkarr::SignedPacket>(&parsed);
+    if (packet != nullptr && packet->public_key() == key) {
+      result = std::optional<pkarr::SignedPacket>(std::move(*packet));
+    } else {
+      result = PkarrStoreError{"pkarr store " + options_.path.string() + ": damaged row for key " +
+                               pkarr::key_to_z32(key)};
+    }
+  } else if (rc != SQLITE_DONE) {
+    result = error("read", c->db);
+  }
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  release_reader(c);
+
+  if (auto* value = std::get_if<std::optional<pkarr::SignedPacket>>(&result)) {
+    cache_.insert_if_unchanged(key, *value, epoch);
+  }
+  return result;
+}
+
+std::size_t SqlitePkarrStore::evict_older_than(std::uint64_t cutoff_us) {
+  std::size_t total = 0;
+  const std::size_t batch = std::max<std::size_t>(options_.evict_batch, 1);
+  // Chunks of `batch` rows, each its own transaction, so puts are not blocked for long.
+  for (;;) {
+    {
+      std::unique_lock lock(write_mu_);
+      write_cv_.wait(lock, [&] { return !writer_busy_; });
+      writer_busy_ = true;
+    }
+    sqlite3_stmt* stmt = writer_->evict.get();
+    sqlite3_bind_int64(stmt, 1, timestamp_key(cutoff_us));
+    sqlite3_bind_int64(stmt, 2, static_cast<std::int64_t>(batch));
+    const int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    const std::size_t deleted =
+        rc == SQLITE_DONE ? static_cast<std::size_t>(sqlite3_changes(writer_->db)) : 0;
+    if (deleted > 0) cache_.evict_older_than(cutoff_us);
+    {
+      std::lock_guard lock(write_mu_);
+      writer_busy_ = false;
+    }
+    write_cv_.notify_all();
+    total += deleted;
+    if (rc != SQLITE_DONE || deleted < batch) break;
+  }
+  return total;
+}
+
+std::size_t SqlitePkarrStore::size() {
+  Connection* c = acquire_reader();
+  sqlite3_stmt* stmt = c->count.get();
+  std::size_t n = 0;
+  if (sqlite3_step(stmt) == SQLITE_ROW) n = static_cast<std::size_t>(sqlite3_column_int64(stmt, 0));
+  sqlite3_reset(stmt);
+  release_reader(c);
+  return n;
+}
+
+// ---- opening ------------------------------------------------------------------------------------
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS pkarr_packets (
+  public_key BLOB PRIMARY KEY NOT NULL,
+  timestamp INTEGER NOT NULL,  -- signed packet timestamp (µs) with the top bit flipped
+  packet BLOB NOT NULL,        -- full signed packet: key || signature || timestamp || DNS
+  stored_at INTEGER NOT NULL   -- µs since the epoch of the last write
+);
+CREATE INDEX IF NOT EXISTS pkarr_packets_by_timestamp ON pkarr_packets(timestamp);
+)sql";
+
+// §2.4 in SQL: newer timestamp, or the same timestamp and greater DNS bytes (BLOB comparison is
+// memcmp, shorter prefix first; the DNS message starts at byte 105).
+constexpr const char* kUpsert = R"sql(
+INSERT INTO pkarr_packets (public_key, timestamp, packet, stored_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (public_key) DO UPDATE SET
+  timestamp = excluded.timestamp, packet = excluded.packet, stored_at = excluded.stored_at
+WHERE excluded.timestamp > pkarr_packets.timestamp
+   OR (excluded.timestamp = pkarr_packets.timestamp
+       AND substr(excluded.packet, 105) > substr(pkarr_packets.packet, 105))
+)sql";
+
+constexpr const char* kEvict = R"sql(
+DELETE FROM pkarr_packets WHERE rowid IN
+  (SELECT rowid FROM pkarr_packets WHERE timestamp < ?1 LIMIT ?2)
+)sql";
+
+struct Opener {
+  const PkarrStoreOptions& options;
+
+  PkarrStoreError fail(std::string_view what, sqlite3* db) const {
+    return PkarrStoreError{"pkarr store " + options.path.string() + ": " + std::string(what) +
+                           ": " + (db ? sqlite3_errmsg(db) : "out of memory")};
+  }
+
+  std::optional<PkarrStoreError> exec(sqlite3* db, const char* sql, std::string_view what) const {
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      PkarrStoreError e{"pkarr store " + options.path.string() + ": " + std::string(what) + ": " +
+                        (message ? message : sqlite3_errmsg(db))};
+      sqlite3_free(message);
+      return e;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<PkarrStoreError> prepare(sqlite3* db, const char* sql, Stmt& out) const {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      return fail("prepare", db);
+    }
+    out.reset(stmt);
+    return std::nullopt;
+  }
+
+  std::variant<std::unique_ptr<Connection>, PkarrStoreError> connect(bool writer) const {
+    auto c = std::make_unique<Connection>();
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (writer) flags |= SQLITE_OPEN_CREATE;
+    const int rc = sqlite3_open_v2(options.path.c_str(), &c->db, flags, nullptr);
+    if (rc != SQLITE_OK) return fail("cannot open", c->db);
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_timeout(c->db, static_cast<int>(options.busy_timeout.count()));
+    if (writer) {
+      // journal_mode answers with the mode in effect; anything but "wal" means no durability
+      // guarantee we can document, so it is an error.
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &stmt, nullptr) != SQLITE_OK) {
+        return fail("not a usable database", c->db);
+      }
+      Stmt guard(stmt);
+      if (sqlite3_step(stmt) != SQLITE_ROW) return fail("not a usable database", c->db);
+      const auto* mode = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      if (mode == nullptr || std::strcmp(mode, "wal") != 0) {
+        return PkarrStoreError{"pkarr store " + options.path.string() +
+                               ": cannot switch to WAL journal mode"};
+      }
+      guard.reset();
+      const char* sync = options.synchronous == PkarrSynchronous::Full
+                             ? "PRAGMA synchronous=FULL"
+                             : "PRAGMA synchronous=NORMAL";
+      if (auto e = exec(c->db, sync, "synchronous")) return *e;
+      // Truncate the WAL back to 64 MiB after checkpoints instead of keeping its peak size.
+      if (auto e = exec(c->db, "PRAGMA journal_size_limit=67108864", "journal_size_limit")) {
+        return *e;
+      }
+      if (auto e = check_version(c->db)) return *e;
+      if (auto e = exec(c->db, kSchema, "create schema")) return *e;
+      if (auto e = exec(c->db, "PRAGMA user_version=1", "schema version")) return *e;
+      if (auto e =
+              prepare(c->db, "SELECT 1 FROM pkarr_packets WHERE public_key = ?1", c->existing)) {
+        return *e;
+      }
+      if (auto e = prepare(c->db, kUpsert, c->upsert)) return *e;
+      if (auto e = prepare(c->db, kEvict, c->evict)) return *e;
+      if (auto e = prepare(c->db, "BEGIN IMMEDIATE", c->begin)) return *e;
+      if (auto e = prepare(c->db, "COMMIT", c->commit)) return *e;
+      if (auto e = prepare(c->db, "ROLLBACK", c->rollback)) return *e;
+    } else {
+      if (auto e = exec(c->db, "PRAGMA query_only=1", "read connection")) return *e;
+      if (auto e =
+              prepare(c->db, "SELECT packet FROM pkarr_packets WHERE public_key = ?1", c->get)) {
+        return *e;
+      }
+      if (auto e = prepare(c->db, "SELECT count(*) FROM pkarr_packets", c->count)) return *e;
+    }
+    return c;
+  }
+
+  std::optional<PkarrStoreError> check_version(sqlite3* db) const {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) != SQLITE_OK) {
+      return fail("not a usable database", db);
+    }
+    Stmt guard(stmt);
+    if (sqlite3_step(stmt) != SQLITE_ROW) return fail("not a usable database", db);
+    const int version = sqlite3_column_int(stmt, 0);
+    if (version > kSchemaVersion) {
+      return PkarrStoreError{"pkarr store " + options.path.string() + ": schema version " +
+                             std::to_string(version) + " is newer than this build supports (" +
+                             std::to_string(kSchemaVersion) + ")"};
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+std::uint64_t pkarr_eviction_cutoff(const PkarrStoreOptions& options,
+                                    std::chrono::system_clock::time_point now) {
+  const auto now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  const auto age_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options.max_age).count();
+  return now_us > age_us ? static_cast<std::uint64_t>(now_us - age_us) : 0;
+}
+
+PkarrStoreOpenResult open_sqlite_pkarr_store(const PkarrStoreOptions& options) {
+  if (sodium_init() < 0) return PkarrStoreError{"pkarr store: libsodium initialisation failed"};
+  if (options.path.empty()) return PkarrStoreError{"pkarr store: no database path configured"};
+  Opener opener{options};
+  auto writer = opener.connect(true);
+  if (auto* e = std::get_if<PkarrStoreError>(&writer)) return *e;
+  std::vector<std::unique_ptr<Connection>> readers;
+  const std::size_t reader_count = std::max<std::size_t>(options.read_connections, 1);
+  for (std::size_t i = 0; i < reader_count; ++i) {
+    auto reader = opener.connect(false);
+    if (auto* e = std::get_if<PkarrStoreError>(&reader)) return *e;
+    readers.push_back(std::move(std::get<std::unique_ptr<Connection>>(reader)));
+  }
+  return std::unique_ptr<PkarrStore>(std::make_unique<SqlitePkarrStore>(
+      options, std::move(std::get<std::unique_ptr<Connection>>(writer)), std::move(readers)));
+}
+
+}  // namespace iroh::server

@@ -1,0 +1,100 @@
+// QUIC address discovery service (spec relay.md §7): a UDP socket, the QAD connections routed by
+// connection ID, and one timer, all on one io_context (C++20 coroutines).
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "qad/qad_connection.hpp"
+#include "qad/quic_tls.hpp"
+
+namespace iroh::server {
+
+struct QadConfig {
+  boost::asio::ip::udp::endpoint bind_addr{boost::asio::ip::udp::v6(), 7842};
+  // Certificate: PEM files (the HTTPS certificate), or PEM text (e.g. the --dev self-signed one
+  // from quic::generate_self_signed_certificate). PEM text wins when both are set.
+  std::string cert_path;
+  std::string key_path;
+  std::optional<quic::PemCertificate> certificate_pem;
+  std::size_t max_connections = 10000;
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds handshake_timeout{10000};
+  // Optional sink for one-line diagnostics.
+  std::function<void(std::string_view)> log;
+};
+
+// Metric counters named as in spec §10.
+struct QadCounters {
+  std::atomic<std::uint64_t> qad_incoming{0};
+  std::atomic<std::uint64_t> qad_incoming_error{0};
+  std::atomic<std::uint64_t> qad_connections{0};
+  std::atomic<std::uint64_t> qad_connections_closed{0};
+  std::atomic<std::uint64_t> qad_connections_errored{0};
+  // Datagrams dropped: undecodable, unknown connection, over the connection cap, send failures.
+  std::atomic<std::uint64_t> datagrams_dropped{0};
+  std::atomic<std::uint64_t> version_negotiations_sent{0};
+};
+
+// Not thread-safe: construct, start(), stop() and destroy it on the thread that runs `io` (or
+// while `io` is not running). counters() may be read from any thread.
+class QadService {
+ public:
+  QadService(boost::asio::io_context& io, QadConfig config);
+  ~QadService();
+  QadService(const QadService&) = delete;
+  QadService& operator=(const QadService&) = delete;
+
+  // Loads the certificate and binds the socket; throws std::runtime_error with a message a person
+  // can act on.
+  void start();
+  // Closes every connection with application code 1 "finished" (spec §7.1), then the socket.
+  void stop();
+  boost::asio::ip::udp::endpoint local_endpoint() const;
+  const QadCounters& counters() const { return counters_; }
+  std::size_t connection_count() const { return connections_.size(); }
+
+ private:
+  using ConnectionPtr = std::shared_ptr<quic::QadConnection>;
+
+  boost::asio::awaitable<void> receive_loop();
+  boost::asio::awaitable<void> timer_loop();
+  void on_datagram(quic::ByteSpan datagram, const boost::asio::ip::udp::endpoint& from);
+  void accept_initial(const quic::PacketHeader& header, quic::ByteSpan datagram,
+                      const boost::asio::ip::udp::endpoint& from);
+  // Sends what the connection has queued, reschedules its timer, forgets it once closed.
+  void flush(const ConnectionPtr& connection);
+  void send(const boost::asio::ip::udp::endpoint& to, quic::ByteSpan data);
+  void remove(const ConnectionPtr& connection);
+  void log(std::string_view message) const;
+
+  boost::asio::io_context& io_;
+  QadConfig config_;
+  QadCounters counters_;
+  std::shared_ptr<quic::ServerCredentials> credentials_;
+  boost::asio::ip::udp::socket socket_;
+  boost::asio::steady_timer timer_;
+  bool running_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unordered_map<std::string, ConnectionPtr> by_cid_;  // original DCID and local CID
+  std::map<quic::QadConnection*, ConnectionPtr> connections_;
+  std::set<std::pair<quic::Clock::time_point, quic::QadConnection*>> deadlines_;
+  std::map<quic::QadConnection*, quic::Clock::time_point> scheduled_;
+  std::set<quic::QadConnection*> counted_established_;
+};
+
+}  // namespace iroh::server

@@ -1,0 +1,1042 @@
+#include "relay_service.hpp"
+
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <ctime>
+#include <mutex>
+#include <unordered_set>
+
+#include "access_control.hpp"
+#include "client_registry.hpp"
+#include "log.hpp"
+#include "rate_limiter.hpp"
+#include "tls.hpp"
+
+#ifndef IROH_RELAY_VERSION
+#define IROH_RELAY_VERSION "0.0.0"
+#endif
+
+namespace iroh::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::string_view kHstsValue = "max-age=63072000; includeSubDomains";
+constexpr std::string_view kCspValue =
+    "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'self'; "
+    "block-all-mixed-content; plugin-types 'none'";
+constexpr std::string_view kIndexHtml =
+    "<html><body>\n"
+    "<h1>Iroh Relay</h1>\n"
+    "<p>\n"
+    "  This is an <a href=\"https://iroh.computer/\">Iroh</a> Relay server.\n"
+    "</p>\n";
+constexpr std::size_t kMaxHttpHeader = 16 * 1024;
+constexpr std::size_t kMaxHttpBody = 64 * 1024;
+// Pongs, Status and EndpointGone share this lane; a client that floods Pings without reading
+// loses Pongs rather than growing memory.
+constexpr std::size_t kControlQueueCapacity = 512;
+// Read buffers above this are released after each message so idle clients stay small.
+constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
+// First read of each message; later reads of the same message grow geometrically from this.
+constexpr std::size_t kIdleReadBytes = 64;
+constexpr std::size_t kGrowReadBytes = 2048;
+
+enum class ListenerRole { RelayService, CaptivePortal };
+
+auto ec_token(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
+
+template <class Fields>
+void add_security_headers(http::header<false, Fields>& h) {
+  h.set("Strict-Transport-Security", kHstsValue);
+  h.set("Content-Security-Policy", kCspValue);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::uint64_t random_u32(std::uint32_t upper_exclusive) {
+  return randombytes_uniform(upper_exclusive);
+}
+
+// Keepalive interval of §6.5: 15 s + a whole number of seconds in [1, 5].
+Clock::duration first_ping_interval() {
+  return 15s + std::chrono::seconds(1 + random_u32(5));
+}
+
+// A FIFO of encoded frames that releases its storage when drained, so an idle client holds none.
+class FrameFifo {
+ public:
+  std::size_t size() const { return items_.size() - head_; }
+  bool empty() const { return head_ == items_.size(); }
+  void push(relay::Bytes&& frame) { items_.push_back(std::move(frame)); }
+  relay::Bytes pop() {
+    relay::Bytes frame = std::move(items_[head_++]);
+    if (head_ == items_.size()) {
+      clear();
+    } else if (head_ >= 64 && head_ * 2 >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + std::ptrdiff_t(head_));
+      head_ = 0;
+    }
+    return frame;
+  }
+  std::size_t clear() {
+    std::size_t n = size();
+    items_.clear();
+    head_ = 0;
+    if (items_.capacity() > 16) items_.shrink_to_fit();
+    return n;
+  }
+
+ private:
+  std::vector<relay::Bytes> items_;
+  std::size_t head_ = 0;
+};
+
+class TrackedConnection {
+ public:
+  virtual ~TrackedConnection() = default;
+  // Any thread; only posts.
+  virtual void close() = 0;
+  // Null once the connection is being destroyed.
+  virtual std::shared_ptr<TrackedConnection> lock_tracked() = 0;
+};
+
+class ConnectionSet {
+ public:
+  void add(TrackedConnection* c) {
+    std::lock_guard lock(mutex_);
+    set_.insert(c);
+  }
+  void remove(TrackedConnection* c) {
+    std::lock_guard lock(mutex_);
+    set_.erase(c);
+  }
+  void close_all() {
+    // Strong references taken under the lock, used and released outside it: the last release
+    // runs the destructor, which takes the lock again.
+    std::vector<std::shared_ptr<TrackedConnection>> alive;
+    {
+      std::lock_guard lock(mutex_);
+      alive.reserve(set_.size());
+      for (auto* c : set_) {
+        if (auto strong = c->lock_tracked()) alive.push_back(std::move(strong));
+      }
+    }
+    for (auto& c : alive) c->close();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<TrackedConnection*> set_;
+};
+
+tcp::endpoint resolve_bind_addr(const config::SocketAddr& addr) {
+  std::string host = addr.host;
+  if (host.empty() || host == "*") host = "::";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  error_code ec;
+  auto ip = asio::ip::make_address(host, ec);
+  if (!ec) return {ip, addr.port};
+  asio::io_context ioc;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(host, std::to_string(addr.port), ec);
+  if (ec || results.empty()) {
+    throw boost::system::system_error(ec ? ec : asio::error::host_not_found,
+                                      "cannot resolve bind address " + addr.to_string());
+  }
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+struct RelayServiceState {
+  RelayServiceState(const config::Config& c, RelayMetrics& m)
+      : config(c), metrics(m), registry(m), access(c.access, c.source.string()) {}
+
+  const config::Config& config;
+  RelayMetrics& metrics;
+  ClientRegistry registry;
+  AccessControl access;
+  HttpRouter relay_router;
+  HttpRouter captive_router;
+  std::optional<ssl::context> tls_context;
+  ConnectionSet connections;
+  std::atomic<bool> stopping{false};
+  Clock::time_point started = Clock::now();
+
+  struct Listener {
+    tcp::acceptor acceptor;
+    ListenerRole role;
+    bool tls;
+  };
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::optional<tcp::endpoint> http_endpoint;
+  std::optional<tcp::endpoint> https_endpoint;
+};
+
+std::string format_endpoint(const tcp::endpoint& ep) {
+  auto addr = ep.address();
+  if (addr.is_v6()) {
+    auto v6 = addr.to_v6();
+    if (v6.is_v4_mapped())
+      return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string() + ":" +
+             std::to_string(ep.port());
+    return "[" + v6.to_string() + "]:" + std::to_string(ep.port());
+  }
+  return addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+std::string http_date() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+std::optional<std::string> captive_portal_response(std::string_view challenge) {
+  if (challenge.empty() || challenge.size() >= 64) return std::nullopt;
+  for (char c : challenge) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return std::nullopt;
+  }
+  return "response " + std::string(challenge);
+}
+
+UpgradeCheck check_upgrade_request(const HttpRequest& req) {
+  UpgradeCheck out;
+  auto upgrade = req.find(http::field::upgrade);
+  if (upgrade == req.end()) {
+    out.error = "missing header: upgrade";
+    return out;
+  }
+  if (!iequals(upgrade->value(), "websocket")) {
+    out.error = "invalid header value for upgrade: value must be websocket";
+    return out;
+  }
+  if (req.find(http::field::sec_websocket_key) == req.end()) {
+    out.error = "missing header: sec-websocket-key";
+    return out;
+  }
+  auto version = req.find(http::field::sec_websocket_version);
+  if (version == req.end()) {
+    out.error = "missing header: sec-websocket-version";
+    return out;
+  }
+  if (version->value() != "13") {
+    out.error =
+        "invalid header value for sec-websocket-version: unsupported websocket version, only "
+        "supporting 13";
+    out.bad_ws_version = true;
+    return out;
+  }
+  auto protocol = req.find(http::field::sec_websocket_protocol);
+  if (protocol == req.end()) {
+    out.error = "missing header: sec-websocket-protocol";
+    return out;
+  }
+  std::string_view value = protocol->value();
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if (!(u == '\t' || (u >= 0x20 && u < 0x7f))) {
+      out.error = "invalid header value for sec-websocket-protocol: header value is not ascii";
+      return out;
+    }
+  }
+  auto negotiated = relay::negotiate_subprotocol(value);
+  if (!negotiated) {
+    out.error =
+        "invalid header value for sec-websocket-protocol: unsupported relay version: we support "
+        "iroh-relay-v2, iroh-relay-v1 but you only provide " +
+        std::string(value);
+    return out;
+  }
+  out.ok = true;
+  out.version = static_cast<int>(*negotiated);
+  return out;
+}
+
+namespace {
+
+// One TCP connection on a relay-service or captive-portal listener: HTTP/1.1 requests until an
+// upgrade on /relay, then the relay handshake, then a registered relay client. Every member is
+// confined to the connection's strand except the two queues (queue_mutex_).
+template <class Stream>
+class Connection final : public RelayClientHandle,
+                         public TrackedConnection,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
+ public:
+  template <class... Args>
+  Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role, Args&&... args)
+      : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2),
+        state_owner_(std::move(state)),
+        state_(*state_owner_),
+        ws_(std::forward<Args>(args)...),
+        watchdog_(ws_.get_executor()),
+        wake_(ws_.get_executor()),
+        role_(role) {
+    state_.connections.add(this);
+    state_.metrics.open_connections.fetch_add(1, std::memory_order_relaxed);
+    if (role_ == ListenerRole::RelayService) {
+      state_.metrics.http_connections.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  ~Connection() override {
+    state_.connections.remove(this);
+    state_.metrics.open_connections.fetch_sub(1, std::memory_order_relaxed);
+    if (role_ == ListenerRole::RelayService) {
+      state_.metrics.http_connections_closed.fetch_add(1, std::memory_order_relaxed);
+      if (errored_) state_.metrics.http_connections_errored.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  asio::awaitable<void> run(std::shared_ptr<Connection> self) {
+    try {
+      co_await run_inner();
+    } catch (const std::exception& e) {
+      log::debug("connection from ", peer_text(), " failed: ", e.what());
+      errored_ = true;
+    }
+    close_socket();
+    (void)self;
+  }
+
+  Enqueue try_enqueue_datagram(relay::Bytes&& frame) override {
+    return enqueue(datagrams_, state_.config.limits.client_queue_capacity, std::move(frame));
+  }
+  Enqueue try_enqueue_control(relay::Bytes&& frame) override {
+    return enqueue(control_, kControlQueueCapacity, std::move(frame));
+  }
+
+  asio::any_io_executor executor() { return ws_.get_executor(); }
+
+  void close() override {
+    if (auto self = this->weak_from_this().lock()) {
+      asio::post(ws_.get_executor(), [self] { self->close_socket(); });
+    }
+  }
+  std::shared_ptr<TrackedConnection> lock_tracked() override {
+    return this->weak_from_this().lock();
+  }
+
+ private:
+  auto& socket() { return beast::get_lowest_layer(ws_); }
+
+  std::string peer_text() const { return format_endpoint(peer_); }
+
+  Enqueue enqueue(FrameFifo& fifo, std::size_t capacity, relay::Bytes&& frame) {
+    bool wake = false;
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (closed_) return Enqueue::Closed;
+      if (fifo.size() >= capacity) return Enqueue::Full;
+      fifo.push(std::move(frame));
+      wake = writer_waiting_;
+      writer_waiting_ = false;
+    }
+    if (wake) {
+      asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
+    }
+    return Enqueue::Ok;
+  }
+
+  void close_socket() {
+    if (socket_closed_) return;
+    socket_closed_ = true;
+    std::size_t dropped = 0;
+    {
+      std::lock_guard lock(queue_mutex_);
+      closed_ = true;
+      dropped = datagrams_.clear();
+      control_.clear();
+    }
+    if (dropped) state_.metrics.dropped_write_error.fetch_add(dropped, std::memory_order_relaxed);
+    error_code ec;
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    socket().close(ec);
+    wake_.cancel();
+    watchdog_.cancel();
+  }
+
+  // Covers TLS + HTTP + relay handshake (§2.5, §4.5).
+  void arm_establish_deadline() {
+    watchdog_.expires_after(state_.config.limits.handshake_timeout);
+    watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        log::debug("connection from ", self->peer_text(), ": handshake timeout");
+        self->state_.metrics.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+        self->close_socket();
+      }
+    });
+  }
+
+  // Per-frame write timeout without a timer operation per write: one pending wait checks the
+  // write in flight and re-arms itself only while writes keep happening.
+  void begin_write() {
+    write_started_ = Clock::now();
+    writing_ = true;
+    if (watchdog_armed_) return;
+    watchdog_armed_ = true;
+    watchdog_.expires_at(write_started_ + state_.config.limits.write_timeout);
+    watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (auto self = weak.lock()) self->on_write_watchdog(ec);
+    });
+  }
+  void end_write() { writing_ = false; }
+  void on_write_watchdog(error_code ec) {
+    watchdog_armed_ = false;
+    if (ec || !writing_ || socket_closed_) return;
+    auto deadline = write_started_ + state_.config.limits.write_timeout;
+    if (Clock::now() >= deadline) {
+      log::debug("client ", endpoint_id().to_hex(), ": write timeout");
+      state_.metrics.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+      close_socket();
+      return;
+    }
+    watchdog_armed_ = true;
+    watchdog_.expires_at(deadline);
+    watchdog_.async_wait([weak = this->weak_from_this()](error_code ec2) {
+      if (auto self = weak.lock()) self->on_write_watchdog(ec2);
+    });
+  }
+
+  asio::awaitable<void> run_inner() {
+    bool established = co_await establish();
+    if (!established) co_return;
+    last_rx_ = Clock::now();
+    ping_interval_ = first_ping_interval_cached();
+    asio::co_spawn(ws_.get_executor(), write_loop(this->shared_from_this()), asio::detached);
+    co_await read_loop();
+    close_socket();
+    state_.registry.unregister_client(this, std::move(sent_to_));
+    log::debug("client ", endpoint_id().to_hex(), " disconnected");
+  }
+
+  // TLS, HTTP, upgrade, relay handshake, access control, registration. A separate coroutine so
+  // its frame (request, handshake state) is freed before the long-lived relay phase.
+  asio::awaitable<bool> establish() {
+    error_code ec;
+    peer_ = socket().remote_endpoint(ec);
+    local_ = socket().local_endpoint(ec);
+    arm_establish_deadline();
+
+    auto upgrade = co_await serve_http();
+    if (!upgrade) co_return false;
+    auto check = check_upgrade_request(*upgrade);
+    auto version = static_cast<relay::ProtocolVersion>(check.version);
+    if (!co_await accept_websocket(*upgrade, version)) co_return false;
+
+    auto id = co_await authenticate(*upgrade);
+    if (!id) {
+      state_.metrics.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      co_return false;
+    }
+    if (!state_.access.allow(*id, *upgrade)) {
+      log::debug("client ", id->to_hex(), " from ", peer_text(), ": not authorized");
+      state_.metrics.denied.fetch_add(1, std::memory_order_relaxed);
+      // Named, not a temporary: GCC 12 destroys temporaries inside co_await twice.
+      relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{"not authorized"});
+      co_await write_frame(deny, false);
+      co_return false;
+    }
+    // Registered before ServerConfirmsAuth so that a peer that hears about us right after our
+    // confirmation can already reach us; the writer (started later) sends queued frames after it.
+    set_identity(*id, version);
+    state_.registry.register_client(this->shared_from_this());
+    relay::Bytes confirm = relay::encode(relay::ServerConfirmsAuth{});
+    if (!co_await write_frame(confirm, false)) {
+      close_socket();
+      state_.registry.unregister_client(this, {});
+      co_return false;
+    }
+    watchdog_.cancel();
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    log::debug("client ", id->to_hex(), " connected from ", peer_text(), " (v", int(version), ")");
+    co_return true;
+  }
+
+  // Serves plain requests until a valid upgrade on /relay; returns that request.
+  asio::awaitable<std::optional<HttpRequest>> serve_http() {
+    error_code ec;
+    if constexpr (kTls) {
+      co_await ws_.next_layer().async_handshake(ssl::stream_base::server, ec_token(ec));
+      if (ec) {
+        log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
+        errored_ = true;
+        co_return std::nullopt;
+      }
+    }
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(kMaxHttpHeader);
+      parser.body_limit(kMaxHttpBody);
+      co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != asio::error::eof &&
+            ec != asio::error::operation_aborted && ec != http::error::partial_message) {
+          errored_ = true;
+        }
+        co_return std::nullopt;
+      }
+      HttpRequest req = parser.release();
+      auto path = target_path(req.target());
+      if (role_ == ListenerRole::RelayService && path == "/relay" &&
+          req.method() == http::verb::get) {
+        auto check = check_upgrade_request(req);
+        if (check.ok) co_return std::optional<HttpRequest>(std::move(req));
+        auto res =
+            make_response(req, http::status::bad_request, check.error, "text/plain; charset=utf-8");
+        if (check.bad_ws_version) res.set(http::field::sec_websocket_version, "13");
+        finish_response(res);
+        co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+        if (ec || res.need_eof()) co_return std::nullopt;
+        continue;
+      }
+      auto res = co_await dispatch(req);
+      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      if (ec || res.need_eof()) co_return std::nullopt;
+    }
+  }
+
+  void finish_response(HttpResponse& res) {
+    res.set(http::field::date, http_date());
+    if (role_ == ListenerRole::RelayService) add_security_headers(res.base());
+  }
+
+  asio::awaitable<HttpResponse> dispatch(const HttpRequest& req) {
+    const HttpRouter& router =
+        role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+    RequestInfo info{peer_, local_, kTls};
+    HttpResponse res;
+    bool failed = false;
+    if (const HttpHandler* handler = router.find(req.method(), target_path(req.target()))) {
+      try {
+        res = co_await (*handler)(req, info);
+      } catch (const std::exception& e) {
+        log::warn("handler for ", req.target(), " failed: ", e.what());
+        failed = true;
+      }
+    } else {
+      res = make_response(req, http::status::not_found, "Not Found");
+    }
+    if (failed)
+      res = make_response(req, http::status::internal_server_error, "Internal Server Error");
+    finish_response(res);
+    co_return res;
+  }
+
+  asio::awaitable<bool> accept_websocket(HttpRequest& req, relay::ProtocolVersion version) {
+    if (buffer_.size() != 0) {
+      // Like the reference: bytes pipelined behind the upgrade request end the connection.
+      log::debug("connection from ", peer_text(), ": data after the upgrade request");
+      co_return false;
+    }
+    // Beast insists on "Connection: upgrade"; the spec does not check it.
+    if (!http::token_list(req[http::field::connection]).exists("upgrade")) {
+      req.set(http::field::connection, "Upgrade");
+    }
+    ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                   websocket::stream_base::none(), false});
+    ws_.set_option(websocket::stream_base::decorator([version](websocket::response_type& res) {
+      // Beast adds its own Server header when none is set.
+      res.set(http::field::server, "iroh-relay");
+      res.set(http::field::sec_websocket_protocol, relay::subprotocol_name(version));
+      res.set(http::field::date, http_date());
+      add_security_headers(res.base());
+    }));
+    ws_.read_message_max(relay::kMaxFrameSize);
+    ws_.auto_fragment(false);
+    ws_.binary(true);
+    error_code ec;
+    co_await ws_.async_accept(req, ec_token(ec));
+    if (ec) {
+      log::debug("websocket accept from ", peer_text(), " failed: ", ec.message());
+      co_return false;
+    }
+    socket().set_option(tcp::no_delay(true), ec);
+    if (const auto& rx = state_.config.limits.client_rx) {
+      std::uint32_t burst = rx->max_burst_bytes ? rx->max_burst_bytes : rx->bytes_per_second / 10;
+      RxTokenBucket bucket(rx->bytes_per_second, burst);
+      if (bucket.valid()) rx_limit_.emplace(bucket);
+    }
+    co_return true;
+  }
+
+  // One binary message into buffer_ (text messages skipped). False on error / close.
+  asio::awaitable<bool> read_message() {
+    for (;;) {
+      buffer_.consume(buffer_.size());
+      error_code ec;
+      std::size_t n = co_await ws_.async_read(buffer_, ec_token(ec));
+      if (ec) co_return false;
+      if (auto resume = account_rx_now(n)) co_await pause_until(*resume);
+      if (socket_closed_) co_return false;
+      if (ws_.got_binary()) co_return true;
+    }
+  }
+
+  // §6.8: bytes as read from the socket, approximated as payload + WebSocket header. Returns
+  // the time until which reading must pause, if any.
+  std::optional<Clock::time_point> account_rx_now(std::size_t payload) {
+    if (!rx_limit_) return std::nullopt;
+    std::size_t wire = payload + 2 + 4 + (payload > 65535 ? 8 : payload > 125 ? 2 : 0);
+    auto now = Clock::now();
+    auto resume = rx_limit_->consume(wire, now);
+    if (!resume) return std::nullopt;
+    state_.metrics.bytes_rx_ratelimited_total.fetch_add(wire, std::memory_order_relaxed);
+    if (!rate_limited_once_) {
+      rate_limited_once_ = true;
+      state_.metrics.conns_rx_ratelimited_total.fetch_add(1, std::memory_order_relaxed);
+      if (registered_ && version() == relay::ProtocolVersion::V2) {
+        if (auto f = relay::encode_server_frame(
+                relay::Status{static_cast<std::uint8_t>(relay::StatusCode::RateLimited)},
+                version())) {
+          try_enqueue_control(std::move(*f));
+        }
+      }
+    }
+    if (*resume <= now) return std::nullopt;
+    return resume;
+  }
+
+  asio::awaitable<void> pause_until(Clock::time_point resume) {
+    asio::steady_timer pause(ws_.get_executor());
+    pause.expires_at(resume);
+    error_code ec;
+    co_await pause.async_wait(ec_token(ec));
+  }
+
+  relay::ByteSpan message_bytes() const {
+    auto data = buffer_.data();
+    return {static_cast<const std::uint8_t*>(data.data()), data.size()};
+  }
+
+  asio::awaitable<std::optional<relay::EndpointId>> authenticate(const HttpRequest& req) {
+    if constexpr (kTls) {
+      auto header = req.find(relay::kAuthHeader);
+      if (header != req.end()) {
+        if (auto auth = relay::decode_auth_header(header->value())) {
+          std::array<std::uint8_t, 32> ekm{};
+          int ok = SSL_export_keying_material(
+              ws_.next_layer().native_handle(), ekm.data(), ekm.size(),
+              relay::kExporterLabel.data(), relay::kExporterLabel.size(),
+              auth->public_key.bytes.data(), auth->public_key.bytes.size(), 1);
+          if (ok == 1 && relay::verify_key_material(*auth, ekm)) co_return auth->public_key;
+          log::debug("client auth header from ", peer_text(), " did not verify; using challenge");
+        }
+      }
+    }
+    relay::ServerChallenge challenge;
+    randombytes_buf(challenge.challenge.data(), challenge.challenge.size());
+    relay::Bytes challenge_frame = relay::encode(challenge);
+    if (!co_await write_frame(challenge_frame, false)) co_return std::nullopt;
+    if (!co_await read_message()) co_return std::nullopt;
+    auto decoded = relay::decode_handshake(message_bytes());
+    auto* msg = std::get_if<relay::HandshakeMessage>(&decoded);
+    auto* auth = msg ? std::get_if<relay::ClientAuth>(msg) : nullptr;
+    if (!auth) {
+      log::debug("connection from ", peer_text(), ": expected ClientAuth");
+      co_return std::nullopt;
+    }
+    if (!relay::verify_client_auth(*auth, challenge.challenge)) {
+      log::debug("connection from ", peer_text(), ": signature invalid");
+      state_.metrics.denied.fetch_add(1, std::memory_order_relaxed);
+      relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{"signature invalid"});
+      co_await write_frame(deny, false);
+      co_return std::nullopt;
+    }
+    co_return auth->public_key;
+  }
+
+  asio::awaitable<bool> write_frame(const relay::Bytes& frame, bool timed) {
+    if (socket_closed_) co_return false;
+    if (timed) begin_write();
+    error_code ec;
+    co_await ws_.async_write(asio::buffer(frame), ec_token(ec));
+    if (timed) end_write();
+    if (ec) {
+      log::debug("write to ", peer_text(), " failed: ", ec.message());
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // The relay phase's reader. Reads with read_some into a buffer that starts small, so the read
+  // an idle client keeps pending pins only kIdleReadBytes.
+  asio::awaitable<void> read_loop() {
+    registered_ = true;
+    for (;;) {
+      buffer_.consume(buffer_.size());
+      std::size_t chunk = kIdleReadBytes;
+      error_code ec;
+      do {
+        std::size_t n = co_await ws_.async_read_some(buffer_.prepare(chunk), ec_token(ec));
+        if (ec) co_return;
+        buffer_.commit(n);
+        chunk = std::max<std::size_t>(kGrowReadBytes, buffer_.size());
+      } while (!ws_.is_message_done());
+      if (auto resume = account_rx_now(buffer_.size())) co_await pause_until(*resume);
+      if (socket_closed_) co_return;
+      if (!ws_.got_binary()) continue;
+      bool keep_going = handle_frame(message_bytes());
+      buffer_.consume(buffer_.size());
+      if (buffer_.capacity() > kKeepReadBufferBytes) buffer_.shrink_to_fit();
+      if (!keep_going) co_return;
+    }
+  }
+
+  // False if the client must be closed.
+  bool handle_frame(relay::ByteSpan message) {
+    auto now = Clock::now();
+    last_rx_ = now;
+    ping_interval_ = first_ping_interval_cached();
+    auto decoded = relay::decode_client_frame(message);
+    if (auto* err = std::get_if<relay::DecodeError>(&decoded)) {
+      state_.metrics.malformed_frames.fetch_add(1, std::memory_order_relaxed);
+      log::debug("client ", endpoint_id().to_hex(), ": bad frame (", relay::to_string(*err),
+                 "), closing");
+      return false;
+    }
+    auto& frame = std::get<relay::ClientFrame>(decoded);
+    if (auto* dg = std::get_if<relay::Datagram>(&frame)) {
+      forward(*dg);
+    } else if (auto* ping = std::get_if<relay::Ping>(&frame)) {
+      state_.metrics.got_ping.fetch_add(1, std::memory_order_relaxed);
+      if (auto pong = relay::encode_server_frame(relay::Pong{ping->data}, version())) {
+        if (try_enqueue_control(std::move(*pong)) != Enqueue::Ok) {
+          state_.metrics.control_dropped.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    } else if (auto* pong = std::get_if<relay::Pong>(&frame)) {
+      if (outstanding_ping_ && pong->data == *outstanding_ping_) {
+        auto rtt = now - ping_sent_at_;
+        ping_timeout_ = std::clamp<Clock::duration>(3 * rtt, 500ms, 5s);
+        outstanding_ping_.reset();
+      }
+    }
+    return true;
+  }
+
+  Clock::duration first_ping_interval_cached() {
+    if (p0_ == Clock::duration::zero()) p0_ = first_ping_interval();
+    return p0_;
+  }
+
+  void forward(const relay::Datagram& dg) {
+    auto& m = state_.metrics;
+    m.send_packets_recv.fetch_add(1, std::memory_order_relaxed);
+    m.bytes_recv.fetch_add(dg.contents.size(), std::memory_order_relaxed);
+    auto frame = relay::encode_server_datagram(endpoint_id(), dg.ecn, dg.segment_size, dg.contents);
+    if (!frame) {
+      m.dropped_unencodable.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    switch (state_.registry.forward(dg.peer, std::move(*frame))) {
+      case ClientRegistry::Forward::Queued:
+        if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
+        break;
+      case ClientRegistry::Forward::UnknownDestination:
+        m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+        m.dropped_unknown_destination.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case ClientRegistry::Forward::QueueFull:
+        m.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case ClientRegistry::Forward::RecipientClosed:
+        m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+        m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
+        break;
+    }
+  }
+
+  Clock::time_point next_ping_at() const {
+    return std::max(last_rx_, ping_sent_at_) + ping_interval_;
+  }
+
+  asio::awaitable<void> write_loop(std::shared_ptr<Connection> self) {
+    auto& m = state_.metrics;
+    for (;;) {
+      if (socket_closed_) break;
+      auto now = Clock::now();
+      if (outstanding_ping_ && now >= ping_deadline_) {
+        m.ping_timeouts.fetch_add(1, std::memory_order_relaxed);
+        log::debug("client ", endpoint_id().to_hex(), ": ping timeout");
+        break;
+      }
+      if (!outstanding_ping_ && now >= next_ping_at()) {
+        relay::Ping ping;
+        randombytes_buf(ping.data.data(), ping.data.size());
+        outstanding_ping_ = ping.data;
+        ping_sent_at_ = now;
+        ping_deadline_ = now + ping_timeout_;
+        ping_interval_ = 16s + std::chrono::seconds(random_u32(5));
+        auto encoded = relay::encode_server_frame(ping, version());
+        if (!encoded || !co_await write_frame(*encoded, true)) break;
+        continue;
+      }
+      relay::Bytes frame;
+      bool have = false;
+      bool is_datagram = false;
+      {
+        std::lock_guard lock(queue_mutex_);
+        if (closed_) break;
+        if (!control_.empty()) {
+          frame = control_.pop();
+          have = true;
+        } else if (!datagrams_.empty()) {
+          frame = datagrams_.pop();
+          have = is_datagram = true;
+        } else {
+          writer_waiting_ = true;
+        }
+      }
+      if (have) {
+        if (!co_await write_frame(frame, true)) {
+          if (is_datagram) {
+            m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+            m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
+          }
+          break;
+        }
+        if (is_datagram) {
+          std::size_t header =
+              frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
+          m.send_packets_sent.fetch_add(1, std::memory_order_relaxed);
+          m.bytes_sent.fetch_add(frame.size() - std::min(header, frame.size()),
+                                 std::memory_order_relaxed);
+        } else if (!frame.empty() && frame[0] == std::uint8_t(relay::FrameType::Pong)) {
+          m.sent_pong.fetch_add(1, std::memory_order_relaxed);
+        }
+        continue;
+      }
+      wake_.expires_at(outstanding_ping_ ? ping_deadline_ : next_ping_at());
+      error_code ec;
+      co_await wake_.async_wait(ec_token(ec));
+      std::lock_guard lock(queue_mutex_);
+      writer_waiting_ = false;
+    }
+    close_socket();
+    (void)self;
+  }
+
+  std::shared_ptr<RelayServiceState> state_owner_;  // outlives every connection
+  RelayServiceState& state_;
+  websocket::stream<Stream> ws_;
+  beast::flat_buffer buffer_;
+  asio::steady_timer watchdog_;
+  asio::steady_timer wake_;
+  ListenerRole role_;
+  tcp::endpoint peer_;
+  tcp::endpoint local_;
+
+  std::mutex queue_mutex_;
+  FrameFifo control_;
+  FrameFifo datagrams_;
+  bool writer_waiting_ = false;
+  bool closed_ = false;
+
+  bool socket_closed_ = false;
+  bool errored_ = false;
+  bool registered_ = false;
+  bool writing_ = false;
+  bool watchdog_armed_ = false;
+  bool rate_limited_once_ = false;
+  Clock::time_point write_started_{};
+  EndpointIdSet sent_to_;
+  Clock::time_point last_rx_{};
+  Clock::time_point ping_sent_at_{};
+  Clock::time_point ping_deadline_{};
+  Clock::duration ping_interval_{};
+  Clock::duration p0_{};
+  Clock::duration ping_timeout_ = 5s;
+  std::optional<std::array<std::uint8_t, 8>> outstanding_ping_;
+  std::optional<RxTokenBucket> rx_limit_;
+};
+
+asio::awaitable<void> accept_loop(std::shared_ptr<RelayServiceState> state,
+                                  RelayServiceState::Listener& listener) {
+  auto& ioc = static_cast<asio::io_context&>(listener.acceptor.get_executor().context());
+  for (;;) {
+    tcp::socket socket(asio::make_strand(ioc));
+    error_code ec;
+    co_await listener.acceptor.async_accept(socket, ec_token(ec));
+    if (state->stopping.load()) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) co_return;
+      log::warn("accept failed: ", ec.message());
+      // e.g. EMFILE: back off instead of spinning.
+      asio::steady_timer backoff(listener.acceptor.get_executor(), 50ms);
+      co_await backoff.async_wait(ec_token(ec));
+      continue;
+    }
+    if (listener.role == ListenerRole::RelayService &&
+        state->metrics.open_connections.load(std::memory_order_relaxed) >=
+            std::int64_t(state->config.limits.max_connections)) {
+      state->metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+      socket.close(ec);
+      continue;
+    }
+    if (listener.tls) {
+      using S = ssl::stream<tcp::socket>;
+      auto conn = std::make_shared<Connection<S>>(state, listener.role, std::move(socket),
+                                                  *state->tls_context);
+      asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
+    } else {
+      auto conn =
+          std::make_shared<Connection<tcp::socket>>(state, listener.role, std::move(socket));
+      asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
+    }
+  }
+}
+
+void register_builtin_routes(RelayServiceState& state, bool plain_mode) {
+  auto& r = state.relay_router;
+  auto index = [&state](const HttpRequest& req,
+                        const RequestInfo&) -> asio::awaitable<HttpResponse> {
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - state.started);
+    std::string body(kIndexHtml);
+    body += "<p>version " IROH_RELAY_VERSION ", up " + std::to_string(uptime.count()) + " s, " +
+            std::to_string(state.metrics.clients_connected.load()) + " clients connected</p>\n";
+    co_return make_response(req, http::status::ok, std::move(body), "text/html; charset=utf-8");
+  };
+  r.add(http::verb::get, "/", index);
+  r.add(http::verb::get, "/index.html", index);
+  r.add(http::verb::get, "/ping",
+        [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+          auto res = make_response(req, http::status::ok);
+          res.set(http::field::access_control_allow_origin, "*");
+          co_return res;
+        });
+  r.add(http::verb::get, "/robots.txt",
+        [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+          co_return make_response(req, http::status::ok, "User-agent: *\nDisallow: /\n");
+        });
+  r.add(http::verb::get, "/healthz",
+        [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+          co_return make_response(req, http::status::ok,
+                                  "{\"status\":\"ok\",\"version\":\"" IROH_RELAY_VERSION
+                                  "\",\"git_hash\":\"unknown\"}",
+                                  "application/json");
+        });
+  auto captive = [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+    auto res = make_response(req, http::status::no_content);
+    if (auto it = req.find("X-Iroh-Challenge"); it != req.end()) {
+      if (auto value = captive_portal_response(it->value())) res.set("X-Iroh-Response", *value);
+    }
+    co_return res;
+  };
+  if (plain_mode) r.add(http::verb::get, "/generate_204", captive);
+  state.captive_router.add(http::verb::get, "/generate_204", captive);
+}
+
+}  // namespace
+
+RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
+    : state_(std::make_shared<RelayServiceState>(config, metrics)) {
+  bool tls_mode = config.tls && !config.dev && !config.tls->dangerous_http_only;
+  if (tls_mode && config.enable_relay) state_->tls_context.emplace(make_server_tls_context(config));
+  register_builtin_routes(*state_, !tls_mode);
+}
+
+RelayService::~RelayService() {
+  stop();
+}
+
+HttpRouter& RelayService::router() {
+  return state_->relay_router;
+}
+
+void RelayService::start(asio::io_context& ioc) {
+  const auto& cfg = state_->config;
+  if (!cfg.enable_relay) return;
+  auto open = [&](const config::SocketAddr& addr, ListenerRole role, bool tls) {
+    auto ep = resolve_bind_addr(addr);
+    auto listener = std::make_unique<RelayServiceState::Listener>(
+        RelayServiceState::Listener{tcp::acceptor(asio::make_strand(ioc)), role, tls});
+    auto& a = listener->acceptor;
+    a.open(ep.protocol());
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (ep.address().is_v6()) {
+      error_code ignored;
+      a.set_option(asio::ip::v6_only(false), ignored);
+    }
+    a.bind(ep);
+    a.listen(asio::socket_base::max_listen_connections);
+    auto bound = a.local_endpoint();
+    // Stable format, parsed by tests and scripts: "listening <http|https> on <ip:port>".
+    log::info("listening ", tls ? "https" : "http", " on ", format_endpoint(bound));
+    (tls ? state_->https_endpoint : state_->http_endpoint) = bound;
+    asio::co_spawn(a.get_executor(), accept_loop(state_, *listener), asio::detached);
+    state_->listeners.push_back(std::move(listener));
+  };
+  if (state_->tls_context) {
+    open(cfg.tls->https_bind_addr, ListenerRole::RelayService, true);
+    open(cfg.http_bind_addr, ListenerRole::CaptivePortal, false);
+  } else {
+    open(cfg.http_bind_addr, ListenerRole::RelayService, false);
+  }
+}
+
+void RelayService::stop() {
+  if (state_->stopping.exchange(true)) return;
+  for (auto& l : state_->listeners) {
+    asio::post(l->acceptor.get_executor(), [state = state_, l = l.get()] {
+      error_code ec;
+      l->acceptor.close(ec);
+    });
+  }
+  state_->connections.close_all();
+}
+
+std::optional<tcp::endpoint> RelayService::http_endpoint() const {
+  return state_->http_endpoint;
+}
+std::optional<tcp::endpoint> RelayService::https_endpoint() const {
+  return state_->https_endpoint;
+}
+std::size_t RelayService::client_count() const {
+  return state_->registry.endpoint_count();
+}
+std::int64_t RelayService::open_connections() const {
+  return state_->metrics.open_connections.load();
+}
+
+}  // namespace iroh::server

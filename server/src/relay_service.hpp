@@ -1,0 +1,62 @@
+// The HTTP(S) relay service (spec relay.md §2-§6): listeners, routes, WebSocket upgrade, relay
+// handshake, per-client actors and the client registry.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "iroh/config.hpp"
+#include "iroh/server/http_router.hpp"
+#include "iroh/server/metrics.hpp"
+
+namespace iroh::server {
+
+struct RelayServiceState;
+
+class RelayService {
+ public:
+  // Throws config::ConfigError for settings this build rejects (access.http, LetsEncrypt, bad
+  // cert/key files).
+  RelayService(const config::Config& config, RelayMetrics& metrics);
+  ~RelayService();
+
+  // Routes of the relay service (the HTTPS listener in TLS mode, the only listener otherwise).
+  HttpRouter& router();
+
+  // Binds the listeners and starts accepting on `ioc`. Throws boost::system::system_error.
+  void start(boost::asio::io_context& ioc);
+  // Stops accepting and closes every connection; returns immediately.
+  void stop();
+
+  std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
+  std::size_t client_count() const;
+  std::int64_t open_connections() const;
+
+ private:
+  std::shared_ptr<RelayServiceState> state_;
+};
+
+// Exposed for unit tests.
+// The 400 response for an invalid upgrade request (§3.1), or the negotiated version.
+struct UpgradeCheck {
+  bool ok = false;
+  int version = 0;              // 1 or 2 when ok
+  std::string error;            // plain-text body when !ok
+  bool bad_ws_version = false;  // add "Sec-WebSocket-Version: 13"
+};
+UpgradeCheck check_upgrade_request(const HttpRequest& req);
+// The X-Iroh-Response value for an X-Iroh-Challenge, if the challenge is acceptable (§2.4).
+std::optional<std::string> captive_portal_response(std::string_view challenge);
+// "127.0.0.1:80" / "[::1]:443"
+std::string format_endpoint(const boost::asio::ip::tcp::endpoint& ep);
+// IMF-fixdate for the Date header.
+std::string http_date();
+
+}  // namespace iroh::server

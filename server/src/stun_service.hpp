@@ -1,0 +1,67 @@
+// The STUN server (issue "Address discovery"): Binding requests on UDP `stun_bind_addr` answered
+// by the pure codec in stun/. One socket per service (or several with SO_REUSEPORT); a host of "::"
+// (or "*" / empty) binds dual-stack and reports IPv4 peers as IPv4. Replies leave from the address
+// the request was sent to (IP_PKTINFO / IPV6_PKTINFO), so a wildcard bind works on multi-homed
+// hosts.
+//
+//   StunService stun(io, config.stun);  // config.stun.enabled is the caller's business
+//   stun.start();                       // binds (port 0 allowed); throws system_error on failure
+//   stun.local_endpoint();              // the bound address
+//   stun.stop();                        // idempotent; the socket closes on the io_context
+// Destroy the service before its io_context. To use several cores, give it several sockets
+// (StunOptions::sockets) and run the io_context on as many threads.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "iroh/config.hpp"
+#include "iroh/server/daemon.hpp"
+
+namespace iroh::server {
+
+// Counters for the metrics exporter (reference group `stun`, plus `ignored`).
+struct StunCounters {
+  std::atomic<std::uint64_t> requests{0};      // STUN requests received, answered or not
+  std::atomic<std::uint64_t> ipv4_success{0};  // Binding success responses sent to IPv4 peers
+  std::atomic<std::uint64_t> ipv6_success{0};  // ... to IPv6 peers
+  std::atomic<std::uint64_t> bad_requests{0};  // requests answered 400/420, or dropped (bad
+                                               // FINGERPRINT, unanswerable CHANGE-REQUEST)
+  std::atomic<std::uint64_t> failures{0};      // replies the socket could not send, receive errors
+  std::atomic<std::uint64_t> ignored{0};  // non-STUN datagrams, indications, responses, oversize
+};
+
+struct StunOptions {
+  // SOFTWARE attribute value, sent when the reply has room for it ("" = never).
+  std::string software = "iroh-relay";
+  // UDP sockets on the same address (SO_REUSEPORT), each with its own receive loop, so an
+  // io_context run by several threads answers on several cores. 1 = one plain socket.
+  unsigned sockets = 1;
+};
+
+class StunService final : public Service {
+ public:
+  StunService(boost::asio::io_context& io, const config::StunConfig& config,
+              StunOptions options = {});
+  ~StunService() override;
+  StunService(const StunService&) = delete;
+  StunService& operator=(const StunService&) = delete;
+
+  std::string_view name() const override { return "stun"; }
+  void start() override;
+  void stop() override;
+
+  boost::asio::ip::udp::endpoint local_endpoint() const;
+  const StunCounters& counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iroh::server

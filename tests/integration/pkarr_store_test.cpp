@@ -1,0 +1,403 @@
+// SqlitePkarrStore: §2.4 ordering, eviction, persistence, concurrency, crash safety, bad files.
+#include "pkarr_store.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+namespace iroh::server {
+namespace {
+
+namespace fs = std::filesystem;
+using pkarr::SignedPacket;
+
+constexpr std::uint64_t kDay = 24ULL * 3600 * 1000000;
+
+relay::SecretKey key_from_index(std::uint32_t index) {
+  relay::SecretKey key;
+  for (int i = 0; i < 4; ++i) key.seed[i] = static_cast<std::uint8_t>(index >> (8 * i));
+  key.seed[31] = 0x5a;
+  return key;
+}
+
+SignedPacket make_packet(const relay::SecretKey& key, std::uint64_t ts,
+                         const std::string& relay = "https://relay.example./") {
+  pkarr::EndpointInfo info;
+  info.relay_urls = {relay};
+  auto result = pkarr::sign_endpoint_info(key, ts, info);
+  if (!std::holds_alternative<SignedPacket>(result)) std::abort();
+  return std::get<SignedPacket>(result);
+}
+
+std::uint64_t now_us() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+class PkarrStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    dir_ = fs::temp_directory_path() /
+           ("pkarr_store_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    options_.path = dir_ / "pkarr.db";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::permissions(dir_, fs::perms::owner_all, ec);
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<PkarrStore> open() {
+    auto result = open_sqlite_pkarr_store(options_);
+    if (auto* e = std::get_if<PkarrStoreError>(&result)) {
+      ADD_FAILURE() << e->message;
+      return nullptr;
+    }
+    return std::move(std::get<std::unique_ptr<PkarrStore>>(result));
+  }
+
+  static PkarrPutOutcome put_ok(PkarrStore& store, const SignedPacket& packet) {
+    auto result = store.put(packet);
+    if (auto* e = std::get_if<PkarrStoreError>(&result)) {
+      ADD_FAILURE() << e->message;
+      return PkarrPutOutcome::NotNewer;
+    }
+    return std::get<PkarrPutOutcome>(result);
+  }
+
+  static std::optional<SignedPacket> get_ok(PkarrStore& store, const pkarr::PublicKey& key) {
+    auto result = store.get(key);
+    if (auto* e = std::get_if<PkarrStoreError>(&result)) {
+      ADD_FAILURE() << e->message;
+      return std::nullopt;
+    }
+    return std::get<std::optional<SignedPacket>>(result);
+  }
+
+  fs::path dir_;
+  PkarrStoreOptions options_;
+};
+
+TEST_F(PkarrStoreTest, NewestWins) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const auto key = key_from_index(1);
+  const SignedPacket p1 = make_packet(key, 1000);
+  const SignedPacket p2 = make_packet(key, 2000);
+  EXPECT_FALSE(get_ok(*store, p1.public_key()));
+  EXPECT_EQ(put_ok(*store, p1), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(get_ok(*store, p1.public_key()), p1);
+  EXPECT_EQ(put_ok(*store, p2), PkarrPutOutcome::Updated);
+  EXPECT_EQ(get_ok(*store, p1.public_key()), p2);
+  // Older: ignored.
+  EXPECT_EQ(put_ok(*store, p1), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(get_ok(*store, p1.public_key()), p2);
+  // Identical bytes: nothing changes.
+  EXPECT_EQ(put_ok(*store, p2), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(store->size(), 1u);
+}
+
+TEST_F(PkarrStoreTest, SameTimestampLargerDnsWins) {
+  const auto key = key_from_index(2);
+  // Same timestamp, different DNS bytes: "relay=...b" > "relay=...a" byte-wise.
+  const SignedPacket small = make_packet(key, 5000, "https://a.example./");
+  const SignedPacket large = make_packet(key, 5000, "https://b.example./");
+  ASSERT_TRUE(large.more_recent_than(small));
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(put_ok(*store, small), PkarrPutOutcome::Inserted);
+    EXPECT_EQ(put_ok(*store, large), PkarrPutOutcome::Updated);
+    EXPECT_EQ(put_ok(*store, small), PkarrPutOutcome::NotNewer);
+    EXPECT_EQ(get_ok(*store, large.public_key()), large);
+  }
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(put_ok(*store, large), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(put_ok(*store, small), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(get_ok(*store, large.public_key()), large);
+}
+
+TEST_F(PkarrStoreTest, TimestampsAboveInt64Max) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const auto key = key_from_index(3);
+  const SignedPacket huge = make_packet(key, (1ULL << 63) + 5);
+  const SignedPacket small = make_packet(key, 5);
+  EXPECT_EQ(put_ok(*store, huge), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(put_ok(*store, small), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(get_ok(*store, huge.public_key()), huge);
+  // Eviction by a cutoff below 2^63 must not delete it.
+  EXPECT_EQ(store->evict_older_than(now_us()), 0u);
+  EXPECT_EQ(store->size(), 1u);
+}
+
+TEST_F(PkarrStoreTest, Eviction) {
+  options_.evict_batch = 7;  // several chunks
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t now = now_us();
+  std::vector<SignedPacket> old_packets, fresh_packets;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    old_packets.push_back(make_packet(key_from_index(100 + i), now - 8 * kDay));
+    fresh_packets.push_back(make_packet(key_from_index(200 + i), now - 6 * kDay));
+  }
+  for (const auto& p : old_packets) put_ok(*store, p);
+  for (const auto& p : fresh_packets) put_ok(*store, p);
+  // Warm the cache so that eviction has to invalidate it.
+  EXPECT_TRUE(get_ok(*store, old_packets[0].public_key()));
+  EXPECT_EQ(store->size(), 40u);
+  const auto cutoff = pkarr_eviction_cutoff(options_, std::chrono::system_clock::now());
+  EXPECT_EQ(store->evict_older_than(cutoff), 20u);
+  EXPECT_EQ(store->size(), 20u);
+  for (const auto& p : old_packets) EXPECT_FALSE(get_ok(*store, p.public_key()));
+  for (const auto& p : fresh_packets) EXPECT_EQ(get_ok(*store, p.public_key()), p);
+  EXPECT_EQ(store->evict_older_than(cutoff), 0u);
+  // An old packet PUT again is stored, then evicted by the next run.
+  EXPECT_EQ(put_ok(*store, old_packets[1]), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(store->evict_older_than(cutoff), 1u);
+}
+
+TEST_F(PkarrStoreTest, NegativeCacheInvalidatedByPut) {
+  options_.cache_entries = 4;
+  auto store = open();
+  ASSERT_TRUE(store);
+  const SignedPacket p = make_packet(key_from_index(4), 1);
+  EXPECT_FALSE(get_ok(*store, p.public_key()));
+  EXPECT_FALSE(get_ok(*store, p.public_key()));
+  put_ok(*store, p);
+  EXPECT_EQ(get_ok(*store, p.public_key()), p);
+  // More keys than cache entries.
+  std::vector<SignedPacket> packets;
+  for (std::uint32_t i = 0; i < 20; ++i) packets.push_back(make_packet(key_from_index(300 + i), 9));
+  for (const auto& q : packets) put_ok(*store, q);
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& q : packets) EXPECT_EQ(get_ok(*store, q.public_key()), q);
+  }
+}
+
+TEST_F(PkarrStoreTest, NoCache) {
+  options_.cache_entries = 0;
+  options_.synchronous = PkarrSynchronous::Full;
+  auto store = open();
+  ASSERT_TRUE(store);
+  const SignedPacket p = make_packet(key_from_index(5), 1);
+  put_ok(*store, p);
+  EXPECT_EQ(get_ok(*store, p.public_key()), p);
+}
+
+TEST_F(PkarrStoreTest, ReopenPersists) {
+  std::vector<SignedPacket> packets;
+  for (std::uint32_t i = 0; i < 50; ++i) packets.push_back(make_packet(key_from_index(400 + i), i));
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    for (const auto& p : packets) EXPECT_EQ(put_ok(*store, p), PkarrPutOutcome::Inserted);
+  }
+  auto store = open();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->size(), packets.size());
+  for (const auto& p : packets) EXPECT_EQ(get_ok(*store, p.public_key()), p);
+}
+
+TEST_F(PkarrStoreTest, ConcurrentPuts) {
+  options_.read_connections = 2;
+  auto store = open();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 100;
+  // Every thread writes its own keys and races on one shared key with its own timestamps.
+  std::vector<std::vector<SignedPacket>> own(kThreads), shared(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kPerThread; ++i) {
+      own[t].push_back(make_packet(key_from_index(1000 + t * kPerThread + i), 7));
+      shared[t].push_back(make_packet(key_from_index(999), 1 + i * kThreads + t));
+    }
+  }
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (std::holds_alternative<PkarrStoreError>(store->put(own[t][i]))) ++errors;
+        if (std::holds_alternative<PkarrStoreError>(store->put(shared[t][i]))) ++errors;
+        if (std::holds_alternative<PkarrStoreError>(store->get(own[t][i].public_key()))) ++errors;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(store->size(), static_cast<std::size_t>(kThreads * kPerThread + 1));
+  const auto latest = get_ok(*store, shared[0][0].public_key());
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->timestamp_us(), static_cast<std::uint64_t>(kPerThread * kThreads));
+  for (int t = 0; t < kThreads; ++t) {
+    for (const auto& p : own[t]) EXPECT_EQ(get_ok(*store, p.public_key()), p);
+  }
+}
+
+// A child process puts packets and reports each acknowledged put over a pipe; the parent
+// SIGKILLs it mid-stream, then reopens the database: every acknowledged packet must be there.
+TEST_F(PkarrStoreTest, AcknowledgedPutsSurviveSigkill) {
+  constexpr std::uint32_t kPackets = 400;
+  std::vector<SignedPacket> packets;
+  for (std::uint32_t i = 0; i < kPackets; ++i) {
+    packets.push_back(make_packet(key_from_index(5000 + i), 100 + i));
+  }
+  const std::uint32_t kill_after[] = {1, 57, 211};
+  std::uint32_t round = 0;
+  int killed_mid_stream = 0;
+  for (std::uint32_t threshold : kill_after) {
+    options_.synchronous = round % 2 == 0 ? PkarrSynchronous::Normal : PkarrSynchronous::Full;
+    ++round;
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      close(fds[0]);
+      auto opened = open_sqlite_pkarr_store(options_);
+      if (!std::holds_alternative<std::unique_ptr<PkarrStore>>(opened)) _exit(2);
+      auto& store = *std::get<std::unique_ptr<PkarrStore>>(opened);
+      for (std::uint32_t i = 0; i < kPackets; ++i) {
+        // Each round rewrites all keys with a newer timestamp.
+        const SignedPacket p =
+            round == 1 ? packets[i]
+                       : make_packet(key_from_index(5000 + i), 100 + i + round * kPackets);
+        if (!std::holds_alternative<PkarrPutOutcome>(store.put(p))) _exit(3);
+        if (write(fds[1], &i, sizeof(i)) != sizeof(i)) _exit(4);
+      }
+      _exit(0);
+    }
+    close(fds[1]);
+    std::vector<std::uint32_t> acked;
+    bool killed = false;
+    for (int polls = 0; polls < 2000; ++polls) {
+      pollfd pfd{fds[0], POLLIN, 0};
+      if (poll(&pfd, 1, 10000) <= 0) break;  // bounded: a stuck child fails the test below
+      std::uint32_t index;
+      const ssize_t n = read(fds[0], &index, sizeof(index));
+      if (n != sizeof(index)) break;  // EOF: the child is gone
+      acked.push_back(index);
+      if (!killed && acked.size() >= threshold) {
+        kill(child, SIGKILL);
+        killed = true;
+      }
+    }
+    close(fds[0]);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+                (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        << "child status " << status;
+    ASSERT_GE(acked.size(), threshold);
+    if (acked.size() < kPackets) ++killed_mid_stream;
+
+    auto store = open();
+    ASSERT_TRUE(store);
+    for (std::uint32_t i : acked) {
+      const auto got = get_ok(*store, packets[i].public_key());
+      ASSERT_TRUE(got) << "round " << round << " lost acknowledged packet " << i;
+      EXPECT_GE(got->timestamp_us(), 100 + i + (round - 1) * kPackets) << i;
+    }
+  }
+  EXPECT_GT(killed_mid_stream, 0);
+}
+
+TEST_F(PkarrStoreTest, GarbageFileIsAClearError) {
+  {
+    std::ofstream out(options_.path, std::ios::binary);
+    std::mt19937 rng(1);
+    for (int i = 0; i < 8192; ++i) out.put(static_cast<char>(rng()));
+  }
+  auto result = open_sqlite_pkarr_store(options_);
+  ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(result));
+  const std::string message = std::get<PkarrStoreError>(result).message;
+  EXPECT_NE(message.find(options_.path.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("not a database"), std::string::npos) << message;
+}
+
+TEST_F(PkarrStoreTest, DamagedPagesNeverCrash) {
+  std::vector<SignedPacket> packets;
+  for (std::uint32_t i = 0; i < 200; ++i)
+    packets.push_back(make_packet(key_from_index(7000 + i), 1));
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    for (const auto& p : packets) put_ok(*store, p);
+  }
+  {
+    auto db_size = fs::file_size(options_.path);
+    ASSERT_GT(db_size, 8192u);
+    std::fstream f(options_.path, std::ios::binary | std::ios::in | std::ios::out);
+    std::mt19937 rng(2);
+    // Leave the header page alone, scribble over every later page in part.
+    for (std::uintmax_t offset = 4096; offset + 600 < db_size; offset += 4096) {
+      f.seekp(static_cast<std::streamoff>(offset + 100));
+      for (int i = 0; i < 500; ++i) f.put(static_cast<char>(rng()));
+    }
+  }
+  auto result = open_sqlite_pkarr_store(options_);
+  if (auto* e = std::get_if<PkarrStoreError>(&result)) {
+    EXPECT_FALSE(e->message.empty());
+    return;
+  }
+  auto& store = *std::get<std::unique_ptr<PkarrStore>>(result);
+  std::size_t errors = 0;
+  for (const auto& p : packets) {
+    auto got = store.get(p.public_key());
+    if (std::holds_alternative<PkarrStoreError>(got)) ++errors;
+    (void)store.put(make_packet(key_from_index(7000), 2));
+  }
+  (void)store.size();
+  (void)store.evict_older_than(now_us());
+  EXPECT_GT(errors, 0u);  // damage must be reported, not silently served
+}
+
+TEST_F(PkarrStoreTest, UnwritableDirectoryIsAClearError) {
+  fs::path dir = dir_ / "ro";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
+  options_.path = dir / "pkarr.db";
+  if (geteuid() == 0) options_.path = "/proc/pkarr_store_test/pkarr.db";  // root ignores modes
+  auto result = open_sqlite_pkarr_store(options_);
+  ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(result));
+  EXPECT_NE(std::get<PkarrStoreError>(result).message.find("cannot open"), std::string::npos)
+      << std::get<PkarrStoreError>(result).message;
+}
+
+TEST_F(PkarrStoreTest, NewerSchemaIsRefused) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(options_.path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto result = open_sqlite_pkarr_store(options_);
+  ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(result));
+  EXPECT_NE(std::get<PkarrStoreError>(result).message.find("schema version 99"), std::string::npos);
+}
+
+TEST_F(PkarrStoreTest, EmptyPathIsAnError) {
+  options_.path.clear();
+  EXPECT_TRUE(std::holds_alternative<PkarrStoreError>(open_sqlite_pkarr_store(options_)));
+}
+
+}  // namespace
+}  // namespace iroh::server

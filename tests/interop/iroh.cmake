@@ -1,0 +1,16 @@
+# Real-client interop: unmodified iroh 1.0 endpoints (npm @number0/iroh, see iroh/package.json)
+# talk through our iroh-relay inside network namespaces (root needed; node_modules via
+# scripts/setup). See iroh/run.sh for what each variant asserts.
+if(TARGET iroh-relay)
+  set(IROH_INTEROP_RUN ${CMAKE_CURRENT_LIST_DIR}/iroh/run.sh)
+  # solo + split: 1 MiB echo; split asserts that every byte crossed the relay.
+  add_test(NAME interop_iroh COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay>)
+  # split, then 20 s with only the relay keepalive on the wire, then a new connection.
+  add_test(NAME interop_iroh_idle
+           COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay> --variant split --idle 20)
+  # split, then the relay restarts under the open QUIC connection, which must recover.
+  add_test(NAME interop_iroh_restart
+           COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay> --variant restart)
+  set_tests_properties(interop_iroh interop_iroh_idle interop_iroh_restart
+                       PROPERTIES LABELS interop TIMEOUT 600)
+endif()

@@ -1,0 +1,764 @@
+#include "iroh/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace iroh::config {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// RFC 8032 test 1 public key, and the same in base32.
+constexpr const char* kKeyHex = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+constexpr const char* kKeyBase32 = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkena";
+// The Ed25519 base point.
+constexpr const char* kBaseHex = "5866666666666666666666666666666666666666666666666666666666666666";
+// y = 2 does not decompress to a curve point.
+constexpr const char* kNotAPointHex =
+    "0200000000000000000000000000000000000000000000000000000000000000";
+
+// Sets (or unsets) an environment variable for the lifetime of the guard.
+class EnvGuard {
+ public:
+  EnvGuard(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) {
+      ::setenv(name, value, 1);
+    } else {
+      ::unsetenv(name);
+    }
+  }
+  ~EnvGuard() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  EnvGuard(const EnvGuard&) = delete;
+  EnvGuard& operator=(const EnvGuard&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// Keeps the tests independent of the environment they run in.
+class ConfigTest : public ::testing::Test {
+ protected:
+  EnvGuard token_{"IROH_RELAY_ACCESS_TOKEN", nullptr};
+  EnvGuard bearer_{"IROH_RELAY_HTTP_BEARER_TOKEN", nullptr};
+  EnvGuard data_dir_{"IROH_RELAY_DATA_DIR", nullptr};
+};
+
+// A scratch directory with a readable certificate and key.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "iroh-config-test-XXXXXX").string();
+    path_ = ::mkdtemp(pattern.data());
+    write("default.crt", "-----BEGIN CERTIFICATE-----\n");
+    write("default.key", "-----BEGIN PRIVATE KEY-----\n");
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name) << text;
+    return path_ / name;
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string error_of(std::string_view yaml, bool dev = false) {
+  try {
+    parse_yaml(yaml, "test.yaml", dev);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// ---- SocketAddr ---------------------------------------------------------------------------------
+
+TEST(SocketAddrTest, ParsesAndPrints) {
+  auto v4 = SocketAddr::parse("127.0.0.1:80");
+  ASSERT_TRUE(v4);
+  EXPECT_EQ(v4->host, "127.0.0.1");
+  EXPECT_EQ(v4->port, 80);
+  EXPECT_EQ(v4->to_string(), "127.0.0.1:80");
+
+  auto v6 = SocketAddr::parse("[::]:3340");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::");
+  EXPECT_EQ(v6->to_string(), "[::]:3340");
+
+  auto v6full = SocketAddr::parse("[2001:db8::1]:443");
+  ASSERT_TRUE(v6full);
+  EXPECT_EQ(v6full->host, "2001:db8::1");
+
+  auto star = SocketAddr::parse("*:9090");
+  ASSERT_TRUE(star);
+  EXPECT_EQ(star->host, "::");
+  EXPECT_EQ(star->port, 9090);
+
+  auto name = SocketAddr::parse("localhost:0");
+  ASSERT_TRUE(name);
+  EXPECT_EQ(name->host, "localhost");
+  EXPECT_EQ(name->port, 0);
+  EXPECT_EQ(SocketAddr::parse("relay.example.com:65535")->port, 65535);
+}
+
+TEST(SocketAddrTest, RejectsMalformed) {
+  for (const char* bad : {"",
+                          ":80",
+                          "127.0.0.1",
+                          "127.0.0.1:",
+                          "127.0.0.1:65536",
+                          "127.0.0.1:-1",
+                          "127.0.0.1:8a",
+                          "::1:80",
+                          "[::1]",
+                          "[::1]80",
+                          "[::1:80",
+                          "[zz::1]:80",
+                          "[127.0.0.1]:80",
+                          "1.2.3:80",
+                          "256.0.0.1:80",
+                          "bad_host:80",
+                          "-a.example:80",
+                          "a..b:80",
+                          "host:123456",
+                          "host: 80"}) {
+    EXPECT_FALSE(SocketAddr::parse(bad)) << bad;
+  }
+}
+
+// ---- defaults -----------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
+  Config cfg = parse_yaml("", "empty.yaml");
+  EXPECT_EQ(cfg.source, "empty.yaml");
+  EXPECT_FALSE(cfg.dev);
+  EXPECT_TRUE(cfg.enable_relay);
+  EXPECT_EQ(cfg.http_bind_addr.to_string(), "[::]:80");
+  EXPECT_FALSE(cfg.tls);
+  EXPECT_FALSE(cfg.enable_quic_addr_discovery);
+  EXPECT_FALSE(cfg.limits.accept_conn_limit);
+  EXPECT_FALSE(cfg.limits.accept_conn_burst);
+  EXPECT_FALSE(cfg.limits.client_rx);
+  EXPECT_EQ(cfg.limits.max_connections, 65536u);
+  EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(30000));
+  EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(2000));
+  EXPECT_EQ(cfg.limits.client_queue_capacity, 512u);
+  EXPECT_TRUE(cfg.enable_metrics);
+  EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
+  EXPECT_EQ(cfg.key_cache_capacity, 1048576u);
+  EXPECT_EQ(cfg.access.mode, AccessMode::Everyone);
+  EXPECT_FALSE(cfg.stun.enabled);
+  EXPECT_EQ(cfg.stun.bind_addr.to_string(), "[::]:3478");
+  EXPECT_EQ(cfg.data_dir, "/var/lib/iroh-relay");
+  EXPECT_EQ(cfg.log_level, "info");
+}
+
+// A default-constructed Config (what the daemon uses without a file) matches an empty file.
+TEST_F(ConfigTest, DefaultConstructedMatchesEmptyFile) {
+  Config constructed;
+  Config parsed = parse_yaml("", "empty.yaml");
+  EXPECT_EQ(constructed.http_bind_addr, parsed.http_bind_addr);
+  EXPECT_EQ(constructed.metrics_bind_addr, parsed.metrics_bind_addr);
+  EXPECT_EQ(constructed.stun.bind_addr, parsed.stun.bind_addr);
+  EXPECT_EQ(constructed.stun.enabled, parsed.stun.enabled);
+  EXPECT_EQ(constructed.data_dir, parsed.data_dir);
+  TlsConfig tls;
+  Config with_tls = parse_yaml(
+      "tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n  contact: a@example.com\n", "t");
+  EXPECT_EQ(tls.https_bind_addr, with_tls.tls->https_bind_addr);
+  EXPECT_EQ(tls.quic_bind_addr, with_tls.tls->quic_bind_addr);
+  EXPECT_EQ(tls.manual_cert_path, with_tls.tls->manual_cert_path);
+  EXPECT_EQ(tls.manual_key_path, with_tls.tls->manual_key_path);
+}
+
+TEST_F(ConfigTest, CommentOnlyAndEmptyMappingAreEmpty) {
+  EXPECT_EQ(parse_yaml("# nothing\n", "x").http_bind_addr.port, 80);
+  EXPECT_EQ(parse_yaml("{}\n", "x").http_bind_addr.port, 80);
+}
+
+TEST_F(ConfigTest, DerivedAddressesFollowHttpBindAddr) {
+  Config cfg = parse_yaml(
+      "http_bind_addr: 127.0.0.1:8080\ntls:\n  cert_mode: letsencrypt\n"
+      "  hostname: relay.example.com\n  contact: a@example.com\n",
+      "t.yaml");
+  EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "127.0.0.1:9090");
+  EXPECT_EQ(cfg.stun.bind_addr.to_string(), "127.0.0.1:3478");
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_EQ(cfg.tls->https_bind_addr.to_string(), "127.0.0.1:443");
+  EXPECT_EQ(cfg.tls->quic_bind_addr.to_string(), "127.0.0.1:7842");
+
+  Config v6 = parse_yaml("http_bind_addr: \"[::1]:1\"\n", "t.yaml");
+  EXPECT_EQ(v6.metrics_bind_addr.to_string(), "[::1]:9090");
+  EXPECT_EQ(v6.stun.bind_addr.to_string(), "[::1]:3478");
+}
+
+TEST_F(ConfigTest, QuicAddrDefaultsToHostOfHttpsAddr) {
+  Config cfg = parse_yaml(
+      "tls:\n  cert_mode: LetsEncrypt\n  https_bind_addr: 10.0.0.1:8443\n"
+      "  hostname: [a.example.com, b.example.com]\n  contact: a@example.com\n  prod_tls: false\n",
+      "t.yaml");
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_EQ(cfg.tls->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_EQ(cfg.tls->https_bind_addr.to_string(), "10.0.0.1:8443");
+  EXPECT_EQ(cfg.tls->quic_bind_addr.to_string(), "10.0.0.1:7842");
+  EXPECT_EQ(cfg.tls->hostname, (std::vector<std::string>{"a.example.com", "b.example.com"}));
+  EXPECT_FALSE(cfg.tls->prod_tls);
+  EXPECT_EQ(cfg.tls->contact, "a@example.com");
+  EXPECT_EQ(cfg.tls->cert_dir, ".");
+  EXPECT_FALSE(cfg.tls->dangerous_http_only);
+}
+
+TEST_F(ConfigTest, CertPathsDefaultToCertDir) {
+  TempDir dir;
+  Config cfg =
+      parse_yaml("tls:\n  cert_mode: manual\n  cert_dir: " + dir.path().string() + "\n", "t.yaml");
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_EQ(cfg.tls->cert_mode, CertMode::Manual);
+  EXPECT_EQ(cfg.tls->manual_cert_path, dir.path() / "default.crt");
+  EXPECT_EQ(cfg.tls->manual_key_path, dir.path() / "default.key");
+  EXPECT_TRUE(cfg.tls->prod_tls);
+}
+
+TEST_F(ConfigTest, ExplicitCertPathsAndReloadingMode) {
+  TempDir dir;
+  auto crt = dir.write("relay.pem", "cert");
+  auto key = dir.write("relay.key", "key");
+  Config cfg = parse_yaml("tls:\n  cert_mode: Reloading\n  manual_cert_path: " + crt.string() +
+                              "\n  manual_key_path: " + key.string() + "\n",
+                          "t.yaml");
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_EQ(cfg.tls->cert_mode, CertMode::Reloading);
+  EXPECT_EQ(cfg.tls->manual_cert_path, crt);
+  EXPECT_EQ(cfg.tls->manual_key_path, key);
+}
+
+TEST_F(ConfigTest, EveryTopLevelKey) {
+  Config cfg = parse_yaml(R"(enable_relay: false
+http_bind_addr: 127.0.0.1:3340
+enable_metrics: false
+metrics_bind_addr: 127.0.0.1:9999
+key_cache_capacity: 0
+enable_stun: true
+stun_bind_addr: "*:3479"
+data_dir: /tmp/relay-data
+log_level: debug
+)",
+                          "t.yaml");
+  EXPECT_FALSE(cfg.enable_relay);
+  EXPECT_EQ(cfg.http_bind_addr.to_string(), "127.0.0.1:3340");
+  EXPECT_FALSE(cfg.enable_metrics);
+  EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "127.0.0.1:9999");
+  EXPECT_EQ(cfg.key_cache_capacity, 0u);
+  EXPECT_TRUE(cfg.stun.enabled);
+  EXPECT_EQ(cfg.stun.bind_addr.to_string(), "[::]:3479");
+  EXPECT_EQ(cfg.data_dir, "/tmp/relay-data");
+  EXPECT_EQ(cfg.log_level, "debug");
+}
+
+// ---- --dev --------------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, DevDefault) {
+  Config cfg = dev_default();
+  EXPECT_TRUE(cfg.dev);
+  EXPECT_EQ(cfg.source, "<dev default>");
+  EXPECT_TRUE(cfg.enable_relay);
+  EXPECT_EQ(cfg.http_bind_addr.to_string(), "[::]:3340");
+  EXPECT_FALSE(cfg.tls);
+  EXPECT_TRUE(cfg.stun.enabled);
+  EXPECT_EQ(cfg.stun.bind_addr.to_string(), "[::]:3478");
+  EXPECT_TRUE(cfg.enable_metrics);
+  EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
+  EXPECT_EQ(cfg.data_dir, "./data");
+  EXPECT_EQ(cfg.access.mode, AccessMode::Everyone);
+}
+
+TEST_F(ConfigTest, DevDataDirFromEnvironment) {
+  EnvGuard env("IROH_RELAY_DATA_DIR", "/srv/relay");
+  EXPECT_EQ(dev_default().data_dir, "/srv/relay");
+  // Only the dev default: a production file keeps its own default.
+  EXPECT_EQ(parse_yaml("", "t.yaml").data_dir, "/var/lib/iroh-relay");
+}
+
+TEST_F(ConfigTest, DevOnTopOfFile) {
+  Config plain = parse_yaml("log_level: warn\n", "t.yaml", true);
+  EXPECT_TRUE(plain.dev);
+  EXPECT_EQ(plain.http_bind_addr.to_string(), "[::]:3340");
+  EXPECT_TRUE(plain.stun.enabled);
+  EXPECT_EQ(plain.log_level, "warn");
+  EXPECT_EQ(plain.data_dir, "./data");
+
+  Config explicit_addr =
+      parse_yaml("http_bind_addr: 127.0.0.1:1234\nenable_stun: false\n", "t.yaml", true);
+  EXPECT_EQ(explicit_addr.http_bind_addr.to_string(), "127.0.0.1:1234");
+  EXPECT_FALSE(explicit_addr.stun.enabled);
+}
+
+TEST_F(ConfigTest, DevWithTlsIsHttpOnlyAndSkipsCertFilesWithoutQad) {
+  // The certificate would only be used by QAD, which is off: missing files are fine.
+  Config cfg =
+      parse_yaml("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n", "t.yaml", true);
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_TRUE(cfg.tls->dangerous_http_only);
+
+  EXPECT_EQ(error_of("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n"
+                     "enable_quic_addr_discovery: true\n",
+                     true),
+            "test.yaml:2: tls.manual_cert_path: cannot read certificate file "
+            "\"/nonexistent-dir/default.crt\": No such file or directory");
+}
+
+TEST_F(ConfigTest, DevWithQadAndReadableCert) {
+  TempDir dir;
+  Config cfg = parse_yaml("tls:\n  cert_mode: manual\n  cert_dir: " + dir.path().string() +
+                              "\nenable_quic_addr_discovery: true\n",
+                          "t.yaml", true);
+  EXPECT_TRUE(cfg.enable_quic_addr_discovery);
+  EXPECT_TRUE(cfg.tls->dangerous_http_only);
+}
+
+TEST_F(ConfigTest, DevRejectsLetsEncrypt) {
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: a.example.com\n"
+                       "  contact: a@example.com\n",
+                       true),
+              StartsWith("test.yaml:2: tls.cert_mode: letsencrypt cannot be used with --dev"));
+}
+
+// ---- limits -------------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, Limits) {
+  Config cfg = parse_yaml(R"(limits:
+  accept_conn_limit: 12.5
+  accept_conn_burst: 30
+  client:
+    rx:
+      bytes_per_second: 1000000
+      max_burst_bytes: 4096
+  max_connections: 100
+  handshake_timeout_ms: 5000
+  write_timeout_ms: 1500
+  client_queue_capacity: 64
+)",
+                          "t.yaml");
+  EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 12.5);
+  EXPECT_EQ(*cfg.limits.accept_conn_burst, 30u);
+  ASSERT_TRUE(cfg.limits.client_rx);
+  EXPECT_EQ(cfg.limits.client_rx->bytes_per_second, 1000000u);
+  EXPECT_EQ(cfg.limits.client_rx->max_burst_bytes, 4096u);
+  EXPECT_EQ(cfg.limits.max_connections, 100u);
+  EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(cfg.limits.client_queue_capacity, 64u);
+}
+
+TEST_F(ConfigTest, BurstDefaultsToATenthOfRate) {
+  Config cfg = parse_yaml("limits:\n  client:\n    rx:\n      bytes_per_second: 12345\n", "t");
+  ASSERT_TRUE(cfg.limits.client_rx);
+  EXPECT_EQ(cfg.limits.client_rx->max_burst_bytes, 1234u);
+  Config minimal = parse_yaml("limits:\n  client:\n    rx:\n      bytes_per_second: 10\n", "t");
+  EXPECT_EQ(minimal.limits.client_rx->max_burst_bytes, 1u);
+  Config integer_limit = parse_yaml("limits:\n  accept_conn_limit: 7\n", "t");
+  EXPECT_DOUBLE_EQ(*integer_limit.limits.accept_conn_limit, 7.0);
+}
+
+TEST_F(ConfigTest, LimitErrors) {
+  EXPECT_EQ(error_of("limits:\n  client:\n    rx:\n      max_burst_bytes: 100\n"),
+            "test.yaml:4: limits.client.rx.max_burst_bytes: set without bytes_per_second (which "
+            "enables the limit)");
+  EXPECT_EQ(error_of("limits:\n  client:\n    rx:\n      bytes_per_second: 9\n"),
+            "test.yaml:4: limits.client.rx.bytes_per_second: out of range: 9 (must be at least 10: "
+            "the refill per 100 ms period would be 0)");
+  EXPECT_THAT(error_of("limits:\n  client:\n    rx:\n      bytes_per_second: 0\n"),
+              StartsWith("test.yaml:4: limits.client.rx.bytes_per_second: out of range: 0"));
+  EXPECT_EQ(error_of("limits:\n  client:\n    rx:\n      bytes_per_second: 4294967296\n"),
+            "test.yaml:4: limits.client.rx.bytes_per_second: out of range: 4294967296 (allowed 0 "
+            "to 4294967295)");
+  EXPECT_THAT(error_of("limits:\n  client:\n    rx:\n      bytes_per_second: 100\n"
+                       "      max_burst_bytes: 0\n"),
+              StartsWith("test.yaml:5: limits.client.rx.max_burst_bytes: out of range: 0"));
+  EXPECT_THAT(error_of("limits:\n  accept_conn_limit: -1\n"),
+              StartsWith("test.yaml:2: limits.accept_conn_limit: out of range: -1"));
+  EXPECT_THAT(error_of("limits:\n  accept_conn_limit: .nan\n"),
+              StartsWith("test.yaml:2: limits.accept_conn_limit: expected a number"));
+  EXPECT_THAT(error_of("limits:\n  accept_conn_burst: 0\n"),
+              StartsWith("test.yaml:2: limits.accept_conn_burst: out of range: 0"));
+  EXPECT_THAT(error_of("limits:\n  max_connections: 0\n"),
+              StartsWith("test.yaml:2: limits.max_connections: out of range: 0"));
+  EXPECT_THAT(error_of("limits:\n  handshake_timeout_ms: 3600001\n"),
+              StartsWith("test.yaml:2: limits.handshake_timeout_ms: out of range: 3600001"));
+  EXPECT_THAT(error_of("limits:\n  write_timeout_ms: -5\n"),
+              StartsWith("test.yaml:2: limits.write_timeout_ms: expected a non-negative integer, "
+                         "found \"-5\""));
+  EXPECT_THAT(error_of("limits:\n  client_queue_capacity: 99999999999999999999999\n"),
+              StartsWith("test.yaml:2: limits.client_queue_capacity: out of range"));
+  EXPECT_EQ(error_of("limits:\n  client:\n    tx: {}\n"),
+            "test.yaml:3: limits.client.tx: unknown key (known keys here: rx)");
+}
+
+// ---- access -------------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, AccessEveryone) {
+  EXPECT_EQ(parse_yaml("access: everyone\n", "t").access.mode, AccessMode::Everyone);
+}
+
+TEST_F(ConfigTest, AccessAllowlistHexAndBase32) {
+  Config cfg = parse_yaml(std::string("access:\n  allowlist:\n    - ") + kKeyHex + "\n    - " +
+                              kKeyBase32 + "\n    - " + kBaseHex + "\n",
+                          "t");
+  EXPECT_EQ(cfg.access.mode, AccessMode::Allowlist);
+  ASSERT_EQ(cfg.access.endpoints.size(), 3u);
+  EXPECT_EQ(cfg.access.endpoints[0].to_hex(), kKeyHex);
+  EXPECT_EQ(cfg.access.endpoints[1], cfg.access.endpoints[0]);
+  EXPECT_EQ(cfg.access.endpoints[2].to_hex(), kBaseHex);
+}
+
+TEST_F(ConfigTest, AccessDenylist) {
+  Config cfg = parse_yaml(std::string("access:\n  denylist: [") + kKeyHex + "]\n", "t");
+  EXPECT_EQ(cfg.access.mode, AccessMode::Denylist);
+  ASSERT_EQ(cfg.access.endpoints.size(), 1u);
+  EXPECT_EQ(cfg.access.endpoints[0].to_hex(), kKeyHex);
+}
+
+TEST_F(ConfigTest, AccessSharedToken) {
+  Config cfg = parse_yaml("access:\n  shared_token: [token-a, \"token b\"]\n", "t");
+  EXPECT_EQ(cfg.access.mode, AccessMode::SharedToken);
+  EXPECT_EQ(cfg.access.tokens, (std::vector<std::string>{"token-a", "token b"}));
+}
+
+TEST_F(ConfigTest, AccessHttp) {
+  Config cfg = parse_yaml(
+      "access:\n  http:\n    url: https://auth.example.com/relay\n    bearer_token: s3cret\n", "t");
+  EXPECT_EQ(cfg.access.mode, AccessMode::Http);
+  EXPECT_EQ(cfg.access.http_url, "https://auth.example.com/relay");
+  EXPECT_EQ(cfg.access.http_bearer_token, "s3cret");
+  Config no_token = parse_yaml("access:\n  http:\n    url: http://127.0.0.1:1/x\n", "t");
+  EXPECT_EQ(no_token.access.http_bearer_token, "");
+}
+
+TEST_F(ConfigTest, AccessErrors) {
+  EXPECT_EQ(error_of("access:\n  allowlist:\n    - abc\n"),
+            "test.yaml:3: access.allowlist[0]: invalid endpoint id \"abc\" (expected 64 hex "
+            "characters or 52 base32 characters)");
+  EXPECT_EQ(
+      error_of(std::string("access:\n  denylist: [") + kKeyHex + ",\n    " + kNotAPointHex + "]\n"),
+      std::string("test.yaml:3: access.denylist[1]: invalid endpoint id \"") + kNotAPointHex +
+          "\" (not an Ed25519 public key)");
+  EXPECT_EQ(error_of("access:\n  shared_token: []\n"),
+            "test.yaml:2: access.shared_token: the token list must not be empty");
+  EXPECT_EQ(error_of("access:\n  shared_token:\n    - a\n    - \"\"\n"),
+            "test.yaml:4: access.shared_token[1]: must not be empty");
+  EXPECT_EQ(error_of("access: nobody\n"),
+            "test.yaml:1: access: unknown access mode \"nobody\" (expected \"everyone\" or a "
+            "mapping with one of allowlist, denylist, shared_token, http)");
+  EXPECT_THAT(error_of("access:\n  allowlist: []\n  denylist: []\n"),
+              StartsWith("test.yaml:3: access.denylist: only one access mode may be set"));
+  EXPECT_THAT(error_of("access:\n  blocklist: []\n"),
+              StartsWith("test.yaml:2: access.blocklist: unknown key"));
+  EXPECT_EQ(error_of("access:\n  http:\n    bearer_token: x\n"),
+            "test.yaml:2: access.http.url: required key is missing");
+  EXPECT_THAT(error_of("access:\n  http:\n    url: ftp://x\n"),
+              StartsWith("test.yaml:3: access.http.url: invalid URL \"ftp://x\""));
+  EXPECT_THAT(error_of("access:\n  allowlist: " + std::string(kKeyHex) + "\n"),
+              StartsWith("test.yaml:2: access.allowlist: expected a list of endpoint ids"));
+}
+
+// ---- environment --------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, AccessTokenFromEnvironmentReplacesList) {
+  EnvGuard env("IROH_RELAY_ACCESS_TOKEN", "from-env");
+  Config cfg = parse_yaml("access:\n  shared_token: [a, b]\n", "t");
+  EXPECT_EQ(cfg.access.tokens, (std::vector<std::string>{"from-env"}));
+  // The list may be left empty in the file when the token comes from the environment.
+  EXPECT_EQ(parse_yaml("access:\n  shared_token: []\n", "t").access.tokens,
+            (std::vector<std::string>{"from-env"}));
+  // Other modes are unaffected.
+  EXPECT_EQ(parse_yaml("access: everyone\n", "t").access.tokens.size(), 0u);
+}
+
+TEST_F(ConfigTest, EmptyAccessTokenFromEnvironmentIsAnError) {
+  EnvGuard env("IROH_RELAY_ACCESS_TOKEN", "");
+  EXPECT_EQ(error_of("access:\n  shared_token: [a]\n"),
+            "test.yaml:2: access.shared_token: IROH_RELAY_ACCESS_TOKEN is set but empty");
+}
+
+TEST_F(ConfigTest, BearerTokenFromEnvironment) {
+  EnvGuard env("IROH_RELAY_HTTP_BEARER_TOKEN", "env-bearer");
+  Config cfg =
+      parse_yaml("access:\n  http:\n    url: https://a.example\n    bearer_token: file\n", "t");
+  EXPECT_EQ(cfg.access.http_bearer_token, "env-bearer");
+  Config without = parse_yaml("access:\n  http:\n    url: https://a.example\n", "t");
+  EXPECT_EQ(without.access.http_bearer_token, "env-bearer");
+}
+
+// ---- error classes ------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, ErrorCarriesItsParts) {
+  try {
+    parse_yaml("enable_relay: true\nbogus: 1\n", "my.yaml");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.file(), "my.yaml");
+    EXPECT_EQ(e.line(), 2);
+    EXPECT_EQ(e.key(), "bogus");
+    EXPECT_THAT(e.reason(), StartsWith("unknown key"));
+    EXPECT_THAT(std::string(e.what()), StartsWith("my.yaml:2: bogus: unknown key (known keys"));
+  }
+}
+
+TEST_F(ConfigTest, UnknownKeysAreErrorsAtEveryLevel) {
+  EXPECT_THAT(error_of("enable_relay: true\n\nenable_relays: true\n"),
+              StartsWith("test.yaml:3: enable_relays: unknown key"));
+  EXPECT_THAT(error_of("tls:\n  cert_mode: manual\n  certmode: manual\n"),
+              StartsWith("test.yaml:3: tls.certmode: unknown key"));
+  EXPECT_THAT(error_of("limits:\n  client:\n    rx:\n      bps: 1\n"),
+              StartsWith("test.yaml:4: limits.client.rx.bps: unknown key"));
+  EXPECT_THAT(error_of("access:\n  http:\n    url: https://x\n    token: y\n"),
+              StartsWith("test.yaml:4: access.http.token: unknown key"));
+}
+
+TEST_F(ConfigTest, DuplicateKeys) {
+  EXPECT_EQ(error_of("log_level: info\nlog_level: debug\n"),
+            "test.yaml:2: log_level: duplicate key (first set on line 1)");
+}
+
+TEST_F(ConfigTest, WrongTypes) {
+  EXPECT_EQ(error_of("enable_relay: yes please\n"),
+            "test.yaml:1: enable_relay: expected a boolean (true or false), found \"yes please\"");
+  EXPECT_EQ(error_of("enable_metrics: \"true\"\n"),
+            "test.yaml:1: enable_metrics: expected a boolean (true or false), found a quoted "
+            "string");
+  EXPECT_EQ(error_of("key_cache_capacity: \"10\"\n"),
+            "test.yaml:1: key_cache_capacity: expected a non-negative integer, found a quoted "
+            "string");
+  EXPECT_EQ(error_of("key_cache_capacity: [1]\n"),
+            "test.yaml:1: key_cache_capacity: expected a non-negative integer, found a list");
+  EXPECT_EQ(error_of("key_cache_capacity: 1.5\n"),
+            "test.yaml:1: key_cache_capacity: expected a non-negative integer, found \"1.5\"");
+  EXPECT_EQ(error_of("log_level:\n"), "test.yaml:1: log_level: expected a string, found nothing");
+  EXPECT_EQ(error_of("tls: manual\n"),
+            "test.yaml:1: tls: expected a mapping, found a plain scalar");
+  EXPECT_EQ(error_of("limits: [1, 2]\n"), "test.yaml:1: limits: expected a mapping, found a list");
+  EXPECT_EQ(error_of("log_level: loud\n"),
+            "test.yaml:1: log_level: unknown log level \"loud\" (expected trace, debug, info, warn "
+            "or error)");
+  EXPECT_EQ(error_of("data_dir: \"\"\n"), "test.yaml:1: data_dir: must not be empty");
+  EXPECT_EQ(error_of("- a\n- b\n"),
+            "test.yaml:1: the file must be a mapping of keys, found a list");
+  EXPECT_EQ(error_of("[a]: 1\n"), "test.yaml:1: keys must be plain strings, found a list");
+}
+
+TEST_F(ConfigTest, OutOfRange) {
+  EXPECT_EQ(error_of("key_cache_capacity: 4294967297\n"),
+            "test.yaml:1: key_cache_capacity: out of range: 4294967297 (allowed 0 to 4294967296)");
+  EXPECT_EQ(error_of("limits:\n  max_connections: 16777217\n"),
+            "test.yaml:2: limits.max_connections: out of range: 16777217 (allowed 1 to 16777216)");
+}
+
+TEST_F(ConfigTest, InvalidSocketAddrs) {
+  EXPECT_EQ(error_of("http_bind_addr: \"::1:80\"\n"),
+            "test.yaml:1: http_bind_addr: invalid socket address \"::1:80\" (expected "
+            "\"host:port\", \"[v6]:port\" or \"*:port\")");
+  EXPECT_THAT(error_of("metrics_bind_addr: 1.2.3.4:99999\n"),
+              StartsWith("test.yaml:1: metrics_bind_addr: invalid socket address"));
+  EXPECT_THAT(error_of("stun_bind_addr: 3478\n"),
+              StartsWith("test.yaml:1: stun_bind_addr: invalid socket address \"3478\""));
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  https_bind_addr: nope\n"),
+              StartsWith("test.yaml:3: tls.https_bind_addr: invalid socket address"));
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  quic_bind_addr: \"[::1]\"\n"),
+              StartsWith("test.yaml:3: tls.quic_bind_addr: invalid socket address"));
+}
+
+TEST_F(ConfigTest, TlsErrors) {
+  EXPECT_EQ(error_of("tls:\n  prod_tls: true\n"),
+            "test.yaml:1: tls.cert_mode: required key is missing");
+  EXPECT_EQ(error_of("tls:\n"), "test.yaml:1: tls.cert_mode: required key is missing");
+  EXPECT_EQ(error_of("\ntls:\n  cert_mode: selfsigned\n"),
+            "test.yaml:3: tls.cert_mode: unknown certificate mode \"selfsigned\" (expected "
+            "manual, reloading or letsencrypt)");
+  EXPECT_EQ(error_of("tls:\n  cert_mode: letsencrypt\n  contact: a@example.com\n"),
+            "test.yaml:2: tls.hostname: letsencrypt needs at least one hostname");
+  EXPECT_EQ(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: [a.example.com]\n"),
+            "test.yaml:2: tls.contact: letsencrypt needs a contact address");
+  EXPECT_EQ(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: [a.example.com, \"\"]\n"),
+            "test.yaml:3: tls.hostname[1]: must not be empty");
+}
+
+TEST_F(ConfigTest, QadNeedsTls) {
+  EXPECT_EQ(error_of("enable_quic_addr_discovery: true\n"),
+            "test.yaml:1: enable_quic_addr_discovery: QUIC address discovery needs a tls section "
+            "(it serves QUIC with the relay's certificate)");
+  EXPECT_FALSE(parse_yaml("enable_quic_addr_discovery: false\n", "t").enable_quic_addr_discovery);
+}
+
+TEST_F(ConfigTest, UnreadableCertFiles) {
+  TempDir dir;
+  auto crt = dir.write("ok.crt", "cert");
+  // Default paths under a directory without them.
+  EXPECT_EQ(error_of("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n"),
+            "test.yaml:2: tls.manual_cert_path: cannot read certificate file "
+            "\"/nonexistent-dir/default.crt\": No such file or directory");
+  // An explicit key path is reported on its own line.
+  EXPECT_EQ(error_of("tls:\n  cert_mode: reloading\n  manual_cert_path: " + crt.string() +
+                     "\n  manual_key_path: /nonexistent.key\n"),
+            "test.yaml:4: tls.manual_key_path: cannot read private key file "
+            "\"/nonexistent.key\": No such file or directory");
+  EXPECT_EQ(error_of("tls:\n  cert_mode: manual\n  manual_cert_path: " + dir.path().string() +
+                     "\n  manual_key_path: " + crt.string() + "\n"),
+            "test.yaml:3: tls.manual_cert_path: cannot read certificate file \"" +
+                dir.path().string() + "\": is a directory");
+  // LetsEncrypt never reads them.
+  EXPECT_NO_THROW(
+      parse_yaml("tls:\n  cert_mode: letsencrypt\n  cert_dir: /nonexistent-dir\n"
+                 "  hostname: a.example.com\n  contact: a@example.com\n",
+                 "t"));
+}
+
+TEST_F(ConfigTest, YamlSyntaxErrorsHaveALine) {
+  EXPECT_THAT(error_of("enable_relay: true\naccess: [a,\nlog_level: info\n"),
+              StartsWith("test.yaml:4: YAML syntax error: "));
+  EXPECT_THAT(error_of("a: 1\n  b: 2\n"), StartsWith("test.yaml:2: YAML syntax error: "));
+  EXPECT_THAT(error_of("enable_relay: *missing\n"), StartsWith("test.yaml:1: YAML syntax error: "));
+  EXPECT_EQ(error_of("enable_relay: true\n---\nenable_relay: false\n"),
+            "test.yaml:3: more than one YAML document in the file");
+}
+
+TEST_F(ConfigTest, GarbageNeverCrashes) {
+  const std::string inputs[] = {std::string("\0\xff\xfe", 3),
+                                std::string(5000, '['),
+                                std::string(5000, '{'),
+                                "a: !!binary xyz\n",
+                                "? |\n  x\n: y\n",
+                                "&a [*a]\n",
+                                "%YAML 9.9\n---\n",
+                                "tls: {cert_mode: [manual]}\n",
+                                "access: {http: {url: {}}}\n",
+                                "limits: {client: 5}\n"};
+  for (const auto& input : inputs) {
+    try {
+      parse_yaml(input, "fuzz.yaml");
+    } catch (const ConfigError& e) {
+      EXPECT_THAT(std::string(e.what()), StartsWith("fuzz.yaml")) << input.substr(0, 40);
+    }
+  }
+}
+
+// ---- files --------------------------------------------------------------------------------------
+
+TEST_F(ConfigTest, MissingFileNamesTheFile) {
+  try {
+    load_file("/nonexistent/relay.yaml");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(std::string(e.what()), StartsWith("/nonexistent/relay.yaml: cannot read config"));
+  }
+  TempDir dir;
+  EXPECT_THROW(load_file(dir.path()), ConfigError);
+}
+
+TEST_F(ConfigTest, LoadFileReportsItsPath) {
+  TempDir dir;
+  auto path = dir.write("relay.yaml", "enable_relay: true\nlimits:\n  max_connections: nope\n");
+  try {
+    load_file(path);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), path.string() +
+                                         ":3: limits.max_connections: expected a non-negative "
+                                         "integer, found \"nope\"");
+  }
+  auto good = dir.write("good.yaml", "http_bind_addr: 127.0.0.1:0\n");
+  Config cfg = load_file(good, true);
+  EXPECT_EQ(cfg.source, good);
+  EXPECT_TRUE(cfg.dev);
+  EXPECT_EQ(cfg.http_bind_addr.to_string(), "127.0.0.1:0");
+}
+
+TEST_F(ConfigTest, ExampleFileLoads) {
+  fs::path example = fs::path(IROH_SOURCE_DIR) / "config" / "relay.example.yaml";
+  Config cfg = load_file(example);
+  // The example documents the defaults, so it must load to the same values as an empty file.
+  Config defaults = parse_yaml("", example.string());
+  EXPECT_EQ(cfg.enable_relay, defaults.enable_relay);
+  EXPECT_EQ(cfg.http_bind_addr, defaults.http_bind_addr);
+  EXPECT_EQ(cfg.tls.has_value(), defaults.tls.has_value());
+  EXPECT_EQ(cfg.enable_quic_addr_discovery, defaults.enable_quic_addr_discovery);
+  EXPECT_EQ(cfg.limits.max_connections, defaults.limits.max_connections);
+  EXPECT_EQ(cfg.limits.handshake_timeout, defaults.limits.handshake_timeout);
+  EXPECT_EQ(cfg.limits.write_timeout, defaults.limits.write_timeout);
+  EXPECT_EQ(cfg.limits.client_queue_capacity, defaults.limits.client_queue_capacity);
+  EXPECT_EQ(cfg.limits.client_rx.has_value(), defaults.limits.client_rx.has_value());
+  EXPECT_EQ(cfg.enable_metrics, defaults.enable_metrics);
+  EXPECT_EQ(cfg.metrics_bind_addr, defaults.metrics_bind_addr);
+  EXPECT_EQ(cfg.key_cache_capacity, defaults.key_cache_capacity);
+  EXPECT_EQ(cfg.access.mode, defaults.access.mode);
+  EXPECT_EQ(cfg.stun.enabled, defaults.stun.enabled);
+  EXPECT_EQ(cfg.stun.bind_addr, defaults.stun.bind_addr);
+  EXPECT_EQ(cfg.data_dir, defaults.data_dir);
+  EXPECT_EQ(cfg.log_level, defaults.log_level);
+  // And with --dev on top.
+  Config dev = load_file(example, true);
+  EXPECT_TRUE(dev.dev);
+}
+
+// Every commented-out key of the example is valid too once uncommented (TLS aside, whose files
+// do not exist here): uncomment the tls section with letsencrypt and the limits, then load.
+TEST_F(ConfigTest, ExampleFileCommentedKeysAreValid) {
+  fs::path example = fs::path(IROH_SOURCE_DIR) / "config" / "relay.example.yaml";
+  std::ifstream in(example);
+  std::string text, line;
+  bool in_tls = false;
+  while (std::getline(in, line)) {
+    // "# tls:" block lines are "#   key: value"; uncomment them and the limits examples.
+    if (line == "# tls:") {
+      in_tls = true;
+      text += "tls:\n";
+      continue;
+    }
+    if (in_tls && line.rfind("#   ", 0) == 0) {
+      std::string body = line.substr(4);
+      if (body.rfind("#", 0) == 0) continue;
+      if (body.rfind("cert_mode:", 0) == 0) body = "cert_mode: letsencrypt";
+      text += "  " + body + "\n";
+      continue;
+    }
+    in_tls = false;
+    for (const char* key :
+         {"accept_conn_limit:", "accept_conn_burst:", "bytes_per_second:", "max_burst_bytes:"}) {
+      auto pos = line.find(std::string("# ") + key);
+      if (pos != std::string::npos) line = line.substr(0, pos) + line.substr(pos + 2);
+    }
+    text += line + "\n";
+  }
+  Config cfg = parse_yaml(text, "uncommented example");
+  ASSERT_TRUE(cfg.tls);
+  EXPECT_EQ(cfg.tls->hostname, (std::vector<std::string>{"relay.example.com"}));
+  EXPECT_EQ(cfg.tls->manual_cert_path, "/etc/iroh-relay/relay.crt");
+  ASSERT_TRUE(cfg.limits.client_rx);
+  EXPECT_EQ(cfg.limits.client_rx->bytes_per_second, 1048576u);
+  EXPECT_EQ(cfg.limits.client_rx->max_burst_bytes, 131072u);
+  EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 100.0);
+  EXPECT_EQ(*cfg.limits.accept_conn_burst, 200u);
+}
+
+}  // namespace
+}  // namespace iroh::config
