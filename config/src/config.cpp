@@ -153,9 +153,11 @@ class Loader {
     const Field* tls_field = top.find("tls");
     if (tls_field) cfg.tls = read_tls(*tls_field, cfg.http_bind_addr);
 
+    // --dev turns QAD on too, with a self-signed certificate when there is no tls section.
+    cfg.enable_quic_addr_discovery = dev_;
     const Field* qad_field = top.find("enable_quic_addr_discovery");
     if (qad_field) cfg.enable_quic_addr_discovery = as_bool(*qad_field);
-    if (cfg.enable_quic_addr_discovery && !cfg.tls) {
+    if (cfg.enable_quic_addr_discovery && !cfg.tls && !dev_) {
       fail(qad_field->line, qad_field->path,
            "QUIC address discovery needs a tls section (it serves QUIC with the relay's "
            "certificate)");

@@ -6,8 +6,12 @@
 #include <string>
 
 #include "iroh/config.hpp"
+#include "bind_address.hpp"
 #include "iroh/server/daemon.hpp"
 #include "log.hpp"
+#include "qad/qad_thread_service.hpp"
+#include "qad/quic_tls.hpp"
+#include "stun_service.hpp"
 
 #ifndef IROH_RELAY_VERSION
 #define IROH_RELAY_VERSION "0.0.0"
@@ -25,6 +29,35 @@ constexpr const char* kUsage =
     "  -c, --config FILE        YAML configuration file (alias: --config-path)\n"
     "  -h, --help               print this help\n"
     "  -V, --version            print the version\n";
+
+// The services beside the relay's HTTP listeners, as the config enables them.
+void add_configured_services(iroh::server::Daemon& daemon) {
+  namespace asio = boost::asio;
+  const iroh::config::Config& config = daemon.config();
+  if (config.stun.enabled) {
+    daemon.add_service(
+        std::make_unique<iroh::server::StunService>(daemon.io_context(), config.stun));
+  }
+  if (config.enable_quic_addr_discovery) {
+    iroh::server::QadConfig qad;
+    if (config.tls) {
+      qad.bind_addr = iroh::server::resolve_bind_endpoint<asio::ip::udp::endpoint>(
+          config.tls->quic_bind_addr, "tls.quic_bind_addr");
+      qad.cert_path = config.tls->manual_cert_path.string();
+      qad.key_path = config.tls->manual_key_path.string();
+    } else {
+      // --dev without a tls section: QAD on port 7842 of the HTTP host, self-signed certificate
+      // (iroh endpoints that verify it against web roots just fall back to /ping latency).
+      qad.bind_addr = iroh::server::resolve_bind_endpoint<asio::ip::udp::endpoint>(
+          iroh::config::SocketAddr{config.http_bind_addr.host, 7842}, "http_bind_addr");
+      qad.certificate_pem = iroh::server::quic::generate_self_signed_certificate("localhost");
+      if (!qad.certificate_pem) throw std::runtime_error("qad: cannot generate a certificate");
+    }
+    qad.log = [](std::string_view line) { iroh::log::debug("qad: ", line); };
+    auto service = std::make_unique<iroh::server::QadThreadService>(std::move(qad));
+    daemon.add_service(std::move(service));
+  }
+}
 
 }  // namespace
 
@@ -87,6 +120,7 @@ int main(int argc, char** argv) {
       daemon.request_stop();
     });
     std::signal(SIGPIPE, SIG_IGN);
+    add_configured_services(daemon);
     daemon.start();
     daemon.wait();
     daemon.stop();

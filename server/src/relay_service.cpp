@@ -17,12 +17,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <unordered_set>
 
 #include "access_control.hpp"
 #include "client_registry.hpp"
+#include "key_cache.hpp"
 #include "log.hpp"
 #include "rate_limiter.hpp"
 #include "tls.hpp"
@@ -59,11 +61,66 @@ constexpr std::size_t kMaxHttpBody = 64 * 1024;
 // Pongs, Status and EndpointGone share this lane; a client that floods Pings without reading
 // loses Pongs rather than growing memory.
 constexpr std::size_t kControlQueueCapacity = 512;
-// Read buffers above this are released after each message so idle clients stay small.
+// Read buffer kept while waiting for data; anything above is released so idle clients stay small.
 constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
-// First read of each message; later reads of the same message grow geometrically from this.
+// Reads while data keeps coming: one syscall yields dozens of 1200-byte datagram frames.
+constexpr std::size_t kBusyReadBytes = 64 * 1024;
+// TLS only: the read an idle client keeps pending pins this much; it doubles while reads fill it.
 constexpr std::size_t kIdleReadBytes = 64;
-constexpr std::size_t kGrowReadBytes = 2048;
+// One socket write carries up to this many queued frames (2 iovecs each; Asio passes at most 64
+// to sendmsg) or about this many bytes.
+constexpr std::size_t kMaxBatchFrames = 32;
+constexpr std::size_t kMaxBatchBytes = 64 * 1024;
+
+// After the upgrade, WebSocket framing is done here rather than by Beast so that reads can take
+// many frames per syscall and writes can put many frames in one sendmsg; Beast only does the
+// opening handshake. RFC 6455 §5.2.
+constexpr std::uint8_t kWsContinuation = 0x0;
+constexpr std::uint8_t kWsText = 0x1;
+constexpr std::uint8_t kWsBinary = 0x2;
+constexpr std::uint8_t kWsClose = 0x8;
+constexpr std::uint8_t kWsPing = 0x9;
+constexpr std::uint8_t kWsPong = 0xA;
+constexpr std::size_t kMaxWsServerHeader = 10;
+
+// Server frames are unmasked and never fragmented.
+std::size_t encode_ws_header(std::uint8_t opcode, std::size_t len, std::uint8_t* out) {
+  out[0] = std::uint8_t(0x80 | opcode);
+  if (len < 126) {
+    out[1] = std::uint8_t(len);
+    return 2;
+  }
+  if (len <= 0xFFFF) {
+    out[1] = 126;
+    out[2] = std::uint8_t(len >> 8);
+    out[3] = std::uint8_t(len);
+    return 4;
+  }
+  out[1] = 127;
+  for (int i = 0; i < 8; ++i) out[2 + i] = std::uint8_t(std::uint64_t(len) >> (56 - 8 * i));
+  return 10;
+}
+
+void unmask(std::uint8_t* data, std::size_t len, const std::uint8_t* key) {
+  std::size_t i = 0;
+  if (len >= 8) {
+    std::uint32_t k32;
+    std::memcpy(&k32, key, 4);
+    std::uint64_t k64 = (std::uint64_t(k32) << 32) | k32;
+    for (; i + 8 <= len; i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, data + i, 8);
+      w ^= k64;
+      std::memcpy(data + i, &w, 8);
+    }
+  }
+  for (; i < len; ++i) data[i] ^= key[i % 4];
+}
+
+struct QueuedFrame {
+  relay::Bytes bytes;
+  std::uint8_t opcode = kWsBinary;
+};
 
 enum class ListenerRole { RelayService, CaptivePortal };
 
@@ -98,9 +155,9 @@ class FrameFifo {
  public:
   std::size_t size() const { return items_.size() - head_; }
   bool empty() const { return head_ == items_.size(); }
-  void push(relay::Bytes&& frame) { items_.push_back(std::move(frame)); }
-  relay::Bytes pop() {
-    relay::Bytes frame = std::move(items_[head_++]);
+  void push(QueuedFrame&& frame) { items_.push_back(std::move(frame)); }
+  QueuedFrame pop() {
+    QueuedFrame frame = std::move(items_[head_++]);
     if (head_ == items_.size()) {
       clear();
     } else if (head_ >= 64 && head_ * 2 >= items_.size()) {
@@ -118,7 +175,7 @@ class FrameFifo {
   }
 
  private:
-  std::vector<relay::Bytes> items_;
+  std::vector<QueuedFrame> items_;
   std::size_t head_ = 0;
 };
 
@@ -182,11 +239,16 @@ tcp::endpoint resolve_bind_addr(const config::SocketAddr& addr) {
 
 struct RelayServiceState {
   RelayServiceState(const config::Config& c, RelayMetrics& m)
-      : config(c), metrics(m), registry(m), access(c.access, c.source.string()) {}
+      : config(c),
+        metrics(m),
+        registry(m),
+        key_cache(c.key_cache_capacity),
+        access(c.access, c.source.string()) {}
 
   const config::Config& config;
   RelayMetrics& metrics;
   ClientRegistry registry;
+  KeyCache key_cache;
   AccessControl access;
   HttpRouter relay_router;
   HttpRouter captive_router;
@@ -338,10 +400,11 @@ class Connection final : public RelayClientHandle,
   }
 
   Enqueue try_enqueue_datagram(relay::Bytes&& frame) override {
-    return enqueue(datagrams_, state_.config.limits.client_queue_capacity, std::move(frame));
+    return enqueue(datagrams_, state_.config.limits.client_queue_capacity,
+                   QueuedFrame{std::move(frame), kWsBinary});
   }
   Enqueue try_enqueue_control(relay::Bytes&& frame) override {
-    return enqueue(control_, kControlQueueCapacity, std::move(frame));
+    return enqueue(control_, kControlQueueCapacity, QueuedFrame{std::move(frame), kWsBinary});
   }
 
   asio::any_io_executor executor() { return ws_.get_executor(); }
@@ -360,7 +423,7 @@ class Connection final : public RelayClientHandle,
 
   std::string peer_text() const { return format_endpoint(peer_); }
 
-  Enqueue enqueue(FrameFifo& fifo, std::size_t capacity, relay::Bytes&& frame) {
+  Enqueue enqueue(FrameFifo& fifo, std::size_t capacity, QueuedFrame&& frame) {
     bool wake = false;
     {
       std::lock_guard lock(queue_mutex_);
@@ -487,7 +550,7 @@ class Connection final : public RelayClientHandle,
       co_return false;
     }
     watchdog_.cancel();
-    buffer_.clear();
+    // Keeps frames the client sent right behind ClientAuth.
     buffer_.shrink_to_fit();
     log::debug("client ", id->to_hex(), " connected from ", peer_text(), " (v", int(version), ")");
     co_return true;
@@ -592,6 +655,8 @@ class Connection final : public RelayClientHandle,
       co_return false;
     }
     socket().set_option(tcp::no_delay(true), ec);
+    // Plain TCP reads try a non-blocking read first and wait for readability without a buffer.
+    if constexpr (!kTls) socket().non_blocking(true, ec);
     if (const auto& rx = state_.config.limits.client_rx) {
       std::uint32_t burst = rx->max_burst_bytes ? rx->max_burst_bytes : rx->bytes_per_second / 10;
       RxTokenBucket bucket(rx->bytes_per_second, burst);
@@ -600,16 +665,127 @@ class Connection final : public RelayClientHandle,
     co_return true;
   }
 
-  // One binary message into buffer_ (text messages skipped). False on error / close.
+  // One binary message into message_ (text messages skipped). False on error / close.
   asio::awaitable<bool> read_message() {
     for (;;) {
-      buffer_.consume(buffer_.size());
-      error_code ec;
-      std::size_t n = co_await ws_.async_read(buffer_, ec_token(ec));
-      if (ec) co_return false;
-      if (auto resume = account_rx_now(n)) co_await pause_until(*resume);
+      if (!co_await read_ws_message()) co_return false;
+      if (auto resume = account_rx_now(message_.size())) co_await pause_until(*resume);
       if (socket_closed_) co_return false;
-      if (ws_.got_binary()) co_return true;
+      if (message_binary_) co_return true;
+    }
+  }
+
+  // Reads until buffer_ holds `need` bytes. False on EOF / error.
+  asio::awaitable<bool> fill(std::size_t need) {
+    while (buffer_.size() < need) {
+      error_code ec;
+      if constexpr (!kTls) {
+        std::size_t want = std::max(need - buffer_.size(), kBusyReadBytes);
+        std::size_t n = socket().read_some(buffer_.prepare(want), ec);
+        if (!ec) {
+          buffer_.commit(n);
+          continue;
+        }
+        if (ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
+        // Nothing to read: the wait holds no buffer, so an idle client keeps only what is unread.
+        if (buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes) buffer_.shrink_to_fit();
+        co_await socket().async_wait(tcp::socket::wait_read, ec_token(ec));
+        if (ec) co_return false;
+      } else {
+        // The TLS stream buffers records itself; the pending read pins `want` bytes, so it
+        // starts small and doubles only while reads come back full.
+        std::size_t want = std::max(need - buffer_.size(), tls_read_chunk_);
+        if (want <= kIdleReadBytes && buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes)
+          buffer_.shrink_to_fit();
+        std::size_t n =
+            co_await ws_.next_layer().async_read_some(buffer_.prepare(want), ec_token(ec));
+        if (ec) co_return false;
+        buffer_.commit(n);
+        tls_read_chunk_ = n == want ? std::min(want * 2, kBusyReadBytes) : kIdleReadBytes;
+      }
+    }
+    co_return true;
+  }
+
+  bool ws_protocol_error(const char* what) {
+    log::debug("connection from ", peer_text(), ": websocket protocol error: ", what);
+    errored_ = true;
+    return false;
+  }
+
+  std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }
+
+  // The next complete data message (binary or text, message_binary_) into message_, which stays
+  // valid until the next call. Answers WebSocket pings; a Close is echoed and the writer closes
+  // the connection after sending it. False on EOF, error or protocol violation (closes).
+  asio::awaitable<bool> read_ws_message() {
+    for (;;) {
+      buffer_.consume(consumed_);
+      consumed_ = 0;
+      if (fragments_complete_) {
+        fragments_ = {};
+        fragments_complete_ = false;
+      }
+      if (!co_await fill(2)) co_return false;
+      const std::uint8_t b0 = buffer_data()[0];
+      const std::uint8_t b1 = buffer_data()[1];
+      const bool fin = b0 & 0x80;
+      const std::uint8_t opcode = b0 & 0x0F;
+      if (b0 & 0x70) co_return ws_protocol_error("reserved bits set");
+      if (!(b1 & 0x80)) co_return ws_protocol_error("unmasked client frame");
+      std::uint64_t len = b1 & 0x7F;
+      std::size_t head = len == 126 ? 4 : len == 127 ? 10 : 2;
+      if (!co_await fill(head + 4)) co_return false;
+      const std::uint8_t* h = buffer_data();
+      if (len == 126) {
+        len = (std::uint64_t(h[2]) << 8) | h[3];
+      } else if (len == 127) {
+        len = 0;
+        for (int i = 2; i < 10; ++i) len = (len << 8) | h[i];
+      }
+      const bool control = opcode & 0x8;
+      if (control) {
+        if (!fin || len > 125) co_return ws_protocol_error("bad control frame");
+        if (opcode != kWsClose && opcode != kWsPing && opcode != kWsPong)
+          co_return ws_protocol_error("unknown opcode");
+      } else {
+        if (opcode != kWsContinuation && opcode != kWsText && opcode != kWsBinary)
+          co_return ws_protocol_error("unknown opcode");
+        if ((opcode == kWsContinuation) != in_fragments_)
+          co_return ws_protocol_error("bad continuation");
+        if (len > relay::kMaxFrameSize - fragments_.size())
+          co_return ws_protocol_error("message too big");
+      }
+      const std::size_t total = head + 4 + std::size_t(len);
+      if (!co_await fill(total)) co_return false;
+      std::uint8_t* frame = buffer_data();
+      std::uint8_t* payload = frame + head + 4;
+      unmask(payload, std::size_t(len), frame + head);
+      consumed_ = total;
+      if (control) {
+        if (opcode == kWsPong) continue;
+        relay::Bytes reply(payload,
+                           payload + std::min<std::size_t>(len, opcode == kWsClose ? 2 : 125));
+        auto queued =
+            enqueue(control_, kControlQueueCapacity,
+                    QueuedFrame{std::move(reply), opcode == kWsPing ? kWsPong : kWsClose});
+        if (opcode == kWsClose && queued != Enqueue::Ok) co_return false;
+        if (queued != Enqueue::Ok)
+          state_.metrics.control_dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (opcode != kWsContinuation) message_binary_ = opcode == kWsBinary;
+      if (fin && !in_fragments_) {
+        message_ = {payload, std::size_t(len)};
+        co_return true;
+      }
+      fragments_.insert(fragments_.end(), payload, payload + len);
+      in_fragments_ = !fin;
+      if (fin) {
+        fragments_complete_ = true;
+        message_ = {fragments_.data(), fragments_.size()};
+        co_return true;
+      }
     }
   }
 
@@ -644,10 +820,7 @@ class Connection final : public RelayClientHandle,
     co_await pause.async_wait(ec_token(ec));
   }
 
-  relay::ByteSpan message_bytes() const {
-    auto data = buffer_.data();
-    return {static_cast<const std::uint8_t*>(data.data()), data.size()};
-  }
+  relay::ByteSpan message_bytes() const { return message_; }
 
   asio::awaitable<std::optional<relay::EndpointId>> authenticate(const HttpRequest& req) {
     if constexpr (kTls) {
@@ -688,9 +861,13 @@ class Connection final : public RelayClientHandle,
 
   asio::awaitable<bool> write_frame(const relay::Bytes& frame, bool timed) {
     if (socket_closed_) co_return false;
+    std::array<std::uint8_t, kMaxWsServerHeader> head{};
+    std::size_t head_len = encode_ws_header(kWsBinary, frame.size(), head.data());
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head_len),
+                                              asio::buffer(frame)};
     if (timed) begin_write();
     error_code ec;
-    co_await ws_.async_write(asio::buffer(frame), ec_token(ec));
+    co_await asio::async_write(ws_.next_layer(), buffers, ec_token(ec));
     if (timed) end_write();
     if (ec) {
       log::debug("write to ", peer_text(), " failed: ", ec.message());
@@ -699,27 +876,12 @@ class Connection final : public RelayClientHandle,
     co_return true;
   }
 
-  // The relay phase's reader. Reads with read_some into a buffer that starts small, so the read
-  // an idle client keeps pending pins only kIdleReadBytes.
+  // The relay phase's reader.
   asio::awaitable<void> read_loop() {
     registered_ = true;
     for (;;) {
-      buffer_.consume(buffer_.size());
-      std::size_t chunk = kIdleReadBytes;
-      error_code ec;
-      do {
-        std::size_t n = co_await ws_.async_read_some(buffer_.prepare(chunk), ec_token(ec));
-        if (ec) co_return;
-        buffer_.commit(n);
-        chunk = std::max<std::size_t>(kGrowReadBytes, buffer_.size());
-      } while (!ws_.is_message_done());
-      if (auto resume = account_rx_now(buffer_.size())) co_await pause_until(*resume);
-      if (socket_closed_) co_return;
-      if (!ws_.got_binary()) continue;
-      bool keep_going = handle_frame(message_bytes());
-      buffer_.consume(buffer_.size());
-      if (buffer_.capacity() > kKeepReadBufferBytes) buffer_.shrink_to_fit();
-      if (!keep_going) co_return;
+      if (!co_await read_message()) co_return;
+      if (!handle_frame(message_bytes())) co_return;
     }
   }
 
@@ -728,7 +890,8 @@ class Connection final : public RelayClientHandle,
     auto now = Clock::now();
     last_rx_ = now;
     ping_interval_ = first_ping_interval_cached();
-    auto decoded = relay::decode_client_frame(message);
+    // Keys are checked in forward(), only for destinations that are not registered.
+    auto decoded = relay::decode_client_frame(message, relay::KeyCheck::Skip);
     if (auto* err = std::get_if<relay::DecodeError>(&decoded)) {
       state_.metrics.malformed_frames.fetch_add(1, std::memory_order_relaxed);
       log::debug("client ", endpoint_id().to_hex(), ": bad frame (", relay::to_string(*err),
@@ -737,7 +900,7 @@ class Connection final : public RelayClientHandle,
     }
     auto& frame = std::get<relay::ClientFrame>(decoded);
     if (auto* dg = std::get_if<relay::Datagram>(&frame)) {
-      forward(*dg);
+      return forward(*dg);
     } else if (auto* ping = std::get_if<relay::Ping>(&frame)) {
       state_.metrics.got_ping.fetch_add(1, std::memory_order_relaxed);
       if (auto pong = relay::encode_server_frame(relay::Pong{ping->data}, version())) {
@@ -760,20 +923,29 @@ class Connection final : public RelayClientHandle,
     return p0_;
   }
 
-  void forward(const relay::Datagram& dg) {
+  // False if the client must be closed (invalid destination key, §5.5).
+  bool forward(const relay::Datagram& dg) {
     auto& m = state_.metrics;
     m.send_packets_recv.fetch_add(1, std::memory_order_relaxed);
     m.bytes_recv.fetch_add(dg.contents.size(), std::memory_order_relaxed);
     auto frame = relay::encode_server_datagram(endpoint_id(), dg.ecn, dg.segment_size, dg.contents);
     if (!frame) {
       m.dropped_unencodable.fetch_add(1, std::memory_order_relaxed);
-      return;
+      return true;
     }
     switch (state_.registry.forward(dg.peer, std::move(*frame))) {
       case ClientRegistry::Forward::Queued:
         if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
         break;
       case ClientRegistry::Forward::UnknownDestination:
+        // A registered id authenticated with its key, so it is a valid point; only unknown
+        // destinations need the (cached) point check. Like the reference, an invalid key closes
+        // the sender rather than being dropped silently.
+        if (!state_.key_cache.is_valid(dg.peer)) {
+          m.malformed_frames.fetch_add(1, std::memory_order_relaxed);
+          log::debug("client ", endpoint_id().to_hex(), ": bad frame (invalid key), closing");
+          return false;
+        }
         m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
         m.dropped_unknown_destination.fetch_add(1, std::memory_order_relaxed);
         break;
@@ -785,6 +957,36 @@ class Connection final : public RelayClientHandle,
         m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
         break;
     }
+    return true;
+  }
+
+  // batch_ as one socket write: scatter-gather for TCP, one contiguous record for TLS.
+  asio::awaitable<bool> write_batch() {
+    if (socket_closed_) co_return false;
+    batch_heads_.resize(batch_.size() * kMaxWsServerHeader);
+    batch_buffers_.clear();
+    batch_bytes_.clear();
+    for (std::size_t i = 0; i < batch_.size(); ++i) {
+      std::uint8_t* head = batch_heads_.data() + i * kMaxWsServerHeader;
+      std::size_t head_len = encode_ws_header(batch_[i].opcode, batch_[i].bytes.size(), head);
+      if constexpr (kTls) {
+        batch_bytes_.insert(batch_bytes_.end(), head, head + head_len);
+        batch_bytes_.insert(batch_bytes_.end(), batch_[i].bytes.begin(), batch_[i].bytes.end());
+      } else {
+        batch_buffers_.push_back(asio::buffer(head, head_len));
+        batch_buffers_.push_back(asio::buffer(batch_[i].bytes));
+      }
+    }
+    if constexpr (kTls) batch_buffers_.push_back(asio::buffer(batch_bytes_));
+    begin_write();
+    error_code ec;
+    co_await asio::async_write(ws_.next_layer(), batch_buffers_, ec_token(ec));
+    end_write();
+    if (ec) {
+      log::debug("write to ", peer_text(), " failed: ", ec.message());
+      co_return false;
+    }
+    co_return true;
   }
 
   Clock::time_point next_ping_at() const {
@@ -812,40 +1014,58 @@ class Connection final : public RelayClientHandle,
         if (!encoded || !co_await write_frame(*encoded, true)) break;
         continue;
       }
-      relay::Bytes frame;
-      bool have = false;
-      bool is_datagram = false;
+      std::size_t datagram_count = 0;
       {
         std::lock_guard lock(queue_mutex_);
         if (closed_) break;
-        if (!control_.empty()) {
-          frame = control_.pop();
-          have = true;
-        } else if (!datagrams_.empty()) {
-          frame = datagrams_.pop();
-          have = is_datagram = true;
-        } else {
-          writer_waiting_ = true;
-        }
-      }
-      if (have) {
-        if (!co_await write_frame(frame, true)) {
-          if (is_datagram) {
-            m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-            m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
+        // Control frames first: the priority lane stays ahead of queued datagrams.
+        std::size_t bytes = 0;
+        while (batch_.size() < kMaxBatchFrames && bytes < kMaxBatchBytes) {
+          if (!control_.empty()) {
+            batch_.push_back(control_.pop());
+          } else if (!datagrams_.empty()) {
+            batch_.push_back(datagrams_.pop());
+            ++datagram_count;
+          } else {
+            break;
           }
-          break;
+          bytes += batch_.back().bytes.size();
         }
-        if (is_datagram) {
-          std::size_t header =
-              frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
-          m.send_packets_sent.fetch_add(1, std::memory_order_relaxed);
-          m.bytes_sent.fetch_add(frame.size() - std::min(header, frame.size()),
-                                 std::memory_order_relaxed);
-        } else if (!frame.empty() && frame[0] == std::uint8_t(relay::FrameType::Pong)) {
-          m.sent_pong.fetch_add(1, std::memory_order_relaxed);
+        if (batch_.empty()) writer_waiting_ = true;
+      }
+      if (!batch_.empty()) {
+        bool sent = co_await write_batch();
+        bool close_sent = false;
+        if (!sent) {
+          m.send_packets_dropped.fetch_add(datagram_count, std::memory_order_relaxed);
+          m.dropped_write_error.fetch_add(datagram_count, std::memory_order_relaxed);
+        } else {
+          for (const auto& item : batch_) {
+            const auto& frame = item.bytes;
+            if (item.opcode == kWsClose) close_sent = true;
+            if (item.opcode != kWsBinary || frame.empty()) continue;
+            if (frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagram) ||
+                frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch)) {
+              std::size_t header =
+                  frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
+              m.send_packets_sent.fetch_add(1, std::memory_order_relaxed);
+              m.bytes_sent.fetch_add(frame.size() - std::min(header, frame.size()),
+                                     std::memory_order_relaxed);
+            } else if (frame[0] == std::uint8_t(relay::FrameType::Pong)) {
+              m.sent_pong.fetch_add(1, std::memory_order_relaxed);
+            }
+          }
         }
+        batch_.clear();
+        if (!sent || close_sent) break;
         continue;
+      }
+      // Idle: batch storage is only needed while busy.
+      if (batch_.capacity() != 0) {
+        batch_ = {};
+        batch_heads_ = {};
+        batch_buffers_ = {};
+        batch_bytes_ = {};
       }
       wake_.expires_at(outstanding_ping_ ? ping_deadline_ : next_ping_at());
       error_code ec;
@@ -861,6 +1081,20 @@ class Connection final : public RelayClientHandle,
   RelayServiceState& state_;
   websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
+  // Reader state (strand): bytes of buffer_ that belong to the message returned last, the
+  // reassembly of a fragmented message, and the current message.
+  std::size_t consumed_ = 0;
+  std::vector<std::uint8_t> fragments_;
+  bool in_fragments_ = false;
+  bool fragments_complete_ = false;
+  bool message_binary_ = false;
+  relay::ByteSpan message_;
+  std::size_t tls_read_chunk_ = kIdleReadBytes;
+  // Writer state (strand), released whenever the writer goes idle.
+  std::vector<QueuedFrame> batch_;
+  std::vector<std::uint8_t> batch_heads_;
+  std::vector<asio::const_buffer> batch_buffers_;
+  std::vector<std::uint8_t> batch_bytes_;
   asio::steady_timer watchdog_;
   asio::steady_timer wake_;
   ListenerRole role_;

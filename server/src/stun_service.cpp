@@ -1,5 +1,7 @@
 #include "stun_service.hpp"
 
+#include "bind_address.hpp"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -90,25 +92,6 @@ std::size_t reply_control(const msghdr& rx, std::uint8_t* out) {
     }
   }
   return 0;
-}
-
-udp::endpoint resolve_bind_address(const config::SocketAddr& addr, asio::io_context& io) {
-  std::string host = addr.host;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty() || host == "*") host = "::";
-  boost::system::error_code ec;
-  const auto ip = asio::ip::make_address(host, ec);
-  if (!ec) return {ip, addr.port};
-  udp::resolver resolver(io);
-  const auto results =
-      resolver.resolve(host, std::to_string(addr.port), udp::resolver::numeric_service, ec);
-  if (ec || results.empty()) {
-    throw boost::system::system_error(ec ? ec : asio::error::host_not_found,
-                                      "stun_bind_addr " + host);
-  }
-  return results.begin()->endpoint();
 }
 
 }  // namespace
@@ -319,7 +302,7 @@ StunService::~StunService() {
 }
 
 void StunService::start() {
-  const udp::endpoint ep = resolve_bind_address(impl_->config.bind_addr, impl_->io);
+  const udp::endpoint ep = resolve_bind_endpoint<udp::endpoint>(impl_->config.bind_addr, "stun_bind_addr");
   const bool reuse_port = impl_->sockets > 1;
   for (unsigned i = 0; i < impl_->sockets; ++i) {
     auto listener = std::make_shared<StunListener>(impl_->io, impl_->shared);

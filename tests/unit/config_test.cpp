@@ -315,17 +315,25 @@ TEST_F(ConfigTest, DevOnTopOfFile) {
 }
 
 TEST_F(ConfigTest, DevWithTlsIsHttpOnlyAndSkipsCertFilesWithoutQad) {
-  // The certificate would only be used by QAD, which is off: missing files are fine.
-  Config cfg =
-      parse_yaml("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n", "t.yaml", true);
+  // The certificate would only be used by QAD, switched off here: missing files are fine.
+  Config cfg = parse_yaml(
+      "tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\nenable_quic_addr_discovery: false\n",
+      "t.yaml", true);
   ASSERT_TRUE(cfg.tls);
   EXPECT_TRUE(cfg.tls->dangerous_http_only);
 
-  EXPECT_EQ(error_of("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n"
-                     "enable_quic_addr_discovery: true\n",
-                     true),
+  // --dev turns QAD on by default, and with a tls section QAD serves its certificate.
+  EXPECT_EQ(error_of("tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\n", true),
             "test.yaml:2: tls.manual_cert_path: cannot read certificate file "
             "\"/nonexistent-dir/default.crt\": No such file or directory");
+}
+
+TEST_F(ConfigTest, DevTurnsQadOnWithoutTls) {
+  // No tls section: the daemon generates a self-signed certificate for QAD at start.
+  Config cfg = parse_yaml("", "t.yaml", true);
+  EXPECT_TRUE(cfg.enable_quic_addr_discovery);
+  EXPECT_FALSE(cfg.tls);
+  EXPECT_TRUE(dev_default().enable_quic_addr_discovery);
 }
 
 TEST_F(ConfigTest, DevWithQadAndReadableCert) {

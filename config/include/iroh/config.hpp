@@ -76,7 +76,7 @@ struct Config {
   bool enable_relay = true;
   SocketAddr http_bind_addr{"::", 80};       // [::]:3340 with --dev
   std::optional<TlsConfig> tls;
-  bool enable_quic_addr_discovery = false;
+  bool enable_quic_addr_discovery = false;  // true with --dev (self-signed cert without tls)
   Limits limits;
   bool enable_metrics = true;
   SocketAddr metrics_bind_addr{"::", 9090};  // default: host of http_bind_addr : 9090
