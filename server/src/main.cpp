@@ -9,7 +9,7 @@
 #include "bind_address.hpp"
 #include "iroh/server/daemon.hpp"
 #include "log.hpp"
-#include "qad/qad_thread_service.hpp"
+#include "qad_thread_service.hpp"
 #include "qad/quic_tls.hpp"
 #include "stun_service.hpp"
 

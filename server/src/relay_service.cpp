@@ -679,7 +679,9 @@ class Connection final : public RelayClientHandle,
   asio::awaitable<bool> fill(std::size_t need) {
     while (buffer_.size() < need) {
       error_code ec;
-      if constexpr (!kTls) {
+      // A plain `if` (both branches compile for either stream): keeps GCC 12's coroutine lowering
+      // away from co_await inside discarded `if constexpr` branches.
+      if (!kTls) {
         std::size_t want = std::max(need - buffer_.size(), kBusyReadBytes);
         std::size_t n = socket().read_some(buffer_.prepare(want), ec);
         if (!ec) {
@@ -687,10 +689,15 @@ class Connection final : public RelayClientHandle,
           continue;
         }
         if (ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
-        // Nothing to read: the wait holds no buffer, so an idle client keeps only what is unread.
+        // Nothing to read: release the busy-time buffer, then wait with a small read. Not
+        // async_wait: with edge-triggered epoll, data arriving between the failed read and the
+        // wait's registration would not complete the wait; a queued read retries itself.
         if (buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes) buffer_.shrink_to_fit();
-        co_await socket().async_wait(tcp::socket::wait_read, ec_token(ec));
+        // The pending read uses a few bytes inside the connection, so an idle client holds no
+        // read buffer at all.
+        n = co_await socket().async_read_some(asio::buffer(wait_bytes_), ec_token(ec));
         if (ec) co_return false;
+        buffer_.commit(asio::buffer_copy(buffer_.prepare(n), asio::buffer(wait_bytes_, n)));
       } else {
         // The TLS stream buffers records itself; the pending read pins `want` bytes, so it
         // starts small and doubles only while reads come back full.
@@ -880,8 +887,9 @@ class Connection final : public RelayClientHandle,
   asio::awaitable<void> read_loop() {
     registered_ = true;
     for (;;) {
-      if (!co_await read_message()) co_return;
-      if (!handle_frame(message_bytes())) co_return;
+      // Not `if (!co_await ...) co_return;`: GCC 12 miscompiles that here (SIGILL on entry).
+      bool got = co_await read_message();
+      if (!got || !handle_frame(message_bytes())) break;
     }
   }
 
@@ -995,6 +1003,7 @@ class Connection final : public RelayClientHandle,
 
   asio::awaitable<void> write_loop(std::shared_ptr<Connection> self) {
     auto& m = state_.metrics;
+    bool may_yield = false;
     for (;;) {
       if (socket_closed_) break;
       auto now = Clock::now();
@@ -1031,7 +1040,7 @@ class Connection final : public RelayClientHandle,
           }
           bytes += batch_.back().bytes.size();
         }
-        if (batch_.empty()) writer_waiting_ = true;
+        if (batch_.empty() && !may_yield) writer_waiting_ = true;
       }
       if (!batch_.empty()) {
         bool sent = co_await write_batch();
@@ -1058,6 +1067,14 @@ class Connection final : public RelayClientHandle,
         }
         batch_.clear();
         if (!sent || close_sent) break;
+        may_yield = true;
+        continue;
+      }
+      // Before sleeping on the timer (timer and wake-up cost syscalls), let other handlers run
+      // once: senders usually enqueue more, and the next write carries a batch.
+      if (may_yield) {
+        may_yield = false;
+        co_await asio::post(ws_.get_executor(), asio::use_awaitable);
         continue;
       }
       // Idle: batch storage is only needed while busy.
@@ -1090,6 +1107,7 @@ class Connection final : public RelayClientHandle,
   bool message_binary_ = false;
   relay::ByteSpan message_;
   std::size_t tls_read_chunk_ = kIdleReadBytes;
+  std::array<std::uint8_t, 16> wait_bytes_{};
   // Writer state (strand), released whenever the writer goes idle.
   std::vector<QueuedFrame> batch_;
   std::vector<std::uint8_t> batch_heads_;

@@ -44,18 +44,6 @@ constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) >
                                          ? CMSG_SPACE(sizeof(in6_pktinfo))
                                          : CMSG_SPACE(sizeof(in_pktinfo));
 
-stun::Endpoint to_stun_endpoint(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) {
-    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
-    std::array<std::uint8_t, 4> a{};
-    std::memcpy(a.data(), &sin.sin_addr, 4);
-    return stun::Endpoint::v4(a, ntohs(sin.sin_port));
-  }
-  const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
-  std::array<std::uint8_t, 16> a{};
-  std::memcpy(a.data(), &sin6.sin6_addr, 16);
-  return stun::Endpoint::v6(a, ntohs(sin6.sin6_port));
-}
 
 // Turns the received destination-address control message into the one that makes the reply
 // leave from that address. Returns the control length to send (0 = none).
@@ -95,6 +83,19 @@ std::size_t reply_control(const msghdr& rx, std::uint8_t* out) {
 }
 
 }  // namespace
+
+stun::Endpoint to_stun_endpoint(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+    std::array<std::uint8_t, 4> a{};
+    std::memcpy(a.data(), &sin.sin_addr, 4);
+    return stun::Endpoint::v4(a, ntohs(sin.sin_port));
+  }
+  const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+  std::array<std::uint8_t, 16> a{};
+  std::memcpy(a.data(), &sin6.sin6_addr, 16);
+  return stun::Endpoint::v6(a, ntohs(sin6.sin6_port));
+}
 
 // What the listeners of one service share; outlives stop() while a loop is winding down.
 struct StunShared {

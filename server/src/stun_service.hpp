@@ -12,6 +12,8 @@
 // (StunOptions::sockets) and run the io_context on as many threads.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
@@ -22,6 +24,7 @@
 
 #include "iroh/config.hpp"
 #include "iroh/server/daemon.hpp"
+#include "iroh/stun.hpp"
 
 namespace iroh::server {
 
@@ -43,6 +46,9 @@ struct StunOptions {
   // io_context run by several threads answers on several cores. 1 = one plain socket.
   unsigned sockets = 1;
 };
+
+// The peer address of a received datagram (IPv4 or IPv6 socket address) as the codec's type.
+stun::Endpoint to_stun_endpoint(const sockaddr_storage& address);
 
 class StunService final : public Service {
  public:

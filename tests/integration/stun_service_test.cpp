@@ -59,16 +59,7 @@ class Client {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-    if (ss.ss_family == AF_INET) {
-      const auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
-      std::array<std::uint8_t, 4> a{};
-      std::memcpy(a.data(), &sin.sin_addr, 4);
-      return stun::Endpoint::v4(a, ntohs(sin.sin_port));
-    }
-    const auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
-    std::array<std::uint8_t, 16> a{};
-    std::memcpy(a.data(), &sin6.sin6_addr, 16);
-    return stun::Endpoint::v6(a, ntohs(sin6.sin6_port));
+    return iroh::server::to_stun_endpoint(ss);
   }
 
   void send_to(const stun::Bytes& data, std::uint16_t port) {

@@ -1,4 +1,4 @@
-#include "qad/qad_thread_service.hpp"
+#include "qad_thread_service.hpp"
 
 #include <boost/asio/post.hpp>
 #include <future>
