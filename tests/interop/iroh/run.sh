@@ -46,11 +46,8 @@ CONNS=1
 [ -x "$RELAY_BIN" ] || { echo "run.sh: relay binary '$RELAY_BIN' not found or not executable" >&2; exit 2; }
 RELAY_BIN="$(cd "$(dirname "$RELAY_BIN")" && pwd)/$(basename "$RELAY_BIN")"
 command -v node >/dev/null || { echo "run.sh: node not found (run scripts/setup)" >&2; exit 2; }
-if [ ! -d "$HERE/node_modules/@number0/iroh" ]; then
-  # npm talks to the registry from the root namespace; no iroh endpoint runs here.
-  echo "run.sh: node_modules missing, running npm ci" >&2
-  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error) || { echo "run.sh: npm ci failed" >&2; exit 2; }
-fi
+[ -d "$HERE/node_modules/@number0/iroh" ] ||
+  { echo "run.sh: $HERE/node_modules missing (scripts/setup installs it)" >&2; exit 2; }
 
 if [ -n "$KEEP" ]; then WORK="$KEEP"; mkdir -p "$WORK"; else WORK="$(mktemp -d /tmp/iroh-interop.XXXXXX)"; fi
 q() { printf '%q' "$1"; }
