@@ -1,7 +1,5 @@
 #include "stun_service.hpp"
 
-#include "bind_address.hpp"
-
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -20,6 +18,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bind_address.hpp"
 #include "iroh/stun.hpp"
 #include "log.hpp"
 
@@ -44,6 +43,19 @@ constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) >
                                          ? CMSG_SPACE(sizeof(in6_pktinfo))
                                          : CMSG_SPACE(sizeof(in_pktinfo));
 
+// Writes one control message carrying `value` at `out`; returns the bytes used.
+template <class T>
+std::size_t write_control(std::uint8_t* out, int level, int type, const T& value) {
+  msghdr tmp{};
+  tmp.msg_control = out;
+  tmp.msg_controllen = CMSG_SPACE(sizeof value);
+  cmsghdr* o = CMSG_FIRSTHDR(&tmp);
+  o->cmsg_level = level;
+  o->cmsg_type = type;
+  o->cmsg_len = CMSG_LEN(sizeof value);
+  std::memcpy(CMSG_DATA(o), &value, sizeof value);
+  return CMSG_SPACE(sizeof value);
+}
 
 // Turns the received destination-address control message into the one that makes the reply
 // leave from that address. Returns the control length to send (0 = none).
@@ -55,28 +67,12 @@ std::size_t reply_control(const msghdr& rx, std::uint8_t* out) {
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
       info.ipi_spec_dst = info.ipi_addr;
       info.ipi_ifindex = 0;
-      msghdr tmp{};
-      tmp.msg_control = out;
-      tmp.msg_controllen = CMSG_SPACE(sizeof info);
-      cmsghdr* o = CMSG_FIRSTHDR(&tmp);
-      o->cmsg_level = IPPROTO_IP;
-      o->cmsg_type = IP_PKTINFO;
-      o->cmsg_len = CMSG_LEN(sizeof info);
-      std::memcpy(CMSG_DATA(o), &info, sizeof info);
-      return CMSG_SPACE(sizeof info);
+      return write_control(out, IPPROTO_IP, IP_PKTINFO, info);
     }
     if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
       in6_pktinfo info{};
       std::memcpy(&info, CMSG_DATA(c), sizeof info);
-      msghdr tmp{};
-      tmp.msg_control = out;
-      tmp.msg_controllen = CMSG_SPACE(sizeof info);
-      cmsghdr* o = CMSG_FIRSTHDR(&tmp);
-      o->cmsg_level = IPPROTO_IPV6;
-      o->cmsg_type = IPV6_PKTINFO;
-      o->cmsg_len = CMSG_LEN(sizeof info);
-      std::memcpy(CMSG_DATA(o), &info, sizeof info);
-      return CMSG_SPACE(sizeof info);
+      return write_control(out, IPPROTO_IPV6, IPV6_PKTINFO, info);
     }
   }
   return 0;
@@ -303,7 +299,8 @@ StunService::~StunService() {
 }
 
 void StunService::start() {
-  const udp::endpoint ep = resolve_bind_endpoint<udp::endpoint>(impl_->config.bind_addr, "stun_bind_addr");
+  const udp::endpoint ep =
+      resolve_bind_endpoint<udp::endpoint>(impl_->config.bind_addr, "stun_bind_addr");
   const bool reuse_port = impl_->sockets > 1;
   for (unsigned i = 0; i < impl_->sockets; ++i) {
     auto listener = std::make_shared<StunListener>(impl_->io, impl_->shared);
