@@ -15,6 +15,7 @@ struct Daemon::Impl {
   // Declared before io_context: handlers still queued when the io_context is destroyed refer to
   // them.
   config::Config config;
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   RelayMetrics metrics;
   unsigned thread_count;
   asio::io_context ioc;
@@ -123,6 +124,9 @@ asio::io_context& Daemon::io_context() {
 }
 RelayMetrics& Daemon::metrics() {
   return impl_->metrics;
+}
+std::shared_ptr<prometheus::Registry> Daemon::metrics_registry() {
+  return impl_->registry;
 }
 std::size_t Daemon::client_count() const {
   return impl_->relay->client_count();

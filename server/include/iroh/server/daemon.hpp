@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <memory>
 #include <optional>
+#include <prometheus/registry.h>
 #include <string_view>
 #include <vector>
 
@@ -59,6 +60,10 @@ class Daemon {
   const config::Config& config() const;
   boost::asio::io_context& io_context();
   RelayMetrics& metrics();
+  // The registry every service registers its Prometheus families in (prometheus-cpp builders:
+  // prometheus::BuildCounter().Name(...).Register(*daemon.metrics_registry())). The metrics
+  // listener serialises it; it outlives all services.
+  std::shared_ptr<prometheus::Registry> metrics_registry();
   // Authenticated relay connections right now.
   std::size_t client_count() const;
 
