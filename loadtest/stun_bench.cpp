@@ -1,13 +1,19 @@
 // STUN load generator: keeps a bounded window of Binding requests (with FINGERPRINT) in flight
-// from a few UDP sockets and counts valid Binding success responses per second. Used by
-// loadtest/run-stun.sh to compare our server with coturn on loopback.
+// from a few UDP sockets (sendmmsg/recvmmsg batches, one thread, optionally pinned to a CPU) and
+// counts valid Binding success responses. It stops after --requests measured responses (a fixed
+// amount of work, so a slow round takes longer instead of doing less) or after --seconds, whichever
+// comes first. Used by loadtest/run-stun.sh to compare our server with coturn on loopback.
 //
-//   stun_bench --port P [--host 127.0.0.1] [--seconds 5] [--sockets 4] [--window 32] [--label L]
+//   stun_bench --port P [--host 127.0.0.1] [--seconds 10] [--requests 0 (= no limit)]
+//              [--sockets 4] [--window 32] [--cpu N] [--label L]
 //
-// Prints one line: "<label>: <rate> responses/s (...)". Exits non-zero if nothing was answered.
+// Prints one line: "<label>: <rate> responses/s (... answered N ...; T s)". Exits non-zero if
+// nothing was answered.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,8 +38,10 @@ constexpr auto kLossTimeout = std::chrono::milliseconds(20);
 struct Options {
   std::string host = "127.0.0.1";
   int port = 0;
-  double seconds = 5;
+  double seconds = 10;
   double warmup = 0.5;
+  long long requests = 0;
+  int cpu = -1;
   int sockets = 4;
   int window = 32;
   std::string label = "stun";
@@ -69,6 +77,10 @@ int main(int argc, char** argv) {
       o.sockets = std::atoi(v);
     } else if (k == "--window") {
       o.window = std::atoi(v);
+    } else if (k == "--requests") {
+      o.requests = std::atoll(v);
+    } else if (k == "--cpu") {
+      o.cpu = std::atoi(v);
     } else if (k == "--label") {
       o.label = v;
     } else {
@@ -77,11 +89,17 @@ int main(int argc, char** argv) {
     }
   }
   if (o.port <= 0 || o.port > 65535 || o.sockets < 1 || o.sockets > 64 || o.window < 1 ||
-      o.window > 1024 || o.seconds <= 0 || o.seconds > 120) {
+      o.window > 1024 || o.seconds <= 0 || o.seconds > 120 || o.requests < 0) {
     std::fprintf(stderr,
                  "usage: stun_bench --port P [--host H] [--seconds S<=120] [--sockets 1..64] "
-                 "[--window 1..1024] [--label L]\n");
+                 "[--window 1..1024] [--requests N] [--cpu N] [--label L]\n");
     return 2;
+  }
+  if (o.cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(o.cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) std::perror("sched_setaffinity");
   }
 
   sockaddr_storage server{};
@@ -162,7 +180,10 @@ int main(int argc, char** argv) {
 
   for (Socket& s : sockets) fill(s);
   // Bounded by `end`: every iteration either polls with a timeout or makes progress.
-  for (auto now = Clock::now(); now < end; now = Clock::now()) {
+  const auto done = [&] {
+    return o.requests > 0 && measured >= static_cast<std::uint64_t>(o.requests);
+  };
+  for (auto now = Clock::now(); now < end && !done(); now = Clock::now()) {
     const int ready = ::poll(pfds.data(), pfds.size(), 10);
     now = Clock::now();
     for (std::size_t k = 0; k < sockets.size(); ++k) {
@@ -198,14 +219,21 @@ int main(int argc, char** argv) {
       fill(s);
     }
   }
-  const double rate = static_cast<double>(measured) / o.seconds;
+  const auto finished = std::min(Clock::now(), end);
+  const double elapsed = std::chrono::duration<double>(finished - measure_from).count();
+  const double rate = elapsed > 0 ? static_cast<double>(measured) / elapsed : 0;
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const double generator_cpu =
+      static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+      static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   std::printf(
       "%s: %.0f responses/s (sent %llu, answered %llu, invalid %llu, window refills %llu, "
-      "send errors %llu; %d sockets x window %d, %.1f s)\n",
+      "send errors %llu; %d sockets x window %d; measured %llu in %.2f s; generator CPU %.2f s)\n",
       o.label.c_str(), rate, static_cast<unsigned long long>(sent),
       static_cast<unsigned long long>(received), static_cast<unsigned long long>(invalid),
       static_cast<unsigned long long>(refills), static_cast<unsigned long long>(send_errors),
-      o.sockets, o.window, o.seconds);
+      o.sockets, o.window, static_cast<unsigned long long>(measured), elapsed, generator_cpu);
   for (Socket& s : sockets) ::close(s.fd);
   return measured > 0 ? 0 : 1;
 }

@@ -2,7 +2,6 @@
 
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <array>
@@ -19,11 +18,11 @@
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <boost/url/parse.hpp>
-#include <cctype>
 #include <deque>
 #include <list>
 #include <type_traits>
+
+#include "transport.hpp"
 
 namespace iroh::client {
 
@@ -84,86 +83,7 @@ namespace {
 using PlainWs = websocket::stream<tcp::socket>;
 using TlsWs = websocket::stream<asio::ssl::stream<tcp::socket>>;
 
-struct RelayUrl {
-  bool tls = false;
-  std::string host;  // without IPv6 brackets
-  bool host_is_ip = false;
-  std::uint16_t port = 0;
-  std::string host_header;  // Host: value, ":port" only when not the scheme's default
-};
-
-RelayUrl parse_relay_url(std::string_view text) {
-  auto parsed = boost::urls::parse_uri(text);
-  if (!parsed) {
-    throw RelayClientError(Errc::InvalidUrl, std::string(text) + ": " + parsed.error().message());
-  }
-  const boost::urls::url_view& url = *parsed;
-  RelayUrl out;
-  std::string scheme(url.scheme());
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  // §1: http/ws are plain, every other scheme means TLS.
-  out.tls = !(scheme == "http" || scheme == "ws");
-  std::uint16_t default_port = out.tls ? 443 : 80;
-  std::string bracketed;
-  switch (url.host_type()) {
-    case boost::urls::host_type::ipv4:
-      out.host = url.host_ipv4_address().to_string();
-      out.host_is_ip = true;
-      bracketed = out.host;
-      break;
-    case boost::urls::host_type::ipv6:
-      out.host = url.host_ipv6_address().to_string();
-      out.host_is_ip = true;
-      bracketed = "[" + out.host + "]";
-      break;
-    case boost::urls::host_type::name:
-      out.host = url.host();
-      bracketed = out.host;
-      break;
-    default:
-      break;
-  }
-  if (out.host.empty()) {
-    throw RelayClientError(Errc::InvalidUrl, std::string(text) + ": no host");
-  }
-  out.port = default_port;
-  if (url.has_port() && !url.port().empty()) {
-    if (url.port_number() == 0) {
-      throw RelayClientError(Errc::InvalidUrl, std::string(text) + ": bad port");
-    }
-    out.port = url.port_number();
-  }
-  out.host_header = bracketed;
-  if (out.port != default_port) out.host_header += ":" + std::to_string(out.port);
-  return out;
-}
-
-std::shared_ptr<asio::ssl::context> make_tls_context(const RelayClientOptions& options) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                   asio::ssl::context::no_tlsv1_1);
-  if (!options.verify_tls) {
-    ctx->set_verify_mode(asio::ssl::verify_none);
-    return ctx;
-  }
-  ctx->set_verify_mode(asio::ssl::verify_peer);
-  error_code ec;
-  if (options.ca_file) {
-    ctx->load_verify_file(options.ca_file->string(), ec);
-  } else {
-    ctx->set_default_verify_paths(ec);
-  }
-  if (ec) {
-    throw RelayClientError(Errc::Tls,
-                           "cannot load trust roots" +
-                               (options.ca_file ? " from " + options.ca_file->string() : "") +
-                               ": " + ec.message(),
-                           ec);
-  }
-  return ctx;
-}
+using RelayUrl = detail::ParsedUrl;
 
 std::string join_subprotocols(const std::vector<relay::ProtocolVersion>& versions) {
   std::string out;
@@ -192,7 +112,7 @@ class RelayClient::Impl : public std::enable_shared_from_this<Impl> {
   Impl(asio::any_io_executor executor, std::string_view relay_url, relay::SecretKey secret_key,
        RelayClientOptions options)
       : executor_(std::move(executor)),
-        url_(parse_relay_url(relay_url)),
+        url_(detail::parse_url(relay_url)),
         secret_key_(secret_key),
         endpoint_id_(secret_key.public_key()),
         options_(std::move(options)),
@@ -204,7 +124,9 @@ class RelayClient::Impl : public std::enable_shared_from_this<Impl> {
       options_.protocols = {relay::ProtocolVersion::V2, relay::ProtocolVersion::V1};
     }
     if (url_.tls) {
-      tls_context_ = options_.tls_context ? options_.tls_context : make_tls_context(options_);
+      tls_context_ = options_.tls_context
+                         ? options_.tls_context
+                         : detail::make_tls_context(options_.ca_file, options_.verify_tls);
     }
   }
 
@@ -411,27 +333,11 @@ class RelayClient::Impl : public std::enable_shared_from_this<Impl> {
     std::string auth_header;
     if constexpr (kIsTls<Ws>) {
       SSL* ssl = ws.next_layer().native_handle();
-      if (!url_.host_is_ip) SSL_set_tlsext_host_name(ssl, url_.host.c_str());
-      X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (url_.host_is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(param, url_.host.c_str());
-      } else {
-        X509_VERIFY_PARAM_set1_host(param, url_.host.c_str(), url_.host.size());
-      }
+      detail::prepare_tls(ssl, url_);
       error_code ec;
       co_await ws.next_layer().async_handshake(asio::ssl::stream_base::client,
                                                asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        std::string reason = ec.message();
-        long verify = SSL_get_verify_result(ssl);
-        if (verify != X509_V_OK) {
-          reason += " (certificate: ";
-          reason += X509_verify_cert_error_string(verify);
-          reason += ")";
-        }
-        throw RelayClientError(Errc::Tls, reason, ec);
-      }
+      if (ec) throw RelayClientError(Errc::Tls, detail::describe_tls_failure(ssl, ec), ec);
       if (options_.key_material_auth) {
         std::array<std::uint8_t, 32> ekm{};
         if (SSL_export_keying_material(ssl, ekm.data(), ekm.size(), relay::kExporterLabel.data(),
@@ -772,6 +678,33 @@ std::size_t RelayClient::send_queue_space() const {
 asio::awaitable<void> RelayClient::wait_send_space(std::size_t free_slots) {
   auto impl = impl_;
   co_await impl->wait_send_space(free_slots);
+}
+
+namespace {
+asio::awaitable<void> receive_into(std::shared_ptr<RelayClient::Impl> impl,
+                                   std::function<void(Received)> on_event,
+                                   std::function<void(const RelayClientError&)> on_end) {
+  for (;;) {
+    std::optional<RelayClientError> end;
+    try {
+      Received event = co_await impl->receive();
+      on_event(std::move(event));
+      continue;
+    } catch (const RelayClientError& e) {
+      end = e;
+    } catch (const std::exception& e) {
+      end = RelayClientError(Errc::Closed, e.what());
+    }
+    if (on_end) on_end(*end);
+    co_return;
+  }
+}
+}  // namespace
+
+void RelayClient::start_receiving(std::function<void(Received)> on_event,
+                                  std::function<void(const RelayClientError&)> on_end) {
+  asio::co_spawn(impl_->get_executor(), receive_into(impl_, std::move(on_event), std::move(on_end)),
+                 asio::detached);
 }
 
 void RelayClient::close() {

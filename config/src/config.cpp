@@ -1,5 +1,6 @@
 #include "iroh/config.hpp"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -141,7 +142,10 @@ class Loader {
     Section top =
         read_map(root_field, {"enable_relay", "http_bind_addr", "tls", "enable_quic_addr_discovery",
                               "limits", "enable_metrics", "metrics_bind_addr", "key_cache_capacity",
-                              "access", "enable_stun", "stun_bind_addr", "data_dir", "log_level"});
+                              "access", "enable_stun", "stun_bind_addr", "data_dir", "log_level",
+                              "log_format", "shutdown_grace_secs", "enable_pkarr",
+                              "pkarr_put_rate_limit", "pkarr_put_burst", "pkarr_put_refill_secs",
+                              "zone_store", "enable_dns", "dns"});
 
     if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
     if (auto* f = top.find("http_bind_addr")) {
@@ -194,6 +198,8 @@ class Loader {
       cfg.data_dir = env && *env ? fs::path(env) : fs::path("./data");
     }
 
+    read_lookup(top, cfg);
+
     if (auto* f = top.find("log_level")) {
       std::string level = as_string(*f);
       static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
@@ -203,6 +209,16 @@ class Loader {
                  " (expected trace, debug, info, warn or error)");
       }
       cfg.log_level = level;
+    }
+    if (auto* f = top.find("log_format")) {
+      std::string format = as_string(*f);
+      if (format != "text" && format != "json") {
+        fail(f->line, f->path, "unknown log format " + in_quotes(format) + " (expected text or json)");
+      }
+      cfg.log_format = format;
+    }
+    if (auto* f = top.find("shutdown_grace_secs")) {
+      cfg.shutdown_grace = std::chrono::seconds(as_uint(*f, 0, 3600));
     }
 
     if (cfg.tls) check_tls_files(cfg, *tls_field);
@@ -342,7 +358,8 @@ class Loader {
   TlsConfig read_tls(const Field& at, const SocketAddr& http_bind_addr) {
     Section s = read_map(
         at, {"cert_mode", "https_bind_addr", "quic_bind_addr", "hostname", "cert_dir",
-             "manual_cert_path", "manual_key_path", "prod_tls", "contact", "dangerous_http_only"});
+             "manual_cert_path", "manual_key_path", "prod_tls", "contact", "dangerous_http_only",
+             "acme_directory_url", "acme_ca_file"});
     TlsConfig tls;
     const Field* mode = s.find("cert_mode");
     if (!mode) fail(at.line, child_path(at.path, "cert_mode"), "required key is missing");
@@ -388,6 +405,22 @@ class Loader {
     if (auto* f = s.find("contact")) tls.contact = as_string(*f);
     if (auto* f = s.find("dangerous_http_only")) tls.dangerous_http_only = as_bool(*f);
     if (dev_) tls.dangerous_http_only = true;
+    if (auto* f = s.find("acme_directory_url")) {
+      tls.acme_directory_url = as_string(*f);
+      if (!tls.acme_directory_url.starts_with("https://")) {
+        fail(f->line, f->path,
+             "must be an https:// URL, found " + in_quotes(tls.acme_directory_url));
+      }
+    } else if (!tls.prod_tls) {
+      tls.acme_directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    }
+    if (auto* f = s.find("acme_ca_file")) {
+      tls.acme_ca_file = as_string(*f);
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(tls.acme_ca_file, ec)) {
+        fail(f->line, f->path, "not a readable file: " + tls.acme_ca_file.string());
+      }
+    }
 
     if (tls.cert_mode == CertMode::LetsEncrypt) {
       if (dev_) {
@@ -435,9 +468,189 @@ class Loader {
     return std::nullopt;
   }
 
+  // ---- address lookup (enable_pkarr, pkarr_put_*, zone_store, enable_dns, dns) -----------------
+
+  // Called after data_dir is known (the store path defaults to a file in it).
+  void read_lookup(const Section& top, Config& cfg) {
+    cfg.pkarr.enabled = dev_;
+    if (auto* f = top.find("enable_pkarr")) cfg.pkarr.enabled = as_bool(*f);
+    // Like iroh-dns-server's config.dev.toml: no PUT rate limit in development.
+    cfg.pkarr.put_rate_limit = dev_ ? PutRateLimitMode::Disabled : PutRateLimitMode::Simple;
+    if (auto* f = top.find("pkarr_put_rate_limit")) {
+      std::string mode = lowercase(scalar(*f, "disabled, simple or smart"));
+      if (mode == "disabled") {
+        cfg.pkarr.put_rate_limit = PutRateLimitMode::Disabled;
+      } else if (mode == "simple") {
+        cfg.pkarr.put_rate_limit = PutRateLimitMode::Simple;
+      } else if (mode == "smart") {
+        cfg.pkarr.put_rate_limit = PutRateLimitMode::Smart;
+      } else {
+        fail(f->line, f->path,
+             "unknown rate limit mode " + in_quotes(f->value.Scalar()) +
+                 " (expected disabled, simple or smart)");
+      }
+    }
+    if (auto* f = top.find("pkarr_put_burst")) {
+      cfg.pkarr.put_burst = static_cast<std::uint32_t>(as_uint(*f, 1, 1 << 20));
+    }
+    if (auto* f = top.find("pkarr_put_refill_secs")) {
+      cfg.pkarr.put_refill_secs = as_positive_double(*f);
+      // Beyond a year the limiter's clock arithmetic would only produce nonsense.
+      if (cfg.pkarr.put_refill_secs > 31'536'000) {
+        fail(f->line, f->path,
+             "out of range: " + f->value.Scalar() + " (allowed up to 31536000 seconds)");
+      }
+    }
+
+    cfg.zone_store.path = cfg.data_dir / "pkarr.sqlite3";
+    if (auto* f = top.find("zone_store")) {
+      Section s = read_map(
+          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity"});
+      if (auto* p = s.find("path")) {
+        std::string path = as_string(*p, true);
+        if (!path.empty()) cfg.zone_store.path = path;
+      }
+      if (auto* e = s.find("eviction_secs")) {
+        cfg.zone_store.eviction = std::chrono::seconds(as_uint(*e, 1, 3'153'600'000));
+      }
+      if (auto* e = s.find("eviction_interval_secs")) {
+        cfg.zone_store.eviction_interval = std::chrono::seconds(as_uint(*e, 1, 86'400));
+      }
+      if (auto* c = s.find("cache_capacity")) cfg.zone_store.cache_capacity = as_uint(*c, 0, 1 << 26);
+    }
+
+    cfg.dns.enabled = dev_;
+    if (auto* f = top.find("enable_dns")) cfg.dns.enabled = as_bool(*f);
+    cfg.dns.bind_addr = {host_of(cfg.http_bind_addr), std::uint16_t(dev_ ? 5300 : 53)};
+    if (dev_) {
+      // iroh-dns-server's config.dev.toml (spec §8).
+      cfg.dns.origins = {"irohdns.example.", "."};
+      cfg.dns.default_soa = "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600";
+      cfg.dns.rr_a = "127.0.0.1";
+      cfg.dns.rr_ns = "ns1.irohdns.example.";
+    }
+    if (auto* f = top.find("dns")) read_dns(*f, cfg.dns);
+  }
+
+  void read_dns(const Field& at, DnsConfig& dns) {
+    Section s = read_map(at, {"bind_addr", "origins", "default_soa", "rr_a", "rr_aaaa", "rr_ns",
+                              "tcp_idle_timeout_ms", "max_tcp_connections"});
+    if (auto* f = s.find("bind_addr")) dns.bind_addr = as_socket_addr(*f);
+    if (auto* f = s.find("origins")) {
+      dns.origins.clear();
+      for (const Field& item : list_items(*f, "a list of domain names")) {
+        std::string origin = as_fqdn(item);
+        if (std::find(dns.origins.begin(), dns.origins.end(), origin) != dns.origins.end()) {
+          fail(item.line, item.path, "duplicate origin " + in_quotes(origin));
+        }
+        dns.origins.push_back(std::move(origin));
+      }
+      if (dns.origins.empty()) fail(f->line, f->path, "at least one origin is required");
+    }
+    if (auto* f = s.find("default_soa")) {
+      dns.default_soa = as_string(*f);
+      check_soa(*f, dns.default_soa);
+    }
+    // An empty string unsets an optional record (also one that --dev set).
+    if (auto* f = s.find("rr_a")) {
+      std::string text = as_string(*f, true);
+      in_addr addr{};
+      if (!text.empty() && inet_pton(AF_INET, text.c_str(), &addr) != 1) {
+        fail(f->line, f->path, "invalid IPv4 address " + in_quotes(text));
+      }
+      dns.rr_a = text.empty() ? std::nullopt : std::optional<std::string>(text);
+    }
+    if (auto* f = s.find("rr_aaaa")) {
+      std::string text = as_string(*f, true);
+      in6_addr addr{};
+      if (!text.empty() && inet_pton(AF_INET6, text.c_str(), &addr) != 1) {
+        fail(f->line, f->path, "invalid IPv6 address " + in_quotes(text));
+      }
+      dns.rr_aaaa = text.empty() ? std::nullopt : std::optional<std::string>(text);
+    }
+    if (auto* f = s.find("rr_ns")) {
+      std::string text = as_string(*f, true);
+      dns.rr_ns = text.empty() ? std::nullopt : std::optional<std::string>(as_fqdn(*f));
+    }
+    if (auto* f = s.find("tcp_idle_timeout_ms")) {
+      dns.tcp_idle_timeout = std::chrono::milliseconds(as_uint(*f, 1, 3'600'000));
+    }
+    if (auto* f = s.find("max_tcp_connections")) dns.max_tcp_connections = as_uint(*f, 1, 1 << 20);
+  }
+
+  // Why `text` is not a domain name (letters, digits, '-' and '_' in labels of 1..63 bytes,
+  // at most 253 bytes), or nullopt. "." is the root.
+  static std::optional<std::string> domain_name_problem(std::string_view text) {
+    if (text == ".") return std::nullopt;
+    if (text.ends_with('.')) text.remove_suffix(1);
+    if (text.empty()) return "empty name";
+    if (text.size() > 253) return "longer than 253 bytes";
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= text.size(); ++i) {
+      if (i < text.size() && text[i] != '.') {
+        char c = text[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_';
+        if (!ok) return "character " + in_quotes(std::string_view(&text[i], 1)) + " not allowed";
+        continue;
+      }
+      std::size_t length = i - start;
+      if (length == 0) return std::string("empty label");
+      if (length > 63) return std::string("label longer than 63 bytes");
+      start = i + 1;
+    }
+    return std::nullopt;
+  }
+
+  // A domain name, lower-cased, with the trailing dot added when missing.
+  std::string as_fqdn(const Field& f) {
+    std::string text = as_string(f);
+    if (auto problem = domain_name_problem(text)) {
+      fail(f.line, f.path, "invalid domain name " + in_quotes(text) + " (" + *problem + ")");
+    }
+    text = lowercase(text);
+    if (!text.ends_with('.')) text += '.';
+    return text;
+  }
+
+  // "mname rname serial refresh retry expire minimum" (the DNS server parses it again; checking
+  // here turns a typo into a config error with a line number).
+  void check_soa(const Field& f, const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t i = 0;
+    while (i < text.size()) {
+      while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+      std::size_t start = i;
+      while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
+      if (i > start) parts.push_back(text.substr(start, i - start));
+    }
+    const char* shape = " (expected \"mname rname serial refresh retry expire minimum\")";
+    if (parts.size() != 7) {
+      fail(f.line, f.path,
+           "expected 7 fields, found " + std::to_string(parts.size()) + shape);
+    }
+    for (int n = 0; n < 2; ++n) {
+      if (auto problem = domain_name_problem(parts[n])) {
+        fail(f.line, f.path,
+             "invalid domain name " + in_quotes(parts[n]) + " (" + *problem + ")" + shape);
+      }
+    }
+    for (std::size_t n = 2; n < 7; ++n) {
+      std::uint32_t value = 0;
+      const std::string& p = parts[n];
+      auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+      if (ec != std::errc() || end != p.data() + p.size()) {
+        fail(f.line, f.path,
+             "field " + std::to_string(n + 1) + " " + in_quotes(p) +
+                 " is not a 32-bit unsigned number" + shape);
+      }
+    }
+  }
+
   Limits read_limits(const Field& at) {
     Section s = read_map(at, {"accept_conn_limit", "accept_conn_burst", "client", "max_connections",
-                              "handshake_timeout_ms", "write_timeout_ms", "client_queue_capacity"});
+                              "max_connections_per_ip", "handshake_timeout_ms", "write_timeout_ms",
+                              "client_queue_capacity", "qad_new_conn_rate", "qad_new_conn_burst"});
     Limits limits;
     if (auto* f = s.find("accept_conn_limit")) limits.accept_conn_limit = as_positive_double(*f);
     if (auto* f = s.find("accept_conn_burst")) {
@@ -448,6 +661,9 @@ class Loader {
       if (auto* rx_field = client.find("rx")) limits.client_rx = read_client_rx(*rx_field);
     }
     if (auto* f = s.find("max_connections")) limits.max_connections = as_uint(*f, 1, 1 << 24);
+    if (auto* f = s.find("max_connections_per_ip")) {
+      limits.max_connections_per_ip = as_uint(*f, 1, 1 << 24);
+    }
     if (auto* f = s.find("handshake_timeout_ms")) {
       limits.handshake_timeout = std::chrono::milliseconds(as_uint(*f, 1, 3'600'000));
     }
@@ -456,6 +672,11 @@ class Loader {
     }
     if (auto* f = s.find("client_queue_capacity")) {
       limits.client_queue_capacity = as_uint(*f, 1, 1 << 20);
+    }
+    if (auto* f = s.find("qad_new_conn_rate")) limits.qad_new_conn_rate = as_positive_double(*f);
+    if (auto* f = s.find("qad_new_conn_burst")) {
+      if (!s.find("qad_new_conn_rate")) fail(f->line, f->path, "set without qad_new_conn_rate");
+      limits.qad_new_conn_burst = as_uint(*f, 1, 1 << 24);
     }
     return limits;
   }
@@ -486,7 +707,8 @@ class Loader {
   AccessConfig read_access(const Field& at) {
     AccessConfig access;
     const char* expected =
-        "\"everyone\" or a mapping with one of allowlist, denylist, shared_token, http";
+        "\"everyone\" or a mapping with one of allowlist, denylist, shared_token, http, "
+        "capability_issuers";
     if (at.value.IsScalar()) {
       if (lowercase(at.value.Scalar()) != "everyone") {
         fail(
@@ -499,7 +721,8 @@ class Loader {
       fail(at.line, at.path,
            std::string("expected ") + expected + ", found " + node_kind(at.value));
     }
-    Section s = read_map(at, {"allowlist", "denylist", "shared_token", "http"});
+    Section s =
+        read_map(at, {"allowlist", "denylist", "shared_token", "http", "capability_issuers"});
     if (s.empty()) fail(at.line, at.path, std::string("expected ") + expected);
     if (s.size() > 1) {
       // Report the later of the conflicting keys: that is the one to delete.
@@ -532,9 +755,25 @@ class Loader {
         access.tokens.push_back(as_string(item));
       }
       shared_token_field_ = field;
+    } else if (mode == "capability_issuers") {
+      access.mode = AccessMode::Capability;
+      for (const Field& item : list_items(field, "a list of issuer public keys")) {
+        const std::string& text = scalar(item, "an Ed25519 public key");
+        auto key = relay::EndpointId::parse(text);
+        if (!key || !key->is_valid_point()) {
+          fail(item.line, item.path,
+               "invalid issuer key " + in_quotes(text) +
+                   " (expected an Ed25519 public key: 64 hex or 52 base32 characters)");
+        }
+        access.capability_issuers.push_back(*key);
+      }
+      if (access.capability_issuers.empty()) {
+        fail(field.line, field.path, "the issuer list must not be empty");
+      }
     } else {
       access.mode = AccessMode::Http;
-      Section http = read_map(field, {"url", "bearer_token"});
+      Section http = read_map(field, {"url", "bearer_token", "timeout_ms", "cache_ttl_secs",
+                                      "cache_capacity", "fail_open"});
       const Field* url = http.find("url");
       if (!url) fail(field.line, child_path(field.path, "url"), "required key is missing");
       access.http_url = as_string(*url);
@@ -546,6 +785,16 @@ class Loader {
              "invalid URL " + in_quotes(access.http_url) + " (expected http://... or https://...)");
       }
       if (auto* f = http.find("bearer_token")) access.http_bearer_token = as_string(*f);
+      if (auto* f = http.find("timeout_ms")) {
+        access.http_timeout = std::chrono::milliseconds(as_uint(*f, 1, 600'000));
+      }
+      if (auto* f = http.find("cache_ttl_secs")) {
+        access.http_cache_ttl = std::chrono::seconds(as_uint(*f, 0, 86'400));
+      }
+      if (auto* f = http.find("cache_capacity")) {
+        access.http_cache_capacity = as_uint(*f, 0, 1 << 24);
+      }
+      if (auto* f = http.find("fail_open")) access.http_fail_open = as_bool(*f);
     }
     return access;
   }

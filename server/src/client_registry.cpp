@@ -118,6 +118,22 @@ std::size_t ClientRegistry::endpoint_count() const {
   return clients_.size();
 }
 
+RelayQueueDepth ClientRegistry::queue_depth() const {
+  RelayQueueDepth depth;
+  auto add = [&depth](RelayClientHandle& client) {
+    const std::size_t queued = client.queued_datagrams();
+    ++depth.clients;
+    depth.total += queued;
+    depth.max = std::max(depth.max, queued);
+  };
+  std::shared_lock lock(mutex_);
+  for (const auto& [id, entry] : clients_) {
+    if (entry.active) add(*entry.active);
+    for (const auto& c : entry.inactive) add(*c);
+  }
+  return depth;
+}
+
 bool ClientRegistry::is_registered(const relay::EndpointId& id) const {
   std::shared_lock lock(mutex_);
   return clients_.contains(id);

@@ -32,6 +32,8 @@ class RelayClientHandle {
   // An encoded control frame (EndpointGone, Status, Health, Pong) on the priority lane.
   virtual Enqueue try_enqueue_control(relay::Bytes&& frame) = 0;
   virtual void close() = 0;
+  // Datagrams waiting in this client's send queue (metrics).
+  virtual std::size_t queued_datagrams() { return 0; }
 
  protected:
   void set_identity(relay::EndpointId id, relay::ProtocolVersion version) {
@@ -56,6 +58,8 @@ class ClientRegistry {
   Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame);
 
   std::size_t endpoint_count() const;
+  // Walks every connection (active and inactive) under the shared lock.
+  RelayQueueDepth queue_depth() const;
   bool is_registered(const relay::EndpointId& id) const;
   void close_all();
 

@@ -1,15 +1,74 @@
 #include "iroh/server/daemon.hpp"
 
+#include <sys/stat.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
 #include "log.hpp"
 #include "relay_service.hpp"
+#include "tls.hpp"
 
 namespace iroh::server {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// How often the certificate files are stat()ed: two syscalls, bounded work.
+constexpr auto kCertPollInterval = std::chrono::seconds(2);
+// Restarting (relay.md §6.7) sent on SIGTERM: reconnect after 1 s, keep trying for 30 s.
+constexpr auto kRestartReconnectIn = std::chrono::milliseconds(1000);
+constexpr auto kRestartTryFor = std::chrono::milliseconds(30000);
+
+// What identifies a version of a file for the poll: a rename-over changes the inode, an in-place
+// write changes mtime or size.
+struct FileStamp {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  std::int64_t mtime_ns = 0;
+  friend bool operator==(const FileStamp&, const FileStamp&) = default;
+};
+
+FileStamp stamp_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {true, st.st_dev, st.st_ino, st.st_size,
+          std::int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+// Keys whose change needs a restart: the old value stays in force.
+std::vector<std::string> restart_only_changes(const config::Config& a, const config::Config& b) {
+  std::vector<std::string> out;
+  if (a.enable_relay != b.enable_relay) out.push_back("enable_relay");
+  if (!(a.http_bind_addr == b.http_bind_addr)) out.push_back("http_bind_addr");
+  if (a.tls.has_value() != b.tls.has_value()) {
+    out.push_back("tls");
+  } else if (a.tls) {
+    if (!(a.tls->https_bind_addr == b.tls->https_bind_addr)) out.push_back("tls.https_bind_addr");
+    if (!(a.tls->quic_bind_addr == b.tls->quic_bind_addr)) out.push_back("tls.quic_bind_addr");
+    if (a.tls->cert_mode != b.tls->cert_mode) out.push_back("tls.cert_mode");
+  }
+  if (a.enable_quic_addr_discovery != b.enable_quic_addr_discovery)
+    out.push_back("enable_quic_addr_discovery");
+  if (a.enable_metrics != b.enable_metrics) out.push_back("enable_metrics");
+  if (!(a.metrics_bind_addr == b.metrics_bind_addr)) out.push_back("metrics_bind_addr");
+  if (a.key_cache_capacity != b.key_cache_capacity) out.push_back("key_cache_capacity");
+  if (a.stun.enabled != b.stun.enabled) out.push_back("enable_stun");
+  if (!(a.stun.bind_addr == b.stun.bind_addr)) out.push_back("stun_bind_addr");
+  if (a.data_dir != b.data_dir) out.push_back("data_dir");
+  return out;
+}
+
+}  // namespace
 
 struct Daemon::Impl {
   // Declared before io_context: handlers still queued when the io_context is destroyed refer to
@@ -24,6 +83,13 @@ struct Daemon::Impl {
   std::vector<std::thread> threads;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
 
+  // Serialises reload(), reload_certificate() and the certificate poll.
+  std::mutex reload_mutex;
+  config::Config current;  // guarded by reload_mutex
+  FileStamp cert_stamp;
+  FileStamp key_stamp;
+  std::optional<asio::steady_timer> cert_poll;
+
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stop_requested = false;
@@ -33,7 +99,14 @@ struct Daemon::Impl {
   Impl(config::Config c, unsigned threads)
       : config(std::move(c)),
         thread_count(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
-        ioc(int(thread_count)) {}
+        ioc(int(thread_count)),
+        current(config) {}
+
+  // Certificate files of the running config, if it has any to watch.
+  std::optional<std::pair<std::string, std::string>> cert_files() const {
+    if (!current.tls || current.tls->cert_mode == config::CertMode::LetsEncrypt) return {};
+    return std::pair{current.tls->manual_cert_path.string(), current.tls->manual_key_path.string()};
+  }
 };
 
 Daemon::Daemon(config::Config config, unsigned threads)
@@ -51,6 +124,10 @@ HttpRouter& Daemon::router() {
   return impl_->relay->router();
 }
 
+HttpRouter& Daemon::plain_router() {
+  return impl_->relay->plain_router();
+}
+
 void Daemon::add_service(std::unique_ptr<Service> service) {
   impl_->services.push_back(std::move(service));
 }
@@ -64,6 +141,24 @@ void Daemon::start() {
   for (auto& s : d.services) {
     log::info("starting ", s->name());
     s->start();
+  }
+  if (auto files = d.cert_files()) {
+    d.cert_stamp = stamp_of(files->first);
+    d.key_stamp = stamp_of(files->second);
+    d.cert_poll.emplace(d.ioc);
+    asio::co_spawn(
+        d.ioc,
+        [this]() -> asio::awaitable<void> {
+          auto& timer = *impl_->cert_poll;
+          for (;;) {
+            timer.expires_after(kCertPollInterval);
+            boost::system::error_code ec;
+            co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return;
+            poll_certificate_files();
+          }
+        },
+        asio::detached);
   }
   for (unsigned i = 0; i < d.thread_count; ++i) {
     d.threads.emplace_back([&d] {
@@ -97,6 +192,7 @@ void Daemon::stop() {
   if (!d.started || d.stopped) return;
   d.stopped = true;
   request_stop();
+  if (d.cert_poll) asio::post(d.ioc, [&d] { d.cert_poll->cancel(); });
   for (auto it = d.services.rbegin(); it != d.services.rend(); ++it) (*it)->stop();
   d.relay->stop();
   // Let connections close on their own strands before the loop stops (bounded).
@@ -119,6 +215,137 @@ std::optional<asio::ip::tcp::endpoint> Daemon::https_endpoint() const {
 const config::Config& Daemon::config() const {
   return impl_->config;
 }
+config::Config Daemon::current_config() const {
+  std::lock_guard lock(impl_->reload_mutex);
+  return impl_->current;
+}
+
+void Daemon::drain_and_stop(std::optional<std::chrono::milliseconds> grace) {
+  auto& d = *impl_;
+  if (!d.started || d.stopped) return;
+  auto budget = grace ? *grace : std::chrono::milliseconds(current_config().shutdown_grace);
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  log::info("draining: ", d.relay->client_count(), " relay clients get Restarting");
+  d.relay->drain(kRestartReconnectIn, kRestartTryFor);
+  while (d.relay->open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (auto left = d.relay->open_connections(); left > 0) {
+    log::warn("grace period over: closing ", left, " connections");
+  }
+  stop();
+}
+
+bool Daemon::reload(config::Config next) {
+  auto& d = *impl_;
+  std::lock_guard lock(d.reload_mutex);
+  const config::Config old = d.current;
+  try {
+    for (const auto& key : restart_only_changes(old, next)) {
+      log::warn("reload: ", next.source.string(), ": ", key,
+                " changed; it takes effect after a restart (keeping the running value)");
+    }
+    // Validate everything before applying anything.
+    if (!log::set_level(next.log_level)) {
+      throw config::ConfigError(next.source.string(), 0, "log_level", "unknown level");
+    }
+    log::set_level(old.log_level);
+    std::optional<std::pair<std::string, std::string>> pem;
+    if (next.tls && old.tls && next.tls->cert_mode != config::CertMode::LetsEncrypt) {
+      try {
+        pem.emplace(read_text_file(next.tls->manual_cert_path.string()),
+                    read_text_file(next.tls->manual_key_path.string()));
+        (void)make_server_tls_context(pem->first, pem->second);
+      } catch (const std::exception& e) {
+        throw config::ConfigError(next.source.string(), 0, "tls.manual_cert_path", e.what());
+      }
+    }
+    d.relay->apply(next);
+    std::size_t reloaded = 0;
+    try {
+      for (; reloaded < d.services.size(); ++reloaded) d.services[reloaded]->reload(next);
+    } catch (const std::exception& e) {
+      log::error("reload rejected by ", d.services[reloaded]->name(), ": ", e.what(),
+                 "; keeping the running config");
+      d.relay->apply(old);
+      for (std::size_t i = 0; i < reloaded; ++i) {
+        try {
+          d.services[i]->reload(old);
+        } catch (const std::exception& e2) {
+          log::error("restoring ", d.services[i]->name(), " failed: ", e2.what());
+        }
+      }
+      return false;
+    }
+    // Only the reloadable parts change; restart-only keys keep their running values.
+    config::Config applied = old;
+    applied.source = next.source;
+    applied.limits = next.limits;
+    applied.access = next.access;
+    applied.log_level = next.log_level;
+    applied.log_format = next.log_format;
+    applied.shutdown_grace = next.shutdown_grace;
+    if (applied.tls && next.tls) {
+      applied.tls->manual_cert_path = next.tls->manual_cert_path;
+      applied.tls->manual_key_path = next.tls->manual_key_path;
+    }
+    d.current = std::move(applied);
+    log::set_level(next.log_level);
+    log::set_format(next.log_format);
+    if (pem) {
+      apply_certificate_locked(pem->first, pem->second);
+      d.cert_stamp = stamp_of(next.tls->manual_cert_path.string());
+      d.key_stamp = stamp_of(next.tls->manual_key_path.string());
+    }
+    log::info("reloaded ", next.source.string());
+    return true;
+  } catch (const std::exception& e) {
+    // ConfigError's text is "<file>:<line>: <key>: <reason>".
+    log::error("reload rejected: ", e.what(), "; keeping the running config");
+    return false;
+  }
+}
+
+void Daemon::reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem) {
+  std::lock_guard lock(impl_->reload_mutex);
+  apply_certificate_locked(cert_chain_pem, key_pem);
+}
+
+void Daemon::apply_certificate_locked(const std::string& chain, const std::string& key) {
+  auto& d = *impl_;
+  auto ctx = make_server_tls_context(chain, key);  // throws: nothing changed yet
+  for (auto& s : d.services) s->reload_certificate(chain, key);
+  d.relay->set_tls_context(std::move(ctx));
+  log::info("certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
+}
+
+bool Daemon::reload_certificate_files() {
+  auto& d = *impl_;
+  std::lock_guard lock(d.reload_mutex);
+  auto files = d.cert_files();
+  if (!files) return false;
+  d.cert_stamp = stamp_of(files->first);
+  d.key_stamp = stamp_of(files->second);
+  try {
+    apply_certificate_locked(read_text_file(files->first), read_text_file(files->second));
+    return true;
+  } catch (const std::exception& e) {
+    log::warn("certificate reload from ", files->first, " failed: ", e.what(),
+              "; keeping the current certificate");
+    return false;
+  }
+}
+
+void Daemon::poll_certificate_files() {
+  auto& d = *impl_;
+  {
+    std::lock_guard lock(d.reload_mutex);
+    auto files = d.cert_files();
+    if (!files) return;
+    if (stamp_of(files->first) == d.cert_stamp && stamp_of(files->second) == d.key_stamp) return;
+  }
+  reload_certificate_files();
+}
 asio::io_context& Daemon::io_context() {
   return impl_->ioc;
 }
@@ -130,6 +357,9 @@ std::shared_ptr<prometheus::Registry> Daemon::metrics_registry() {
 }
 std::size_t Daemon::client_count() const {
   return impl_->relay->client_count();
+}
+RelayQueueDepth Daemon::relay_queue_depth() const {
+  return impl_->relay->queue_depth();
 }
 
 }  // namespace iroh::server

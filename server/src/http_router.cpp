@@ -2,27 +2,40 @@
 
 namespace iroh::server {
 
-void HttpRouter::add(http::verb method, std::string path, HttpHandler handler, Match match) {
+void HttpRouter::add(http::verb method, std::string path, HttpHandler handler, Match match,
+                     std::size_t max_body) {
   for (auto& r : routes_) {
     if (r.method == method && r.path == path && r.match == match) {
       r.handler = std::move(handler);
+      r.max_body = max_body;
       return;
     }
   }
-  routes_.push_back(Route{method, std::move(path), match, std::move(handler)});
+  routes_.push_back(Route{method, std::move(path), match, std::move(handler), max_body});
 }
 
-const HttpHandler* HttpRouter::find(http::verb method, std::string_view path) const {
+const HttpRouter::Route* HttpRouter::find_route(http::verb method, std::string_view path) const {
   const Route* best = nullptr;
   for (const auto& r : routes_) {
     if (r.method != method) continue;
     if (r.match == Match::Exact) {
-      if (r.path == path) return &r.handler;
+      if (r.path == path) return &r;
     } else if (path.starts_with(r.path) && (!best || r.path.size() > best->path.size())) {
       best = &r;
     }
   }
-  return best ? &best->handler : nullptr;
+  return best;
+}
+
+const HttpHandler* HttpRouter::find(http::verb method, std::string_view path) const {
+  const Route* route = find_route(method, path);
+  return route ? &route->handler : nullptr;
+}
+
+std::size_t HttpRouter::body_limit(http::verb method, std::string_view path,
+                                   std::size_t fallback) const {
+  const Route* route = find_route(method, path);
+  return route && route->max_body > 0 ? route->max_body : fallback;
 }
 
 HttpResponse make_response(const HttpRequest& req, http::status status, std::string body,

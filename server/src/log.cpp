@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 namespace iroh::log {
 namespace {
 
 std::atomic<Level> g_level{Level::Info};
+std::atomic<Format> g_format{Format::Text};
 std::mutex g_write_mutex;
+std::function<void(std::string_view)> g_test_sink;  // guarded by g_write_mutex
 
 std::string_view level_name(Level l) {
   switch (l) {
@@ -55,6 +58,26 @@ bool set_level(std::string_view name) {
   return false;
 }
 
+bool set_format(std::string_view name) {
+  if (iequals(name, "text")) {
+    set_format(Format::Text);
+  } else if (iequals(name, "json")) {
+    set_format(Format::Json);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void set_format(Format format) {
+  g_format.store(format, std::memory_order_relaxed);
+}
+
+void set_test_sink(std::function<void(std::string_view)> sink) {
+  std::lock_guard lock(g_write_mutex);
+  g_test_sink = std::move(sink);
+}
+
 void set_level(Level l) {
   g_level.store(l, std::memory_order_relaxed);
 }
@@ -73,9 +96,19 @@ void write(Level l, std::string_view message) {
   std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(millis));
   std::string line;
-  line.reserve(message.size() + 40);
-  line.append(stamp).append(" ").append(level_name(l)).append(" ").append(message).append("\n");
+  if (g_format.load(std::memory_order_relaxed) == Format::Json) {
+    std::string level(level_name(l));
+    for (auto& c : level) c = char(c - 'A' + 'a');
+    // error_handler::replace: a message with invalid UTF-8 still yields a valid line.
+    line = nlohmann::ordered_json{{"ts", stamp}, {"level", level}, {"msg", message}}.dump(
+        -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  } else {
+    line.reserve(message.size() + 40);
+    line.append(stamp).append(" ").append(level_name(l)).append(" ").append(message);
+  }
   std::lock_guard lock(g_write_mutex);
+  if (g_test_sink) g_test_sink(line);
+  line.push_back('\n');
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }

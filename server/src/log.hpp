@@ -1,6 +1,12 @@
 // A tiny process-wide logger: one "<time> <LEVEL> <message>" line per call on stderr.
 // <time> is UTC ISO 8601 with milliseconds, e.g. "2026-01-02T03:04:05.678Z".
+// With the json format (config log_format: json) each line is instead one JSON object:
+//   {"ts":"2026-01-02T03:04:05.678Z","level":"info","msg":"..."}
+// Policy: one line per connection lifecycle event at debug, nothing per packet at info or above,
+// and never a secret (tokens, keys, certificates' private parts) at any level.
 #pragma once
+
+#include <functional>
 
 #include <sstream>
 #include <string>
@@ -19,7 +25,15 @@ inline bool enabled(Level l) {
   return l >= level();
 }
 
+enum class Format { Text, Json };
+// Accepts "text" and "json"; false if unknown.
+bool set_format(std::string_view name);
+void set_format(Format format);
+
 void write(Level l, std::string_view message);
+
+// Tests: every formatted line (without the trailing newline) also goes to `sink`; empty = none.
+void set_test_sink(std::function<void(std::string_view)> sink);
 
 template <class... Args>
 void emit(Level l, Args&&... args) {

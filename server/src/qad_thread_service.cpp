@@ -1,16 +1,28 @@
 #include "qad_thread_service.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cmath>
 #include <future>
+#include <stdexcept>
 
 #include "log.hpp"
 
 namespace iroh::server {
 
+std::pair<double, std::size_t> qad_new_connection_limit(const config::Limits& limits) {
+  if (!limits.qad_new_conn_rate) return {0.0, 0};
+  const double rate = *limits.qad_new_conn_rate;
+  return {rate, limits.qad_new_conn_burst.value_or(
+                    std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(rate))))};
+}
+
 QadThreadService::QadThreadService(QadConfig config)
     : service_(std::make_unique<QadService>(io_, std::move(config))) {}
 
-QadThreadService::~QadThreadService() { stop(); }
+QadThreadService::~QadThreadService() {
+  stop();
+}
 
 void QadThreadService::start() {
   service_->start();  // io_ is not running yet, so this thread may touch the service
@@ -26,6 +38,30 @@ void QadThreadService::start() {
       log::error("qad: event loop ended: ", e.what());
     }
   });
+}
+
+void QadThreadService::reload_certificate(const std::string& cert_chain_pem,
+                                          const std::string& key_pem) {
+  std::string error;
+  auto credentials = quic::ServerCredentials::from_pem({cert_chain_pem, key_pem}, error);
+  if (!credentials) throw std::runtime_error("qad: certificate reload: " + error);
+  if (!thread_.joinable()) {
+    service_->set_credentials(std::move(credentials));
+    return;
+  }
+  boost::asio::post(io_, [this, credentials = std::move(credentials)]() mutable {
+    service_->set_credentials(std::move(credentials));
+  });
+  log::info("qad: certificate reloaded");
+}
+
+void QadThreadService::reload(const config::Config& next) {
+  const auto [rate, burst] = qad_new_connection_limit(next.limits);
+  if (!thread_.joinable()) {
+    service_->set_new_connection_limit(rate, burst);
+    return;
+  }
+  boost::asio::post(io_, [this, rate, burst] { service_->set_new_connection_limit(rate, burst); });
 }
 
 void QadThreadService::stop() {

@@ -7,12 +7,18 @@
 #include <boost/asio/io_context.hpp>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "iroh/server/daemon.hpp"
 #include "qad/qad_service.hpp"
 
 namespace iroh::server {
+
+// limits.qad_new_conn_rate / limits.qad_new_conn_burst as QadConfig's new_connection_rate and
+// new_connection_burst (rate 0 = unlimited; burst defaults to the rate rounded up).
+std::pair<double, std::size_t> qad_new_connection_limit(const config::Limits& limits);
 
 class QadThreadService final : public Service {
  public:
@@ -27,7 +33,14 @@ class QadThreadService final : public Service {
   void stop() override;
 
   boost::asio::ip::udp::endpoint local_endpoint() const { return service_->local_endpoint(); }
-  const QadCounters& counters() const { return service_->counters(); }
+  const QadMetrics& metrics() const { return service_->metrics(); }
+  // Thread-safe. Loads the PEM certificate chain and key on the caller's thread (throws
+  // std::runtime_error and keeps the old certificate if they do not load), then hands them to the
+  // QAD thread: handshakes that start afterwards use them, open connections are unaffected.
+  void reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem) override;
+  // SIGHUP: applies limits.qad_new_conn_rate / qad_new_conn_burst (other QAD settings need a
+  // restart).
+  void reload(const config::Config& next) override;
 
  private:
   boost::asio::io_context io_{1};

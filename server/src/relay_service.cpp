@@ -17,9 +17,11 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "access_control.hpp"
@@ -27,6 +29,7 @@
 #include "key_cache.hpp"
 #include "log.hpp"
 #include "rate_limiter.hpp"
+#include "status_page.hpp"
 #include "tls.hpp"
 
 #ifndef IROH_RELAY_VERSION
@@ -50,12 +53,6 @@ constexpr std::string_view kHstsValue = "max-age=63072000; includeSubDomains";
 constexpr std::string_view kCspValue =
     "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'self'; "
     "block-all-mixed-content; plugin-types 'none'";
-constexpr std::string_view kIndexHtml =
-    "<html><body>\n"
-    "<h1>Iroh Relay</h1>\n"
-    "<p>\n"
-    "  This is an <a href=\"https://iroh.computer/\">Iroh</a> Relay server.\n"
-    "</p>\n";
 constexpr std::size_t kMaxHttpHeader = 16 * 1024;
 constexpr std::size_t kMaxHttpBody = 64 * 1024;
 // Pongs, Status and EndpointGone share this lane; a client that floods Pings without reading
@@ -184,6 +181,9 @@ class TrackedConnection {
   virtual ~TrackedConnection() = default;
   // Any thread; only posts.
   virtual void close() = 0;
+  // Any thread; only posts. Relay clients get Restarting (§6.7) and a WebSocket Close, then the
+  // connection closes; connections still in their handshake close at once.
+  virtual void drain(const relay::Restarting& restarting) = 0;
   // Null once the connection is being destroyed.
   virtual std::shared_ptr<TrackedConnection> lock_tracked() = 0;
 };
@@ -198,7 +198,8 @@ class ConnectionSet {
     std::lock_guard lock(mutex_);
     set_.erase(c);
   }
-  void close_all() {
+  template <class F>
+  void for_each(F&& f) {
     // Strong references taken under the lock, used and released outside it: the last release
     // runs the destructor, which takes the lock again.
     std::vector<std::shared_ptr<TrackedConnection>> alive;
@@ -209,7 +210,10 @@ class ConnectionSet {
         if (auto strong = c->lock_tracked()) alive.push_back(std::move(strong));
       }
     }
-    for (auto& c : alive) c->close();
+    for (auto& c : alive) f(*c);
+  }
+  void close_all() {
+    for_each([](TrackedConnection& c) { c.close(); });
   }
 
  private:
@@ -237,23 +241,85 @@ tcp::endpoint resolve_bind_addr(const config::SocketAddr& addr) {
 
 }  // namespace
 
+// The settings a reload (SIGHUP) replaces. Connections take a snapshot when they are accepted;
+// the access control in force is read when a client authenticates.
+struct RelaySettings {
+  config::Limits limits;
+  std::shared_ptr<AccessControl> access;
+};
+
 struct RelayServiceState {
   RelayServiceState(const config::Config& c, RelayMetrics& m)
       : config(c),
         metrics(m),
         registry(m),
         key_cache(c.key_cache_capacity),
-        access(c.access, c.source.string()) {}
+        settings_(std::make_shared<RelaySettings>(RelaySettings{
+            c.limits, std::make_shared<AccessControl>(c.access, c.source.string())})) {
+    reset_accept_bucket(c.limits);
+  }
 
+  // The startup config; reloadable parts live in settings().
   const config::Config& config;
   RelayMetrics& metrics;
   ClientRegistry registry;
   KeyCache key_cache;
-  AccessControl access;
   HttpRouter relay_router;
   HttpRouter captive_router;
-  std::optional<ssl::context> tls_context;
   ConnectionSet connections;
+
+  std::shared_ptr<const RelaySettings> settings() const {
+    std::lock_guard lock(settings_mutex_);
+    return settings_;
+  }
+  void set_settings(std::shared_ptr<const RelaySettings> next) {
+    std::lock_guard lock(settings_mutex_);
+    settings_ = std::move(next);
+    reset_accept_bucket(settings_->limits);
+  }
+  std::shared_ptr<ssl::context> tls_context() const {
+    std::lock_guard lock(settings_mutex_);
+    return tls_context_;
+  }
+  void set_tls_context(std::shared_ptr<ssl::context> ctx) {
+    std::lock_guard lock(settings_mutex_);
+    tls_context_ = std::move(ctx);
+  }
+  bool tls_mode = false;
+
+  // limits.accept_conn_limit / accept_conn_burst: a token bucket over accepted connections.
+  bool take_accept_token(const config::Limits& limits) {
+    if (!limits.accept_conn_limit) return true;
+    std::lock_guard lock(accept_mutex_);
+    auto now = Clock::now();
+    double burst = accept_burst(limits);
+    accept_tokens_ = std::min(
+        burst, accept_tokens_ + std::chrono::duration<double>(now - accept_refilled_).count() *
+                                    *limits.accept_conn_limit);
+    accept_refilled_ = now;
+    if (accept_tokens_ < 1.0) return false;
+    accept_tokens_ -= 1.0;
+    return true;
+  }
+
+  // limits.max_connections_per_ip: false (nothing counted) if `ip` is at its limit.
+  bool add_ip(const asio::ip::address& ip, const config::Limits& limits) {
+    if (!limits.max_connections_per_ip) return true;
+    std::lock_guard lock(ip_mutex_);
+    auto& n = per_ip_[ip];
+    if (n >= *limits.max_connections_per_ip) {
+      if (n == 0) per_ip_.erase(ip);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void remove_ip(const asio::ip::address& ip) {
+    std::lock_guard lock(ip_mutex_);
+    auto it = per_ip_.find(ip);
+    if (it == per_ip_.end()) return;
+    if (--it->second == 0) per_ip_.erase(it);
+  }
   std::atomic<bool> stopping{false};
   Clock::time_point started = Clock::now();
 
@@ -265,7 +331,36 @@ struct RelayServiceState {
   std::vector<std::unique_ptr<Listener>> listeners;
   std::optional<tcp::endpoint> http_endpoint;
   std::optional<tcp::endpoint> https_endpoint;
+
+ private:
+  static double accept_burst(const config::Limits& limits) {
+    if (limits.accept_conn_burst) return double(*limits.accept_conn_burst);
+    return std::max(1.0, std::ceil(limits.accept_conn_limit.value_or(1.0)));
+  }
+  void reset_accept_bucket(const config::Limits& limits) {
+    std::lock_guard lock(accept_mutex_);
+    accept_tokens_ = accept_burst(limits);
+    accept_refilled_ = Clock::now();
+  }
+
+  mutable std::mutex settings_mutex_;
+  std::shared_ptr<const RelaySettings> settings_;
+  std::shared_ptr<ssl::context> tls_context_;
+  std::mutex accept_mutex_;
+  double accept_tokens_ = 0;
+  Clock::time_point accept_refilled_;
+  std::mutex ip_mutex_;
+  std::unordered_map<asio::ip::address, std::size_t> per_ip_;
 };
+
+// The counted IP of a connection (v4-mapped IPv6 counted as the IPv4 address).
+asio::ip::address counted_address(const tcp::endpoint& ep) {
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  }
+  return a;
+}
 
 std::string format_endpoint(const tcp::endpoint& ep) {
   auto addr = ep.address();
@@ -363,11 +458,20 @@ class Connection final : public RelayClientHandle,
   static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
 
  public:
+  // `tls_context` (TLS only) is the context `args` refer to; kept alive with the connection so a
+  // certificate reload can swap the listener's context while this connection runs.
+  // `counted_ip`: the address counted against limits.max_connections_per_ip, if any.
   template <class... Args>
-  Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role, Args&&... args)
+  Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role,
+             std::shared_ptr<const RelaySettings> settings,
+             std::shared_ptr<ssl::context> tls_context, std::optional<asio::ip::address> counted_ip,
+             Args&&... args)
       : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2),
         state_owner_(std::move(state)),
         state_(*state_owner_),
+        settings_(std::move(settings)),
+        tls_context_(std::move(tls_context)),
+        counted_ip_(std::move(counted_ip)),
         ws_(std::forward<Args>(args)...),
         watchdog_(ws_.get_executor()),
         wake_(ws_.get_executor()),
@@ -381,6 +485,7 @@ class Connection final : public RelayClientHandle,
 
   ~Connection() override {
     state_.connections.remove(this);
+    if (counted_ip_) state_.remove_ip(*counted_ip_);
     state_.metrics.open_connections.fetch_sub(1, std::memory_order_relaxed);
     if (role_ == ListenerRole::RelayService) {
       state_.metrics.http_connections_closed.fetch_add(1, std::memory_order_relaxed);
@@ -400,11 +505,15 @@ class Connection final : public RelayClientHandle,
   }
 
   Enqueue try_enqueue_datagram(relay::Bytes&& frame) override {
-    return enqueue(datagrams_, state_.config.limits.client_queue_capacity,
+    return enqueue(datagrams_, settings_->limits.client_queue_capacity,
                    QueuedFrame{std::move(frame), kWsBinary});
   }
   Enqueue try_enqueue_control(relay::Bytes&& frame) override {
     return enqueue(control_, kControlQueueCapacity, QueuedFrame{std::move(frame), kWsBinary});
+  }
+  std::size_t queued_datagrams() override {
+    std::lock_guard lock(queue_mutex_);
+    return datagrams_.size();
   }
 
   asio::any_io_executor executor() { return ws_.get_executor(); }
@@ -412,6 +521,11 @@ class Connection final : public RelayClientHandle,
   void close() override {
     if (auto self = this->weak_from_this().lock()) {
       asio::post(ws_.get_executor(), [self] { self->close_socket(); });
+    }
+  }
+  void drain(const relay::Restarting& restarting) override {
+    if (auto self = this->weak_from_this().lock()) {
+      asio::post(ws_.get_executor(), [self, restarting] { self->drain_on_strand(restarting); });
     }
   }
   std::shared_ptr<TrackedConnection> lock_tracked() override {
@@ -457,9 +571,23 @@ class Connection final : public RelayClientHandle,
     watchdog_.cancel();
   }
 
+  void drain_on_strand(const relay::Restarting& restarting) {
+    if (!registered_) {
+      close_socket();
+      return;
+    }
+    log::debug("client ", endpoint_id().to_hex(), ": draining (Restarting)");
+    auto frame = relay::encode_server_frame(restarting, version());
+    bool queued = frame && try_enqueue_control(std::move(*frame)) == Enqueue::Ok;
+    // 1001 "going away"; the writer closes the socket once the Close frame is written.
+    queued = queued && enqueue(control_, kControlQueueCapacity + 1,
+                               QueuedFrame{relay::Bytes{0x03, 0xE9}, kWsClose}) == Enqueue::Ok;
+    if (!queued) close_socket();
+  }
+
   // Covers TLS + HTTP + relay handshake (§2.5, §4.5).
   void arm_establish_deadline() {
-    watchdog_.expires_after(state_.config.limits.handshake_timeout);
+    watchdog_.expires_after(settings_->limits.handshake_timeout);
     watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
       if (ec) return;
       if (auto self = weak.lock()) {
@@ -477,7 +605,7 @@ class Connection final : public RelayClientHandle,
     writing_ = true;
     if (watchdog_armed_) return;
     watchdog_armed_ = true;
-    watchdog_.expires_at(write_started_ + state_.config.limits.write_timeout);
+    watchdog_.expires_at(write_started_ + settings_->limits.write_timeout);
     watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
       if (auto self = weak.lock()) self->on_write_watchdog(ec);
     });
@@ -486,7 +614,7 @@ class Connection final : public RelayClientHandle,
   void on_write_watchdog(error_code ec) {
     watchdog_armed_ = false;
     if (ec || !writing_ || socket_closed_) return;
-    auto deadline = write_started_ + state_.config.limits.write_timeout;
+    auto deadline = write_started_ + settings_->limits.write_timeout;
     if (Clock::now() >= deadline) {
       log::debug("client ", endpoint_id().to_hex(), ": write timeout");
       state_.metrics.write_timeouts.fetch_add(1, std::memory_order_relaxed);
@@ -515,6 +643,7 @@ class Connection final : public RelayClientHandle,
   // TLS, HTTP, upgrade, relay handshake, access control, registration. A separate coroutine so
   // its frame (request, handshake state) is freed before the long-lived relay phase.
   asio::awaitable<bool> establish() {
+    const Clock::time_point accepted_at = Clock::now();
     error_code ec;
     peer_ = socket().remote_endpoint(ec);
     local_ = socket().local_endpoint(ec);
@@ -531,11 +660,15 @@ class Connection final : public RelayClientHandle,
       state_.metrics.handshake_failures.fetch_add(1, std::memory_order_relaxed);
       co_return false;
     }
-    if (!state_.access.allow(*id, *upgrade)) {
-      log::debug("client ", id->to_hex(), " from ", peer_text(), ": not authorized");
+    // The access control in force now (a reload may have replaced it since the accept).
+    std::shared_ptr<AccessControl> access = state_.settings()->access;
+    AccessDecision decision = co_await access->check(*id, *upgrade);
+    if (!decision.allowed) {
+      log::debug("client ", id->to_hex(), " from ", peer_text(), ": denied (", decision.reason,
+                 ")");
       state_.metrics.denied.fetch_add(1, std::memory_order_relaxed);
       // Named, not a temporary: GCC 12 destroys temporaries inside co_await twice.
-      relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{"not authorized"});
+      relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{decision.reason});
       co_await write_frame(deny, false);
       co_return false;
     }
@@ -550,6 +683,7 @@ class Connection final : public RelayClientHandle,
       co_return false;
     }
     watchdog_.cancel();
+    state_.metrics.handshake_duration.observe(Clock::now() - accepted_at);
     // Keeps frames the client sent right behind ClientAuth.
     buffer_.shrink_to_fit();
     log::debug("client ", id->to_hex(), " connected from ", peer_text(), " (v", int(version), ")");
@@ -570,8 +704,29 @@ class Connection final : public RelayClientHandle,
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHttpHeader);
-      parser.body_limit(kMaxHttpBody);
-      co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
+      // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
+      parser.body_limit(boost::none);
+      co_await http::async_read_header(ws_.next_layer(), buffer_, parser, ec_token(ec));
+      if (!ec) {
+        const auto& head = parser.get();
+        const std::size_t limit =
+            routes().body_limit(head.method(), target_path(head.target()), kMaxHttpBody);
+        if (parser.content_length() && *parser.content_length() > limit) {
+          ec = http::error::body_limit;
+        } else {
+          parser.body_limit(limit);
+          co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
+        }
+      }
+      if (ec == http::error::body_limit) {
+        auto res = make_response(parser.get(), http::status::payload_too_large,
+                                 "Failed to buffer the request body: length limit exceeded",
+                                 "text/plain; charset=utf-8");
+        res.keep_alive(false);
+        finish_response(res);
+        co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+        co_return std::nullopt;
+      }
       if (ec) {
         if (ec != http::error::end_of_stream && ec != asio::error::eof &&
             ec != asio::error::operation_aborted && ec != http::error::partial_message) {
@@ -604,9 +759,12 @@ class Connection final : public RelayClientHandle,
     if (role_ == ListenerRole::RelayService) add_security_headers(res.base());
   }
 
+  const HttpRouter& routes() const {
+    return role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+  }
+
   asio::awaitable<HttpResponse> dispatch(const HttpRequest& req) {
-    const HttpRouter& router =
-        role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+    const HttpRouter& router = routes();
     RequestInfo info{peer_, local_, kTls};
     HttpResponse res;
     bool failed = false;
@@ -657,7 +815,7 @@ class Connection final : public RelayClientHandle,
     socket().set_option(tcp::no_delay(true), ec);
     // Plain TCP reads try a non-blocking read first and wait for readability without a buffer.
     if constexpr (!kTls) socket().non_blocking(true, ec);
-    if (const auto& rx = state_.config.limits.client_rx) {
+    if (const auto& rx = settings_->limits.client_rx) {
       std::uint32_t burst = rx->max_burst_bytes ? rx->max_burst_bytes : rx->bytes_per_second / 10;
       RxTokenBucket bucket(rx->bytes_per_second, burst);
       if (bucket.valid()) rx_limit_.emplace(bucket);
@@ -958,6 +1116,7 @@ class Connection final : public RelayClientHandle,
         m.dropped_unknown_destination.fetch_add(1, std::memory_order_relaxed);
         break;
       case ClientRegistry::Forward::QueueFull:
+        m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
         m.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
         break;
       case ClientRegistry::Forward::RecipientClosed:
@@ -1096,6 +1255,9 @@ class Connection final : public RelayClientHandle,
 
   std::shared_ptr<RelayServiceState> state_owner_;  // outlives every connection
   RelayServiceState& state_;
+  std::shared_ptr<const RelaySettings> settings_;  // limits as of the accept
+  std::shared_ptr<ssl::context> tls_context_;      // before ws_: outlives the SSL stream
+  std::optional<asio::ip::address> counted_ip_;
   websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
   // Reader state (strand): bytes of buffer_ that belong to the message returned last, the
@@ -1159,21 +1321,46 @@ asio::awaitable<void> accept_loop(std::shared_ptr<RelayServiceState> state,
       co_await backoff.async_wait(ec_token(ec));
       continue;
     }
-    if (listener.role == ListenerRole::RelayService &&
-        state->metrics.open_connections.load(std::memory_order_relaxed) >=
-            std::int64_t(state->config.limits.max_connections)) {
-      state->metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
-      socket.close(ec);
-      continue;
+    auto settings = state->settings();
+    std::optional<asio::ip::address> counted_ip;
+    if (listener.role == ListenerRole::RelayService) {
+      // Limits are checked cheapest first; a rejected connection is closed without a response.
+      const char* rejected = nullptr;
+      if (state->metrics.open_connections.load(std::memory_order_relaxed) >=
+          std::int64_t(settings->limits.max_connections)) {
+        rejected = "max_connections";
+      } else if (!state->take_accept_token(settings->limits)) {
+        rejected = "accept_conn_limit";
+      } else {
+        auto peer = socket.remote_endpoint(ec);
+        if (!ec && settings->limits.max_connections_per_ip) {
+          auto ip = counted_address(peer);
+          if (state->add_ip(ip, settings->limits)) {
+            counted_ip = ip;
+          } else {
+            rejected = "max_connections_per_ip";
+          }
+        }
+      }
+      if (rejected) {
+        log::debug("connection rejected (", rejected, ")");
+        state->metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+        socket.close(ec);
+        continue;
+      }
     }
     if (listener.tls) {
       using S = ssl::stream<tcp::socket>;
-      auto conn = std::make_shared<Connection<S>>(state, listener.role, std::move(socket),
-                                                  *state->tls_context);
+      auto ctx = state->tls_context();
+      auto& ctx_ref = *ctx;
+      auto conn =
+          std::make_shared<Connection<S>>(state, listener.role, std::move(settings), std::move(ctx),
+                                          std::move(counted_ip), std::move(socket), ctx_ref);
       asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
     } else {
-      auto conn =
-          std::make_shared<Connection<tcp::socket>>(state, listener.role, std::move(socket));
+      auto conn = std::make_shared<Connection<tcp::socket>>(
+          state, listener.role, std::move(settings), nullptr, std::move(counted_ip),
+          std::move(socket));
       asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
     }
   }
@@ -1181,16 +1368,12 @@ asio::awaitable<void> accept_loop(std::shared_ptr<RelayServiceState> state,
 
 void register_builtin_routes(RelayServiceState& state, bool plain_mode) {
   auto& r = state.relay_router;
-  auto index = [&state](const HttpRequest& req,
-                        const RequestInfo&) -> asio::awaitable<HttpResponse> {
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - state.started);
-    std::string body(kIndexHtml);
-    body += "<p>version " IROH_RELAY_VERSION ", up " + std::to_string(uptime.count()) + " s, " +
-            std::to_string(state.metrics.clients_connected.load()) + " clients connected</p>\n";
-    co_return make_response(req, http::status::ok, std::move(body), "text/html; charset=utf-8");
-  };
-  r.add(http::verb::get, "/", index);
-  r.add(http::verb::get, "/index.html", index);
+  // /, /index.html, /healthz; the binary registers them again with the lookup store and the
+  // shared metrics registry as further sources.
+  StatusPageSources status;
+  status.config = &state.config;
+  status.relay = &state.metrics;
+  add_status_routes(r, std::move(status));
   r.add(http::verb::get, "/ping",
         [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
           auto res = make_response(req, http::status::ok);
@@ -1200,13 +1383,6 @@ void register_builtin_routes(RelayServiceState& state, bool plain_mode) {
   r.add(http::verb::get, "/robots.txt",
         [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
           co_return make_response(req, http::status::ok, "User-agent: *\nDisallow: /\n");
-        });
-  r.add(http::verb::get, "/healthz",
-        [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
-          co_return make_response(req, http::status::ok,
-                                  "{\"status\":\"ok\",\"version\":\"" IROH_RELAY_VERSION
-                                  "\",\"git_hash\":\"unknown\"}",
-                                  "application/json");
         });
   auto captive = [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
     auto res = make_response(req, http::status::no_content);
@@ -1224,7 +1400,10 @@ void register_builtin_routes(RelayServiceState& state, bool plain_mode) {
 RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
     : state_(std::make_shared<RelayServiceState>(config, metrics)) {
   bool tls_mode = config.tls && !config.dev && !config.tls->dangerous_http_only;
-  if (tls_mode && config.enable_relay) state_->tls_context.emplace(make_server_tls_context(config));
+  if (tls_mode && config.enable_relay) {
+    state_->set_tls_context(make_server_tls_context(config));
+    state_->tls_mode = true;
+  }
   register_builtin_routes(*state_, !tls_mode);
 }
 
@@ -1234,6 +1413,41 @@ RelayService::~RelayService() {
 
 HttpRouter& RelayService::router() {
   return state_->relay_router;
+}
+
+HttpRouter& RelayService::plain_router() {
+  return state_->tls_mode ? state_->captive_router : state_->relay_router;
+}
+
+bool RelayService::tls_mode() const {
+  return state_->tls_mode;
+}
+
+void RelayService::apply(const config::Config& next) {
+  // Builds everything first: a throw leaves the running settings untouched.
+  auto access = std::make_shared<AccessControl>(next.access, next.source.string());
+  state_->set_settings(std::make_shared<RelaySettings>(RelaySettings{next.limits, access}));
+}
+
+void RelayService::set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx) {
+  state_->set_tls_context(std::move(ctx));
+}
+
+void RelayService::drain(std::chrono::milliseconds reconnect_in,
+                         std::chrono::milliseconds try_for) {
+  stop_accepting();
+  relay::Restarting restarting{std::uint32_t(reconnect_in.count()), std::uint32_t(try_for.count())};
+  state_->connections.for_each([&](TrackedConnection& c) { c.drain(restarting); });
+}
+
+void RelayService::stop_accepting() {
+  if (state_->stopping.exchange(true)) return;
+  for (auto& l : state_->listeners) {
+    asio::post(l->acceptor.get_executor(), [state = state_, l = l.get()] {
+      error_code ec;
+      l->acceptor.close(ec);
+    });
+  }
 }
 
 void RelayService::start(asio::io_context& ioc) {
@@ -1259,7 +1473,7 @@ void RelayService::start(asio::io_context& ioc) {
     asio::co_spawn(a.get_executor(), accept_loop(state_, *listener), asio::detached);
     state_->listeners.push_back(std::move(listener));
   };
-  if (state_->tls_context) {
+  if (state_->tls_mode) {
     open(cfg.tls->https_bind_addr, ListenerRole::RelayService, true);
     open(cfg.http_bind_addr, ListenerRole::CaptivePortal, false);
   } else {
@@ -1268,13 +1482,7 @@ void RelayService::start(asio::io_context& ioc) {
 }
 
 void RelayService::stop() {
-  if (state_->stopping.exchange(true)) return;
-  for (auto& l : state_->listeners) {
-    asio::post(l->acceptor.get_executor(), [state = state_, l = l.get()] {
-      error_code ec;
-      l->acceptor.close(ec);
-    });
-  }
+  stop_accepting();
   state_->connections.close_all();
 }
 
@@ -1283,6 +1491,9 @@ std::optional<tcp::endpoint> RelayService::http_endpoint() const {
 }
 std::optional<tcp::endpoint> RelayService::https_endpoint() const {
   return state_->https_endpoint;
+}
+RelayQueueDepth RelayService::queue_depth() const {
+  return state_->registry.queue_depth();
 }
 std::size_t RelayService::client_count() const {
   return state_->registry.endpoint_count();

@@ -28,18 +28,34 @@ class RelayService {
 
   // Routes of the relay service (the HTTPS listener in TLS mode, the only listener otherwise).
   HttpRouter& router();
+  // Routes of the plain listener: the captive-portal one in TLS mode, router() otherwise.
+  HttpRouter& plain_router();
+  bool tls_mode() const;
+
+  // Reload: the limits and access control of `next` for connections accepted (limits) or
+  // authenticated (access) from now on. Throws config::ConfigError (nothing changes) if the
+  // access control cannot be built. Thread-safe.
+  void apply(const config::Config& next);
+  // New TLS handshakes use `ctx`; running connections keep the context they started with.
+  void set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
 
   // Binds the listeners and starts accepting on `ioc`. Throws boost::system::system_error.
   void start(boost::asio::io_context& ioc);
   // Stops accepting and closes every connection; returns immediately.
   void stop();
+  // Stops accepting; relay clients get Restarting(reconnect_in, try_for) and a WebSocket Close
+  // and are closed once those are written; handshakes in progress are closed. Returns at once;
+  // open_connections() reaches 0 when all are gone.
+  void drain(std::chrono::milliseconds reconnect_in, std::chrono::milliseconds try_for);
 
   std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
   std::size_t client_count() const;
+  RelayQueueDepth queue_depth() const;
   std::int64_t open_connections() const;
 
  private:
+  void stop_accepting();
   std::shared_ptr<RelayServiceState> state_;
 };
 

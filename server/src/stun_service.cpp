@@ -16,11 +16,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bind_address.hpp"
 #include "iroh/stun.hpp"
 #include "log.hpp"
+#include "udp_pktinfo.hpp"
 
 namespace iroh::server {
 
@@ -38,45 +41,8 @@ constexpr std::size_t kMaxDatagram = 1500;
 constexpr int kRoundsPerWake = 16;
 // Attempts to flush one batch when the socket send buffer is full.
 constexpr int kSendRetries = 4;
-constexpr std::size_t kControlSize = CMSG_SPACE(sizeof(in6_pktinfo)) >
-                                             CMSG_SPACE(sizeof(in_pktinfo))
-                                         ? CMSG_SPACE(sizeof(in6_pktinfo))
-                                         : CMSG_SPACE(sizeof(in_pktinfo));
-
-// Writes one control message carrying `value` at `out`; returns the bytes used.
-template <class T>
-std::size_t write_control(std::uint8_t* out, int level, int type, const T& value) {
-  msghdr tmp{};
-  tmp.msg_control = out;
-  tmp.msg_controllen = CMSG_SPACE(sizeof value);
-  cmsghdr* o = CMSG_FIRSTHDR(&tmp);
-  o->cmsg_level = level;
-  o->cmsg_type = type;
-  o->cmsg_len = CMSG_LEN(sizeof value);
-  std::memcpy(CMSG_DATA(o), &value, sizeof value);
-  return CMSG_SPACE(sizeof value);
-}
-
-// Turns the received destination-address control message into the one that makes the reply
-// leave from that address. Returns the control length to send (0 = none).
-std::size_t reply_control(const msghdr& rx, std::uint8_t* out) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&rx); c != nullptr;
-       c = CMSG_NXTHDR(const_cast<msghdr*>(&rx), c)) {
-    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
-      in_pktinfo info{};
-      std::memcpy(&info, CMSG_DATA(c), sizeof info);
-      info.ipi_spec_dst = info.ipi_addr;
-      info.ipi_ifindex = 0;
-      return write_control(out, IPPROTO_IP, IP_PKTINFO, info);
-    }
-    if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
-      in6_pktinfo info{};
-      std::memcpy(&info, CMSG_DATA(c), sizeof info);
-      return write_control(out, IPPROTO_IPV6, IPV6_PKTINFO, info);
-    }
-  }
-  return 0;
-}
+using udp_pktinfo::kPktinfoControlSize;
+using udp_pktinfo::reply_control;
 
 }  // namespace
 
@@ -93,10 +59,39 @@ stun::Endpoint to_stun_endpoint(const sockaddr_storage& ss) {
   return stun::Endpoint::v6(a, ntohs(sin6.sin6_port));
 }
 
+namespace {
+
+prometheus::Counter& stun_counter(prometheus::Registry& registry, const std::string& name,
+                                  const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
+}
+
+}  // namespace
+
+StunMetrics::StunMetrics(prometheus::Registry& registry)
+    : requests(stun_counter(registry, "stun_requests_total", "Number of stun requests made.")),
+      ipv4_success(stun_counter(registry, "stun_ipv4_success_total",
+                                "Number of successful requests over ipv4.")),
+      ipv6_success(stun_counter(registry, "stun_ipv6_success_total",
+                                "Number of successful requests over ipv6.")),
+      bad_requests(stun_counter(
+          registry, "stun_bad_requests_total",
+          "Number of bad requests, either non-stun packets or incorrect binding request.")),
+      failures(stun_counter(registry, "stun_failures_total", "Number of failures.")),
+      ignored(stun_counter(registry, "stun_ignored_total",
+                           "Number of datagrams ignored: not STUN, indications, responses, "
+                           "oversize.")) {}
+
 // What the listeners of one service share; outlives stop() while a loop is winding down.
 struct StunShared {
+  StunShared(std::string software_value, std::shared_ptr<prometheus::Registry> registry_value)
+      : software(std::move(software_value)),
+        registry(registry_value ? std::move(registry_value)
+                                : std::make_shared<prometheus::Registry>()),
+        metrics(*registry) {}
   std::string software;
-  StunCounters counters;
+  std::shared_ptr<prometheus::Registry> registry;
+  StunMetrics metrics;
   std::atomic<bool> stopping{false};
 };
 
@@ -110,8 +105,8 @@ struct StunListener {
     std::array<std::array<std::uint8_t, kMaxDatagram>, kBatch> rx{};
     std::array<std::array<std::uint8_t, stun::kMaxResponseSize>, kBatch> tx{};
     std::array<sockaddr_storage, kBatch> peers{};
-    std::array<std::array<std::uint8_t, kControlSize>, kBatch> rx_control{};
-    std::array<std::array<std::uint8_t, kControlSize>, kBatch> tx_control{};
+    std::array<std::array<std::uint8_t, kPktinfoControlSize>, kBatch> rx_control{};
+    std::array<std::array<std::uint8_t, kPktinfoControlSize>, kBatch> tx_control{};
     std::array<iovec, kBatch> rx_iov{};
     std::array<iovec, kBatch> tx_iov{};
     std::array<mmsghdr, kBatch> rx_msgs{};
@@ -120,8 +115,14 @@ struct StunListener {
     std::array<bool, kBatch> tx_success{};
   };
 
+  // Counts of one drain() call, added to the shared metrics at its end.
+  struct Tally {
+    std::uint64_t requests = 0, ipv4_success = 0, ipv6_success = 0, bad_requests = 0, failures = 0,
+                  ignored = 0;
+  };
+
   std::shared_ptr<StunShared> shared;
-  StunCounters& counters = shared->counters;
+  Tally counters;
   asio::strand<asio::io_context::executor_type> strand;
   udp::socket socket;
   std::unique_ptr<Slots> slots = std::make_unique<Slots>();
@@ -134,10 +135,8 @@ struct StunListener {
     if (ep.address().is_v6()) {
       // "::" also serves IPv4 (mapped addresses); a specific v6 address is v6 only anyway.
       socket.set_option(asio::ip::v6_only(!ep.address().is_unspecified()));
-      ::setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on);
     }
-    // On a dual-stack socket this reports the destination of IPv4 datagrams too.
-    ::setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+    udp_pktinfo::enable_pktinfo(fd, ep.address().is_v6());
     // Room for bursts while the loop is busy elsewhere (the kernel caps it at rmem_max).
     const int receive_buffer = 4 << 20;
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
@@ -153,7 +152,7 @@ struct StunListener {
     Slots& s = *slots;
     const mmsghdr& m = s.rx_msgs[i];
     if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-      counters.ignored.fetch_add(1, std::memory_order_relaxed);
+      ++counters.ignored;
       return false;
     }
     const stun::Endpoint source = to_stun_endpoint(s.peers[i]);
@@ -161,11 +160,11 @@ struct StunListener {
         stun::ByteSpan(s.rx[i].data(), m.msg_len), source, s.tx[out_index],
         stun::ResponseOptions{.software = shared->software, .fingerprint = true});
     if (!r.is_request) {
-      counters.ignored.fetch_add(1, std::memory_order_relaxed);
+      ++counters.ignored;
       return false;
     }
-    counters.requests.fetch_add(1, std::memory_order_relaxed);
-    if (!r.success()) counters.bad_requests.fetch_add(1, std::memory_order_relaxed);
+    ++counters.requests;
+    if (!r.success()) ++counters.bad_requests;
     if (r.action != stun::Action::Reply) {
       log::debug("stun: dropped request: ", stun::to_string(r.reason));
       return false;
@@ -193,7 +192,7 @@ struct StunListener {
     auto& counter = s.tx_success_family[index] == stun::Endpoint::Family::V4
                         ? counters.ipv4_success
                         : counters.ipv6_success;
-    counter.fetch_add(1, std::memory_order_relaxed);
+    ++counter;
   }
 
   asio::awaitable<void> send_batch(std::size_t count) {
@@ -224,15 +223,32 @@ struct StunListener {
         continue;
       }
       // This datagram cannot go out (unreachable peer, full buffer): count it, send the rest.
-      counters.failures.fetch_add(1, std::memory_order_relaxed);
+      ++counters.failures;
       log::debug("stun: send failed: ", std::strerror(err));
       ++next;
     }
-    for (; next < count; ++next) counters.failures.fetch_add(1, std::memory_order_relaxed);
+    for (; next < count; ++next) ++counters.failures;
+  }
+
+  void publish_counters() {
+    StunMetrics& m = shared->metrics;
+    const Tally t = std::exchange(counters, Tally{});
+    if (t.requests != 0) m.requests.Increment(static_cast<double>(t.requests));
+    if (t.ipv4_success != 0) m.ipv4_success.Increment(static_cast<double>(t.ipv4_success));
+    if (t.ipv6_success != 0) m.ipv6_success.Increment(static_cast<double>(t.ipv6_success));
+    if (t.bad_requests != 0) m.bad_requests.Increment(static_cast<double>(t.bad_requests));
+    if (t.failures != 0) m.failures.Increment(static_cast<double>(t.failures));
+    if (t.ignored != 0) m.ignored.Increment(static_cast<double>(t.ignored));
   }
 
   // Returns false when the socket is gone.
   asio::awaitable<bool> drain() {
+    const bool open = co_await drain_rounds();
+    publish_counters();
+    co_return open;
+  }
+
+  asio::awaitable<bool> drain_rounds() {
     Slots& s = *slots;
     const int fd = socket.native_handle();
     for (int round = 0; round < kRoundsPerWake; ++round) {
@@ -245,7 +261,7 @@ struct StunListener {
         h.msg_iov = &s.rx_iov[i];
         h.msg_iovlen = 1;
         h.msg_control = s.rx_control[i].data();
-        h.msg_controllen = kControlSize;
+        h.msg_controllen = kPktinfoControlSize;
         s.rx_msgs[i].msg_len = 0;
       }
       const int received = ::recvmmsg(fd, s.rx_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
@@ -254,7 +270,7 @@ struct StunListener {
         if (err == EAGAIN || err == EWOULDBLOCK) co_return true;
         if (err == EINTR || err == ECONNREFUSED) continue;
         if (err == EBADF) co_return false;
-        counters.failures.fetch_add(1, std::memory_order_relaxed);
+        ++counters.failures;
         log::warn("stun: receive failed: ", std::strerror(err));
         co_return true;
       }
@@ -289,10 +305,14 @@ struct StunService::Impl {
 
 StunService::StunService(asio::io_context& io, const config::StunConfig& config,
                          StunOptions options)
-    : impl_(std::make_unique<Impl>(Impl{
-          io, config, std::max(1u, options.sockets), std::make_shared<StunShared>(), {}, {}})) {
-  impl_->shared->software = std::move(options.software);
-}
+    : impl_(std::make_unique<Impl>(
+          Impl{io,
+               config,
+               std::max(1u, options.sockets),
+               std::make_shared<StunShared>(std::move(options.software),
+                                            std::move(options.metrics_registry)),
+               {},
+               {}})) {}
 
 StunService::~StunService() {
   stop();
@@ -331,8 +351,8 @@ udp::endpoint StunService::local_endpoint() const {
   return impl_->bound;
 }
 
-const StunCounters& StunService::counters() const {
-  return impl_->shared->counters;
+const StunMetrics& StunService::metrics() const {
+  return impl_->shared->metrics;
 }
 
 }  // namespace iroh::server

@@ -12,6 +12,8 @@
 // (StunOptions::sockets) and run the io_context on as many threads.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -28,15 +30,19 @@
 
 namespace iroh::server {
 
-// Counters for the metrics exporter (reference group `stun`, plus `ignored`).
-struct StunCounters {
-  std::atomic<std::uint64_t> requests{0};      // STUN requests received, answered or not
-  std::atomic<std::uint64_t> ipv4_success{0};  // Binding success responses sent to IPv4 peers
-  std::atomic<std::uint64_t> ipv6_success{0};  // ... to IPv6 peers
-  std::atomic<std::uint64_t> bad_requests{0};  // requests answered 400/420, or dropped (bad
-                                               // FINGERPRINT, unanswerable CHANGE-REQUEST)
-  std::atomic<std::uint64_t> failures{0};      // replies the socket could not send, receive errors
-  std::atomic<std::uint64_t> ignored{0};  // non-STUN datagrams, indications, responses, oversize
+// Prometheus metrics, registered in the daemon's registry under the reference's names (group
+// `stun`, spec relay.md §8): stun_requests_total, ... plus stun_ignored_total. The receive loops
+// count a whole recvmmsg batch locally and add it once, so the per-datagram cost stays a plain
+// increment of a local.
+struct StunMetrics {
+  explicit StunMetrics(prometheus::Registry& registry);
+  prometheus::Counter& requests;      // STUN requests received, answered or not
+  prometheus::Counter& ipv4_success;  // Binding success responses sent to IPv4 peers
+  prometheus::Counter& ipv6_success;  // ... to IPv6 peers
+  prometheus::Counter& bad_requests;  // requests answered 400/420, or dropped (bad FINGERPRINT,
+                                      // unanswerable CHANGE-REQUEST)
+  prometheus::Counter& failures;      // replies the socket could not send, receive errors
+  prometheus::Counter& ignored;       // non-STUN datagrams, indications, responses, oversize
 };
 
 struct StunOptions {
@@ -45,6 +51,8 @@ struct StunOptions {
   // UDP sockets on the same address (SO_REUSEPORT), each with its own receive loop, so an
   // io_context run by several threads answers on several cores. 1 = one plain socket.
   unsigned sockets = 1;
+  // Where the metrics are registered (the daemon's registry); nullptr = a private one.
+  std::shared_ptr<prometheus::Registry> metrics_registry;
 };
 
 // The peer address of a received datagram (IPv4 or IPv6 socket address) as the codec's type.
@@ -63,7 +71,7 @@ class StunService final : public Service {
   void stop() override;
 
   boost::asio::ip::udp::endpoint local_endpoint() const;
-  const StunCounters& counters() const;
+  const StunMetrics& metrics() const;
 
  private:
   struct Impl;

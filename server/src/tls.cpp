@@ -1,55 +1,121 @@
 #include "tls.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "acme/certificate_store.hpp"
 #include "log.hpp"
 
 namespace iroh::server {
 
 namespace ssl = boost::asio::ssl;
 
-boost::asio::ssl::context make_server_tls_context(const config::Config& config) {
-  const auto& tls = *config.tls;
-  const std::string source = config.source.string();
-  if (tls.cert_mode == config::CertMode::LetsEncrypt) {
-    throw config::ConfigError(source, 0, "tls.cert_mode",
-                              "LetsEncrypt is not supported by this build yet; use Manual");
-  }
-  if (tls.cert_mode == config::CertMode::Reloading) {
-    log::warn("tls.cert_mode Reloading: certificates are loaded once at startup");
-  }
-  ssl::context ctx(ssl::context::tls_server);
+namespace {
+
+constexpr std::size_t kMaxPemFile = 1 << 20;
+
+void apply_modern_settings(ssl::context& ctx) {
   ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                   ssl::context::single_dh_use);
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  // TLS 1.2: ECDHE key exchange with AEAD ciphers only (no CBC, no static RSA, no DHE).
   SSL_CTX_set_cipher_list(native,
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  // TLS 1.3 suites are all AEAD; listed so a changed OpenSSL default cannot add others.
+  SSL_CTX_set_ciphersuites(native,
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                           "TLS_CHACHA20_POLY1305_SHA256");
   // Idle relay clients should not pin 16 KiB+ TLS buffers each.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
+}
 
+}  // namespace
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) throw std::runtime_error("cannot read " + path);
+  std::string text = out.str();
+  if (text.size() > kMaxPemFile) throw std::runtime_error(path + " is larger than 1 MiB");
+  return text;
+}
+
+std::shared_ptr<ssl::context> make_server_tls_context(const std::string& chain_pem,
+                                                      const std::string& key_pem) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  apply_modern_settings(*ctx);
   boost::system::error_code ec;
-  ctx.use_certificate_chain_file(tls.manual_cert_path.string(), ec);
-  if (ec) {
-    throw config::ConfigError(
-        source, 0, "tls.manual_cert_path",
-        "cannot load certificate chain " + tls.manual_cert_path.string() + ": " + ec.message());
-  }
-  ctx.use_private_key_file(tls.manual_key_path.string(), ssl::context::pem, ec);
-  if (ec) {
-    throw config::ConfigError(
-        source, 0, "tls.manual_key_path",
-        "cannot load private key " + tls.manual_key_path.string() + ": " + ec.message());
-  }
-  if (SSL_CTX_check_private_key(native) != 1) {
-    throw config::ConfigError(source, 0, "tls.manual_key_path",
-                              "private key does not match the certificate");
+  ctx->use_certificate_chain(boost::asio::buffer(chain_pem), ec);
+  if (ec) throw std::runtime_error("cannot load the certificate chain: " + ec.message());
+  ctx->use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("cannot load the private key: " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw std::runtime_error("the private key does not match the certificate");
   }
   return ctx;
+}
+
+std::shared_ptr<ssl::context> make_server_tls_context(const config::Config& config) {
+  const auto& tls = *config.tls;
+  const std::string source = config.source.string();
+  if (tls.cert_mode == config::CertMode::LetsEncrypt) {
+    // The cached ACME certificate, or a temporary self-signed one until the ACME service
+    // (acme/acme_service.hpp) installs the first issued certificate.
+    acme::PemPair pem = acme::startup_certificate(tls);
+    return make_server_tls_context(pem.chain_pem, pem.key_pem);
+  }
+  std::string chain, key;
+  try {
+    chain = read_text_file(tls.manual_cert_path.string());
+  } catch (const std::exception& e) {
+    throw config::ConfigError(source, 0, "tls.manual_cert_path",
+                              std::string("cannot load certificate chain: ") + e.what());
+  }
+  try {
+    key = read_text_file(tls.manual_key_path.string());
+  } catch (const std::exception& e) {
+    throw config::ConfigError(source, 0, "tls.manual_key_path",
+                              std::string("cannot load private key: ") + e.what());
+  }
+  try {
+    return make_server_tls_context(chain, key);
+  } catch (const std::exception& e) {
+    throw config::ConfigError(
+        source, 0, "tls.manual_cert_path",
+        tls.manual_cert_path.string() + " / " + tls.manual_key_path.string() + ": " + e.what());
+  }
+}
+
+std::string certificate_fingerprint(const std::string& chain_pem) {
+  BIO* bio = BIO_new_mem_buf(chain_pem.data(), int(chain_pem.size()));
+  if (!bio) return {};
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (!cert) return {};
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  X509_digest(cert, EVP_sha256(), digest, &len);
+  X509_free(cert);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
 }
 
 }  // namespace iroh::server

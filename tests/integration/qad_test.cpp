@@ -60,11 +60,13 @@ TEST_F(QadTest, ObservedAddressIsTheClientSourceAddress) {
   EXPECT_EQ(client.server_parameters->initial_max_streams_uni, 0u);
 
   client.close(1, "finished");
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_connections_closed.load() == 1; }));
-  EXPECT_EQ(server.counters().qad_incoming.load(), 1u);
-  EXPECT_EQ(server.counters().qad_connections.load(), 1u);
-  EXPECT_EQ(server.counters().qad_connections_errored.load(), 0u);
-  EXPECT_EQ(server.counters().qad_incoming_error.load(), 0u);
+  EXPECT_TRUE(eventually([&] { return server.metrics().connections_closed.Value() == 1; }));
+  EXPECT_EQ(server.metrics().incoming.Value(), 1u);
+  EXPECT_EQ(server.metrics().connections.Value(), 1u);
+  EXPECT_EQ(server.metrics().connections_errored.Value(), 0u);
+  EXPECT_EQ(server.metrics().incoming_error.Value(), 0u);
+  EXPECT_EQ(server.metrics().observed_address_frames_sent.Value(), 1u);
+  EXPECT_EQ(server.metrics().open_connections.Value(), 0);
   EXPECT_EQ(server.connection_count(), 0u);
 }
 
@@ -242,7 +244,7 @@ TEST_F(QadTest, ForbiddenFramesCloseTheConnection) {
     EXPECT_FALSE(client.server_close->application);
     EXPECT_EQ(client.server_close->error_code, code);
   }
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_connections_errored.load() == 5; }));
+  EXPECT_TRUE(eventually([&] { return server.metrics().connections_errored.Value() == 5; }));
   EXPECT_EQ(server.connection_count(), 0u);
 }
 
@@ -255,8 +257,8 @@ TEST_F(QadTest, ShutdownClosesWithFinished) {
   EXPECT_TRUE(client.server_close->application);
   EXPECT_EQ(client.server_close->error_code, 1u);
   EXPECT_EQ(client.server_close->reason, "finished");
-  EXPECT_EQ(server.counters().qad_connections_closed.load(), 1u);
-  EXPECT_EQ(server.counters().qad_connections_errored.load(), 0u);
+  EXPECT_EQ(server.metrics().connections_closed.Value(), 1u);
+  EXPECT_EQ(server.metrics().connections_errored.Value(), 0u);
 }
 
 TEST_F(QadTest, CloseWithAnotherCodeCountsAsErrored) {
@@ -264,8 +266,8 @@ TEST_F(QadTest, CloseWithAnotherCodeCountsAsErrored) {
   qad_test::QadTestClient client(server.port(), options());
   ASSERT_TRUE(client.handshake(3000ms));
   client.close(7, "oops");
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_connections_errored.load() == 1; }));
-  EXPECT_EQ(server.counters().qad_connections_closed.load(), 1u);
+  EXPECT_TRUE(eventually([&] { return server.metrics().connections_errored.Value() == 1; }));
+  EXPECT_EQ(server.metrics().connections_closed.Value(), 1u);
 }
 
 TEST_F(QadTest, IdleConnectionsTimeOut) {
@@ -277,7 +279,7 @@ TEST_F(QadTest, IdleConnectionsTimeOut) {
   ASSERT_TRUE(client.server_parameters);
   EXPECT_EQ(client.server_parameters->max_idle_timeout_ms, 300u);
   EXPECT_TRUE(eventually([&] { return server.connection_count() == 0; }, 5000ms));
-  EXPECT_EQ(server.counters().qad_connections_errored.load(), 1u);
+  EXPECT_EQ(server.metrics().connections_errored.Value(), 1u);
 }
 
 TEST_F(QadTest, SilentClientGetsAtMostThreeTimesWhatItSent) {
@@ -300,12 +302,12 @@ TEST_F(QadTest, UnknownVersionGetsVersionNegotiation) {
   datagram.resize(1200, 0);
   sender.send_raw(datagram);
   EXPECT_GT(sender.drain(300ms), 0u);
-  EXPECT_EQ(server.counters().version_negotiations_sent.load(), 1u);
+  EXPECT_EQ(server.metrics().version_negotiations_sent.Value(), 1u);
   // Too small to be a first flight: no answer (an answer would amplify).
   datagram.resize(100);
   sender.send_raw(datagram);
   EXPECT_EQ(sender.drain(300ms), 0u);
-  EXPECT_EQ(server.counters().version_negotiations_sent.load(), 1u);
+  EXPECT_EQ(server.metrics().version_negotiations_sent.Value(), 1u);
 }
 
 TEST_F(QadTest, GarbageAndTruncatedInitialsAreDropped) {
@@ -337,8 +339,8 @@ TEST_F(QadTest, GarbageAndTruncatedInitialsAreDropped) {
   std::printf("garbage: sent %zu bytes, received %zu bytes\n", sent, received);
   EXPECT_LE(received, 3 * sent);
   EXPECT_EQ(server.connection_count(), 0u);
-  EXPECT_EQ(server.counters().qad_incoming.load(), 0u);
-  EXPECT_GT(server.counters().datagrams_dropped.load(), 0u);
+  EXPECT_EQ(server.metrics().incoming.Value(), 0u);
+  EXPECT_GT(server.metrics().dropped_total(), 0u);
 
   qad_test::QadTestClient client(server.port(), options());
   EXPECT_TRUE(client.handshake(3000ms));
@@ -364,9 +366,107 @@ TEST_F(QadTest, InitialFloodIsCappedAndNeverAmplifiedBeyondThreeTimes) {
   EXPECT_LE(received, 3 * sent);
   EXPECT_GT(received, 0u);
   EXPECT_LE(server.connection_count(), 20u);
-  EXPECT_EQ(server.counters().qad_incoming.load(), 20u);
+  EXPECT_EQ(server.metrics().incoming.Value(), 20u);
   // Still serving once the flood stops (new connections are refused while the table is full).
   server.stop();
+}
+
+TEST_F(QadTest, NewConnectionIdsAreIssuedRetiredAndResetStatelessly) {
+  qad_test::QadTestServer server(certificate_);
+  qad_test::QadTestClient client(server.port(), options());
+  ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
+  ASSERT_TRUE(client.wait_for_observed(1, 3000ms));
+  // The client's active_connection_id_limit is the default 2: one more ID besides the first.
+  ASSERT_TRUE(client.wait_for_new_connection_ids(1, 3000ms));
+  const auto issued = client.new_connection_ids[0];
+  EXPECT_EQ(issued.sequence, 1u);
+  EXPECT_EQ(issued.retire_prior_to, 0u);
+  EXPECT_EQ(issued.connection_id.size(), 8u);
+  ASSERT_TRUE(client.server_parameters && client.server_parameters->stateless_reset_token);
+  EXPECT_NE(issued.reset_token, *client.server_parameters->stateless_reset_token);
+
+  const quic::Bytes first_id = client.connection_id();
+  client.use_connection_id(issued.connection_id);
+  ASSERT_TRUE(client.challenge(3000ms)) << "the new ID is routed to the connection";
+
+  client.retire_connection_id(0);
+  ASSERT_TRUE(client.wait_for_new_connection_ids(2, 3000ms)) << "a replacement is issued";
+  EXPECT_EQ(client.new_connection_ids[1].sequence, 2u);
+  ASSERT_TRUE(client.challenge(3000ms));
+
+  // The retired ID no longer reaches the connection: the server answers with a Stateless Reset
+  // carrying the token of that ID.
+  client.use_connection_id(first_id);
+  client.ping();
+  ASSERT_TRUE(client.wait_for_stateless_reset(3000ms));
+  EXPECT_TRUE(eventually([&] { return server.metrics().stateless_resets_sent.Value() >= 1; }));
+  EXPECT_EQ(server.connection_count(), 1u);
+}
+
+TEST_F(QadTest, RetiringAnIdNeverIssuedIsAProtocolViolation) {
+  qad_test::QadTestServer server(certificate_);
+  qad_test::QadTestClient client(server.port(), options());
+  ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
+  client.retire_connection_id(9);
+  ASSERT_TRUE(client.wait_for_close(3000ms));
+  EXPECT_FALSE(client.server_close->application);
+  EXPECT_EQ(client.server_close->error_code, 0x0au);
+  EXPECT_EQ(client.server_close->frame_type, 0x19u);
+}
+
+TEST_F(QadTest, NewConnectionRateLimitDropsInitialsOverTheBurst) {
+  iroh::server::QadConfig config;
+  config.new_connection_rate = 0.001;  // one token per 1000 s: nothing refills during the test
+  config.new_connection_burst = 2;
+  qad_test::QadTestServer server(certificate_, config);
+  for (int i = 0; i < 2; ++i) {
+    qad_test::QadTestClient client(server.port(), options());
+    ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
+  }
+  qad_test::QadTestClient limited(server.port(), options());
+  EXPECT_FALSE(limited.handshake(500ms));
+  EXPECT_EQ(server.metrics().incoming.Value(), 2u);
+  EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 1u);
+}
+
+TEST_F(QadTest, NewConnectionRateLimitCanBeChangedWhileRunning) {
+  qad_test::QadTestServer server(certificate_);  // unlimited
+  server.set_new_connection_limit(0.001, 1);     // what a SIGHUP reload does
+  qad_test::QadTestClient first(server.port(), options());
+  ASSERT_TRUE(first.handshake(3000ms)) << first.tls_error;
+  qad_test::QadTestClient limited(server.port(), options());
+  EXPECT_FALSE(limited.handshake(500ms));
+  server.set_new_connection_limit(0, 0);  // unlimited again
+  qad_test::QadTestClient after(server.port(), options());
+  EXPECT_TRUE(after.handshake(3000ms)) << after.tls_error;
+  EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 1u);
+}
+
+TEST_F(QadTest, CertificateReloadAppliesToNewConnectionsOnly) {
+  qad_test::TestCertificate second;
+  ASSERT_TRUE(second.ok());
+  qad_test::QadTestServer server(certificate_);
+  qad_test::QadTestClient before(server.port(), options());
+  ASSERT_TRUE(before.handshake(3000ms)) << before.tls_error;
+
+  ASSERT_EQ(server.reload_certificate(qad_test::read_file(second.cert_path()),
+                                      qad_test::read_file(second.key_path())),
+            "");
+  qad_test::QadTestClient trusts_old(server.port(), options());
+  EXPECT_FALSE(trusts_old.handshake(1000ms)) << "the old certificate is no longer offered";
+  auto o = options();
+  o.ca_file = second.cert_path();
+  qad_test::QadTestClient trusts_new(server.port(), o);
+  EXPECT_TRUE(trusts_new.handshake(3000ms)) << trusts_new.tls_error;
+  EXPECT_TRUE(before.challenge(3000ms)) << "open connections are unaffected";
+
+  // Bad PEM, or a key that does not belong to the certificate: an error, the new one stays.
+  EXPECT_NE(server.reload_certificate("garbage", "garbage"), "");
+  EXPECT_NE(server.reload_certificate(qad_test::read_file(second.cert_path()),
+                                      qad_test::read_file(certificate_.key_path())),
+            "");
+  qad_test::QadTestClient after_error(server.port(), o);
+  EXPECT_TRUE(after_error.handshake(3000ms)) << after_error.tls_error;
 }
 
 }  // namespace

@@ -284,17 +284,8 @@ TEST(RelayServerAccess, SharedToken) {
   }
 }
 
-TEST(RelayServerAccess, HttpModeIsRejectedAtStartup) {
-  auto cfg = test_config();
-  cfg.access.mode = config::AccessMode::Http;
-  cfg.access.http_url = "http://127.0.0.1:1/auth";
-  try {
-    Daemon d(cfg, 1);
-    FAIL() << "expected ConfigError";
-  } catch (const config::ConfigError& e) {
-    EXPECT_EQ(e.key(), "access.http");
-  }
-}
+// The HTTP callout and capability modes, reloads, drain and TLS certificate reload are in
+// hardening_test.cpp.
 
 // ---- relay semantics ----------------------------------------------------------------------
 

@@ -99,7 +99,8 @@ class StunServiceTest : public ::testing::Test {
     cfg.bind_addr.host = host;
     cfg.bind_addr.port = 0;
     service_ = std::make_unique<StunService>(
-        io_, cfg, StunOptions{.software = "iroh-relay test", .sockets = sockets});
+        io_, cfg,
+        StunOptions{.software = "iroh-relay test", .sockets = sockets, .metrics_registry = {}});
     service_->start();
     for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
   }
@@ -111,9 +112,9 @@ class StunServiceTest : public ::testing::Test {
   }
   std::uint16_t port() const { return service_->local_endpoint().port(); }
   // Counters are bumped right after the reply leaves, possibly after the client already has it.
-  void wait_for(const std::atomic<std::uint64_t>& counter, std::uint64_t value) {
-    for (int i = 0; i < 200 && counter.load() < value; ++i) std::this_thread::sleep_for(10ms);
-    EXPECT_EQ(counter.load(), value);
+  void wait_for(const prometheus::Counter& counter, double value) {
+    for (int i = 0; i < 200 && counter.Value() < value; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(counter.Value(), value);
   }
 
   asio::io_context io_;
@@ -147,9 +148,9 @@ TEST_F(StunServiceTest, AnswersIpv4) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(mapped(*reply, txid(1)), client.local());
   EXPECT_TRUE(stun::has_valid_fingerprint(*reply));
-  wait_for(service_->counters().ipv4_success, 1);
-  EXPECT_EQ(service_->counters().requests.load(), 1u);
-  EXPECT_EQ(service_->counters().ipv6_success.load(), 0u);
+  wait_for(service_->metrics().ipv4_success, 1);
+  EXPECT_EQ(service_->metrics().requests.Value(), 1u);
+  EXPECT_EQ(service_->metrics().ipv6_success.Value(), 0u);
 }
 
 TEST_F(StunServiceTest, AnswersIpv6) {
@@ -163,7 +164,7 @@ TEST_F(StunServiceTest, AnswersIpv6) {
   ASSERT_TRUE(m.has_value());
   EXPECT_EQ(m->family, stun::Endpoint::Family::V6);
   EXPECT_EQ(*m, client.local());
-  wait_for(service_->counters().ipv6_success, 1);
+  wait_for(service_->metrics().ipv6_success, 1);
 }
 
 TEST_F(StunServiceTest, DualStackReportsIpv4PeersAsIpv4) {
@@ -184,8 +185,8 @@ TEST_F(StunServiceTest, DualStackReportsIpv4PeersAsIpv4) {
   reply = v6.receive();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(mapped(*reply, txid(4)), v6.local());
-  wait_for(service_->counters().ipv4_success, 1);
-  wait_for(service_->counters().ipv6_success, 1);
+  wait_for(service_->metrics().ipv4_success, 1);
+  wait_for(service_->metrics().ipv6_success, 1);
 }
 
 TEST_F(StunServiceTest, IgnoresAndCountsBadInput) {
@@ -212,11 +213,11 @@ TEST_F(StunServiceTest, IgnoresAndCountsBadInput) {
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(mapped(*second, txid(8)), client.local());
 
-  wait_for(service_->counters().ipv4_success, 1);
-  EXPECT_EQ(service_->counters().ignored.load(), 3u);
-  EXPECT_EQ(service_->counters().requests.load(), 3u);
-  EXPECT_EQ(service_->counters().bad_requests.load(), 2u);
-  EXPECT_EQ(service_->counters().failures.load(), 0u);
+  wait_for(service_->metrics().ipv4_success, 1);
+  EXPECT_EQ(service_->metrics().ignored.Value(), 3u);
+  EXPECT_EQ(service_->metrics().requests.Value(), 3u);
+  EXPECT_EQ(service_->metrics().bad_requests.Value(), 2u);
+  EXPECT_EQ(service_->metrics().failures.Value(), 0u);
 }
 
 TEST_F(StunServiceTest, AnswersBurstsFromManyClients) {
@@ -242,7 +243,7 @@ TEST_F(StunServiceTest, AnswersBurstsFromManyClients) {
     }
   }
   EXPECT_EQ(answered, kClients * kRounds * kWindow);
-  wait_for(service_->counters().ipv4_success, kClients * kRounds * kWindow);
+  wait_for(service_->metrics().ipv4_success, kClients * kRounds * kWindow);
 }
 
 TEST_F(StunServiceTest, SeveralSocketsOnSeveralThreads) {
@@ -262,7 +263,7 @@ TEST_F(StunServiceTest, SeveralSocketsOnSeveralThreads) {
     }
   }
   EXPECT_EQ(answered, kClients * kRequests);
-  wait_for(service_->counters().ipv4_success, kClients * kRequests);
+  wait_for(service_->metrics().ipv4_success, kClients * kRequests);
 }
 
 TEST_F(StunServiceTest, StopClosesTheSocket) {

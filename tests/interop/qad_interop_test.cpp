@@ -58,10 +58,10 @@ TEST(QadInterop, QuicGoCompletesHandshake) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("handshake ok alpn=/iroh-qad/0"), std::string::npos)
       << result.output;
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_connections_closed.load() == 1; }));
-  EXPECT_EQ(server.counters().qad_incoming.load(), 1u);
-  EXPECT_EQ(server.counters().qad_connections.load(), 1u);
-  EXPECT_EQ(server.counters().qad_connections_errored.load(), 0u);
+  EXPECT_TRUE(eventually([&] { return server.metrics().connections_closed.Value() == 1; }));
+  EXPECT_EQ(server.metrics().incoming.Value(), 1u);
+  EXPECT_EQ(server.metrics().connections.Value(), 1u);
+  EXPECT_EQ(server.metrics().connections_errored.Value(), 0u);
   EXPECT_EQ(server.connection_count(), 0u);
 }
 
@@ -75,7 +75,7 @@ TEST(QadInterop, QuicGoWrongAlpnIsRefused) {
                           certificate.cert_path() + " -alpn h3");
   EXPECT_NE(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("CRYPTO_ERROR (0x178)"), std::string::npos) << result.output;
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_incoming_error.load() == 1; }));
+  EXPECT_TRUE(eventually([&] { return server.metrics().incoming_error.Value() == 1; }));
 }
 
 TEST(QadInterop, NgtcpGtlsclientWithH3IsRefused) {
@@ -92,6 +92,6 @@ TEST(QadInterop, NgtcpGtlsclientWithH3IsRefused) {
                           std::to_string(server.port()));
   // 0x178 = CRYPTO_ERROR 0x100 + alert 120 (no_application_protocol).
   EXPECT_NE(result.output.find("0x178"), std::string::npos) << result.output;
-  EXPECT_TRUE(eventually([&] { return server.counters().qad_incoming_error.load() == 1; }));
-  EXPECT_EQ(server.counters().qad_connections.load(), 0u);
+  EXPECT_TRUE(eventually([&] { return server.metrics().incoming_error.Value() == 1; }));
+  EXPECT_EQ(server.metrics().connections.Value(), 0u);
 }

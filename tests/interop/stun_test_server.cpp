@@ -57,9 +57,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
   io.run();
   for (auto& t : pool) t.join();
-  const auto& c = service.counters();
-  std::cout << "requests " << c.requests << " ipv4_success " << c.ipv4_success << " ipv6_success "
-            << c.ipv6_success << " bad_requests " << c.bad_requests << " failures " << c.failures
-            << " ignored " << c.ignored << std::endl;
+  const auto& c = service.metrics();
+  std::cout << "requests " << c.requests.Value() << " ipv4_success " << c.ipv4_success.Value()
+            << " ipv6_success " << c.ipv6_success.Value() << " bad_requests "
+            << c.bad_requests.Value() << " failures " << c.failures.Value() << " ignored "
+            << c.ignored.Value() << std::endl;
   return 0;
 }

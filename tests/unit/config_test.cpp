@@ -477,7 +477,7 @@ TEST_F(ConfigTest, AccessErrors) {
             "test.yaml:4: access.shared_token[1]: must not be empty");
   EXPECT_EQ(error_of("access: nobody\n"),
             "test.yaml:1: access: unknown access mode \"nobody\" (expected \"everyone\" or a "
-            "mapping with one of allowlist, denylist, shared_token, http)");
+            "mapping with one of allowlist, denylist, shared_token, http, capability_issuers)");
   EXPECT_THAT(error_of("access:\n  allowlist: []\n  denylist: []\n"),
               StartsWith("test.yaml:3: access.denylist: only one access mode may be set"));
   EXPECT_THAT(error_of("access:\n  blocklist: []\n"),
@@ -745,6 +745,8 @@ TEST_F(ConfigTest, ExampleFileCommentedKeysAreValid) {
     if (in_tls && line.rfind("#   ", 0) == 0) {
       std::string body = line.substr(4);
       if (body.rfind("#", 0) == 0) continue;
+      // Names a file on the operator's machine, which must exist at load time.
+      if (body.rfind("acme_ca_file:", 0) == 0) continue;
       if (body.rfind("cert_mode:", 0) == 0) body = "cert_mode: letsencrypt";
       text += "  " + body + "\n";
       continue;
@@ -766,6 +768,291 @@ TEST_F(ConfigTest, ExampleFileCommentedKeysAreValid) {
   EXPECT_EQ(cfg.limits.client_rx->max_burst_bytes, 131072u);
   EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 100.0);
   EXPECT_EQ(*cfg.limits.accept_conn_burst, 200u);
+}
+
+// ---- address lookup (enable_pkarr, pkarr_put_*, zone_store, enable_dns, dns) -------------------
+
+TEST_F(ConfigTest, LookupDefaults) {
+  Config cfg = parse_yaml("", "t.yaml");
+  EXPECT_FALSE(cfg.pkarr.enabled);
+  EXPECT_EQ(cfg.pkarr.put_rate_limit, PutRateLimitMode::Simple);
+  EXPECT_EQ(cfg.pkarr.put_burst, 2u);
+  EXPECT_DOUBLE_EQ(cfg.pkarr.put_refill_secs, 4.0);
+  EXPECT_EQ(cfg.zone_store.path, fs::path("/var/lib/iroh-relay/pkarr.sqlite3"));
+  EXPECT_EQ(cfg.zone_store.eviction, std::chrono::seconds(604800));
+  EXPECT_EQ(cfg.zone_store.eviction_interval, std::chrono::seconds(10));
+  EXPECT_EQ(cfg.zone_store.cache_capacity, 65536u);
+  EXPECT_FALSE(cfg.dns.enabled);
+  EXPECT_EQ(cfg.dns.bind_addr.to_string(), "[::]:53");
+  EXPECT_EQ(cfg.dns.origins, (std::vector<std::string>{"."}));
+  EXPECT_EQ(cfg.dns.default_soa, "ns1.example. hostmaster.example. 0 10800 3600 604800 3600");
+  EXPECT_FALSE(cfg.dns.rr_a);
+  EXPECT_FALSE(cfg.dns.rr_aaaa);
+  EXPECT_FALSE(cfg.dns.rr_ns);
+  EXPECT_EQ(cfg.dns.tcp_idle_timeout, std::chrono::milliseconds(1000));
+  EXPECT_EQ(cfg.dns.max_tcp_connections, 1024u);
+
+  // A default-constructed Config agrees with an empty file.
+  Config constructed;
+  EXPECT_EQ(constructed.zone_store.path, cfg.zone_store.path);
+  EXPECT_EQ(constructed.dns.bind_addr, cfg.dns.bind_addr);
+  EXPECT_EQ(constructed.dns.origins, cfg.dns.origins);
+  EXPECT_EQ(constructed.dns.default_soa, cfg.dns.default_soa);
+  EXPECT_EQ(constructed.pkarr.put_rate_limit, cfg.pkarr.put_rate_limit);
+}
+
+TEST_F(ConfigTest, LookupDevDefaults) {
+  Config cfg = dev_default();
+  EXPECT_TRUE(cfg.pkarr.enabled);
+  EXPECT_EQ(cfg.pkarr.put_rate_limit, PutRateLimitMode::Disabled);
+  EXPECT_EQ(cfg.zone_store.path, fs::path("./data/pkarr.sqlite3"));
+  EXPECT_TRUE(cfg.dns.enabled);
+  EXPECT_EQ(cfg.dns.bind_addr.to_string(), "[::]:5300");
+  EXPECT_EQ(cfg.dns.origins, (std::vector<std::string>{"irohdns.example.", "."}));
+  EXPECT_EQ(cfg.dns.default_soa,
+            "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600");
+  EXPECT_EQ(cfg.dns.rr_a, "127.0.0.1");
+  EXPECT_FALSE(cfg.dns.rr_aaaa);
+  EXPECT_EQ(cfg.dns.rr_ns, "ns1.irohdns.example.");
+
+  // Explicit keys win over the dev defaults; "" unsets a dev record.
+  Config over = parse_yaml(
+      "enable_pkarr: false\npkarr_put_rate_limit: simple\nenable_dns: false\n"
+      "dns:\n  rr_a: \"\"\n  rr_ns: \"\"\n",
+      "t.yaml", true);
+  EXPECT_FALSE(over.pkarr.enabled);
+  EXPECT_EQ(over.pkarr.put_rate_limit, PutRateLimitMode::Simple);
+  EXPECT_FALSE(over.dns.enabled);
+  EXPECT_FALSE(over.dns.rr_a);
+  EXPECT_FALSE(over.dns.rr_ns);
+  EXPECT_EQ(over.dns.origins, (std::vector<std::string>{"irohdns.example.", "."}));
+}
+
+TEST_F(ConfigTest, LookupEveryKey) {
+  Config cfg = parse_yaml(R"(http_bind_addr: 127.0.0.1:8080
+data_dir: /srv/relay
+enable_pkarr: true
+pkarr_put_rate_limit: Smart
+pkarr_put_burst: 5
+pkarr_put_refill_secs: 0.5
+zone_store:
+  path: /tmp/zones.db
+  eviction_secs: 3600
+  eviction_interval_secs: 30
+  cache_capacity: 0
+enable_dns: true
+dns:
+  bind_addr: "[::1]:5353"
+  origins: [Dns.Example.ORG, irohdns.example., "."]
+  default_soa: "ns1.example.org. hostmaster.example.org. 1 2 3 4 5"
+  rr_a: 203.0.113.10
+  rr_aaaa: "2001:db8::10"
+  rr_ns: ns1.example.org
+  tcp_idle_timeout_ms: 2500
+  max_tcp_connections: 10
+)",
+                          "t.yaml");
+  EXPECT_TRUE(cfg.pkarr.enabled);
+  EXPECT_EQ(cfg.pkarr.put_rate_limit, PutRateLimitMode::Smart);
+  EXPECT_EQ(cfg.pkarr.put_burst, 5u);
+  EXPECT_DOUBLE_EQ(cfg.pkarr.put_refill_secs, 0.5);
+  EXPECT_EQ(cfg.zone_store.path, fs::path("/tmp/zones.db"));
+  EXPECT_EQ(cfg.zone_store.eviction, std::chrono::seconds(3600));
+  EXPECT_EQ(cfg.zone_store.eviction_interval, std::chrono::seconds(30));
+  EXPECT_EQ(cfg.zone_store.cache_capacity, 0u);
+  EXPECT_TRUE(cfg.dns.enabled);
+  EXPECT_EQ(cfg.dns.bind_addr.to_string(), "[::1]:5353");
+  EXPECT_EQ(cfg.dns.origins,
+            (std::vector<std::string>{"dns.example.org.", "irohdns.example.", "."}));
+  EXPECT_EQ(cfg.dns.default_soa, "ns1.example.org. hostmaster.example.org. 1 2 3 4 5");
+  EXPECT_EQ(cfg.dns.rr_a, "203.0.113.10");
+  EXPECT_EQ(cfg.dns.rr_aaaa, "2001:db8::10");
+  EXPECT_EQ(cfg.dns.rr_ns, "ns1.example.org.");
+  EXPECT_EQ(cfg.dns.tcp_idle_timeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(cfg.dns.max_tcp_connections, 10u);
+
+  for (const char* mode : {"disabled", "simple", "smart"}) {
+    Config m = parse_yaml(std::string("pkarr_put_rate_limit: ") + mode + "\n", "t.yaml");
+    EXPECT_EQ(m.pkarr.put_rate_limit, std::string(mode) == "disabled" ? PutRateLimitMode::Disabled
+                                      : std::string(mode) == "simple" ? PutRateLimitMode::Simple
+                                                                      : PutRateLimitMode::Smart);
+  }
+}
+
+TEST_F(ConfigTest, LookupDerivedPaths) {
+  // The store and the DNS listener follow data_dir and http_bind_addr unless set.
+  Config cfg = parse_yaml("http_bind_addr: 127.0.0.1:0\ndata_dir: rel/dir\nzone_store: {}\n", "t");
+  EXPECT_EQ(cfg.zone_store.path, fs::path("rel/dir/pkarr.sqlite3"));
+  EXPECT_EQ(cfg.dns.bind_addr.to_string(), "127.0.0.1:53");
+  Config empty_path = parse_yaml("data_dir: /d\nzone_store:\n  path: \"\"\n", "t");
+  EXPECT_EQ(empty_path.zone_store.path, fs::path("/d/pkarr.sqlite3"));
+  EXPECT_EQ(parse_yaml("http_bind_addr: 127.0.0.1:0\n", "t", true).dns.bind_addr.to_string(),
+            "127.0.0.1:5300");
+}
+
+TEST_F(ConfigTest, LookupErrors) {
+  EXPECT_EQ(error_of("enable_pkarr: yes please\n"),
+            "test.yaml:1: enable_pkarr: expected a boolean (true or false), found \"yes please\"");
+  EXPECT_EQ(error_of("enable_dns: 1\n"),
+            "test.yaml:1: enable_dns: expected a boolean (true or false), found \"1\"");
+  EXPECT_EQ(error_of("pkarr_put_rate_limit: fast\n"),
+            "test.yaml:1: pkarr_put_rate_limit: unknown rate limit mode \"fast\" (expected "
+            "disabled, simple or smart)");
+  EXPECT_EQ(error_of("pkarr_put_rate_limit: [simple]\n"),
+            "test.yaml:1: pkarr_put_rate_limit: expected disabled, simple or smart, found a list");
+  EXPECT_EQ(error_of("pkarr_put_burst: 0\n"),
+            "test.yaml:1: pkarr_put_burst: out of range: 0 (allowed 1 to 1048576)");
+  EXPECT_EQ(error_of("pkarr_put_burst: -1\n"),
+            "test.yaml:1: pkarr_put_burst: expected a non-negative integer, found \"-1\"");
+  EXPECT_EQ(error_of("pkarr_put_refill_secs: 0\n"),
+            "test.yaml:1: pkarr_put_refill_secs: out of range: 0 (must be a finite number above 0)");
+  EXPECT_EQ(error_of("pkarr_put_refill_secs: .nan\n"),
+            "test.yaml:1: pkarr_put_refill_secs: expected a number, found \".nan\"");
+  EXPECT_EQ(error_of("pkarr_put_refill_secs: 1e9\n"),
+            "test.yaml:1: pkarr_put_refill_secs: out of range: 1e9 (allowed up to 31536000 "
+            "seconds)");
+  EXPECT_EQ(error_of("zone_store: /tmp/x\n"),
+            "test.yaml:1: zone_store: expected a mapping, found a plain scalar");
+  EXPECT_EQ(error_of("zone_store:\n  eviction: 7days\n"),
+            "test.yaml:2: zone_store.eviction: unknown key (known keys here: path, eviction_secs, "
+            "eviction_interval_secs, cache_capacity)");
+  EXPECT_EQ(error_of("zone_store:\n  eviction_secs: 0\n"),
+            "test.yaml:2: zone_store.eviction_secs: out of range: 0 (allowed 1 to 3153600000)");
+  EXPECT_EQ(error_of("zone_store:\n  eviction_interval_secs: 86401\n"),
+            "test.yaml:2: zone_store.eviction_interval_secs: out of range: 86401 (allowed 1 to "
+            "86400)");
+  EXPECT_EQ(error_of("zone_store:\n  cache_capacity: 67108865\n"),
+            "test.yaml:2: zone_store.cache_capacity: out of range: 67108865 (allowed 0 to "
+            "67108864)");
+  EXPECT_EQ(error_of("zone_store:\n  path: [a]\n"),
+            "test.yaml:2: zone_store.path: expected a string, found a list");
+  EXPECT_EQ(error_of("dns:\n  port: 53\n"),
+            "test.yaml:2: dns.port: unknown key (known keys here: bind_addr, origins, "
+            "default_soa, rr_a, rr_aaaa, rr_ns, tcp_idle_timeout_ms, max_tcp_connections)");
+  EXPECT_EQ(error_of("dns:\n  bind_addr: 53\n"),
+            "test.yaml:2: dns.bind_addr: invalid socket address \"53\" (expected \"host:port\", "
+            "\"[v6]:port\" or \"*:port\")");
+  EXPECT_EQ(error_of("dns:\n  origins: []\n"),
+            "test.yaml:2: dns.origins: at least one origin is required");
+  EXPECT_EQ(error_of("dns:\n  origins: example.org\n"),
+            "test.yaml:2: dns.origins: expected a list of domain names, found a plain scalar");
+  EXPECT_EQ(error_of("dns:\n  origins:\n    - example.org\n    - bad..name\n"),
+            "test.yaml:4: dns.origins[1]: invalid domain name \"bad..name\" (empty label)");
+  EXPECT_EQ(error_of("dns:\n  origins: [\"a b.example\"]\n"),
+            "test.yaml:2: dns.origins[0]: invalid domain name \"a b.example\" (character \" \" "
+            "not allowed)");
+  EXPECT_EQ(error_of("dns:\n  origins: [" + std::string(64, 'a') + ".example]\n"),
+            "test.yaml:2: dns.origins[0]: invalid domain name \"" + std::string(64, 'a') +
+                ".example\" (label longer than 63 bytes)");
+  EXPECT_EQ(error_of("dns:\n  origins: [example.org, Example.org.]\n"),
+            "test.yaml:2: dns.origins[1]: duplicate origin \"example.org.\"");
+  EXPECT_EQ(error_of("dns:\n  origins: [\"\"]\n"),
+            "test.yaml:2: dns.origins[0]: must not be empty");
+  EXPECT_EQ(error_of("dns:\n  default_soa: \"ns1.example. hostmaster.example. 0 1 2 3\"\n"),
+            "test.yaml:2: dns.default_soa: expected 7 fields, found 6 (expected \"mname rname "
+            "serial refresh retry expire minimum\")");
+  EXPECT_EQ(error_of("dns:\n  default_soa: \"ns1.example. hostmaster.example. 0 1 2 3 x\"\n"),
+            "test.yaml:2: dns.default_soa: field 7 \"x\" is not a 32-bit unsigned number "
+            "(expected \"mname rname serial refresh retry expire minimum\")");
+  EXPECT_EQ(
+      error_of("dns:\n  default_soa: \"ns1.example. hostmaster.example. 4294967296 1 2 3 4\"\n"),
+      "test.yaml:2: dns.default_soa: field 3 \"4294967296\" is not a 32-bit unsigned number "
+      "(expected \"mname rname serial refresh retry expire minimum\")");
+  EXPECT_EQ(error_of("dns:\n  default_soa: \"ns1..example. hostmaster.example. 0 1 2 3 4\"\n"),
+            "test.yaml:2: dns.default_soa: invalid domain name \"ns1..example.\" (empty label) "
+            "(expected \"mname rname serial refresh retry expire minimum\")");
+  EXPECT_EQ(error_of("dns:\n  rr_a: 2001:db8::1\n"),
+            "test.yaml:2: dns.rr_a: invalid IPv4 address \"2001:db8::1\"");
+  EXPECT_EQ(error_of("dns:\n  rr_a: 256.1.1.1\n"),
+            "test.yaml:2: dns.rr_a: invalid IPv4 address \"256.1.1.1\"");
+  EXPECT_EQ(error_of("dns:\n  rr_aaaa: 192.0.2.1\n"),
+            "test.yaml:2: dns.rr_aaaa: invalid IPv6 address \"192.0.2.1\"");
+  EXPECT_EQ(error_of("dns:\n  rr_ns: \"ns1 .example\"\n"),
+            "test.yaml:2: dns.rr_ns: invalid domain name \"ns1 .example\" (character \" \" not "
+            "allowed)");
+  EXPECT_EQ(error_of("dns:\n  tcp_idle_timeout_ms: 0\n"),
+            "test.yaml:2: dns.tcp_idle_timeout_ms: out of range: 0 (allowed 1 to 3600000)");
+  EXPECT_EQ(error_of("dns:\n  max_tcp_connections: 0\n"),
+            "test.yaml:2: dns.max_tcp_connections: out of range: 0 (allowed 1 to 1048576)");
+  EXPECT_EQ(error_of("dns:\n  max_tcp_connections: \"10\"\n"),
+            "test.yaml:2: dns.max_tcp_connections: expected a non-negative integer, found a "
+            "quoted string");
+}
+
+TEST_F(ConfigTest, LookupExampleValuesAreTheDefaults) {
+  fs::path example = fs::path(IROH_SOURCE_DIR) / "config" / "relay.example.yaml";
+  Config cfg = load_file(example);
+  Config defaults = parse_yaml("", example.string());
+  EXPECT_EQ(cfg.pkarr.enabled, defaults.pkarr.enabled);
+  EXPECT_EQ(cfg.pkarr.put_rate_limit, defaults.pkarr.put_rate_limit);
+  EXPECT_EQ(cfg.pkarr.put_burst, defaults.pkarr.put_burst);
+  EXPECT_DOUBLE_EQ(cfg.pkarr.put_refill_secs, defaults.pkarr.put_refill_secs);
+  EXPECT_EQ(cfg.zone_store.path, defaults.zone_store.path);
+  EXPECT_EQ(cfg.zone_store.eviction, defaults.zone_store.eviction);
+  EXPECT_EQ(cfg.zone_store.eviction_interval, defaults.zone_store.eviction_interval);
+  EXPECT_EQ(cfg.zone_store.cache_capacity, defaults.zone_store.cache_capacity);
+  EXPECT_EQ(cfg.dns.enabled, defaults.dns.enabled);
+  EXPECT_EQ(cfg.dns.bind_addr, defaults.dns.bind_addr);
+  EXPECT_EQ(cfg.dns.origins, defaults.dns.origins);
+  EXPECT_EQ(cfg.dns.default_soa, defaults.dns.default_soa);
+  EXPECT_EQ(cfg.dns.rr_a, defaults.dns.rr_a);
+  EXPECT_EQ(cfg.dns.rr_aaaa, defaults.dns.rr_aaaa);
+  EXPECT_EQ(cfg.dns.rr_ns, defaults.dns.rr_ns);
+  EXPECT_EQ(cfg.dns.tcp_idle_timeout, defaults.dns.tcp_idle_timeout);
+  EXPECT_EQ(cfg.dns.max_tcp_connections, defaults.dns.max_tcp_connections);
+}
+
+TEST(ConfigQad, NewConnectionRateLimit) {
+  Config unset = parse_yaml("limits:\n  max_connections: 5\n", "t");
+  EXPECT_FALSE(unset.limits.qad_new_conn_rate);
+  EXPECT_FALSE(unset.limits.qad_new_conn_burst);
+  Config set = parse_yaml("limits:\n  qad_new_conn_rate: 250.5\n  qad_new_conn_burst: 500\n", "t");
+  EXPECT_DOUBLE_EQ(*set.limits.qad_new_conn_rate, 250.5);
+  EXPECT_EQ(*set.limits.qad_new_conn_burst, 500u);
+  EXPECT_THAT(error_of("limits:\n  qad_new_conn_rate: 0\n"),
+              testing::StartsWith("test.yaml:2: limits.qad_new_conn_rate: out of range: 0"));
+  EXPECT_EQ(error_of("limits:\n  qad_new_conn_burst: 5\n"),
+            "test.yaml:2: limits.qad_new_conn_burst: set without qad_new_conn_rate");
+}
+
+TEST(ConfigHardening, AccessLimitsLogsShutdown) {
+  const std::string key = relay::SecretKey::generate().public_key().to_hex();
+  Config c = parse_yaml("access:\n  capability_issuers: [" + key +
+                            "]\nlimits:\n  max_connections_per_ip: 8\nlog_format: json\n"
+                            "shutdown_grace_secs: 3\n",
+                        "t");
+  EXPECT_EQ(c.access.mode, AccessMode::Capability);
+  ASSERT_EQ(c.access.capability_issuers.size(), 1u);
+  EXPECT_EQ(c.access.capability_issuers[0].to_hex(), key);
+  EXPECT_EQ(c.limits.max_connections_per_ip, 8u);
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.shutdown_grace, std::chrono::seconds(3));
+  Config d = parse_yaml("", "t");
+  EXPECT_EQ(d.log_format, "text");
+  EXPECT_EQ(d.shutdown_grace, std::chrono::seconds(10));
+  EXPECT_FALSE(d.limits.max_connections_per_ip);
+
+  Config h = parse_yaml(
+      "access:\n  http:\n    url: http://127.0.0.1:9/a\n    timeout_ms: 250\n"
+      "    cache_ttl_secs: 0\n    cache_capacity: 5\n    fail_open: true\n",
+      "t");
+  EXPECT_EQ(h.access.http_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(h.access.http_cache_ttl, std::chrono::seconds(0));
+  EXPECT_EQ(h.access.http_cache_capacity, 5u);
+  EXPECT_TRUE(h.access.http_fail_open);
+
+  EXPECT_EQ(error_of("access:\n  capability_issuers: []\n"),
+            "test.yaml:2: access.capability_issuers: the issuer list must not be empty");
+  EXPECT_THAT(error_of("access:\n  capability_issuers: [nope]\n"),
+              testing::StartsWith("test.yaml:2: access.capability_issuers[0]: invalid issuer key"));
+  EXPECT_EQ(error_of("log_format: xml\n"),
+            "test.yaml:1: log_format: unknown log format \"xml\" (expected text or json)");
+  EXPECT_THAT(error_of("shutdown_grace_secs: 99999\n"),
+              testing::StartsWith("test.yaml:1: shutdown_grace_secs: out of range"));
+  EXPECT_THAT(error_of("limits:\n  max_connections_per_ip: 0\n"),
+              testing::StartsWith("test.yaml:2: limits.max_connections_per_ip: out of range"));
+  EXPECT_THAT(error_of("access:\n  http:\n    url: http://x/\n    timeout_ms: 0\n"),
+              testing::StartsWith("test.yaml:4: access.http.timeout_ms: out of range"));
 }
 
 }  // namespace

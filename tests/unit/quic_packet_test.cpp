@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "qad/quic_crypto.hpp"
@@ -484,4 +485,46 @@ TEST(QuicPacket, PayloadTooShortToSampleIsRefused) {
   const Bytes header = quic::build_short_header(kClientDcid, 1, 1, false);
   EXPECT_FALSE(quic::protect_packet(header, 1, 1, Bytes{0x01}, keys.server));
   EXPECT_TRUE(quic::protect_packet(header, 1, 1, Bytes{0x01, 0, 0}, keys.server));
+}
+
+TEST(QuicPacket, NewAndRetireConnectionIdRoundTrip) {
+  quic::NewConnectionIdFrame frame;
+  frame.sequence = 3;
+  frame.retire_prior_to = 1;
+  frame.connection_id = hex("0102030405060708");
+  frame.reset_token = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  Bytes payload;
+  quic::encode_new_connection_id(payload, frame);
+  quic::encode_retire_connection_id(payload, 2);
+  EXPECT_EQ(payload, hex("1803010801020304050607080102030405060708090a0b0c0d0e0f10"
+                         "1902"));
+  EXPECT_EQ(payload[0], 0x18);
+  EXPECT_EQ(payload.size(), 1u + 1 + 1 + 1 + 8 + 16 + 2);
+  auto frames = quic::parse_frames(payload);
+  ASSERT_TRUE(std::holds_alternative<std::vector<quic::Frame>>(frames));
+  const auto& list = std::get<std::vector<quic::Frame>>(frames);
+  ASSERT_EQ(list.size(), 2u);
+  const auto& parsed = std::get<quic::NewConnectionIdFrame>(list[0]);
+  EXPECT_EQ(parsed.sequence, 3u);
+  EXPECT_EQ(parsed.retire_prior_to, 1u);
+  EXPECT_EQ(parsed.connection_id, frame.connection_id);
+  EXPECT_EQ(parsed.reset_token, frame.reset_token);
+  EXPECT_EQ(std::get<quic::RetireConnectionIdFrame>(list[1]).sequence, 2u);
+}
+
+TEST(QuicPacket, StatelessResetTokenAndPacket) {
+  quic::StatelessResetKey key{};
+  key[0] = 7;
+  const Bytes cid = hex("0102030405060708");
+  const auto token = quic::stateless_reset_token(key, cid);
+  EXPECT_EQ(token, quic::stateless_reset_token(key, cid)) << "recomputable without state";
+  EXPECT_NE(token, quic::stateless_reset_token(key, hex("0102030405060709")));
+  key[0] = 8;
+  EXPECT_NE(token, quic::stateless_reset_token(key, cid));
+
+  const Bytes reset = quic::build_stateless_reset(token, 29);
+  ASSERT_EQ(reset.size(), 29u);
+  EXPECT_EQ(reset[0] & 0xc0, 0x40) << "short header form with the fixed bit";
+  EXPECT_TRUE(std::equal(token.begin(), token.end(), reset.end() - 16));
+  EXPECT_EQ(quic::build_stateless_reset(token, 5).size(), 21u) << "never below 21 bytes";
 }

@@ -6,7 +6,12 @@
 // coroutines, a socket and a few small buffers.
 //
 // Errors: connect(), receive() and ping() throw RelayClientError (see Errc). send() never throws
-// and never blocks: a frame that cannot be queued is dropped and counted in stats().
+// and never blocks: a frame that cannot be queued is dropped and counted in stats(). The other
+// transports of this library (http_client.hpp, lookup.hpp) report transport failures with the
+// same RelayClientError kinds (InvalidUrl, Io, Tls, Timeout).
+//
+// A RelayClient is one connection. ReconnectingRelayClient (reconnecting_client.hpp) keeps one
+// up with backoff; SealedChannel (sealed.hpp) encrypts payloads end to end.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -16,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -147,6 +153,12 @@ class RelayClient {
   // timer with awaitable operators) ends it with boost::system::system_error(operation_aborted)
   // and loses no event.
   boost::asio::awaitable<Received> receive();
+
+  // Callback form of receive(): calls `on_event` on the client's executor for every event until
+  // the connection ends, then `on_end` (if set) once with the error that ended it (Closed after
+  // close()). Use either this or receive(), not both.
+  void start_receiving(std::function<void(Received)> on_event,
+                       std::function<void(const RelayClientError&)> on_end = {});
 
   // Round-trip time of a relay-level Ping (throws PingTimeout after options.ping_timeout).
   boost::asio::awaitable<std::chrono::microseconds> ping();

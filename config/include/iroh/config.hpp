@@ -38,6 +38,10 @@ struct TlsConfig {
   bool prod_tls = true;
   std::string contact;
   bool dangerous_http_only = false;          // set by --dev
+  // ACME (cert_mode LetsEncrypt). Default: Let's Encrypt's production or staging directory, by
+  // prod_tls. acme_ca_file: PEM bundle trusted for the ACME server's HTTPS (empty = system store).
+  std::string acme_directory_url = "https://acme-v02.api.letsencrypt.org/directory";
+  std::filesystem::path acme_ca_file;
 };
 
 struct ClientRxLimit {
@@ -50,12 +54,15 @@ struct Limits {
   std::optional<std::size_t> accept_conn_burst;
   std::optional<ClientRxLimit> client_rx;    // limits.client.rx (§6.8)
   std::size_t max_connections = 65536;       // concurrent TCP connections on the relay listeners
+  std::optional<std::size_t> max_connections_per_ip;  // concurrent relay-listener connections per IP
   std::chrono::milliseconds handshake_timeout{30000};  // TLS + HTTP + relay handshake
   std::chrono::milliseconds write_timeout{2000};       // per frame write (SERVER_WRITE_TIMEOUT)
   std::size_t client_queue_capacity = 512;   // per-client datagram queue
+  std::optional<double> qad_new_conn_rate;   // new QAD connections per second (absent: unlimited)
+  std::optional<std::size_t> qad_new_conn_burst;  // default: max(1, qad_new_conn_rate)
 };
 
-enum class AccessMode { Everyone, Allowlist, Denylist, SharedToken, Http };
+enum class AccessMode { Everyone, Allowlist, Denylist, SharedToken, Http, Capability };
 
 struct AccessConfig {
   AccessMode mode = AccessMode::Everyone;
@@ -63,11 +70,56 @@ struct AccessConfig {
   std::vector<std::string> tokens;           // shared_token
   std::string http_url;                      // http
   std::string http_bearer_token;             // http (optional)
+  std::chrono::milliseconds http_timeout{5000};       // http: whole callout (connect .. body)
+  std::chrono::seconds http_cache_ttl{60};            // http: decision cache TTL (0 = no cache)
+  std::size_t http_cache_capacity = 10000;            // http: cached decisions (0 = no cache)
+  bool http_fail_open = false;                        // http: admit when the callout fails
+  std::vector<relay::EndpointId> capability_issuers;  // capability: Ed25519 issuer public keys
 };
 
 struct StunConfig {
   bool enabled = false;
   SocketAddr bind_addr{"::", 3478};          // default: host of http_bind_addr : 3478
+};
+
+// ---- address lookup (spec address-lookup.md §4, §5, §7, §8) -------------------------------------
+
+// pkarr_put_rate_limit: disabled | simple (key = TCP peer IP) | smart (X-Forwarded-For, then
+// X-Real-IP, then Forwarded, else the peer IP; only behind a proxy that sets them).
+enum class PutRateLimitMode { Disabled, Simple, Smart };
+
+// zone_store: the one SQLite store shared by the pkarr HTTP API and the DNS server.
+struct ZoneStoreConfig {
+  // Always set after loading: zone_store.path, or <data_dir>/pkarr.sqlite3 when empty/absent.
+  std::filesystem::path path;
+  std::chrono::seconds eviction{604800};       // packets whose signed timestamp is older go
+  std::chrono::seconds eviction_interval{10};  // how often the eviction task runs
+  std::size_t cache_capacity = 65536;          // LRU entries in front of SQLite (0 = no cache)
+};
+
+// enable_pkarr + the pkarr_put_* keys: PUT/GET /pkarr/{z32} on the relay's HTTP(S) listeners.
+struct PkarrConfig {
+  bool enabled = false;                                         // true with --dev
+  PutRateLimitMode put_rate_limit = PutRateLimitMode::Simple;  // Disabled with --dev
+  std::uint32_t put_burst = 2;                                  // GCRA burst per client IP
+  double put_refill_secs = 4.0;                                 // one token per this many seconds
+};
+
+// enable_dns + the dns section: authoritative DNS over UDP and TCP, DoH at /dns-query.
+struct DnsConfig {
+  bool enabled = false;  // true with --dev
+  // Default: host of http_bind_addr, port 53 (5300 with --dev), i.e. [::]:53 / [::]:5300.
+  SocketAddr bind_addr{"::", 53};
+  // Zone apexes, lower-case FQDNs with a trailing dot (added when missing), tried in order.
+  // --dev: ["irohdns.example.", "."]
+  std::vector<std::string> origins{"."};
+  // Zone-file syntax "mname rname serial refresh retry expire minimum" (checked at load time).
+  std::string default_soa = "ns1.example. hostmaster.example. 0 10800 3600 604800 3600";
+  std::optional<std::string> rr_a;     // dotted IPv4, checked; --dev: 127.0.0.1
+  std::optional<std::string> rr_aaaa;  // IPv6 text, checked
+  std::optional<std::string> rr_ns;    // FQDN with trailing dot; --dev: ns1.irohdns.example.
+  std::chrono::milliseconds tcp_idle_timeout{1000};
+  std::size_t max_tcp_connections = 1024;
 };
 
 struct Config {
@@ -83,8 +135,13 @@ struct Config {
   std::size_t key_cache_capacity = 1048576;
   AccessConfig access;
   StunConfig stun;
+  PkarrConfig pkarr;                         // enable_pkarr, pkarr_put_*
+  ZoneStoreConfig zone_store{"/var/lib/iroh-relay/pkarr.sqlite3"};
+  DnsConfig dns;                             // enable_dns, dns
   std::filesystem::path data_dir = "/var/lib/iroh-relay";
   std::string log_level = "info";            // trace, debug, info, warn, error
+  std::string log_format = "text";           // text, json
+  std::chrono::seconds shutdown_grace{10};   // shutdown_grace_secs: SIGTERM drain budget
 };
 
 // Thrown by load_file / parse_yaml. what() = "<file>:<line>: <key>: <reason>".

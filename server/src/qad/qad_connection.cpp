@@ -17,6 +17,11 @@ constexpr std::size_t kMaxAckRanges = 32;
 constexpr std::uint64_t kMaxCryptoWindow = 64 * 1024;
 constexpr std::size_t kMaxCryptoBuffered = 128 * 1024;
 constexpr std::size_t kMaxPathResponses = 4;
+// Connection IDs of ours a client may hold at once (it asks for active_connection_id_limit, at
+// least 2), and how many we issue over a connection's life (replacements for retired ones).
+constexpr std::size_t kMaxActiveConnectionIds = 4;
+constexpr std::uint64_t kMaxIssuedConnectionIds = 64;
+constexpr std::size_t kNewConnectionIdFrameSize = 1 + 1 + 1 + 1 + 20 + 16;  // upper bound
 constexpr microseconds kMaxAckDelay = milliseconds(25);
 constexpr microseconds kGranularity = milliseconds(1);
 constexpr std::uint64_t kApplicationErrorCode = 0x0c;  // RFC 9000 §20.1 APPLICATION_ERROR
@@ -55,7 +60,8 @@ bool allowed_before_1rtt(const Frame& frame) {
 
 QadConnection::QadConnection(std::shared_ptr<ServerCredentials> credentials,
                              const PacketHeader& first_initial, const UdpEndpoint& peer,
-                             Bytes local_cid, ConnectionLimits limits, Clock::time_point now)
+                             Bytes local_cid, ConnectionLimits limits,
+                             const StatelessResetKey& reset_key, Clock::time_point now)
     : limits_(limits),
       original_dcid_(first_initial.dcid),
       local_cid_(std::move(local_cid)),
@@ -63,7 +69,8 @@ QadConnection::QadConnection(std::shared_ptr<ServerCredentials> credentials,
       peer_(peer),
       created_(now),
       last_activity_(now),
-      idle_timeout_(limits.idle_timeout) {
+      idle_timeout_(limits.idle_timeout),
+      reset_key_(reset_key) {
   const InitialKeys initial = derive_initial_keys(original_dcid_);
   space(EncryptionLevel::Initial).rx = initial.client;
   space(EncryptionLevel::Initial).tx = initial.server;
@@ -73,9 +80,9 @@ QadConnection::QadConnection(std::shared_ptr<ServerCredentials> credentials,
   params.initial_source_connection_id = local_cid_;
   params.max_idle_timeout_ms = static_cast<std::uint64_t>(limits_.idle_timeout.count());
   params.address_discovery = AddressDiscoveryRole::SendOnly;
-  std::array<std::uint8_t, 16> reset_token{};
-  RAND_bytes(reset_token.data(), static_cast<int>(reset_token.size()));
-  params.stateless_reset_token = reset_token;
+  issued_cids_.push_back(
+      {0, local_cid_, stateless_reset_token(reset_key_, local_cid_), false, false});
+  params.stateless_reset_token = issued_cids_.front().reset_token;
 
   TlsServerSession::Callbacks callbacks;
   callbacks.send_crypto = [this](EncryptionLevel level, ByteSpan data) {
@@ -175,7 +182,7 @@ void QadConnection::process_frames(EncryptionLevel level, const std::vector<Fram
           if constexpr (std::is_same_v<T, AckFrame>) {
             on_ack(level, f, now);
           } else if constexpr (std::is_same_v<T, CryptoFrame>) {
-            on_crypto(level, f);
+            on_crypto(level, f, now);
           } else if constexpr (std::is_same_v<T, ConnectionCloseFrame>) {
             peer_close_ = f;
             enter_closed(EndReason::PeerClosed);
@@ -189,9 +196,13 @@ void QadConnection::process_frames(EncryptionLevel level, const std::vector<Fram
           } else if constexpr (std::is_same_v<T, ObservedAddressFrame>) {
             fail(TransportError::ProtocolViolation, "server does not receive observed addresses",
                  f.ipv6 ? kObservedIpv6AddressFrame : kObservedIpv4AddressFrame);
+          } else if constexpr (std::is_same_v<T, RetireConnectionIdFrame>) {
+            on_retire_connection_id(f.sequence);
           }
-          // PADDING, PING, NEW_CONNECTION_ID, RETIRE_CONNECTION_ID, PATH_RESPONSE and flow
-          // control frames need nothing: the server never migrates, opens streams or sends data.
+          // PADDING, PING, NEW_CONNECTION_ID, PATH_RESPONSE and flow control frames need
+          // nothing: the server never migrates, opens streams or sends data. (The client's
+          // NEW_CONNECTION_ID could ask us to retire its first ID; clients of a QAD server have
+          // no reason to, and we keep addressing the one they started with.)
         },
         frame);
   }
@@ -264,14 +275,56 @@ void QadConnection::on_ack(EncryptionLevel level, const AckFrame& ack, Clock::ti
   }
 }
 
+void QadConnection::on_retire_connection_id(std::uint64_t sequence) {
+  if (sequence >= issued_cids_.size()) {
+    fail(TransportError::ProtocolViolation, "RETIRE_CONNECTION_ID of an ID never issued", 0x19);
+    return;
+  }
+  IssuedConnectionId& issued = issued_cids_[sequence];
+  if (issued.retired) return;
+  issued.retired = true;
+  issued.send_pending = false;
+  cid_changes_.retired.push_back(issued.id);
+  issue_connection_id();  // keep the client supplied
+}
+
+void QadConnection::issue_connection_id() {
+  const auto active = std::count_if(issued_cids_.begin(), issued_cids_.end(),
+                                    [](const IssuedConnectionId& c) { return !c.retired; });
+  if (static_cast<std::size_t>(active) >= active_cid_limit_ ||
+      issued_cids_.size() >= kMaxIssuedConnectionIds) {
+    return;
+  }
+  IssuedConnectionId issued;
+  issued.sequence = issued_cids_.size();
+  issued.id.resize(local_cid_.size());
+  RAND_bytes(issued.id.data(), static_cast<int>(issued.id.size()));
+  issued.reset_token = stateless_reset_token(reset_key_, issued.id);
+  issued.send_pending = true;
+  cid_changes_.issued.push_back(issued.id);
+  issued_cids_.push_back(std::move(issued));
+}
+
+std::vector<Bytes> QadConnection::active_connection_ids() const {
+  std::vector<Bytes> ids;
+  for (const auto& issued : issued_cids_) {
+    if (!issued.retired) ids.push_back(issued.id);
+  }
+  return ids;
+}
+
 void QadConnection::declare_lost(Space& s, const SentPacket& packet) {
+  for (std::uint64_t sequence : packet.new_connection_ids) {
+    if (!issued_cids_[sequence].retired) issued_cids_[sequence].send_pending = true;
+  }
   for (const auto& range : packet.crypto) s.crypto_tx_queue.push_back(range);
   if (packet.handshake_done) handshake_done_pending_ = true;
   // OBSERVED_ADDRESS is retransmitted as a fresh frame with a new sequence number.
   if (packet.observed_address && observed_address_enabled_) observed_address_pending_ = true;
 }
 
-void QadConnection::on_crypto(EncryptionLevel level, const CryptoFrame& frame) {
+void QadConnection::on_crypto(EncryptionLevel level, const CryptoFrame& frame,
+                              Clock::time_point now) {
   Space& s = space(level);
   const std::uint64_t end = frame.offset + frame.data.size();
   if (end <= s.crypto_rx_offset) return;
@@ -309,11 +362,12 @@ void QadConnection::on_crypto(EncryptionLevel level, const CryptoFrame& frame) {
       return;
     }
   }
-  if (!established_ && tls_->handshake_complete()) on_handshake_complete();
+  if (!established_ && tls_->handshake_complete()) on_handshake_complete(now);
 }
 
-void QadConnection::on_handshake_complete() {
+void QadConnection::on_handshake_complete(Clock::time_point now) {
   established_ = true;
+  established_at_ = now;
   state_ = State::Established;
   address_validated_ = true;
   const auto& raw = tls_->peer_transport_parameters();
@@ -336,6 +390,10 @@ void QadConnection::on_handshake_complete() {
                               params->address_discovery == AddressDiscoveryRole::Both;
   observed_address_pending_ = observed_address_enabled_;
   handshake_done_pending_ = true;
+  // The client's active_connection_id_limit (at least 2) says how many IDs it will hold.
+  active_cid_limit_ = static_cast<std::size_t>(
+      std::min<std::uint64_t>(params->active_connection_id_limit, kMaxActiveConnectionIds));
+  for (std::size_t i = issued_cids_.size(); i < active_cid_limit_; ++i) issue_connection_id();
   // The server's handshake is confirmed on completion (RFC 9001 §4.1.2); HANDSHAKE_DONE tells
   // the client, which implicitly acknowledges its Handshake packets.
   discard_space(EncryptionLevel::Handshake);
@@ -473,6 +531,13 @@ Bytes QadConnection::build_payload(EncryptionLevel level, std::size_t room, Sent
       record.observed_address = true;
       record.ack_eliciting = true;
       observed_address_pending_ = false;
+    }
+    for (auto& issued : issued_cids_) {
+      if (!issued.send_pending || !fits(kNewConnectionIdFrameSize)) continue;
+      encode_new_connection_id(p, {issued.sequence, 0, issued.id, issued.reset_token});
+      record.new_connection_ids.push_back(issued.sequence);
+      record.ack_eliciting = true;
+      issued.send_pending = false;
     }
     while (!path_responses_.empty() && fits(9)) {
       encode_path_response(p, path_responses_.back());

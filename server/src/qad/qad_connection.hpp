@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qad/quic_packet.hpp"
@@ -49,10 +50,11 @@ class QadConnection {
     ProtocolError
   };
 
-  // `first_initial` is the header of the client's first Initial packet.
+  // `first_initial` is the header of the client's first Initial packet. Stateless reset tokens
+  // of this connection's IDs derive from `reset_key`.
   QadConnection(std::shared_ptr<ServerCredentials> credentials, const PacketHeader& first_initial,
                 const UdpEndpoint& peer, Bytes local_cid, ConnectionLimits limits,
-                Clock::time_point now);
+                const StatelessResetKey& reset_key, Clock::time_point now);
 
   // Processes one UDP datagram that was routed to this connection.
   void on_datagram(ByteSpan datagram, const UdpEndpoint& from, Clock::time_point now);
@@ -76,6 +78,24 @@ class QadConnection {
   std::uint64_t bytes_received() const { return bytes_received_; }
   std::uint64_t bytes_sent() const { return bytes_sent_; }
   std::string error_text() const { return error_text_; }
+  Clock::time_point created_at() const { return created_; }
+  // When the TLS handshake completed (meaningful once ever_established()).
+  Clock::time_point established_at() const { return established_at_; }
+  // Connection IDs issued (NEW_CONNECTION_ID) or retired by the client since the last call: the
+  // service routes and un-routes them.
+  struct ConnectionIdChanges {
+    std::vector<Bytes> issued;
+    std::vector<Bytes> retired;
+  };
+  ConnectionIdChanges take_connection_id_changes() { return std::exchange(cid_changes_, {}); }
+  // Every connection ID of ours the client may still use (for the service's routing table).
+  std::vector<Bytes> active_connection_ids() const;
+  // OBSERVED_ADDRESS frames put into packets since the last call (for the service's metrics).
+  std::uint64_t take_observed_addresses_sent() {
+    const std::uint64_t sent = observed_address_sequence_ - observed_addresses_counted_;
+    observed_addresses_counted_ = observed_address_sequence_;
+    return sent;
+  }
   // False until a packet has been authenticated: a datagram of garbage creates no connection.
   bool has_received_packet() const {
     for (const auto& s : spaces_) {
@@ -91,6 +111,16 @@ class QadConnection {
     std::vector<std::pair<std::uint64_t, std::size_t>> crypto;  // offset, length
     bool handshake_done = false;
     bool observed_address = false;
+    std::vector<std::uint64_t> new_connection_ids;  // sequence numbers
+  };
+  // A connection ID of ours: sequence 0 is local_cid_ (its token is in the transport parameters),
+  // the others went out in NEW_CONNECTION_ID frames.
+  struct IssuedConnectionId {
+    std::uint64_t sequence = 0;
+    Bytes id;
+    std::array<std::uint8_t, 16> reset_token{};
+    bool retired = false;
+    bool send_pending = false;
   };
   struct Space {
     std::optional<PacketKeys> rx;
@@ -114,8 +144,10 @@ class QadConnection {
   void process_frames(EncryptionLevel level, const std::vector<Frame>& frames,
                       Clock::time_point now);
   void on_ack(EncryptionLevel level, const AckFrame& ack, Clock::time_point now);
-  void on_crypto(EncryptionLevel level, const CryptoFrame& frame);
-  void on_handshake_complete();
+  void on_crypto(EncryptionLevel level, const CryptoFrame& frame, Clock::time_point now);
+  void on_handshake_complete(Clock::time_point now);
+  void on_retire_connection_id(std::uint64_t sequence);
+  void issue_connection_id();
   void declare_lost(Space& space, const SentPacket& packet);
   void discard_space(EncryptionLevel level);
   void fail(TransportError code, std::string text, std::uint64_t frame_type = 0);
@@ -146,6 +178,7 @@ class QadConnection {
   std::uint64_t bytes_received_ = 0;
   std::uint64_t bytes_sent_ = 0;
   Clock::time_point created_;
+  Clock::time_point established_at_{};
   Clock::time_point last_activity_;
   std::chrono::milliseconds idle_timeout_;
   // RTT estimation (RFC 9002 §5), microseconds.
@@ -160,7 +193,12 @@ class QadConnection {
   bool observed_address_enabled_ = false;
   bool observed_address_pending_ = false;
   std::uint64_t observed_address_sequence_ = 0;
+  std::uint64_t observed_addresses_counted_ = 0;
   std::vector<std::array<std::uint8_t, 8>> path_responses_;
+  StatelessResetKey reset_key_;
+  std::vector<IssuedConnectionId> issued_cids_;
+  std::size_t active_cid_limit_ = 1;  // how many of ours the client wants at once
+  ConnectionIdChanges cid_changes_;
   std::string error_text_;
 };
 

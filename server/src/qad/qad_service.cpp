@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -25,7 +26,17 @@ std::string cid_key(quic::ByteSpan cid) {
 }  // namespace
 
 QadService::QadService(asio::io_context& io, QadConfig config)
-    : io_(io), config_(std::move(config)), socket_(io), timer_(io) {}
+    : io_(io),
+      config_(std::move(config)),
+      registry_(config_.metrics_registry ? config_.metrics_registry
+                                         : std::make_shared<prometheus::Registry>()),
+      metrics_(*registry_),
+      new_connection_tokens_(static_cast<double>(config_.new_connection_burst)),
+      new_connection_refill_(quic::Clock::now()),
+      socket_(io),
+      timer_(io) {
+  RAND_bytes(reset_key_.data(), static_cast<int>(reset_key_.size()));
+}
 
 QadService::~QadService() {
   stop();
@@ -75,6 +86,42 @@ void QadService::stop() {
   timer_.cancel();
 }
 
+void QadService::reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem) {
+  std::string error;
+  auto credentials = quic::ServerCredentials::from_pem({cert_chain_pem, key_pem}, error);
+  if (!credentials) throw std::runtime_error("QAD: certificate reload: " + error);
+  set_credentials(std::move(credentials));
+}
+
+void QadService::set_credentials(std::shared_ptr<quic::ServerCredentials> credentials) {
+  // Connections hold their own reference, so the old certificate lives as long as they do.
+  if (credentials) credentials_ = std::move(credentials);
+}
+
+void QadService::set_new_connection_limit(double rate, std::size_t burst) {
+  // A limit switched on starts with a full bucket; a changed one keeps what is left (at most
+  // the new burst).
+  const bool was_unlimited = config_.new_connection_rate <= 0;
+  config_.new_connection_rate = rate;
+  config_.new_connection_burst = burst;
+  new_connection_tokens_ = was_unlimited
+                               ? static_cast<double>(burst)
+                               : std::min(new_connection_tokens_, static_cast<double>(burst));
+  new_connection_refill_ = quic::Clock::now();
+}
+
+bool QadService::admit_new_connection(quic::Clock::time_point now) {
+  if (config_.new_connection_rate <= 0) return true;
+  const double burst = std::max(1.0, static_cast<double>(config_.new_connection_burst));
+  const std::chrono::duration<double> elapsed = now - new_connection_refill_;
+  new_connection_refill_ = now;
+  new_connection_tokens_ =
+      std::min(burst, new_connection_tokens_ + elapsed.count() * config_.new_connection_rate);
+  if (new_connection_tokens_ < 1) return false;
+  new_connection_tokens_ -= 1;
+  return true;
+}
+
 udp::endpoint QadService::local_endpoint() const {
   boost::system::error_code ec;
   auto endpoint = socket_.local_endpoint(ec);
@@ -119,7 +166,7 @@ asio::awaitable<void> QadService::timer_loop() {
 void QadService::on_datagram(quic::ByteSpan datagram, const udp::endpoint& from) {
   auto header = quic::parse_packet_header(datagram, kLocalCidSize);
   if (!header || header->type == quic::PacketType::VersionNegotiation) {
-    ++counters_.datagrams_dropped;
+    metrics_.dropped.undecodable.Increment();
     return;
   }
   if (header->version != quic::kVersion1) {
@@ -129,10 +176,10 @@ void QadService::on_datagram(quic::ByteSpan datagram, const udp::endpoint& from)
       const std::uint32_t versions[] = {quic::kVersion1};
       std::uint8_t random = 0;
       RAND_bytes(&random, 1);
+      metrics_.version_negotiations_sent.Increment();  // before the client can see the answer
       send(from, quic::build_version_negotiation(header->dcid, header->scid, versions, random));
-      ++counters_.version_negotiations_sent;
     } else {
-      ++counters_.datagrams_dropped;
+      metrics_.dropped.small_initial.Increment();
     }
     return;
   }
@@ -143,7 +190,9 @@ void QadService::on_datagram(quic::ByteSpan datagram, const udp::endpoint& from)
     return;
   }
   if (header->type != quic::PacketType::Initial) {
-    ++counters_.datagrams_dropped;
+    metrics_.dropped.unknown_connection.Increment();
+    if (header->type == quic::PacketType::OneRtt)
+      send_stateless_reset(*header, datagram.size(), from);
     return;
   }
   accept_initial(*header, datagram, from);
@@ -153,9 +202,19 @@ void QadService::accept_initial(const quic::PacketHeader& header, quic::ByteSpan
                                 const udp::endpoint& from) {
   // RFC 9000 §14.1: Initials in datagrams under 1200 bytes are discarded; this is also what
   // caps amplification for a connection that has not been created yet.
-  if (datagram.size() < quic::kMinInitialDatagramSize || header.dcid.size() < kMinClientDcidSize ||
-      connections_.size() >= config_.max_connections) {
-    ++counters_.datagrams_dropped;
+  if (datagram.size() < quic::kMinInitialDatagramSize || header.dcid.size() < kMinClientDcidSize) {
+    metrics_.dropped.small_initial.Increment();
+    return;
+  }
+  if (connections_.size() >= config_.max_connections) {
+    metrics_.dropped.connection_limit.Increment();
+    return;
+  }
+  const auto now = quic::Clock::now();
+  // Checked last, so only datagrams that could start a connection spend tokens. A client whose
+  // Initial is dropped here retransmits it (or gives up) like after a loss.
+  if (!admit_new_connection(now)) {
+    metrics_.dropped.rate_limited.Increment();
     return;
   }
   quic::Bytes local_cid(kLocalCidSize);
@@ -163,15 +222,15 @@ void QadService::accept_initial(const quic::PacketHeader& header, quic::ByteSpan
   quic::ConnectionLimits limits;
   limits.idle_timeout = config_.idle_timeout;
   limits.handshake_timeout = config_.handshake_timeout;
-  const auto now = quic::Clock::now();
-  auto connection =
-      std::make_shared<quic::QadConnection>(credentials_, header, from, local_cid, limits, now);
+  auto connection = std::make_shared<quic::QadConnection>(credentials_, header, from, local_cid,
+                                                          limits, reset_key_, now);
   connection->on_datagram(datagram, from, now);
   if (!connection->has_received_packet()) {
-    ++counters_.datagrams_dropped;  // not a real Initial: leave no state behind
+    metrics_.dropped.unauthenticated.Increment();  // not a real Initial: leave no state behind
     return;
   }
-  ++counters_.qad_incoming;
+  metrics_.incoming.Increment();
+  metrics_.open_connections.Increment();
   connections_[connection.get()] = connection;
   by_cid_[cid_key(header.dcid)] = connection;
   by_cid_[cid_key(local_cid)] = connection;
@@ -181,10 +240,21 @@ void QadService::accept_initial(const quic::PacketHeader& header, quic::ByteSpan
 void QadService::flush(const ConnectionPtr& connection) {
   const auto now = quic::Clock::now();
   for (const auto& datagram : connection->take_datagrams(now)) send(datagram.to, datagram.data);
+  metrics_.observed_address_frames_sent.Increment(
+      static_cast<double>(connection->take_observed_addresses_sent()));
+  auto cid_changes = connection->take_connection_id_changes();
+  for (const auto& cid : cid_changes.issued) by_cid_[cid_key(cid)] = connection;
+  for (const auto& cid : cid_changes.retired) {
+    auto it = by_cid_.find(cid_key(cid));
+    if (it != by_cid_.end() && it->second == connection) by_cid_.erase(it);
+  }
   const bool was_established = connection->ever_established();
   if (was_established && !counted_established_.contains(connection.get())) {
     counted_established_.insert(connection.get());
-    ++counters_.qad_connections;
+    metrics_.connections.Increment();
+    const std::chrono::duration<double> took =
+        connection->established_at() - connection->created_at();
+    metrics_.handshake_duration.Observe(took.count());
   }
   if (connection->state() == quic::QadConnection::State::Closed) {
     remove(connection);
@@ -201,20 +271,23 @@ void QadService::flush(const ConnectionPtr& connection) {
 
 void QadService::remove(const ConnectionPtr& connection) {
   if (!connections_.contains(connection.get())) return;
+  metrics_.open_connections.Decrement();
   if (!connection->ever_established()) {
-    ++counters_.qad_incoming_error;
+    metrics_.incoming_error.Increment();
   } else {
-    ++counters_.qad_connections_closed;
+    metrics_.connections_closed.Increment();
     using Reason = quic::QadConnection::EndReason;
     const auto& peer_close = connection->peer_close();
     const bool finished = connection->end_reason() == Reason::LocalClose ||
                           (connection->end_reason() == Reason::PeerClosed && peer_close &&
                            peer_close->application && peer_close->error_code == kFinishedCode);
-    if (!finished) ++counters_.qad_connections_errored;
+    if (!finished) metrics_.connections_errored.Increment();
   }
   if (!connection->error_text().empty()) log("QAD connection error: " + connection->error_text());
-  for (const auto* cid : {&connection->original_dcid(), &connection->local_cid()}) {
-    auto it = by_cid_.find(cid_key(*cid));
+  auto cids = connection->active_connection_ids();
+  cids.push_back(connection->original_dcid());
+  for (const auto& cid : cids) {
+    auto it = by_cid_.find(cid_key(cid));
     if (it != by_cid_.end() && it->second == connection) by_cid_.erase(it);
   }
   if (auto it = scheduled_.find(connection.get()); it != scheduled_.end()) {
@@ -229,7 +302,19 @@ void QadService::send(const udp::endpoint& to, quic::ByteSpan data) {
   if (!socket_.is_open()) return;
   boost::system::error_code ec;
   socket_.send_to(asio::buffer(data.data(), data.size()), to, 0, ec);
-  if (ec) ++counters_.datagrams_dropped;
+  if (ec) metrics_.dropped.send_failed.Increment();
+}
+
+void QadService::send_stateless_reset(const quic::PacketHeader& header, std::size_t datagram_size,
+                                      const udp::endpoint& to) {
+  // Always smaller than what triggered it, so two servers cannot ping-pong resets and nobody can
+  // use us as an amplifier; below 22 bytes there is no room for a reset that is smaller.
+  constexpr std::size_t kMinResetSize = 21;
+  constexpr std::size_t kMaxResetSize = 43;
+  if (datagram_size <= kMinResetSize) return;
+  const auto token = quic::stateless_reset_token(reset_key_, header.dcid);
+  metrics_.stateless_resets_sent.Increment();
+  send(to, quic::build_stateless_reset(token, std::min(datagram_size - 1, kMaxResetSize)));
 }
 
 void QadService::log(std::string_view message) const {

@@ -2,6 +2,8 @@
 // connection ID, and one timer, all on one io_context (C++20 coroutines).
 #pragma once
 
+#include <prometheus/registry.h>
+
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "qad/qad_connection.hpp"
+#include "qad/qad_metrics.hpp"
 #include "qad/quic_tls.hpp"
 
 namespace iroh::server {
@@ -34,24 +37,18 @@ struct QadConfig {
   std::size_t max_connections = 10000;
   std::chrono::milliseconds idle_timeout{30000};
   std::chrono::milliseconds handshake_timeout{10000};
+  // New connections per second (token bucket, `new_connection_burst` deep); 0 = unlimited.
+  // Config keys limits.qad_new_conn_rate / limits.qad_new_conn_burst.
+  double new_connection_rate = 0;
+  std::size_t new_connection_burst = 0;
+  // Where the metrics are registered (the daemon's registry); nullptr = a private one.
+  std::shared_ptr<prometheus::Registry> metrics_registry;
   // Optional sink for one-line diagnostics.
   std::function<void(std::string_view)> log;
 };
 
-// Metric counters named as in spec §10.
-struct QadCounters {
-  std::atomic<std::uint64_t> qad_incoming{0};
-  std::atomic<std::uint64_t> qad_incoming_error{0};
-  std::atomic<std::uint64_t> qad_connections{0};
-  std::atomic<std::uint64_t> qad_connections_closed{0};
-  std::atomic<std::uint64_t> qad_connections_errored{0};
-  // Datagrams dropped: undecodable, unknown connection, over the connection cap, send failures.
-  std::atomic<std::uint64_t> datagrams_dropped{0};
-  std::atomic<std::uint64_t> version_negotiations_sent{0};
-};
-
 // Not thread-safe: construct, start(), stop() and destroy it on the thread that runs `io` (or
-// while `io` is not running). counters() may be read from any thread.
+// while `io` is not running). metrics() may be read from any thread.
 class QadService {
  public:
   QadService(boost::asio::io_context& io, QadConfig config);
@@ -65,7 +62,13 @@ class QadService {
   // Closes every connection with application code 1 "finished" (spec §7.1), then the socket.
   void stop();
   boost::asio::ip::udp::endpoint local_endpoint() const;
-  const QadCounters& counters() const { return counters_; }
+  // New connections use this certificate chain and key from now on; established ones keep
+  // theirs. Throws std::runtime_error (and keeps the old one) if the PEM data does not load.
+  void reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem);
+  void set_credentials(std::shared_ptr<quic::ServerCredentials> credentials);
+  // New connections per second and burst (rate 0 = unlimited), as QadConfig's fields.
+  void set_new_connection_limit(double rate, std::size_t burst);
+  const QadMetrics& metrics() const { return metrics_; }
   std::size_t connection_count() const { return connections_.size(); }
 
  private:
@@ -79,13 +82,22 @@ class QadService {
   // Sends what the connection has queued, reschedules its timer, forgets it once closed.
   void flush(const ConnectionPtr& connection);
   void send(const boost::asio::ip::udp::endpoint& to, quic::ByteSpan data);
+  // Answers a 1-RTT packet of a connection we do not have (RFC 9000 §10.3).
+  void send_stateless_reset(const quic::PacketHeader& header, std::size_t datagram_size,
+                            const boost::asio::ip::udp::endpoint& to);
   void remove(const ConnectionPtr& connection);
   void log(std::string_view message) const;
+  // Token bucket of new connections; true = this one may be created.
+  bool admit_new_connection(quic::Clock::time_point now);
 
   boost::asio::io_context& io_;
   QadConfig config_;
-  QadCounters counters_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  QadMetrics metrics_;
+  double new_connection_tokens_ = 0;
+  quic::Clock::time_point new_connection_refill_{};
   std::shared_ptr<quic::ServerCredentials> credentials_;
+  quic::StatelessResetKey reset_key_{};  // random per process
   boost::asio::ip::udp::socket socket_;
   boost::asio::steady_timer timer_;
   bool running_ = false;

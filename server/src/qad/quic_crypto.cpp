@@ -2,8 +2,10 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/kdf.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -241,6 +243,16 @@ std::optional<std::array<std::uint8_t, 5>> header_protection_mask(const PacketKe
   std::array<std::uint8_t, 5> mask{};
   for (std::size_t i = 0; i < mask.size(); ++i) mask[i] = block[i];
   return mask;
+}
+
+std::array<std::uint8_t, 16> stateless_reset_token(const StatelessResetKey& key, ByteSpan cid) {
+  std::array<std::uint8_t, EVP_MAX_MD_SIZE> mac{};
+  unsigned size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), cid.data(), cid.size(), mac.data(),
+       &size);
+  std::array<std::uint8_t, 16> token{};
+  std::copy_n(mac.begin(), token.size(), token.begin());
+  return token;
 }
 
 }  // namespace iroh::server::quic

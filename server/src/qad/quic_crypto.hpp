@@ -40,6 +40,12 @@ struct PacketKeys {
 
 std::optional<PacketKeys> derive_packet_keys(Aead aead, Hash hash, ByteSpan secret);
 
+// Stateless reset tokens (RFC 9000 §10.3.2): HMAC-SHA256 of the connection ID under a key the
+// server keeps for its lifetime, so a token can be recomputed for a packet whose connection is
+// gone.
+using StatelessResetKey = std::array<std::uint8_t, 32>;
+std::array<std::uint8_t, 16> stateless_reset_token(const StatelessResetKey& key, ByteSpan cid);
+
 struct InitialSecrets {
   Bytes client;
   Bytes server;

@@ -1,5 +1,7 @@
 #include "qad/quic_packet.hpp"
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 
 #include "iroh/relay_proto.hpp"
@@ -475,6 +477,28 @@ void encode_observed_address(Bytes& out, const ObservedAddressFrame& frame) {
   out.insert(out.end(), frame.ip.begin(), frame.ip.begin() + (frame.ipv6 ? 16 : 4));
   out.push_back(static_cast<std::uint8_t>(frame.port >> 8));
   out.push_back(static_cast<std::uint8_t>(frame.port));
+}
+
+void encode_new_connection_id(Bytes& out, const NewConnectionIdFrame& frame) {
+  out.push_back(0x18);
+  write_varint(out, frame.sequence);
+  write_varint(out, frame.retire_prior_to);
+  out.push_back(static_cast<std::uint8_t>(frame.connection_id.size()));
+  out.insert(out.end(), frame.connection_id.begin(), frame.connection_id.end());
+  out.insert(out.end(), frame.reset_token.begin(), frame.reset_token.end());
+}
+
+void encode_retire_connection_id(Bytes& out, std::uint64_t sequence) {
+  out.push_back(0x19);
+  write_varint(out, sequence);
+}
+
+Bytes build_stateless_reset(std::span<const std::uint8_t, 16> token, std::size_t size) {
+  Bytes out(std::max<std::size_t>(size, 21));
+  RAND_bytes(out.data(), static_cast<int>(out.size() - token.size()));
+  out[0] = static_cast<std::uint8_t>(0x40 | (out[0] & 0x3f));  // short header form, fixed bit
+  std::copy(token.begin(), token.end(), out.end() - static_cast<std::ptrdiff_t>(token.size()));
+  return out;
 }
 
 // ---- transport parameters ------------------------------------------------------------------

@@ -174,6 +174,11 @@ void encode_connection_close(Bytes& out, const ConnectionCloseFrame& close);
 void encode_handshake_done(Bytes& out);
 void encode_path_response(Bytes& out, std::span<const std::uint8_t, 8> data);
 void encode_observed_address(Bytes& out, const ObservedAddressFrame& frame);
+void encode_new_connection_id(Bytes& out, const NewConnectionIdFrame& frame);
+void encode_retire_connection_id(Bytes& out, std::uint64_t sequence);
+// A Stateless Reset (RFC 9000 §10.3): `size` bytes (at least 21) that look like a short-header
+// packet and end with `token`.
+Bytes build_stateless_reset(std::span<const std::uint8_t, 16> token, std::size_t size);
 // Bytes a CRYPTO frame header takes for this offset and length.
 std::size_t crypto_frame_overhead(std::uint64_t offset, std::size_t length);
 

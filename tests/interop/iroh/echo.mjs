@@ -143,7 +143,9 @@ class PathRecorder {
 async function bindEndpoint(acceptAlpn) {
   const map = RelayMap.empty()
   // No quicPort: QAD needs TLS, which http:// relays in these tests do not have.
-  map.insert({ url: opt.relay })
+  // IROH_INTEROP_AUTH_TOKEN (shared_token relays): iroh sends it as "Authorization: Bearer <t>".
+  const authToken = process.env.IROH_INTEROP_AUTH_TOKEN
+  map.insert(authToken ? { url: opt.relay, authToken } : { url: opt.relay })
   const builder = Endpoint.builder()
   presetMinimal(builder) // no DNS/pkarr/mDNS address lookup: only the relay map and explicit addrs
   builder.relayMode(RelayMode.custom(map))

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -75,6 +76,46 @@ class QadTestClient {
     start_tls();
     send_pending();
     return run_until([&] { return handshake_done_; }, timeout);
+  }
+
+  // Non-blocking use, for driving many clients from one poll loop (loadtest/qad_bench.cpp):
+  // start() sends the first flight; when fd() is readable, receive_available() processes what
+  // has arrived.
+  int fd() const { return fd_; }
+  void start() {
+    start_tls();
+    send_pending();
+  }
+  void receive_available() {
+    std::array<std::uint8_t, 2048> buffer{};
+    for (int i = 0; i < 16; ++i) {  // bounded: the rest waits for the next poll
+      const auto n = ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n <= 0) return;
+      process_datagram(quic::Bytes(buffer.begin(), buffer.begin() + n));
+    }
+  }
+  bool handshake_done() const { return handshake_done_; }
+
+  // Addresses later 1-RTT packets to `cid` (one the server issued in NEW_CONNECTION_ID).
+  void use_connection_id(const quic::Bytes& cid) { dcid_ = cid; }
+  const quic::Bytes& connection_id() const { return dcid_; }
+  void retire_connection_id(std::uint64_t sequence) {
+    quic::Bytes payload;
+    quic::encode_retire_connection_id(payload, sequence);
+    send_1rtt(payload);
+  }
+  // Sends a PATH_CHALLENGE on the current path and waits for its PATH_RESPONSE.
+  bool challenge(std::chrono::milliseconds timeout) {
+    path_responses.clear();
+    quic::Bytes payload{0x1a, 1, 2, 3, 4, 5, 6, 7, 8};
+    send_1rtt(payload);
+    return wait_for_path_response(timeout);
+  }
+  bool wait_for_new_connection_ids(std::size_t count, std::chrono::milliseconds timeout) {
+    return run_until([&] { return new_connection_ids.size() >= count; }, timeout);
+  }
+  bool wait_for_stateless_reset(std::chrono::milliseconds timeout) {
+    return run_until([&] { return stateless_reset; }, timeout);
   }
 
   bool wait_for_observed(std::size_t count, std::chrono::milliseconds timeout) {
@@ -152,6 +193,8 @@ class QadTestClient {
   std::vector<quic::ObservedAddressFrame> observed;
   std::optional<quic::ConnectionCloseFrame> server_close;
   std::vector<std::array<std::uint8_t, 8>> path_responses;
+  std::vector<quic::NewConnectionIdFrame> new_connection_ids;
+  bool stateless_reset = false;  // a datagram that ended with a reset token the server gave us
   std::optional<quic::TransportParameters> server_parameters;
   std::string tls_error;
   std::size_t bytes_received = 0;
@@ -318,6 +361,10 @@ class QadTestClient {
       --options_.drop_1rtt_datagrams;
       return;
     }
+    if (is_stateless_reset(datagram)) {
+      stateless_reset = true;
+      return;
+    }
     rest = quic::ByteSpan(datagram);
     for (int i = 0; i < 8 && !rest.empty(); ++i) {
       auto header = quic::parse_packet_header(rest, scid_.size());
@@ -351,12 +398,28 @@ class QadTestClient {
           observed.push_back(*address);
         } else if (const auto* close = std::get_if<quic::ConnectionCloseFrame>(&frame)) {
           server_close = *close;
+        } else if (const auto* issued = std::get_if<quic::NewConnectionIdFrame>(&frame)) {
+          new_connection_ids.push_back(*issued);
         } else if (const auto* response = std::get_if<quic::PathResponseFrame>(&frame)) {
           path_responses.push_back(response->data);
         }
       }
     }
     send_pending();
+  }
+
+  // RFC 9000 §10.3.1: a short-header-looking datagram that does not open and ends with a token.
+  bool is_stateless_reset(const quic::Bytes& datagram) const {
+    if (datagram.size() < 21 || (datagram[0] & 0x80) != 0) return false;
+    std::vector<std::array<std::uint8_t, 16>> tokens;
+    if (server_parameters && server_parameters->stateless_reset_token) {
+      tokens.push_back(*server_parameters->stateless_reset_token);
+    }
+    for (const auto& issued : new_connection_ids) tokens.push_back(issued.reset_token);
+    for (const auto& token : tokens) {
+      if (std::equal(token.begin(), token.end(), datagram.end() - 16)) return true;
+    }
+    return false;
   }
 
   quic::Bytes seal(int index, const quic::Bytes& payload_in) {

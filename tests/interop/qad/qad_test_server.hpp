@@ -88,8 +88,25 @@ class QadTestServer {
       return 0;
     });
   }
+  // QadService::reload_certificate on the service's thread; returns its error text ("" = ok).
+  std::string reload_certificate(const std::string& cert_pem, const std::string& key_pem) {
+    return call([&]() -> std::string {
+      try {
+        service_->reload_certificate(cert_pem, key_pem);
+        return {};
+      } catch (const std::exception& e) {
+        return e.what();
+      }
+    });
+  }
+  void set_new_connection_limit(double rate, std::size_t burst) {
+    call([&] {
+      service_->set_new_connection_limit(rate, burst);
+      return 0;
+    });
+  }
   std::uint16_t port() const { return service_->local_endpoint().port(); }
-  const iroh::server::QadCounters& counters() const { return service_->counters(); }
+  const iroh::server::QadMetrics& metrics() const { return service_->metrics(); }
   std::size_t connection_count() {
     return call([this] { return service_->connection_count(); });
   }

@@ -10,9 +10,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <prometheus/registry.h>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -30,6 +32,14 @@ class Service {
   virtual std::string_view name() const = 0;
   virtual void start() = 0;
   virtual void stop() = 0;
+  // SIGHUP / Daemon::reload: apply the reloadable settings of `next` (already validated by the
+  // config loader) without dropping anyone. Throw (std::exception) to reject it: the daemon then
+  // keeps the old config everywhere it can. Default: nothing reloads.
+  virtual void reload(const config::Config& /*next*/) {}
+  // A new certificate chain + key (PEM text) for services that serve TLS (QAD). Called after the
+  // relay accepted the pair; throw std::runtime_error if it cannot be used.
+  virtual void reload_certificate(const std::string& /*cert_chain_pem*/,
+                                  const std::string& /*key_pem*/) {}
 };
 
 class Daemon {
@@ -43,6 +53,10 @@ class Daemon {
   // Before start(): extra routes on the relay service (plain mode: the single listener; TLS mode:
   // the HTTPS listener) and extra services, started in order after the listeners.
   HttpRouter& router();
+  // Before start(): routes of the plain-HTTP listener on http_bind_addr. In TLS mode that is the
+  // captive-portal listener (port 80; e.g. ACME HTTP-01 registers
+  // "/.well-known/acme-challenge/" as a Prefix route here); in plain mode it is router().
+  HttpRouter& plain_router();
   void add_service(std::unique_ptr<Service> service);
 
   void start();
@@ -51,13 +65,35 @@ class Daemon {
   // Thread-safe, async-signal-unsafe; wakes wait().
   void request_stop();
   void stop();
+  // Graceful shutdown (SIGTERM): stop accepting, send Restarting (relay.md §6.7) to every relay
+  // client and close it after that frame, wait for connections to finish for at most `grace`
+  // (default: config shutdown_grace_secs), then stop() (services flush their state there).
+  void drain_and_stop(std::optional<std::chrono::milliseconds> grace = std::nullopt);
+
+  // SIGHUP: validates `next` against the running daemon (certificate files load, access control
+  // builds, services accept it) and applies limits, access control, certificate, log level and
+  // format to the relay and reload() to every service. Settings that need a restart (bind
+  // addresses, enabling services) are kept with a warning. On failure logs one line naming
+  // file:line: key: reason, keeps the old config everywhere and returns false. Thread-safe.
+  bool reload(config::Config next);
+  // A new TLS certificate chain + private key (PEM text) for the HTTPS listener and every
+  // service (Service::reload_certificate, e.g. QAD). New TLS handshakes use it at once; existing
+  // connections keep theirs. Throws std::runtime_error on bad PEM or a key that does not match;
+  // then nothing changes. Thread-safe.
+  void reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem);
+  // Re-reads tls.manual_cert_path / manual_key_path now (also done by a poll of their mtime,
+  // inode and size every few seconds). False (logged) if they cannot be loaded.
+  bool reload_certificate_files();
 
   // Bound listener addresses (after start()). In plain mode http_endpoint() serves everything;
   // in TLS mode it is the captive-portal listener and https_endpoint() the relay service.
   std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
 
+  // The config the daemon was constructed with (reloads do not change it; see current_config()).
   const config::Config& config() const;
+  // The config of the last successful reload (or the initial one).
+  config::Config current_config() const;
   boost::asio::io_context& io_context();
   RelayMetrics& metrics();
   // The registry every service registers its Prometheus families in (prometheus-cpp builders:
@@ -66,8 +102,13 @@ class Daemon {
   std::shared_ptr<prometheus::Registry> metrics_registry();
   // Authenticated relay connections right now.
   std::size_t client_count() const;
+  // Datagrams waiting in the relay clients' send queues (walks the client registry; for the
+  // metrics listener's scrape).
+  RelayQueueDepth relay_queue_depth() const;
 
  private:
+  void apply_certificate_locked(const std::string& cert_chain_pem, const std::string& key_pem);
+  void poll_certificate_files();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -32,11 +32,15 @@ class HttpRouter {
   enum class Match { Exact, Prefix };
 
   // Later registrations of the same (verb, path) replace earlier ones. Not thread-safe: register
-  // before Daemon::start().
-  void add(http::verb method, std::string path, HttpHandler handler, Match match = Match::Exact);
+  // before Daemon::start(). `max_body` > 0: the largest request body this route reads (the
+  // listener answers 413 above it); 0 = the listener's default limit.
+  void add(http::verb method, std::string path, HttpHandler handler, Match match = Match::Exact,
+           std::size_t max_body = 0);
 
   // The handler for (method, path-without-query), exact matches first, then the longest prefix.
   const HttpHandler* find(http::verb method, std::string_view path) const;
+  // The body limit of the route find() picks, or `fallback` (no route, or no limit of its own).
+  std::size_t body_limit(http::verb method, std::string_view path, std::size_t fallback) const;
 
  private:
   struct Route {
@@ -44,7 +48,9 @@ class HttpRouter {
     std::string path;
     Match match;
     HttpHandler handler;
+    std::size_t max_body = 0;
   };
+  const Route* find_route(http::verb method, std::string_view path) const;
   std::vector<Route> routes_;
 };
 

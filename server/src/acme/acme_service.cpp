@@ -1,0 +1,260 @@
+#include "acme/acme_service.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <map>
+#include <mutex>
+
+#include "acme/acme_client.hpp"
+#include "acme/certificate_store.hpp"
+#include "log.hpp"
+
+namespace iroh::server::acme {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::system_clock;
+
+namespace {
+
+constexpr std::string_view kChallengePrefix = "/.well-known/acme-challenge/";
+constexpr auto kFirstRetryDelay = std::chrono::seconds(30);
+constexpr auto kMaxRetryDelay = std::chrono::hours(1);
+// A CA handing out certificates that are due for renewal at once must not make us loop.
+constexpr auto kMinIssuanceInterval = std::chrono::seconds(30);
+// Long sleeps are cut into pieces so a changed clock or cache is noticed within a day.
+constexpr auto kMaxSleep = std::chrono::hours(24);
+
+std::string utc_text(Clock::time_point t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+// HTTP-01 tokens being validated right now -> key authorization. Read by the plain listener's
+// threads, written by the ACME coroutine.
+struct ChallengeTokens {
+  std::mutex mutex;
+  std::map<std::string, std::string, std::less<>> values;
+};
+
+struct AcmeServiceState {
+  Daemon& daemon;
+  config::TlsConfig tls;
+  CertificateStore store;
+  std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer timer;
+  std::atomic<bool> stopping{false};
+  std::unique_ptr<HttpsClient> http;
+  std::string installed_serial;  // strand only
+  bool recheck = false;          // strand only: a reload changed the settings mid-refresh
+  prometheus::Counter* orders_ok;
+  prometheus::Counter* orders_failed;
+  prometheus::Gauge* not_after;
+
+  AcmeServiceState(Daemon& d, const config::TlsConfig& t)
+      : daemon(d),
+        tls(t),
+        store(t.cert_dir),
+        strand(asio::make_strand(d.io_context())),
+        timer(strand) {
+    auto& orders = prometheus::BuildCounter()
+                       .Name("iroh_relay_acme_orders_total")
+                       .Help("ACME certificate orders by result")
+                       .Register(*d.metrics_registry());
+    orders_ok = &orders.Add({{"result", "success"}});
+    orders_failed = &orders.Add({{"result", "failure"}});
+    not_after = &prometheus::BuildGauge()
+                     .Name("iroh_relay_acme_certificate_not_after_seconds")
+                     .Help("Expiry (Unix time) of the installed ACME certificate")
+                     .Register(*d.metrics_registry())
+                     .Add({});
+  }
+
+  void install(const PemPair& pair, const CertificateInfo& info) {
+    daemon.reload_certificate(pair.chain_pem, pair.key_pem);
+    installed_serial = info.serial;
+    not_after->Set(double(Clock::to_time_t(info.not_after)));
+  }
+
+  // One step of the loop: installs a usable cached certificate or orders a new one. Returns
+  // when to look again.
+  asio::awaitable<Clock::time_point> refresh() {
+    std::optional<PemPair> cached = store.load_certificate();
+    std::string why = "no cached certificate";
+    if (cached) {
+      if (!certificate_matches(cached->chain_pem, cached->key_pem, tls.hostname)) {
+        why = "the cached certificate does not match its key or the hostnames";
+      } else {
+        CertificateInfo info = certificate_info(cached->chain_pem);
+        Clock::time_point renew_at = renewal_time(info);
+        if (Clock::now() < renew_at) {
+          if (info.serial != installed_serial) {
+            install(*cached, info);
+            log::info("acme: using cached certificate ", store.chain_path().string(), " (serial ",
+                      info.serial, ", valid until ", utc_text(info.not_after), ", renewal at ",
+                      utc_text(renew_at), ")");
+          }
+          co_return renew_at;
+        }
+        why = "renewal is due (valid until " + utc_text(info.not_after) + ")";
+      }
+    }
+    log::info("acme: ordering a certificate for ", tls.hostname.size(), " name(s) from ",
+              tls.acme_directory_url, ": ", why);
+    EcKey account_key = store.load_or_create_account_key();
+    std::shared_ptr<ChallengeTokens> published = tokens;
+    AcmeClient client(strand, *http, std::move(account_key),
+                      [published](const std::string& token, const std::string& value) {
+                        std::lock_guard lock(published->mutex);
+                        if (value.empty()) {
+                          published->values.erase(token);
+                        } else {
+                          published->values[token] = value;
+                        }
+                      });
+    AcmeOrderRequest request;
+    request.directory_url = tls.acme_directory_url;
+    request.names = tls.hostname;
+    request.contact = tls.contact;
+    IssuedCertificate issued = co_await client.order_certificate(request);
+    if (stopping) co_return Clock::now();
+    PemPair pair{std::move(issued.chain_pem), std::move(issued.key_pem)};
+    if (!certificate_matches(pair.chain_pem, pair.key_pem, tls.hostname)) {
+      throw std::runtime_error("the issued certificate does not cover the hostnames");
+    }
+    CertificateInfo info = certificate_info(pair.chain_pem);
+    store.save_certificate(pair);
+    install(pair, info);
+    orders_ok->Increment();
+    Clock::time_point renew_at = renewal_time(info);
+    log::info("acme: certificate installed (serial ", info.serial, ", issuer ", info.issuer,
+              ", valid until ", utc_text(info.not_after), ", renewal at ", utc_text(renew_at),
+              "), saved to ", store.chain_path().string());
+    co_return std::max(renew_at, Clock::now() + kMinIssuanceInterval);
+  }
+
+  asio::awaitable<void> run() {
+    std::chrono::seconds retry_delay = kFirstRetryDelay;
+    while (!stopping) {
+      Clock::time_point next;
+      bool failed = false;
+      std::string error;
+      recheck = false;
+      try {
+        next = co_await refresh();
+        retry_delay = kFirstRetryDelay;
+      } catch (const std::exception& e) {
+        failed = true;
+        error = e.what();
+      }
+      if (stopping) break;
+      if (failed) orders_failed->Increment();
+      if (recheck) {  // settings changed during refresh(): look again with the new ones
+        if (failed) log::error("acme: ", error, "; retrying with the reloaded settings");
+        retry_delay = kFirstRetryDelay;
+        continue;
+      }
+      if (failed) {
+        log::error("acme: ", error, "; retrying in ", retry_delay.count(), " s");
+        next = Clock::now() + retry_delay;
+        retry_delay = std::min<std::chrono::seconds>(retry_delay * 2, kMaxRetryDelay);
+      }
+      auto wait = std::min<Clock::duration>(next - Clock::now(), kMaxSleep);
+      if (wait.count() < 0) wait = Clock::duration::zero();
+      timer.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+};
+
+AcmeService::AcmeService(Daemon& daemon) {
+  const config::Config& config = daemon.config();
+  if (!config.tls || config.tls->cert_mode != config::CertMode::LetsEncrypt) {
+    throw std::logic_error("AcmeService needs tls.cert_mode LetsEncrypt");
+  }
+  state_ = std::make_shared<AcmeServiceState>(daemon, *config.tls);
+  try {
+    state_->http = std::make_unique<HttpsClient>(state_->strand, config.tls->acme_ca_file);
+  } catch (const std::exception& e) {
+    throw config::ConfigError(config.source.string(), 0, "tls.acme_ca_file", e.what());
+  }
+  std::shared_ptr<ChallengeTokens> tokens = state_->tokens;
+  daemon.plain_router().add(
+      http::verb::get, std::string(kChallengePrefix),
+      [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+        std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());
+        std::string value;
+        {
+          std::lock_guard lock(tokens->mutex);
+          if (auto it = tokens->values.find(token); it != tokens->values.end()) value = it->second;
+        }
+        if (value.empty()) co_return make_response(req, http::status::not_found, "Not Found");
+        log::debug("acme: served http-01 token to a validator");
+        co_return make_response(req, http::status::ok, std::move(value),
+                                "application/octet-stream");
+      },
+      HttpRouter::Match::Prefix);
+}
+
+AcmeService::~AcmeService() {
+  stop();
+}
+
+void AcmeService::start() {
+  std::shared_ptr<AcmeServiceState> state = state_;
+  asio::co_spawn(
+      state->strand, [state]() -> asio::awaitable<void> { co_await state->run(); },
+      [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("acme: service stopped: ", ex.what());
+        }
+      });
+}
+
+void AcmeService::reload(const config::Config& next) {
+  if (!next.tls || next.tls->cert_mode != config::CertMode::LetsEncrypt) return;
+  std::shared_ptr<AcmeServiceState> state = state_;
+  asio::post(state->strand, [state, tls = *next.tls] {
+    const config::TlsConfig& old = state->tls;
+    if (tls.hostname == old.hostname && tls.contact == old.contact &&
+        tls.acme_directory_url == old.acme_directory_url) {
+      return;
+    }
+    if (tls.acme_ca_file != old.acme_ca_file || tls.cert_dir != old.cert_dir) {
+      log::warn("acme: tls.acme_ca_file and tls.cert_dir changes need a restart");
+    }
+    state->tls.hostname = tls.hostname;
+    state->tls.contact = tls.contact;
+    state->tls.acme_directory_url = tls.acme_directory_url;
+    state->recheck = true;
+    state->timer.cancel();
+    log::info("acme: settings reloaded; checking the certificate again");
+  });
+}
+
+void AcmeService::stop() {
+  if (state_->stopping.exchange(true)) return;
+  std::shared_ptr<AcmeServiceState> state = state_;
+  asio::post(state->strand, [state] { state->timer.cancel(); });
+}
+
+}  // namespace iroh::server::acme

@@ -1,0 +1,124 @@
+#include "dns/dns_handler.hpp"
+
+#include <chrono>
+#include <stdexcept>
+
+#include "log.hpp"
+
+namespace iroh::server {
+
+ZoneCache::ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity)
+    : store_(std::move(store)), capacity_(capacity) {}
+
+std::size_t ZoneCache::size() const {
+  return size_.load(std::memory_order_relaxed);
+}
+
+void ZoneCache::forget(const pkarr::PublicKey& key) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return;
+  lru_.erase(it->second.position);
+  entries_.erase(it);
+  size_.store(entries_.size(), std::memory_order_relaxed);
+}
+
+void ZoneCache::remember(const pkarr::PublicKey& key, std::shared_ptr<const dns::PkarrZone> zone) {
+  if (capacity_ == 0) return;
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it != entries_.end()) {
+    // A concurrent lookup may have cached an older or newer packet's zone: keep the newer.
+    if (it->second.zone->timestamp_us > zone->timestamp_us) return;
+    it->second.zone = std::move(zone);
+    lru_.splice(lru_.begin(), lru_, it->second.position);
+    return;
+  }
+  if (entries_.size() >= capacity_) {
+    entries_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(key);
+  entries_.emplace(key, Entry{std::move(zone), lru_.begin()});
+  size_.store(entries_.size(), std::memory_order_relaxed);
+}
+
+dns::ZoneLookupResult ZoneCache::lookup(const pkarr::PublicKey& key) {
+  PkarrGetResult stored = store_->get(key);
+  if (const auto* error = std::get_if<PkarrStoreError>(&stored)) {
+    log::warn("dns: zone store read failed: ", error->message);
+    return {dns::ZoneStatus::Error, nullptr};
+  }
+  const auto& packet = std::get<std::optional<pkarr::SignedPacket>>(stored);
+  if (!packet) {
+    forget(key);
+    return {dns::ZoneStatus::NotFound, nullptr};
+  }
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.zone->same_packet(*packet)) {
+      lru_.splice(lru_.begin(), lru_, it->second.position);
+      return {dns::ZoneStatus::Found, it->second.zone};
+    }
+  }
+  auto zone = dns::PkarrZone::from_packet(*packet);
+  remember(key, zone);
+  return {dns::ZoneStatus::Found, std::move(zone)};
+}
+
+dns::ZoneOptions zone_options(const config::Config& config) {
+  dns::ZoneOptions options;
+  options.origins = config.dns.origins;
+  options.soa = config.dns.default_soa;
+  options.a = config.dns.rr_a;
+  options.aaaa = config.dns.rr_aaaa;
+  options.ns = config.dns.rr_ns;
+  return options;
+}
+
+namespace {
+
+dns::Resolver make_resolver(const config::Config& config) {
+  try {
+    return dns::Resolver(zone_options(config));
+  } catch (const dns::ZoneOptionsError& e) {
+    throw std::runtime_error(config.source.string() + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+DnsHandler::DnsHandler(const config::Config& config, std::shared_ptr<PkarrStore> store,
+                       LookupMetrics* metrics, std::size_t zone_cache_capacity)
+    : resolver_(make_resolver(config)),
+      zones_(std::move(store), zone_cache_capacity),
+      lookup_([this](const pkarr::PublicKey& key) { return zones_.lookup(key); }),
+      metrics_(metrics) {}
+
+dns::Answer DnsHandler::handle(dns::ByteSpan query, dns::Transport transport,
+                               std::span<std::uint8_t> out) {
+  const auto start = std::chrono::steady_clock::now();
+  dns::Answer answer = resolver_.resolve(query, transport, lookup_, out);
+  if (metrics_ == nullptr || answer.outcome == dns::Outcome::Dropped) return answer;
+  metrics_->dns_requests.Increment();
+  if (transport == dns::Transport::Udp) metrics_->dns_requests_udp.Increment();
+  if (transport == dns::Transport::Https) metrics_->dns_requests_https.Increment();
+  switch (answer.outcome) {
+    case dns::Outcome::Success:
+      metrics_->dns_lookup_success.Increment();
+      break;
+    case dns::Outcome::NotFound:
+      metrics_->dns_lookup_notfound.Increment();
+      break;
+    default:
+      metrics_->dns_lookup_error.Increment();
+      break;
+  }
+  metrics_->dns_answer_duration.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_->cache_zones.Set(static_cast<double>(zones_.size()));
+  return answer;
+}
+
+}  // namespace iroh::server

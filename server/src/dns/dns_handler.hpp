@@ -1,0 +1,80 @@
+// What the DNS listeners (UDP, TCP) and DoH share: the resolution engine configured from
+// `config.dns`, the zones of the pkarr store behind a small parsed-zone cache, and the lookup
+// metrics (spec address-lookup.md §9: dns_requests*, dns_lookup_*, answer-time histogram).
+//
+//   auto dns = std::make_shared<DnsHandler>(config, store.store(), &store.metrics());
+//   dns::Answer a = dns->handle(query_bytes, dns::Transport::Udp, out_buffer);
+//
+// handle() is thread-safe and runs on the caller's thread: store reads are served by the store's
+// LRU (SQLite only for keys it does not hold, a sub-millisecond indexed read), so callers on an
+// io_context thread are not held up for long.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "dns/dns_resolver.hpp"
+#include "iroh/config.hpp"
+#include "lookup_metrics.hpp"
+#include "pkarr_store.hpp"
+
+namespace iroh::server {
+
+// Parsed zones of stored packets, keyed by public key. Every lookup still asks the store for the
+// current packet (its LRU makes that cheap), and the cached zone is used only if it was built from
+// that very packet (same timestamp and signature): a newer PUT or an eviction is seen at once.
+// What the cache saves is re-parsing the DNS message and rebuilding the zone on every query.
+class ZoneCache {
+ public:
+  // `capacity` zones at most (least recently used dropped first); 0 = no caching.
+  ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity);
+  dns::ZoneLookupResult lookup(const pkarr::PublicKey& key);
+  std::size_t size() const;
+
+ private:
+  using Lru = std::list<pkarr::PublicKey>;
+  struct Entry {
+    std::shared_ptr<const dns::PkarrZone> zone;
+    Lru::iterator position;
+  };
+  void remember(const pkarr::PublicKey& key, std::shared_ptr<const dns::PkarrZone> zone);
+  void forget(const pkarr::PublicKey& key);
+
+  std::shared_ptr<PkarrStore> store_;
+  std::size_t capacity_;
+  mutable std::mutex mutex_;
+  Lru lru_;  // most recent first
+  std::unordered_map<pkarr::PublicKey, Entry, relay::EndpointIdHash> entries_;
+  std::atomic<std::size_t> size_{0};  // entries_.size(), readable without the mutex
+};
+
+// dns::ZoneOptions from the config section; throws std::runtime_error "<file>: dns.<key>: ...".
+dns::ZoneOptions zone_options(const config::Config& config);
+
+class DnsHandler {
+ public:
+  // `metrics` may be null (tests); it must outlive the handler otherwise.
+  DnsHandler(const config::Config& config, std::shared_ptr<PkarrStore> store,
+             LookupMetrics* metrics, std::size_t zone_cache_capacity = 65536);
+
+  // Resolves one query (see dns::Resolver::resolve) and counts it: every answered query in
+  // dns_requests (+ _udp / _https by transport), its outcome in dns_lookup_success / _notfound /
+  // _error, its duration in the answer histogram. Dropped messages count nowhere here; the
+  // listeners count them as drops.
+  dns::Answer handle(dns::ByteSpan query, dns::Transport transport, std::span<std::uint8_t> out);
+
+  const dns::Resolver& resolver() const { return resolver_; }
+  ZoneCache& zones() { return zones_; }
+
+ private:
+  dns::Resolver resolver_;
+  ZoneCache zones_;
+  dns::ZoneLookup lookup_;
+  LookupMetrics* metrics_;
+};
+
+}  // namespace iroh::server

@@ -1,0 +1,401 @@
+#include "dns/dns_service.hpp"
+
+#include <netinet/in.h>
+#include <prometheus/counter.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "bind_address.hpp"
+#include "log.hpp"
+#include "udp_pktinfo.hpp"
+
+namespace iroh::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+
+namespace {
+
+// Datagrams per recvmmsg/sendmmsg call, and rounds per readiness wake-up before yielding.
+constexpr std::size_t kBatch = 32;
+constexpr int kRoundsPerWake = 16;
+constexpr int kSendRetries = 4;
+
+}  // namespace
+
+// State shared by the listeners; outlives stop() while loops wind down.
+struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
+  asio::io_context& io;
+  config::DnsConfig config;
+  std::shared_ptr<DnsHandler> handler;
+  unsigned udp_sockets;
+  DnsCounters counters;
+  prometheus::Counter* dropped_metric = nullptr;
+  std::atomic<bool> stopping{false};
+
+  struct UdpListener;
+  struct TcpConnection;
+  std::vector<std::shared_ptr<UdpListener>> udp;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  udp::endpoint udp_bound;
+  tcp::endpoint tcp_bound;
+
+  std::mutex connections_mutex;
+  std::list<std::weak_ptr<TcpConnection>> connections;
+  std::atomic<std::size_t> active_connections{0};
+
+  Impl(asio::io_context& io_, const config::DnsConfig& c, std::shared_ptr<DnsHandler> h,
+       unsigned sockets)
+      : io(io_), config(c), handler(std::move(h)), udp_sockets(sockets) {}
+
+  void count_drop() {
+    counters.dropped.fetch_add(1, std::memory_order_relaxed);
+    if (dropped_metric != nullptr) dropped_metric->Increment();
+  }
+
+  // ---- UDP ----------------------------------------------------------------------------------
+
+  struct UdpListener {
+    struct Slots {
+      std::array<std::array<std::uint8_t, kMaxUdpQuery>, kBatch> rx{};
+      std::array<std::array<std::uint8_t, kMaxUdpResponse>, kBatch> tx{};
+      std::array<sockaddr_storage, kBatch> peers{};
+      std::array<std::array<std::uint8_t, udp_pktinfo::kPktinfoControlSize>, kBatch> rx_control{};
+      std::array<std::array<std::uint8_t, udp_pktinfo::kPktinfoControlSize>, kBatch> tx_control{};
+      std::array<iovec, kBatch> rx_iov{};
+      std::array<iovec, kBatch> tx_iov{};
+      std::array<mmsghdr, kBatch> rx_msgs{};
+      std::array<mmsghdr, kBatch> tx_msgs{};
+    };
+
+    UdpListener(std::shared_ptr<Impl> owner)
+        : impl(std::move(owner)), strand(asio::make_strand(impl->io)), socket(strand) {}
+
+    std::shared_ptr<Impl> impl;
+    asio::strand<asio::io_context::executor_type> strand;
+    udp::socket socket;
+    std::unique_ptr<Slots> slots = std::make_unique<Slots>();
+
+    void open_and_bind(const udp::endpoint& ep, bool reuse_port) {
+      socket.open(ep.protocol());
+      const int fd = socket.native_handle();
+      if (ep.address().is_v6())
+        socket.set_option(asio::ip::v6_only(!ep.address().is_unspecified()));
+      udp_pktinfo::enable_pktinfo(fd, ep.address().is_v6());
+      const int receive_buffer = 4 << 20;
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+      const int on = 1;
+      if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        throw boost::system::system_error(errno, boost::system::system_category(),
+                                          "dns.bind_addr: SO_REUSEPORT");
+      }
+      socket.bind(ep);
+      socket.non_blocking(true);
+    }
+
+    // Fills tx slot `out` from rx slot `i`; true if there is a reply to send.
+    bool handle(std::size_t i, std::size_t out) {
+      Slots& s = *slots;
+      const mmsghdr& m = s.rx_msgs[i];
+      if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+        impl->count_drop();
+        return false;
+      }
+      const dns::Answer a = impl->handler->handle(dns::ByteSpan(s.rx[i].data(), m.msg_len),
+                                                  dns::Transport::Udp, s.tx[out]);
+      if (a.outcome == dns::Outcome::Dropped) {
+        impl->count_drop();
+        return false;
+      }
+      impl->counters.udp_queries.fetch_add(1, std::memory_order_relaxed);
+      mmsghdr& t = s.tx_msgs[out];
+      t = mmsghdr{};
+      s.tx_iov[out] = iovec{s.tx[out].data(), a.size};
+      t.msg_hdr.msg_iov = &s.tx_iov[out];
+      t.msg_hdr.msg_iovlen = 1;
+      t.msg_hdr.msg_name = &s.peers[i];
+      t.msg_hdr.msg_namelen = m.msg_hdr.msg_namelen;
+      const std::size_t control = udp_pktinfo::reply_control(m.msg_hdr, s.tx_control[out].data());
+      if (control != 0) {
+        t.msg_hdr.msg_control = s.tx_control[out].data();
+        t.msg_hdr.msg_controllen = control;
+      }
+      return true;
+    }
+
+    asio::awaitable<void> send_batch(std::size_t count) {
+      Slots& s = *slots;
+      const int fd = socket.native_handle();
+      std::size_t next = 0;
+      int retries = 0;
+      while (next < count) {
+        const int sent =
+            ::sendmmsg(fd, &s.tx_msgs[next], static_cast<unsigned>(count - next), MSG_DONTWAIT);
+        if (sent > 0) {
+          next += static_cast<std::size_t>(sent);
+          continue;
+        }
+        const int err = errno;
+        if (err == EINTR) continue;
+        if ((err == EAGAIN || err == EWOULDBLOCK) && retries++ < kSendRetries) {
+          auto [ec] = co_await socket.async_wait(udp::socket::wait_write,
+                                                 asio::as_tuple(asio::use_awaitable));
+          if (ec) break;
+          continue;
+        }
+        if (err == EINVAL && s.tx_msgs[next].msg_hdr.msg_controllen != 0) {
+          // The source address went away: let routing choose one.
+          s.tx_msgs[next].msg_hdr.msg_control = nullptr;
+          s.tx_msgs[next].msg_hdr.msg_controllen = 0;
+          continue;
+        }
+        impl->counters.failures.fetch_add(1, std::memory_order_relaxed);
+        log::debug("dns: udp send failed: ", std::strerror(err));
+        ++next;
+      }
+      if (next < count) impl->counters.failures.fetch_add(count - next, std::memory_order_relaxed);
+    }
+
+    // Returns false when the socket is gone.
+    asio::awaitable<bool> drain() {
+      Slots& s = *slots;
+      const int fd = socket.native_handle();
+      for (int round = 0; round < kRoundsPerWake; ++round) {
+        for (std::size_t i = 0; i < kBatch; ++i) {
+          s.rx_iov[i] = iovec{s.rx[i].data(), s.rx[i].size()};
+          msghdr& h = s.rx_msgs[i].msg_hdr;
+          h = msghdr{};
+          h.msg_name = &s.peers[i];
+          h.msg_namelen = sizeof(sockaddr_storage);
+          h.msg_iov = &s.rx_iov[i];
+          h.msg_iovlen = 1;
+          h.msg_control = s.rx_control[i].data();
+          h.msg_controllen = s.rx_control[i].size();
+          s.rx_msgs[i].msg_len = 0;
+        }
+        const int received = ::recvmmsg(fd, s.rx_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (received < 0) {
+          const int err = errno;
+          if (err == EAGAIN || err == EWOULDBLOCK) co_return true;
+          if (err == EINTR || err == ECONNREFUSED) continue;
+          if (err == EBADF) co_return false;
+          impl->counters.failures.fetch_add(1, std::memory_order_relaxed);
+          log::warn("dns: udp receive failed: ", std::strerror(err));
+          co_return true;
+        }
+        std::size_t replies = 0;
+        for (std::size_t i = 0; i < static_cast<std::size_t>(received); ++i) {
+          if (handle(i, replies)) ++replies;
+        }
+        if (replies != 0) co_await send_batch(replies);
+        if (static_cast<std::size_t>(received) < kBatch) co_return true;
+      }
+      co_return true;
+    }
+
+    static asio::awaitable<void> receive_loop(std::shared_ptr<UdpListener> self) {
+      while (!self->impl->stopping.load()) {
+        auto [ec] = co_await self->socket.async_wait(udp::socket::wait_read,
+                                                     asio::as_tuple(asio::use_awaitable));
+        if (ec || self->impl->stopping.load()) break;
+        const bool open = co_await self->drain();
+        if (!open) break;
+      }
+    }
+  };
+
+  // ---- TCP ----------------------------------------------------------------------------------
+
+  struct TcpConnection {
+    explicit TcpConnection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    tcp::socket socket;
+    asio::steady_timer timer;
+    std::array<std::uint8_t, 2> length{};
+    std::vector<std::uint8_t> query = std::vector<std::uint8_t>(dns::kMaxMessageSize);
+    std::vector<std::uint8_t> response = std::vector<std::uint8_t>(2 + dns::kMaxMessageSize);
+
+    // Closes the socket when `timeout` passes before disarm(): the pending operation fails.
+    void arm(std::chrono::milliseconds timeout) {
+      timer.expires_after(timeout);
+      timer.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      });
+    }
+    void disarm() { timer.cancel(); }
+  };
+
+  static asio::awaitable<void> serve(std::shared_ptr<Impl> self, std::shared_ptr<TcpConnection> c) {
+    const auto idle = self->config.tcp_idle_timeout;
+    while (!self->stopping.load()) {
+      c->arm(idle);
+      auto [ec1, n1] = co_await asio::async_read(c->socket, asio::buffer(c->length),
+                                                 asio::as_tuple(asio::use_awaitable));
+      if (ec1) break;
+      const std::size_t size = static_cast<std::size_t>(c->length[0] << 8 | c->length[1]);
+      if (size == 0) break;
+      auto [ec2, n2] = co_await asio::async_read(c->socket, asio::buffer(c->query.data(), size),
+                                                 asio::as_tuple(asio::use_awaitable));
+      c->disarm();
+      if (ec2) break;
+      const dns::Answer a = self->handler->handle(
+          dns::ByteSpan(c->query.data(), size), dns::Transport::Tcp,
+          std::span<std::uint8_t>(c->response.data() + 2, dns::kMaxMessageSize));
+      if (a.outcome == dns::Outcome::Dropped) {
+        self->count_drop();
+        continue;
+      }
+      self->counters.tcp_queries.fetch_add(1, std::memory_order_relaxed);
+      c->response[0] = static_cast<std::uint8_t>(a.size >> 8);
+      c->response[1] = static_cast<std::uint8_t>(a.size);
+      c->arm(idle);
+      auto [ec3, n3] =
+          co_await asio::async_write(c->socket, asio::buffer(c->response.data(), 2 + a.size),
+                                     asio::as_tuple(asio::use_awaitable));
+      c->disarm();
+      if (ec3) break;
+    }
+    c->disarm();
+    boost::system::error_code ignored;
+    c->socket.close(ignored);
+    self->active_connections.fetch_sub(1);
+  }
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    while (!self->stopping.load()) {
+      auto [ec, socket] = co_await self->acceptor->async_accept(
+          asio::make_strand(self->io), asio::as_tuple(asio::use_awaitable));
+      if (self->stopping.load()) break;
+      if (ec) {
+        if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
+        self->counters.failures.fetch_add(1, std::memory_order_relaxed);
+        log::debug("dns: tcp accept failed: ", ec.message());
+        continue;
+      }
+      if (self->active_connections.load() >= self->config.max_tcp_connections) {
+        self->counters.tcp_rejected.fetch_add(1, std::memory_order_relaxed);
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      self->active_connections.fetch_add(1);
+      auto connection = std::make_shared<TcpConnection>(std::move(socket));
+      {
+        std::lock_guard lock(self->connections_mutex);
+        // Drop finished connections from the list as new ones arrive (bounded by the limit).
+        self->connections.remove_if([](const auto& w) { return w.expired(); });
+        self->connections.push_back(connection);
+      }
+      auto executor = connection->socket.get_executor();
+      asio::co_spawn(executor, serve(self, std::move(connection)), asio::detached);
+    }
+  }
+};
+
+DnsService::DnsService(asio::io_context& io, const config::DnsConfig& config,
+                       std::shared_ptr<DnsHandler> handler, DnsServiceOptions options) {
+  unsigned sockets = options.udp_sockets;
+  if (sockets == 0) sockets = std::max(1u, std::thread::hardware_concurrency());
+  impl_ = std::make_shared<Impl>(io, config, std::move(handler), sockets);
+  if (options.metrics_registry) {
+    impl_->dropped_metric = &prometheus::BuildCounter()
+                                 .Name("dns_server_dns_dropped_total")
+                                 .Help(
+                                     "DNS messages not answered: shorter than a header, QR=1 "
+                                     "or oversize")
+                                 .Register(*options.metrics_registry)
+                                 .Add({});
+  }
+}
+
+DnsService::~DnsService() {
+  stop();
+}
+
+void DnsService::start() {
+  Impl& d = *impl_;
+  const auto address = resolve_bind_host(d.config.bind_addr, "dns.bind_addr");
+  const bool reuse_port = d.udp_sockets > 1;
+  for (unsigned i = 0; i < d.udp_sockets; ++i) {
+    auto listener = std::make_shared<Impl::UdpListener>(impl_);
+    // Port 0: the first socket picks the port, the others (and TCP) join it.
+    listener->open_and_bind(i == 0 ? udp::endpoint(address, d.config.bind_addr.port) : d.udp_bound,
+                            reuse_port);
+    if (i == 0) d.udp_bound = listener->socket.local_endpoint();
+    d.udp.push_back(std::move(listener));
+  }
+  const tcp::endpoint tcp_ep(address, d.udp_bound.port());
+  d.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(d.io));
+  d.acceptor->open(tcp_ep.protocol());
+  if (address.is_v6()) d.acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()));
+  d.acceptor->set_option(tcp::acceptor::reuse_address(true));
+  d.acceptor->bind(tcp_ep);
+  d.acceptor->listen();
+  d.tcp_bound = d.acceptor->local_endpoint();
+  log::info("dns: listening on udp ", d.udp_bound, " (", d.udp_sockets, " socket",
+            d.udp_sockets == 1 ? "" : "s", ") and tcp ", d.tcp_bound);
+  for (auto& listener : d.udp) {
+    asio::co_spawn(listener->strand, Impl::UdpListener::receive_loop(listener), asio::detached);
+  }
+  asio::co_spawn(d.acceptor->get_executor(), Impl::accept_loop(impl_), asio::detached);
+}
+
+void DnsService::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  for (auto& listener : impl_->udp) {
+    asio::post(listener->strand, [listener] {
+      boost::system::error_code ec;
+      listener->socket.close(ec);
+    });
+  }
+  if (impl_->acceptor) {
+    asio::post(impl_->acceptor->get_executor(), [impl = impl_] {
+      boost::system::error_code ec;
+      impl->acceptor->close(ec);
+    });
+  }
+  std::lock_guard lock(impl_->connections_mutex);
+  for (auto& weak : impl_->connections) {
+    if (auto c = weak.lock()) {
+      asio::post(c->socket.get_executor(), [c] {
+        boost::system::error_code ec;
+        c->timer.cancel();
+        c->socket.close(ec);
+      });
+    }
+  }
+}
+
+udp::endpoint DnsService::udp_endpoint() const {
+  return impl_->udp_bound;
+}
+
+tcp::endpoint DnsService::tcp_endpoint() const {
+  return impl_->tcp_bound;
+}
+
+const DnsCounters& DnsService::counters() const {
+  return impl_->counters;
+}
+
+}  // namespace iroh::server

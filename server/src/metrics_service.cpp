@@ -1,0 +1,421 @@
+#include "metrics_service.hpp"
+
+#include <prometheus/gauge.h>
+#include <prometheus/text_serializer.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <sstream>
+#include <unordered_set>
+
+#include "bind_address.hpp"
+#include "log.hpp"
+#include "relay_service.hpp"
+
+#ifndef IROH_RELAY_VERSION
+#define IROH_RELAY_VERSION "0.0.0"
+#endif
+
+namespace iroh::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+namespace {
+
+constexpr std::size_t kMaxRequestBytes = 8 * 1024;
+constexpr int kMaxRequestsPerConnection = 1000;
+constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+prometheus::ClientMetric counter_sample(double value,
+                                        std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+prometheus::ClientMetric gauge_sample(double value) {
+  prometheus::ClientMetric m;
+  m.gauge.value = value;
+  return m;
+}
+
+double load(const Counter& c) {
+  return double(c.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+RelayMetricsCollector::RelayMetricsCollector(const RelayMetrics& metrics,
+                                             std::function<RelayQueueDepth()> queue_depth)
+    : metrics_(metrics), queue_depth_(std::move(queue_depth)) {}
+
+std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
+  using prometheus::MetricType;
+  const RelayMetrics& m = metrics_;
+  std::vector<prometheus::MetricFamily> out;
+
+  // relay.md §10: group `relayserver`, help texts as in the reference (with its trailing '.').
+  struct Reference {
+    const char* name;
+    const char* help;
+    const Counter& value;
+  };
+  const Reference reference[] = {
+      {"bytes_sent", "Number of bytes sent.", m.bytes_sent},
+      {"bytes_recv", "Number of bytes received.", m.bytes_recv},
+      {"send_packets_sent", "Number of 'send' packets relayed.", m.send_packets_sent},
+      {"send_packets_recv", "Number of 'send' packets received.", m.send_packets_recv},
+      {"send_packets_dropped", "Number of 'send' packets dropped.", m.send_packets_dropped},
+      {"other_packets_sent", "Number of packets sent that were not 'send' packets.",
+       m.other_packets_sent},
+      {"other_packets_recv", "Number of packets received that were not 'send' packets.",
+       m.other_packets_recv},
+      {"other_packets_dropped", "Number of times, non-send packet was dropped.",
+       m.other_packets_dropped},
+      {"got_ping", "Number of times the server has received a Ping from a client.", m.got_ping},
+      {"sent_pong", "Number of times the server has sent a Pong to a client.", m.sent_pong},
+      {"unknown_frames", "Number of unknown frames sent to this server.", m.unknown_frames},
+      {"bytes_rx_ratelimited_total",
+       "Number of bytes received from client connection which have been rate-limited.",
+       m.bytes_rx_ratelimited_total},
+      {"conns_rx_ratelimited_total",
+       "Number of client connections which have had any frames rate-limited.",
+       m.conns_rx_ratelimited_total},
+      {"accepts", "Number of times this server has accepted a connection.", m.accepts},
+      {"disconnects", "Number of clients that have then disconnected.", m.disconnects},
+      {"unique_client_keys", "Number of unique client keys per day.", m.unique_client_keys},
+      {"clients_inactive_added", "Number of times a client was moved into the inactive state.",
+       m.clients_inactive_added},
+      {"clients_inactive_removed", "Number of times a client was removed from the inactive state.",
+       m.clients_inactive_removed},
+      {"http_connections", "Number of accepted HTTP(S) connections.", m.http_connections},
+      {"http_connections_closed", "Number of terminated HTTP(S) connections.",
+       m.http_connections_closed},
+      {"http_connections_errored", "Number of HTTP(S) connections that terminated with an error.",
+       m.http_connections_errored},
+  };
+  for (const auto& r : reference) {
+    std::string name = std::string("relayserver_") + r.name;
+    if (!name.ends_with("_total")) name += "_total";
+    auto f = family(std::move(name), r.help, MetricType::Counter);
+    f.metric.push_back(counter_sample(load(r.value)));
+    out.push_back(std::move(f));
+  }
+
+  // Ours: the same families in the same group.
+  {
+    auto f = family("relayserver_packets_dropped_total", "Datagrams the relay dropped, by reason.",
+                    MetricType::Counter);
+    const std::pair<const char*, const Counter&> reasons[] = {
+        {"unknown_destination", m.dropped_unknown_destination},
+        {"queue_full", m.dropped_queue_full},
+        {"write_error", m.dropped_write_error},
+        {"rate_limited", m.dropped_rate_limited},
+        {"unencodable", m.dropped_unencodable},
+    };
+    for (const auto& [reason, value] : reasons) {
+      f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
+    }
+    out.push_back(std::move(f));
+  }
+  const Reference ours[] = {
+      {"handshakes_denied", "Relay handshakes answered with ServerDeniesAuth.", m.denied},
+      {"handshake_failures", "Connections that ended before ServerConfirmsAuth.",
+       m.handshake_failures},
+      {"connections_rejected", "Connections closed at accept because of limits.max_connections.",
+       m.connections_rejected},
+      {"malformed_frames", "Relay frames that failed to decode (the client was closed).",
+       m.malformed_frames},
+      {"ping_timeouts", "Clients closed because a server Ping got no Pong.", m.ping_timeouts},
+      {"write_timeouts", "Clients closed because a frame write took too long.", m.write_timeouts},
+      {"control_frames_dropped", "Control frames dropped because the priority lane was full.",
+       m.control_dropped},
+  };
+  for (const auto& r : ours) {
+    auto f = family(std::string("relayserver_") + r.name + "_total", r.help, MetricType::Counter);
+    f.metric.push_back(counter_sample(load(r.value)));
+    out.push_back(std::move(f));
+  }
+
+  {
+    auto snap = m.handshake_duration.snapshot();
+    auto f = family("relayserver_handshake_duration_seconds",
+                    "Time from TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay "
+                    "handshake, access check).",
+                    MetricType::Histogram);
+    prometheus::ClientMetric h;
+    h.histogram.sample_count = snap.count;
+    h.histogram.sample_sum = snap.sum_seconds;
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < snap.counts.size(); ++i) {
+      cumulative += snap.counts[i];
+      prometheus::ClientMetric::Bucket b;
+      b.cumulative_count = cumulative;
+      b.upper_bound = i < DurationHistogram::kBounds.size()
+                          ? DurationHistogram::kBounds[i]
+                          : std::numeric_limits<double>::infinity();
+      h.histogram.bucket.push_back(b);
+    }
+    f.metric.push_back(std::move(h));
+    out.push_back(std::move(f));
+  }
+
+  // Gauges. Inactive = duplicates of an endpoint id that a newer connection displaced (§6.2).
+  const auto connected = double(m.clients_connected.load(std::memory_order_relaxed));
+  const auto inactive_added = load(m.clients_inactive_added);
+  const auto inactive_removed = load(m.clients_inactive_removed);
+  const double inactive = std::max(0.0, inactive_added - inactive_removed);
+  const std::pair<const char*, const char*> gauge_names[] = {
+      {"relayserver_clients_connected", "Authenticated relay connections."},
+      {"relayserver_clients_active", "Relay connections that receive their endpoint's traffic."},
+      {"relayserver_clients_inactive",
+       "Relay connections displaced by a newer connection of the same endpoint id."},
+      {"relayserver_open_connections", "TCP connections open on the relay listeners."},
+  };
+  const double gauge_values[] = {connected, std::max(0.0, connected - inactive), inactive,
+                                 double(m.open_connections.load(std::memory_order_relaxed))};
+  for (std::size_t i = 0; i < std::size(gauge_names); ++i) {
+    auto f = family(gauge_names[i].first, gauge_names[i].second, MetricType::Gauge);
+    f.metric.push_back(gauge_sample(gauge_values[i]));
+    out.push_back(std::move(f));
+  }
+  if (queue_depth_) {
+    const RelayQueueDepth depth = queue_depth_();
+    auto total = family("relayserver_queued_datagrams",
+                        "Datagrams waiting in the per-client send queues, all clients together.",
+                        MetricType::Gauge);
+    total.metric.push_back(gauge_sample(double(depth.total)));
+    out.push_back(std::move(total));
+    auto max = family("relayserver_client_queue_max_datagrams",
+                      "Datagrams waiting in the longest per-client send queue.", MetricType::Gauge);
+    max.metric.push_back(gauge_sample(double(depth.max)));
+    out.push_back(std::move(max));
+  }
+  return out;
+}
+
+std::string serialize_metrics(const MetricsSources& sources) {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& source : sources) {
+    auto collected = source->Collect();
+    families.insert(families.end(), std::make_move_iterator(collected.begin()),
+                    std::make_move_iterator(collected.end()));
+  }
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, families);
+  return std::move(out).str();
+}
+
+// ---- the listener ------------------------------------------------------------------------------
+
+struct MetricsService::State : std::enable_shared_from_this<MetricsService::State> {
+  State(asio::io_context& c, MetricsServiceOptions o, MetricsSources s)
+      : ioc(c), options(std::move(o)), sources(std::move(s)), acceptor(asio::make_strand(ioc)) {}
+
+  asio::io_context& ioc;
+  MetricsServiceOptions options;
+  MetricsSources sources;
+  tcp::acceptor acceptor;
+  std::optional<tcp::endpoint> bound;
+  std::atomic<bool> stopping{false};
+
+  // Open connections, so that stop() can close them.
+  std::mutex mutex;
+  std::unordered_set<std::shared_ptr<beast::tcp_stream>> streams;
+};
+
+namespace {
+
+auto ec_token(error_code& ec) {
+  return asio::redirect_error(asio::use_awaitable, ec);
+}
+
+http::response<http::string_body> answer(const MetricsService::State& state,
+                                         const http::request<http::string_body>& req) {
+  http::response<http::string_body> res;
+  res.version(req.version());
+  res.keep_alive(req.keep_alive());
+  const std::string_view path = target_path(req.target());
+  if (path == "/metrics" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
+    res.result(http::status::ok);
+    res.set(http::field::content_type, kContentType);
+    res.body() = serialize_metrics(state.sources);
+    res.prepare_payload();
+    if (req.method() == http::verb::head) res.body().clear();
+  } else {
+    res.result(http::status::not_found);
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    res.body() = "Not Found";
+    res.prepare_payload();
+  }
+  return res;
+}
+
+asio::awaitable<void> serve(std::shared_ptr<MetricsService::State> state,
+                            std::shared_ptr<beast::tcp_stream> stream) {
+  beast::flat_buffer buffer;
+  for (int i = 0; i < kMaxRequestsPerConnection && !state->stopping.load(); ++i) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kMaxRequestBytes);
+    parser.body_limit(kMaxRequestBytes);
+    stream->expires_after(state->options.request_timeout);
+    error_code ec;
+    co_await http::async_read(*stream, buffer, parser, ec_token(ec));
+    if (ec) break;
+    http::response<http::string_body> res = answer(*state, parser.get());
+    const bool keep_alive = res.keep_alive();
+    stream->expires_after(state->options.request_timeout);
+    co_await http::async_write(*stream, res, ec_token(ec));
+    if (ec || !keep_alive) break;
+  }
+  error_code ignored;
+  stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream->close();
+  std::lock_guard lock(state->mutex);
+  state->streams.erase(stream);
+}
+
+asio::awaitable<void> accept_loop(std::shared_ptr<MetricsService::State> state) {
+  for (;;) {
+    tcp::socket socket(asio::make_strand(state->ioc));
+    error_code ec;
+    co_await state->acceptor.async_accept(socket, ec_token(ec));
+    if (state->stopping.load()) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) co_return;
+      log::warn("metrics: accept failed: ", ec.message());
+      asio::steady_timer backoff(state->acceptor.get_executor(), std::chrono::milliseconds(50));
+      co_await backoff.async_wait(ec_token(ec));
+      continue;
+    }
+    auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+    {
+      std::lock_guard lock(state->mutex);
+      if (state->streams.size() >= state->options.max_connections) {
+        log::debug("metrics: connection limit reached, closing a new connection");
+        stream->close();
+        continue;
+      }
+      state->streams.insert(stream);
+    }
+    asio::co_spawn(stream->get_executor(), serve(state, stream), asio::detached);
+  }
+}
+
+}  // namespace
+
+MetricsService::MetricsService(asio::io_context& ioc, MetricsServiceOptions options,
+                               MetricsSources sources)
+    : state_(std::make_shared<State>(ioc, std::move(options), std::move(sources))) {}
+
+MetricsService::~MetricsService() {
+  stop();
+}
+
+void MetricsService::start() {
+  auto& a = state_->acceptor;
+  const tcp::endpoint ep = state_->options.bind;
+  a.open(ep.protocol());
+  a.set_option(asio::socket_base::reuse_address(true));
+  if (ep.address().is_v6()) {
+    error_code ignored;
+    a.set_option(asio::ip::v6_only(false), ignored);
+  }
+  a.bind(ep);
+  a.listen(asio::socket_base::max_listen_connections);
+  state_->bound = a.local_endpoint();
+  // Stable format, parsed by tests and scripts.
+  log::info("listening metrics on ", format_endpoint(*state_->bound));
+  asio::co_spawn(a.get_executor(), accept_loop(state_), asio::detached);
+}
+
+void MetricsService::stop() {
+  if (state_->stopping.exchange(true)) return;
+  asio::post(state_->acceptor.get_executor(), [state = state_] {
+    error_code ec;
+    state->acceptor.close(ec);
+  });
+  std::lock_guard lock(state_->mutex);
+  for (const auto& stream : state_->streams) {
+    asio::post(stream->get_executor(), [stream] { stream->close(); });
+  }
+}
+
+std::optional<tcp::endpoint> MetricsService::endpoint() const {
+  return state_->bound;
+}
+
+namespace {
+
+// Signed packets in the address-lookup store, asked at scrape time.
+class LookupStoreCollector final : public prometheus::Collectable {
+ public:
+  explicit LookupStoreCollector(std::function<std::optional<std::size_t>()> size)
+      : size_(std::move(size)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const std::optional<std::size_t> size = size_();
+    if (!size) return {};
+    auto f = family("dns_server_store_packets", "Signed packets in the address-lookup store.",
+                    prometheus::MetricType::Gauge);
+    f.metric.push_back(gauge_sample(double(*size)));
+    return {std::move(f)};
+  }
+
+ private:
+  std::function<std::optional<std::size_t>()> size_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetricsService> make_metrics_service(
+    Daemon& daemon, std::function<std::optional<std::size_t>()> lookup_store_size) {
+  auto registry = daemon.metrics_registry();
+  prometheus::BuildGauge()
+      .Name("iroh_relay_build_info")
+      .Help("Build of the iroh-relay daemon (value 1).")
+      .Register(*registry)
+      .Add({{"version", IROH_RELAY_VERSION}})
+      .Set(1);
+  prometheus::BuildGauge()
+      .Name("process_start_time_seconds")
+      .Help("Start time of the process since the Unix epoch in seconds.")
+      .Register(*registry)
+      .Add({})
+      .SetToCurrentTime();
+  MetricsServiceOptions options;
+  options.bind =
+      resolve_bind_endpoint<tcp::endpoint>(daemon.config().metrics_bind_addr, "metrics_bind_addr");
+  auto relay = std::make_shared<RelayMetricsCollector>(
+      daemon.metrics(), [&daemon] { return daemon.relay_queue_depth(); });
+  MetricsSources sources{relay, registry};
+  if (lookup_store_size) {
+    sources.push_back(std::make_shared<LookupStoreCollector>(std::move(lookup_store_size)));
+  }
+  return std::make_unique<MetricsService>(daemon.io_context(), std::move(options),
+                                          std::move(sources));
+}
+
+}  // namespace iroh::server

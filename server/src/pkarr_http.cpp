@@ -1,0 +1,382 @@
+#include "pkarr_http.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <boost/asio/use_awaitable.hpp>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "iroh/pkarr.hpp"
+#include "log.hpp"
+#include "lookup_metrics.hpp"
+#include "pkarr_store_service.hpp"
+
+namespace iroh::server {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kPkarrPrefix = "/pkarr/";
+constexpr std::string_view kCorsVary =
+    "origin, access-control-request-method, access-control-request-headers";
+constexpr auto kSweepInterval = std::chrono::seconds(60);
+
+// ---- responses ----------------------------------------------------------------------------------
+
+HttpResponse cors_response(const HttpRequest& req, http::status status, std::string body = {},
+                           std::string_view content_type = {}) {
+  HttpResponse res = make_response(req, status, std::move(body), content_type);
+  add_cors_headers(res);
+  return res;
+}
+
+
+// Why `text` is not a public key, for the 400 detail (the checks of pkarr::key_from_z32).
+std::string invalid_key_reason(std::string_view text) {
+  if (text.size() != pkarr::kZ32KeyLength) {
+    return "expected " + std::to_string(pkarr::kZ32KeyLength) + " z-base-32 characters, found " +
+           std::to_string(text.size());
+  }
+  if (!pkarr::z32_decode(text)) return "not lowercase z-base-32";
+  return "not an Ed25519 public key";
+}
+
+// The z32 segment of /pkarr/{z32}; nullopt for /pkarr/ and deeper paths (404 like axum).
+std::optional<std::string_view> key_segment(const HttpRequest& req) {
+  std::string_view path = target_path(req.target());
+  if (!path.starts_with(kPkarrPrefix)) return std::nullopt;
+  std::string_view segment = path.substr(kPkarrPrefix.size());
+  if (segment.empty() || segment.find('/') != std::string_view::npos) return std::nullopt;
+  return segment;
+}
+
+// ---- handlers -----------------------------------------------------------------------------------
+
+struct PkarrApi {
+  PkarrApi(PkarrStoreService& s, const config::PkarrConfig& c)
+      : store(s), metrics(s.metrics()), config(c) {
+    if (c.put_rate_limit != config::PutRateLimitMode::Disabled) {
+      limiter.emplace(c.put_burst, c.put_refill_secs);
+    }
+  }
+
+  PkarrStoreService& store;
+  LookupMetrics& metrics;
+  config::PkarrConfig config;
+  std::optional<PutRateLimiter> limiter;
+
+  // http_requests* of §9 for every request of these routes.
+  void account(const HttpResponse& res, Clock::time_point started) {
+    metrics.http_requests.Increment();
+    const unsigned status = res.result_int();
+    if (status >= 200 && status < 300) {
+      metrics.http_requests_success.Increment();
+    } else {
+      metrics.http_requests_error.Increment();
+    }
+    metrics.http_requests_duration_ms.Increment(
+        std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+  }
+};
+
+HttpResponse not_found(const HttpRequest& req) {
+  return cors_response(req, http::status::not_found);
+}
+
+HttpResponse too_many_requests(const HttpRequest& req, Clock::duration wait) {
+  // Whole seconds, rounded up so that a client that waits that long gets through.
+  auto seconds = std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(std::ceil(std::chrono::duration<double>(wait).count())));
+  const std::string n = std::to_string(seconds);
+  HttpResponse res =
+      cors_response(req, http::status::too_many_requests, "Too Many Requests! Wait for " + n + "s");
+  res.set("x-ratelimit-after", n);
+  res.set(http::field::retry_after, n);
+  return res;
+}
+
+asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const HttpRequest& req,
+                                         const RequestInfo& info) {
+  const auto started = Clock::now();
+  auto segment = key_segment(req);
+  if (!segment) co_return not_found(req);
+  // Counted before any validation, like tower_governor in front of the handler.
+  if (api->limiter) {
+    auto wait = api->limiter->check(rate_limit_key(req, info, api->config.put_rate_limit));
+    if (wait) {
+      HttpResponse res = too_many_requests(req, *wait);
+      api->account(res, started);
+      co_return res;
+    }
+  }
+  auto key = pkarr::key_from_z32(*segment);
+  if (!key) {
+    HttpResponse res =
+        lookup_json_error(req, http::status::bad_request, "invalid key: " + invalid_key_reason(*segment));
+    api->account(res, started);
+    co_return res;
+  }
+  const std::string& body = req.body();
+  auto parsed = pkarr::SignedPacket::from_relay_payload(
+      *key, pkarr::ByteSpan(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()));
+  if (auto* error = std::get_if<pkarr::Error>(&parsed)) {
+    HttpResponse res = lookup_json_error(req, http::status::bad_request,
+                                  "invalid body payload: " + std::string(pkarr::to_string(*error)));
+    api->account(res, started);
+    co_return res;
+  }
+  auto put = api->store.async_put(std::move(std::get<pkarr::SignedPacket>(parsed)));
+  PkarrPutResult result = co_await std::move(put);
+  HttpResponse res;
+  if (auto* error = std::get_if<PkarrStoreError>(&result)) {
+    log::warn("PUT /pkarr: ", error->message);
+    res = lookup_json_error(req, http::status::internal_server_error, "store failure");
+  } else {
+    if (std::get<PkarrPutOutcome>(result) == PkarrPutOutcome::NotNewer) {
+      api->metrics.pkarr_publish_noop.Increment();
+    } else {
+      api->metrics.pkarr_publish_update.Increment();
+    }
+    res = cors_response(req, http::status::no_content);
+  }
+  api->account(res, started);
+  api->metrics.pkarr_put_duration.Observe(
+      std::chrono::duration<double>(Clock::now() - started).count());
+  co_return res;
+}
+
+asio::awaitable<HttpResponse> handle_get(std::shared_ptr<PkarrApi> api, const HttpRequest& req,
+                                         const RequestInfo&) {
+  const auto started = Clock::now();
+  auto segment = key_segment(req);
+  if (!segment) co_return not_found(req);
+  auto key = pkarr::key_from_z32(*segment);
+  if (!key) {
+    HttpResponse res =
+        lookup_json_error(req, http::status::bad_request, "invalid key: " + invalid_key_reason(*segment));
+    api->account(res, started);
+    co_return res;
+  }
+  auto get = api->store.async_get(*key);
+  PkarrGetResult result = co_await std::move(get);
+  HttpResponse res;
+  if (auto* error = std::get_if<PkarrStoreError>(&result)) {
+    log::warn("GET /pkarr: ", error->message);
+    res = lookup_json_error(req, http::status::internal_server_error, "store failure");
+  } else if (auto& packet = std::get<std::optional<pkarr::SignedPacket>>(result); !packet) {
+    res = lookup_json_error(req, http::status::not_found, std::nullopt);
+  } else {
+    auto payload = packet->relay_payload();
+    res = cors_response(req, http::status::ok,
+                        std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
+                        "application/x-pkarr-signed-packet");
+  }
+  if (req.method() == http::verb::head) {
+    // Same headers as GET, no body (axum answers HEAD on GET routes this way).
+    const auto length = res.body().size();
+    res.body().clear();
+    res.content_length(length);
+  }
+  api->account(res, started);
+  co_return res;
+}
+
+}  // namespace
+
+// ---- rate limiter -------------------------------------------------------------------------------
+
+PutRateLimiter::KeyHash::KeyHash() {
+  static_assert(sizeof(secret) == crypto_shorthash_KEYBYTES);
+  randombytes_buf(secret.data(), secret.size());
+}
+
+std::size_t PutRateLimiter::KeyHash::operator()(const Key& key) const noexcept {
+  std::uint64_t out = 0;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&out), key.data(), key.size(), secret.data());
+  return static_cast<std::size_t>(out);
+}
+
+PutRateLimiter::PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys)
+    : interval_(
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(refill_secs))),
+      tolerance_(interval_ * (std::max<std::uint32_t>(burst, 1) - 1)),
+      max_keys_(std::max<std::size_t>(max_keys, 1)),
+      last_sweep_(Clock::now()) {}
+
+std::optional<PutRateLimiter::Clock::duration> PutRateLimiter::check(
+    const asio::ip::address& client, Clock::time_point now) {
+  Key key{};
+  if (client.is_v4()) {
+    key = asio::ip::make_address_v6(asio::ip::v4_mapped, client.to_v4()).to_bytes();
+  } else {
+    key = client.to_v6().to_bytes();
+  }
+  std::lock_guard lock(mutex_);
+  if (now - last_sweep_ >= kSweepInterval) sweep_locked(now);
+  auto it = tat_.find(key);
+  if (it == tat_.end()) {
+    if (tat_.size() >= max_keys_) {
+      // Sweep early (at most once a second) before refusing a new client.
+      if (now - last_sweep_ >= std::chrono::seconds(1)) sweep_locked(now);
+      if (tat_.size() >= max_keys_) return interval_;
+    }
+    it = tat_.emplace(key, now).first;
+  }
+  // GCRA: a request fits if the theoretical arrival time is at most `tolerance` ahead of now.
+  const Clock::time_point tat = std::max(it->second, now);
+  if (tat - now > tolerance_) return tat - now - tolerance_;
+  it->second = tat + interval_;
+  return std::nullopt;
+}
+
+void PutRateLimiter::sweep_locked(Clock::time_point now) {
+  last_sweep_ = now;
+  // A key whose TAT has passed has its full burst again: forgetting it changes nothing.
+  std::erase_if(tat_, [now](const auto& entry) { return entry.second <= now; });
+}
+
+std::size_t PutRateLimiter::key_count() const {
+  std::lock_guard lock(mutex_);
+  return tat_.size();
+}
+
+namespace {
+
+std::optional<asio::ip::address> parse_ip(std::string_view text) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  text = trim(text);
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') {
+    text = trim(text.substr(1, text.size() - 2));
+  }
+  // "[v6]:port", "[v6]" or "v4:port" (Forwarded allows ports).
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    text = text.substr(1, close - 1);
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    text = text.substr(0, text.find(':'));
+  }
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(std::string(text), ec);
+  if (ec) return std::nullopt;
+  return addr;
+}
+
+// The first parseable address of a comma-separated header value.
+std::optional<asio::ip::address> first_ip(std::string_view list) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    if (auto addr = parse_ip(list.substr(0, comma))) return addr;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return std::nullopt;
+}
+
+// RFC 7239: the first element's `for=` parameter that holds an address.
+std::optional<asio::ip::address> forwarded_for(std::string_view value) {
+  while (!value.empty()) {
+    auto end = value.find_first_of(",;");
+    std::string_view pair = value.substr(0, end);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    if (pair.size() > 4 && (pair[0] == 'f' || pair[0] == 'F') &&
+        (pair[1] == 'o' || pair[1] == 'O') && (pair[2] == 'r' || pair[2] == 'R') &&
+        pair[3] == '=') {
+      if (auto addr = parse_ip(pair.substr(4))) return addr;
+    }
+    if (end == std::string_view::npos) break;
+    value.remove_prefix(end + 1);
+  }
+  return std::nullopt;
+}
+
+asio::ip::address unmapped(const asio::ip::address& addr) {
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  }
+  return addr;
+}
+
+}  // namespace
+
+asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
+                                 config::PutRateLimitMode mode) {
+  if (mode == config::PutRateLimitMode::Smart) {
+    if (auto it = req.find("x-forwarded-for"); it != req.end()) {
+      if (auto addr = first_ip(it->value())) return unmapped(*addr);
+    }
+    if (auto it = req.find("x-real-ip"); it != req.end()) {
+      if (auto addr = parse_ip(it->value())) return unmapped(*addr);
+    }
+    if (auto it = req.find(http::field::forwarded); it != req.end()) {
+      if (auto addr = forwarded_for(it->value())) return unmapped(*addr);
+    }
+  }
+  return unmapped(info.peer.address());
+}
+
+// ---- routes -------------------------------------------------------------------------------------
+
+HttpResponse lookup_json_error(const HttpRequest& req, http::status status,
+                               std::optional<std::string> detail) {
+  nlohmann::ordered_json body = {
+      {"status", std::to_string(static_cast<unsigned>(status))},
+      {"detail", detail ? nlohmann::ordered_json(*detail) : nlohmann::ordered_json(nullptr)}};
+  return cors_response(req, status,
+                       body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
+                       "application/json");
+}
+
+void add_cors_headers(HttpResponse& res) {
+  res.set(http::field::access_control_allow_origin, "*");
+  res.set(http::field::vary, kCorsVary);
+}
+
+void add_cors_preflight_routes(HttpRouter& router) {
+  auto preflight = [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+    HttpResponse res = cors_response(req, http::status::ok);
+    res.set(http::field::access_control_allow_methods, "GET,POST,PUT");
+    co_return res;
+  };
+  router.add(http::verb::options, "/", preflight, HttpRouter::Match::Prefix);
+  router.add(http::verb::options, "*", preflight);
+}
+
+void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
+                      const config::PkarrConfig& config) {
+  auto api = std::make_shared<PkarrApi>(store, config);
+  const std::string prefix(kPkarrPrefix);
+  router.add(
+      http::verb::put, prefix,
+      [api](const HttpRequest& req, const RequestInfo& info) { return handle_put(api, req, info); },
+      HttpRouter::Match::Prefix, kPkarrMaxHttpBody);
+  auto get = [api](const HttpRequest& req, const RequestInfo& info) {
+    return handle_get(api, req, info);
+  };
+  router.add(http::verb::get, prefix, get, HttpRouter::Match::Prefix);
+  router.add(http::verb::head, prefix, get, HttpRouter::Match::Prefix);
+  auto not_allowed = [](const HttpRequest& req,
+                        const RequestInfo&) -> asio::awaitable<HttpResponse> {
+    if (!key_segment(req)) co_return not_found(req);
+    HttpResponse res = cors_response(req, http::status::method_not_allowed);
+    res.set(http::field::allow, "GET,HEAD,PUT");
+    co_return res;
+  };
+  for (auto verb : {http::verb::post, http::verb::delete_, http::verb::patch}) {
+    router.add(verb, prefix, not_allowed, HttpRouter::Match::Prefix, kPkarrMaxHttpBody);
+  }
+  router.add(http::verb::get, "/healthcheck",
+             [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+               co_return cors_response(req, http::status::ok, "OK");
+             });
+  add_cors_preflight_routes(router);
+}
+
+}  // namespace iroh::server

@@ -1,0 +1,84 @@
+// The pkarr relay HTTP API of iroh-dns-server (spec address-lookup.md §4) on the daemon's router:
+//   PUT /pkarr/{z32}   publish a signed packet (relay payload body), 204 once it is durable
+//   GET /pkarr/{z32}   200 application/x-pkarr-signed-packet with the stored payload, or 404
+//   GET /healthcheck   200 "OK" (deprecated in the reference, kept for its clients)
+//   OPTIONS (any path) 200 with the CORS headers of §4.4
+// Every response of these routes carries `access-control-allow-origin: *` and the CORS `vary`.
+#pragma once
+
+#include <array>
+#include <boost/asio/ip/address.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "iroh/config.hpp"
+#include "iroh/server/http_router.hpp"
+
+namespace iroh::server {
+
+class PkarrStoreService;
+
+// Largest request body the /pkarr routes read (axum's default body limit); larger -> 413.
+inline constexpr std::size_t kPkarrMaxHttpBody = 2 * 1024 * 1024;
+
+// Per-client GCRA (the `governor` crate's algorithm, §4.5): `burst` requests at once, then one
+// every `refill` seconds. Thread-safe. Keys whose bucket is full again are dropped by a sweep at
+// most every 60 s (or sooner when the table is full); the table holds at most `max_keys` keys and
+// refuses new keys while it is full of active ones (fail closed: a flood of source addresses
+// cannot push out the state of the clients it floods alongside).
+class PutRateLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys = 1 << 20);
+
+  // nullopt = allowed (and counted); otherwise the time to wait before the next request fits.
+  std::optional<Clock::duration> check(const boost::asio::ip::address& client,
+                                       Clock::time_point now = Clock::now());
+  std::size_t key_count() const;
+
+ private:
+  // IPv6 bytes (IPv4 as v4-mapped), hashed with a per-process secret so that clients cannot
+  // choose addresses that collide in one bucket.
+  using Key = std::array<std::uint8_t, 16>;
+  struct KeyHash {
+    std::array<std::uint8_t, 16> secret;
+    KeyHash();
+    std::size_t operator()(const Key& key) const noexcept;
+  };
+  void sweep_locked(Clock::time_point now);
+
+  Clock::duration interval_;   // one token per interval
+  Clock::duration tolerance_;  // interval * (burst - 1)
+  std::size_t max_keys_;
+  mutable std::mutex mutex_;
+  Clock::time_point last_sweep_;
+  // Theoretical arrival time of the next request per client (GCRA's TAT).
+  std::unordered_map<Key, Clock::time_point, KeyHash> tat_;
+};
+
+// The key of the rate limit for a request: `smart` takes the first parseable address of
+// X-Forwarded-For, then X-Real-IP, then the `for=` of Forwarded, else the TCP peer; `simple` the
+// TCP peer. IPv4-mapped IPv6 addresses count as the IPv4 address.
+boost::asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
+                                        config::PutRateLimitMode mode);
+
+// Adds `access-control-allow-origin: *` and the CORS `vary` header of §4.4.
+void add_cors_headers(HttpResponse& res);
+// iroh-dns-server's JSON error body (§4.2), CORS headers included:
+// {"status":"<code>","detail":<string or null>}. Shared by /pkarr and /dns-query.
+HttpResponse lookup_json_error(const HttpRequest& req, boost::beast::http::status status,
+                               std::optional<std::string> detail);
+// OPTIONS on any path (and `OPTIONS *`): 200, empty body, the §4.4 CORS headers.
+void add_cors_preflight_routes(HttpRouter& router);
+
+// Registers the routes above (and 405 for other methods on /pkarr/{z32}). `store` must outlive
+// the router.
+void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
+                      const config::PkarrConfig& config);
+
+}  // namespace iroh::server

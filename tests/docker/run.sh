@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# The docker packaging end to end: builds a Debian 12 base image with debootstrap from the mirror
+# apt uses (Docker Hub is not reachable), builds docker/Dockerfile and docker/prometheus.Dockerfile
+# on it, starts docker/compose.yaml's iroh-relay and prometheus with docker-compose, and checks
+# them with third-party clients: the container health check, curl (/ping, /generate_204,
+# /metrics), a pkarr PUT signed with PyNaCl and resolved over DNS, kdig (DNS over UDP and TCP: SOA, NS, the published TXT),
+# turnutils_stunclient (STUN), quic-go (QAD, when built),
+# Prometheus's HTTP API (up == 1 through deploy/prometheus/prometheus.yml), and that the daemon
+# runs as a non-root user holding only CAP_NET_BIND_SERVICE. Grafana is not started: its image
+# cannot be pulled here.
+#
+# Usage: run.sh WORKDIR [QAD_GO_CLIENT]
+# If no docker daemon answers, starts `dockerd --bridge=none --iptables=false` with its own
+# data-root under $IROH_DOCKER_TEST_CACHE (default /var/tmp/iroh-relay-docker-test; kept between
+# runs so images and build layers are reused) and stops it at the end. Needs root.
+# IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the image builds when both images exist (iterating on
+# the compose file or the checks).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+WORK="${1:?usage: run.sh WORKDIR [QAD_GO_CLIENT]}"
+GO_CLIENT="${2:-}"
+CACHE="${IROH_DOCKER_TEST_CACHE:-/var/tmp/iroh-relay-docker-test}"
+RUNDIR=/run/iroh-relay-docker-test  # dockerd's sockets: short paths (108-byte limit)
+PROJECT=iroh-relay-test
+RELAY_IMAGE=iroh-relay-test:latest
+PROMETHEUS_IMAGE=iroh-relay-test-prometheus:latest
+BASE_RECIPE=2  # bump when the base image recipe below changes
+
+PY=/usr/bin/python3
+pass=0 fail=0
+phases=()
+started_dockerd=""
+rootfs_tmp=""
+compose_up=""
+phase_start=$SECONDS
+phase() { # phase NAME: ends the previous phase's timer
+  echo "== $1"
+  phase_start=$SECONDS
+}
+phase_done() { phases+=("$1: $((SECONDS - phase_start)) s"); }
+check() { # check NAME CMD...
+  local name="$1"; shift
+  if "$@" >"$WORK/check.out" 2>&1; then pass=$((pass + 1)); echo "ok   $name"
+  else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/check.out" | tail -n 20; fi
+}
+die() { echo "FAIL $*"; fail=$((fail + 1)); exit 1; }
+wait_for() { # wait_for SECONDS CMD...: polls CMD every second until it succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 1
+  done
+}
+replace_all() { # replace_all SRC DST OLD NEW [OLD NEW...]: every OLD must occur in SRC
+  "$PY" -c '
+import sys
+src, dst, *pairs = sys.argv[1:]
+text = open(src).read()
+for old, new in zip(pairs[::2], pairs[1::2]):
+    if old not in text:
+        sys.exit(f"{src}: {old!r} not found")
+    text = text.replace(old, new)
+open(dst, "w").write(text)' "$@"
+}
+compose() {
+  timeout 600 docker-compose -p "$PROJECT" -f "$ROOT/docker/compose.yaml" "$@"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$compose_up" ]; then
+    compose logs --no-color >"$WORK/compose.log" 2>&1
+    compose down -v --remove-orphans >"$WORK/compose-down.log" 2>&1 || echo "warning: compose down failed"
+  fi
+  if [ -n "$rootfs_tmp" ] && [ -d "$rootfs_tmp" ]; then
+    findmnt -rn -o TARGET | grep -F "$rootfs_tmp/" | sort -r | xargs -r -n 1 umount -l
+    rm -rf --one-file-system "$rootfs_tmp"
+  fi
+  if [ -n "$started_dockerd" ]; then
+    docker image prune -f >/dev/null 2>&1  # superseded builds of our images
+    local pid
+    pid="$(cat "$RUNDIR/dockerd.pid" 2>/dev/null)"
+    if [ -n "$pid" ]; then
+      kill -TERM "$pid" 2>/dev/null
+      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+      kill -KILL "$pid" 2>/dev/null
+    fi
+    # dockerd leaves its network-namespace bind mount behind.
+    findmnt -rn -o TARGET | grep -F "$RUNDIR/" | sort -r | xargs -r -n 1 umount -l
+  fi
+  echo
+  echo "== docker test summary"
+  for p in "${phases[@]}"; do echo "   $p"; done
+  echo "   total: ${SECONDS} s"
+  echo "docker_compose: ${pass} passed, ${fail} failed"
+  [ "$fail" -eq 0 ] && [ "$rc" -eq 0 ] && exit 0
+  exit 1
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+mkdir -p "$WORK" "$CACHE" "$RUNDIR"
+[ "$(id -u)" = 0 ] || die "needs root (dockerd, debootstrap)"
+for tool in docker dockerd docker-compose debootstrap kdig curl turnutils_stunclient flock; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup installs it)"
+done
+# One run at a time per machine: the runs share the daemon, the project name and the cache.
+exec 9>"$CACHE/lock"
+flock -w 2400 9 || die "another docker test holds $CACHE/lock"
+
+# ---- docker daemon --------------------------------------------------------------------------
+phase "docker daemon"
+if docker info >/dev/null 2>&1; then
+  echo "using the running docker daemon"
+else
+  export DOCKER_HOST="unix://$RUNDIR/docker.sock"
+  if ! docker info >/dev/null 2>&1; then
+    mkdir -p "$CACHE/data-root"
+    echo "starting dockerd (log: $WORK/dockerd.log)"
+    dockerd --bridge=none --iptables=false --data-root "$CACHE/data-root" \
+      --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" -H "$DOCKER_HOST" \
+      >"$WORK/dockerd.log" 2>&1 9>&- &  # 9>&-: the daemon must not hold our lock
+    started_dockerd=1
+    if ! wait_for 60 docker info; then
+      tail -n 30 "$WORK/dockerd.log"
+      die "dockerd did not answer within 60 s"
+    fi
+  fi
+fi
+docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})'
+# docker-compose 1.29 (python) speaks the server's API itself; the docker CLI negotiates.
+# Without the buildx plugin the CLI must be told to use the classic builder.
+docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+phase_done "docker daemon"
+
+# ---- Debian 12 base image ---------------------------------------------------------------------
+phase "base image"
+# The repositories apt uses on this machine (bookworm, -updates, -security) and its acquire
+# options (a dated snapshot mirror needs Check-Valid-Until off): the image gets the same.
+sources="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' |
+  awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u |
+  awk '{ k = $1 " " $2; if (!(k in c)) order[n++] = k; c[k] = c[k] " " $3 }
+       END { for (i = 0; i < n; i++) print "deb " order[i] c[order[i]] }')"
+mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' | awk '$2 == "bookworm" { print $1; exit }')"
+[ -n "$mirror" ] || die "apt has no bookworm repository configured"
+aptconf="$(apt-config dump | grep -E '^Acquire::Check-(Valid-Until|Date) ' || true)"
+key="$(printf '%s\n' "$BASE_RECIPE" "$sources" "$aptconf" | sha256sum | cut -c1-12)"
+BASE_IMAGE="iroh-relay-test-base:$key"
+if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  echo "cached: $BASE_IMAGE"
+  phase_done "base image (cached)"
+else
+  echo "debootstrap bookworm from $mirror (log: $WORK/debootstrap.log)"
+  rootfs_tmp="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
+  rootfs="$rootfs_tmp/rootfs"
+  timeout 1200 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
+  printf '%s\n' "$sources" >"$rootfs/etc/apt/sources.list"
+  [ -n "$aptconf" ] && printf '%s\n' "$aptconf" >"$rootfs/etc/apt/apt.conf.d/99host-mirror"
+  # What the official debian images carry: no service starts from maintainer scripts, no fsync
+  # per unpacked file (dpkg is slow on overlayfs without it), no package caches.
+  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" --numeric-owner -c . | docker import - "$BASE_IMAGE" >/dev/null ||
+    die "docker import failed"
+  rm -rf --one-file-system "$rootfs_tmp"
+  rootfs_tmp=""
+  echo "imported $BASE_IMAGE"
+  phase_done "base image (debootstrap + import)"
+fi
+
+# ---- our images -------------------------------------------------------------------------------
+if [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] &&
+   docker image inspect "$RELAY_IMAGE" "$PROMETHEUS_IMAGE" >/dev/null 2>&1; then
+  echo "IROH_DOCKER_TEST_REUSE_IMAGES: using the existing $RELAY_IMAGE and $PROMETHEUS_IMAGE"
+else
+  phase "iroh-relay image"
+  timeout 3000 docker build --network host -f "$ROOT/docker/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    -t "$RELAY_IMAGE" "$ROOT" >"$WORK/build-relay.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-relay.log"; die "docker build of docker/Dockerfile failed"; }
+  grep -m1 '^runtime packages:' "$WORK/build-relay.log"
+  phase_done "iroh-relay image"
+  phase "prometheus image"
+  timeout 900 docker build --network host -f "$ROOT/docker/prometheus.Dockerfile" \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$PROMETHEUS_IMAGE" "$ROOT" >"$WORK/build-prometheus.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-prometheus.log"; die "docker build of docker/prometheus.Dockerfile failed"; }
+  phase_done "prometheus image"
+fi
+mb() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1e6 }'; }
+echo "image sizes: iroh-relay $(mb "$RELAY_IMAGE"), prometheus $(mb "$PROMETHEUS_IMAGE"), base $(mb "$BASE_IMAGE")"
+
+# ---- compose ----------------------------------------------------------------------------------
+phase "compose up"
+# Host networking: free ports instead of the defaults (53, 80, 443, ...), except that the plain
+# HTTP listener gets a free port below 1024, so the non-root daemon's CAP_NET_BIND_SERVICE is
+# exercised.
+read -r HTTP HTTPS STUN QAD DNS METRICS PROM < <("$PY" - <<'PY'
+import socket
+held = []
+def grab(kinds, lo=0, hi=0):
+    for port in ([0] if not lo else range(lo, hi)):
+        socks = []
+        try:
+            for kind in kinds:
+                s = socket.socket(socket.AF_INET6, kind)
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                s.bind(("::", port if not socks else socks[0].getsockname()[1]))
+                socks.append(s)
+        except OSError:
+            for s in socks: s.close()
+            if not lo: return grab(kinds)
+            continue
+        held.extend(socks)
+        return socks[0].getsockname()[1]
+    raise SystemExit("no free port")
+T, U = socket.SOCK_STREAM, socket.SOCK_DGRAM
+print(grab([T], 900, 1000), grab([T]), grab([U]), grab([U]), grab([U, T]), grab([T]), grab([T]))
+PY
+)
+[ -n "$PROM" ] || die "cannot find free ports"
+echo "ports: http $HTTP, https $HTTPS, stun $STUN, qad $QAD, dns $DNS, metrics $METRICS, prometheus $PROM"
+# docker/relay.yaml and deploy/prometheus/prometheus.yml as shipped, but for the ports (and a 1 s
+# scrape interval). Each replaced text must be there: the test notices when the files change.
+replace_all "$ROOT/docker/relay.yaml" "$WORK/relay.yaml" \
+  '"[::]:80"' "\"[::]:$HTTP\"" '"[::]:443"' "\"[::]:$HTTPS\"" '"[::]:7842"' "\"[::]:$QAD\"" \
+  '"[::]:3478"' "\"[::]:$STUN\"" '"[::]:53"' "\"[::]:$DNS\"" '"127.0.0.1:9090"' "\"127.0.0.1:$METRICS\"" \
+  || die "cannot derive the test config from docker/relay.yaml"
+replace_all "$ROOT/deploy/prometheus/prometheus.yml" "$WORK/prometheus.yml" \
+  '"127.0.0.1:9090"' "\"127.0.0.1:$METRICS\"" 'scrape_interval: 15s' 'scrape_interval: 1s' \
+  || die "cannot derive the test scrape config from deploy/prometheus/prometheus.yml"
+export BASE_IMAGE IROH_RELAY_IMAGE="$RELAY_IMAGE" IROH_PROMETHEUS_IMAGE="$PROMETHEUS_IMAGE"
+export IROH_RELAY_CONFIG="$WORK/relay.yaml" IROH_PROMETHEUS_CONFIG="$WORK/prometheus.yml"
+export PROMETHEUS_LISTEN="127.0.0.1:$PROM" IROH_RELAY_HEALTH_URL="https://127.0.0.1:$HTTPS/ping"
+export IROH_RELAY_HEALTH_INTERVAL=2s
+check "docker-compose config accepts docker/compose.yaml" compose config -q
+compose down -v --remove-orphans >/dev/null 2>&1  # leftovers of an interrupted run
+compose_up=1
+compose up -d --no-build iroh-relay prometheus >"$WORK/compose-up.log" 2>&1 ||
+  { cat "$WORK/compose-up.log"; die "docker-compose up failed"; }
+relay="$(compose ps -q iroh-relay)"
+[ -n "$relay" ] || die "no iroh-relay container"
+if ! wait_for 90 bash -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' $relay)\" = healthy ]"; then
+  docker logs "$relay" 2>&1 | tail -n 30
+fi
+phase_done "compose up"
+
+# ---- checks -----------------------------------------------------------------------------------
+phase "checks"
+check "container health check (/ping over HTTPS) reports healthy" bash -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' $relay)\" = healthy ]"
+docker exec "$relay" cat /var/lib/iroh-relay/certs/relay.crt >"$WORK/relay.crt" 2>/dev/null
+check "https /ping (curl, CA = the certificate the entrypoint generated)" \
+  bash -c "curl -sS --max-time 5 --cacert '$WORK/relay.crt' -o /dev/null -w '%{http_code}' https://localhost:$HTTPS/ping | grep -qx 200"
+check "captive portal /generate_204 on the plain listener, port $HTTP < 1024 (curl)" \
+  bash -c "curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:$HTTP/generate_204 | grep -qx 204"
+check "metrics listener serves /metrics with the relay counters (curl)" \
+  bash -c "curl -sS --max-time 5 http://127.0.0.1:$METRICS/metrics | tee '$WORK/metrics.txt' | grep -q '^relayserver_'"
+check "DNS over UDP: SOA of irohdns.example. (kdig)" \
+  bash -c "kdig @127.0.0.1 -p $DNS +time=3 +retry=1 irohdns.example. SOA | tee /dev/stderr | grep -q 'status: NOERROR' && kdig @127.0.0.1 -p $DNS +time=3 +short irohdns.example. SOA | grep -q '^ns1.irohdns.example. hostmaster.irohdns.example. '"
+check "pkarr: PUT /pkarr over HTTPS (PyNaCl + dnspython), DNS answers _iroh.<key>.irohdns.example. TXT (kdig)" \
+  bash -c "z=\$('$PY' '$ROOT/tests/docker/pkarr_publish.py' https://localhost:$HTTPS '$WORK/relay.crt' \
+    relay=https://relay.example./ addr=192.0.2.10:4433) && echo \"key \$z\" &&
+    kdig @127.0.0.1 -p $DNS +time=3 +retry=1 _iroh.\$z.irohdns.example. TXT | tee /dev/stderr | grep -q 'addr=192.0.2.10:4433'"
+check "DNS over TCP: NS of irohdns.example. (kdig +tcp)" \
+  bash -c "kdig @127.0.0.1 -p $DNS +tcp +time=3 +short irohdns.example. NS | grep -qx 'ns1.irohdns.example.'"
+check "STUN binding (turnutils_stunclient)" \
+  bash -c "timeout 10 turnutils_stunclient -p $STUN 127.0.0.1 | grep -q 'UDP reflexive addr: 127.0.0.1:'"
+if [ -x "$GO_CLIENT" ]; then
+  check "QAD handshake (quic-go, ALPN /iroh-qad/0)" \
+    timeout 15 "$GO_CLIENT" -addr "127.0.0.1:$QAD" -ca "$WORK/relay.crt" -sni localhost
+else
+  echo "skip QAD handshake (quic-go client not built)"
+fi
+pid="$(docker inspect -f '{{.State.Pid}}' "$relay")"
+check "the daemon (container PID 1 = iroh-relay after the entrypoint's exec) runs as a non-root user" \
+  bash -c "grep -q '^Name:.*iroh-relay' /proc/$pid/status && awk '/^Uid:/ { exit !(\$2 != 0 && \$3 != 0) }' /proc/$pid/status && docker exec $relay id"
+check "its only effective capability is CAP_NET_BIND_SERVICE" \
+  bash -c "grep -qx 'CapEff:[[:space:]]*0000000000000400' /proc/$pid/status"
+check "state and certificates live in the volumes, owned by the daemon's user" \
+  bash -c "docker exec $relay ls -ln /var/lib/iroh-relay /var/lib/iroh-relay/certs && docker exec $relay test -O /var/lib/iroh-relay/certs/relay.key -a -O /var/lib/iroh-relay/pkarr.sqlite3"
+prom_up() {
+  curl -sS --max-time 5 "http://127.0.0.1:$PROM/api/v1/query" --data-urlencode 'query=up{job="iroh-relay"}' |
+    "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; sys.exit(not (r and r[0]["value"][1] == "1"))'
+}
+wait_for 60 prom_up
+check "Prometheus (deploy/prometheus/prometheus.yml) scrapes the relay: up == 1" prom_up
+check "Prometheus loaded the alert rules of deploy/prometheus/alerts.yml" \
+  bash -c "curl -sS --max-time 5 http://127.0.0.1:$PROM/api/v1/rules | grep -q '\"file\":\"/etc/prometheus/alerts.yml\"'"
+phase_done "checks"

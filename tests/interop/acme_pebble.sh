@@ -1,0 +1,181 @@
+#!/bin/bash
+# ACME end to end against pebble (Debian's RFC 8555 test CA), all on 127.0.0.1:
+#   1. iroh-relay with tls.cert_mode letsencrypt orders a certificate for "localhost" (HTTP-01:
+#      pebble's VA fetches /.well-known/acme-challenge/<token> from the relay's plain listener,
+#      which is pebble's httpPort); curl trusting only pebble's root gets 200 from /ping over
+#      HTTPS and the served certificate is issued by pebble;
+#   2. a restart uses the cached certificate (same serial, no new order);
+#   3. pebble issues short-lived certificates (certificateValidityPeriod), so the running relay
+#      renews on its own; a relay client connected before the renewal still receives a datagram
+#      sent afterwards through a new connection, which sees the new certificate.
+#
+#   acme_pebble.sh <iroh-relay> <iroh-relay-client>
+set -euo pipefail
+
+RELAY=$1
+CLIENT=$2
+VALIDITY=90          # seconds; renewal is due when a third is left (after 60 s)
+WORK=$(mktemp -d /tmp/acme-pebble.XXXXXX)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$WORK"/*.log; do
+    [ -f "$f" ] || continue
+    echo "---- $f (last 30 lines)" >&2
+    tail -n 30 "$f" >&2
+  done
+  exit 1
+}
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_for <file> <pattern> <seconds> <pid>: bounded wait for a log line; fails if pid dies.
+wait_for() {
+  local file=$1 pattern=$2 seconds=$3 pid=$4
+  for _ in $(seq 1 $((seconds * 5))); do
+    grep -q -- "$pattern" "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || fail "process $pid exited while waiting for '$pattern' in $file"
+    sleep 0.2
+  done
+  fail "timed out after ${seconds}s waiting for '$pattern' in $file"
+}
+
+served_serial() {
+  openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost </dev/null 2>/dev/null |
+    openssl x509 -noout -serial | cut -d= -f2
+}
+
+# ---- pebble's own HTTPS certificate (the relay trusts it through tls.acme_ca_file) -------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=acme-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$WORK/pebble.key" -out "$WORK/pebble.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$WORK/ext.cnf"
+openssl x509 -req -in "$WORK/pebble.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+  -CAcreateserial -days 1 -extfile "$WORK/ext.cnf" -out "$WORK/pebble.pem" 2>/dev/null
+
+ACME_PORT=$(free_port)
+MGMT_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+HTTPS_PORT=$(free_port)
+TLS_ALPN_PORT=$(free_port)
+
+cat >"$WORK/pebble.json" <<EOF
+{"pebble": {
+  "listenAddress": "127.0.0.1:$ACME_PORT",
+  "managementListenAddress": "127.0.0.1:$MGMT_PORT",
+  "certificate": "$WORK/pebble.pem",
+  "privateKey": "$WORK/pebble.key",
+  "httpPort": $HTTP_PORT,
+  "tlsPort": $TLS_ALPN_PORT,
+  "ocspResponderURL": "",
+  "externalAccountBindingRequired": false,
+  "certificateValidityPeriod": $VALIDITY
+}}
+EOF
+# No random VA sleeps, no injected badNonce rejections (both only slow the test down).
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$WORK/pebble.json" \
+  >"$WORK/pebble.log" 2>&1 &
+PEBBLE_PID=$!
+PIDS+=("$PEBBLE_PID")
+wait_for "$WORK/pebble.log" "Listening on: 127.0.0.1:$ACME_PORT" 20 "$PEBBLE_PID"
+
+cat >"$WORK/relay.yaml" <<EOF
+http_bind_addr: "127.0.0.1:$HTTP_PORT"
+enable_metrics: false
+data_dir: "$WORK/data"
+log_level: debug
+tls:
+  cert_mode: letsencrypt
+  https_bind_addr: "127.0.0.1:$HTTPS_PORT"
+  hostname: localhost
+  contact: admin@example.com
+  cert_dir: "$WORK/certs"
+  acme_directory_url: "https://127.0.0.1:$ACME_PORT/dir"
+  acme_ca_file: "$WORK/ca.pem"
+EOF
+
+start_relay() {
+  "$RELAY" --config "$WORK/relay.yaml" >"$WORK/$1.log" 2>&1 &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+}
+
+stop_relay() {
+  kill -TERM "$RELAY_PID"
+  for _ in $(seq 1 150); do
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -0 "$RELAY_PID" 2>/dev/null && fail "iroh-relay did not exit after SIGTERM"
+  wait "$RELAY_PID" || true
+}
+
+# ---- 1. issuance -------------------------------------------------------------------------------
+start_relay relay1
+wait_for "$WORK/relay1.log" "acme: certificate installed" 90 "$RELAY_PID"
+curl -sf --cacert "$WORK/ca.pem" "https://127.0.0.1:$MGMT_PORT/roots/0" -o "$WORK/root.pem" ||
+  fail "cannot fetch pebble's root from its management API"
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/root.pem" \
+  --resolve "localhost:$HTTPS_PORT:127.0.0.1" "https://localhost:$HTTPS_PORT/ping") ||
+  fail "curl --cacert <pebble root> https://localhost:$HTTPS_PORT/ping failed (exit $?)"
+[ "$code" = 200 ] || fail "/ping over HTTPS answered $code"
+issuer=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost </dev/null \
+  2>/dev/null | openssl x509 -noout -issuer)
+case "$issuer" in *Pebble*) ;; *) fail "served certificate's issuer is not pebble's: $issuer" ;; esac
+[ "$(stat -c %a "$WORK/certs/acme-key.pem")" = 600 ] || fail "acme-key.pem is not mode 0600"
+[ "$(stat -c %a "$WORK/certs/acme-account.key")" = 600 ] || fail "acme-account.key is not 0600"
+# The validator fetched the token from the plain listener; anything else there is still a 404.
+code=$(curl -s -o /dev/null -w '%{http_code}' \
+  "http://127.0.0.1:$HTTP_PORT/.well-known/acme-challenge/unknown-token")
+[ "$code" = 404 ] || fail "unknown challenge token answered $code"
+SERIAL1=$(served_serial)
+[ -n "$SERIAL1" ] || fail "no serial from the HTTPS listener"
+echo "issued: serial $SERIAL1, $issuer"
+
+# ---- 2. restart: the cached certificate, no new order --------------------------------------------
+stop_relay
+orders_before=$(grep -c "Added order" "$WORK/pebble.log" || true)
+start_relay relay2
+wait_for "$WORK/relay2.log" "acme: using cached certificate" 20 "$RELAY_PID"
+grep -q "acme: ordering" "$WORK/relay2.log" && fail "restart ordered a new certificate"
+[ "$(served_serial)" = "$SERIAL1" ] || fail "restart serves a different certificate"
+orders_after=$(grep -c "Added order" "$WORK/pebble.log" || true)
+[ "$orders_before" = "$orders_after" ] || fail "pebble saw a new order after the restart"
+echo "restart: cached certificate $SERIAL1 in use, pebble orders unchanged ($orders_after)"
+
+# ---- 3. renewal while a relay client stays connected --------------------------------------------
+"$CLIENT" keygen --out "$WORK/listener.key" >"$WORK/listener.id" 2>/dev/null
+"$CLIENT" listen --relay "https://localhost:$HTTPS_PORT" --ca-file "$WORK/root.pem" \
+  --key "$WORK/listener.key" --count 1 --timeout $((VALIDITY + 60)) \
+  >"$WORK/listen.out" 2>"$WORK/listen.log" &
+LISTEN_PID=$!
+PIDS+=("$LISTEN_PID")
+wait_for "$WORK/listen.log" "listening as" 20 "$LISTEN_PID"
+wait_for "$WORK/relay2.log" "acme: certificate installed" $((VALIDITY + 30)) "$RELAY_PID"
+SERIAL2=$(served_serial)
+[ -n "$SERIAL2" ] && [ "$SERIAL2" != "$SERIAL1" ] || fail "renewal did not change the served certificate"
+kill -0 "$LISTEN_PID" 2>/dev/null || fail "the relay client connected before the renewal is gone"
+LISTENER_ID=$("$CLIENT" id --key "$WORK/listener.key" | head -n1 | awk '{print $NF}')
+"$CLIENT" send --relay "https://localhost:$HTTPS_PORT" --ca-file "$WORK/root.pem" \
+  --to "$LISTENER_ID" "after-renewal" >/dev/null 2>"$WORK/send.log" ||
+  fail "send through the renewed certificate failed"
+for _ in $(seq 1 50); do
+  kill -0 "$LISTEN_PID" 2>/dev/null || break
+  sleep 0.2
+done
+wait "$LISTEN_PID" || fail "listener exited with an error"
+grep -q "after-renewal" "$WORK/listen.out" || fail "the old connection did not receive the datagram"
+echo "renewal: serial $SERIAL1 -> $SERIAL2; connection from before the renewal received a datagram"
+stop_relay
+echo "PASS"

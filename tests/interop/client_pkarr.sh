@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Our client and npm pkarr 1.3.0 (tests/interop/pkarr/, H1's pkarr_interop.mjs) through the
+# iroh-relay binary (enable_pkarr + enable_dns on free loopback ports):
+#  - npm pkarr publishes; iroh-relay-client resolves the record via pkarr GET, DNS and DoH;
+#  - iroh-relay-client publishes; npm pkarr's relayGet verifies and decodes it.
+# Usage: client_pkarr.sh <iroh-relay> <iroh-relay-client>
+set -uo pipefail
+RELAY="$1"; CLIENT="$2"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+NPM_SCRIPT="$HERE/pkarr/pkarr_interop.mjs"
+if [ ! -d "$HERE/pkarr/node_modules/pkarr" ] || ! command -v node >/dev/null; then
+  echo "npm pkarr not installed (scripts/setup runs npm install in tests/interop/pkarr)"; exit 1
+fi
+WORK="$(mktemp -d /tmp/client-pkarr.XXXXXX)"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+pass=0 fail=0
+check() { # check NAME CMD...
+  local name="$1"; shift
+  if "$@" >"$WORK/check.out" 2>&1; then pass=$((pass + 1)); echo "ok   $name"
+  else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/check.out" | tail -n 15; fi
+}
+free_port() {
+  python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
+}
+HTTP=$(free_port tcp) DNS=$(free_port udp)
+cat >"$WORK/relay.yaml" <<YAML
+http_bind_addr: "127.0.0.1:$HTTP"
+enable_metrics: false
+enable_pkarr: true
+pkarr_put_rate_limit: disabled
+enable_dns: true
+dns:
+  bind_addr: "127.0.0.1:$DNS"
+  origins: ["irohdns.example.", "."]
+data_dir: "$WORK/data"
+YAML
+"$RELAY" --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP/ping" && break
+  kill -0 "$PID" 2>/dev/null || { echo "relay exited"; cat "$WORK/relay.log"; exit 1; }
+  sleep 0.1
+done
+BASE="http://127.0.0.1:$HTTP/pkarr"
+
+# npm pkarr -> our client.
+if timeout 30 node "$NPM_SCRIPT" publish "$BASE" >"$WORK/npm.json" 2>"$WORK/npm.err"; then
+  Z32=$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['z32'])" "$WORK/npm.json")
+  npm_record() { # npm_record ARGS...: our resolve prints npm's two TXT records
+    timeout 20 "$CLIENT" resolve "$Z32" "$@" >"$WORK/resolved" || return 1
+    cat "$WORK/resolved"
+    grep -qx "relay=https://relay.example./" "$WORK/resolved" &&
+      grep -qx "addr=192.0.2.7:4433" "$WORK/resolved"
+  }
+  check "our client resolves npm pkarr's packet via pkarr GET" npm_record --pkarr "$BASE"
+  check "our client resolves npm pkarr's packet via DNS" npm_record --dns "127.0.0.1:$DNS" --origin irohdns.example.
+  check "our client resolves npm pkarr's packet via DoH" npm_record --doh "http://127.0.0.1:$HTTP/dns-query"
+else
+  fail=$((fail + 1)); echo "FAIL npm pkarr publish"; cat "$WORK/npm.err"
+fi
+
+# our client -> npm pkarr.
+"$CLIENT" keygen --out "$WORK/ours.key" >"$WORK/ours.id"
+OURS_Z32=$(sed -n 2p "$WORK/ours.id")
+check "our client publishes" timeout 20 "$CLIENT" publish --pkarr "$BASE" --key "$WORK/ours.key" \
+  --home-relay "http://127.0.0.1:$HTTP/" --addr 192.0.2.9:7000 --user-data "from C++"
+check "npm pkarr relayGet verifies and decodes our packet" bash -c "
+  timeout 30 node '$NPM_SCRIPT' read '$BASE' '$OURS_Z32' | tee '$WORK/read.json' &&
+  /usr/bin/python3 - '$WORK/read.json' '$OURS_Z32' '$HTTP' <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+z32, port = sys.argv[2], sys.argv[3]
+txt = [(r['name'], r['txt']) for r in data['records'] if r['type'] == 'TXT']
+want = [('_iroh.' + z32, 'relay=http://127.0.0.1:%s/' % port),
+        ('_iroh.' + z32, 'addr=192.0.2.9:7000'),
+        ('_iroh.' + z32, 'user-data=from C++')]
+assert txt == want, txt
+assert all(r['ttl'] == 30 for r in data['records']), data
+PY"
+
+echo "client pkarr interop: $pass passed, $fail failed"
+[ "$fail" = 0 ]

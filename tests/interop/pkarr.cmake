@@ -1,0 +1,17 @@
+# The pkarr relay API of the iroh-relay binary (spec address-lookup.md §4, §11, §12), all on
+# loopback with ephemeral ports (tests/interop/pkarr/):
+#   pkarr_http_test.py        every §4.2/§4.3 row, vectors A-C, walk-through steps 1, 2, 8-13,
+#                             CORS, 413, newest-wins, concurrent PUTs, simple/smart rate limit
+#   pkarr_interop_test.py     npm pkarr@1.3.0 (package-lock.json) relayPut/relayGet both ways
+#   pkarr_durability_test.py  SIGKILL during a PUT load; every 204 is there after the restart
+if(TARGET iroh-relay)
+  set(pkarr_dir ${CMAKE_CURRENT_LIST_DIR}/pkarr)
+  add_test(NAME interop_pkarr_http
+    COMMAND /usr/bin/python3 ${pkarr_dir}/pkarr_http_test.py $<TARGET_FILE:iroh-relay>)
+  add_test(NAME interop_pkarr_js
+    COMMAND /usr/bin/python3 ${pkarr_dir}/pkarr_interop_test.py $<TARGET_FILE:iroh-relay>)
+  add_test(NAME interop_pkarr_durability
+    COMMAND /usr/bin/python3 ${pkarr_dir}/pkarr_durability_test.py $<TARGET_FILE:iroh-relay> 2)
+  set_tests_properties(interop_pkarr_http interop_pkarr_js interop_pkarr_durability
+    PROPERTIES LABELS interop TIMEOUT 180 SKIP_RETURN_CODE 77)
+endif()
