@@ -1,9 +1,7 @@
 #include "dns/dns_service.hpp"
 
-#include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -16,16 +14,15 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <cerrno>
-#include <cstring>
 #include <list>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
 #include "bind_address.hpp"
 #include "log.hpp"
-#include "udp_pktinfo.hpp"
+#include "udp_batch_listener.hpp"
 
 namespace iroh::server {
 
@@ -35,10 +32,8 @@ using asio::ip::udp;
 
 namespace {
 
-// Datagrams per recvmmsg/sendmmsg call, and rounds per readiness wake-up before yielding.
+// Datagrams per recvmmsg/sendmmsg call.
 constexpr std::size_t kBatch = 32;
-constexpr int kRoundsPerWake = 16;
-constexpr int kSendRetries = 4;
 
 }  // namespace
 
@@ -52,9 +47,9 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   prometheus::Counter* dropped_metric = nullptr;
   std::atomic<bool> stopping{false};
 
-  struct UdpListener;
+  struct UdpHandler;
   struct TcpConnection;
-  std::vector<std::shared_ptr<UdpListener>> udp;
+  std::vector<std::shared_ptr<UdpBatchListener>> udp;
   std::unique_ptr<tcp::acceptor> acceptor;
   udp::endpoint udp_bound;
   tcp::endpoint tcp_bound;
@@ -74,154 +69,26 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
 
   // ---- UDP ----------------------------------------------------------------------------------
 
-  struct UdpListener {
-    struct Slots {
-      std::array<std::array<std::uint8_t, kMaxUdpQuery>, kBatch> rx{};
-      std::array<std::array<std::uint8_t, kMaxUdpResponse>, kBatch> tx{};
-      std::array<sockaddr_storage, kBatch> peers{};
-      std::array<std::array<std::uint8_t, udp_pktinfo::kPktinfoControlSize>, kBatch> rx_control{};
-      std::array<std::array<std::uint8_t, udp_pktinfo::kPktinfoControlSize>, kBatch> tx_control{};
-      std::array<iovec, kBatch> rx_iov{};
-      std::array<iovec, kBatch> tx_iov{};
-      std::array<mmsghdr, kBatch> rx_msgs{};
-      std::array<mmsghdr, kBatch> tx_msgs{};
-    };
-
-    UdpListener(std::shared_ptr<Impl> owner)
-        : impl(std::move(owner)), strand(asio::make_strand(impl->io)), socket(strand) {}
-
+  // Answers the datagrams of one UDP socket (UdpBatchListener does the socket work).
+  struct UdpHandler {
     std::shared_ptr<Impl> impl;
-    asio::strand<asio::io_context::executor_type> strand;
-    udp::socket socket;
-    std::unique_ptr<Slots> slots = std::make_unique<Slots>();
 
-    void open_and_bind(const udp::endpoint& ep, bool reuse_port) {
-      socket.open(ep.protocol());
-      const int fd = socket.native_handle();
-      if (ep.address().is_v6())
-        socket.set_option(asio::ip::v6_only(!ep.address().is_unspecified()));
-      udp_pktinfo::enable_pktinfo(fd, ep.address().is_v6());
-      const int receive_buffer = 4 << 20;
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-      const int on = 1;
-      if (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
-        throw boost::system::system_error(errno, boost::system::system_category(),
-                                          "dns.bind_addr: SO_REUSEPORT");
-      }
-      socket.bind(ep);
-      socket.non_blocking(true);
-    }
-
-    // Fills tx slot `out` from rx slot `i`; true if there is a reply to send.
-    bool handle(std::size_t i, std::size_t out) {
-      Slots& s = *slots;
-      const mmsghdr& m = s.rx_msgs[i];
-      if ((m.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
-        impl->count_drop();
-        return false;
-      }
-      const dns::Answer a = impl->handler->handle(dns::ByteSpan(s.rx[i].data(), m.msg_len),
-                                                  dns::Transport::Udp, s.tx[out]);
+    std::size_t handle(std::span<const std::uint8_t> query, const sockaddr_storage& /*from*/,
+                       std::span<std::uint8_t> reply) {
+      const dns::Answer a = impl->handler->handle(query, dns::Transport::Udp, reply);
       if (a.outcome == dns::Outcome::Dropped) {
         impl->count_drop();
-        return false;
+        return 0;
       }
       impl->counters.udp_queries.fetch_add(1, std::memory_order_relaxed);
-      mmsghdr& t = s.tx_msgs[out];
-      t = mmsghdr{};
-      s.tx_iov[out] = iovec{s.tx[out].data(), a.size};
-      t.msg_hdr.msg_iov = &s.tx_iov[out];
-      t.msg_hdr.msg_iovlen = 1;
-      t.msg_hdr.msg_name = &s.peers[i];
-      t.msg_hdr.msg_namelen = m.msg_hdr.msg_namelen;
-      const std::size_t control = udp_pktinfo::reply_control(m.msg_hdr, s.tx_control[out].data());
-      if (control != 0) {
-        t.msg_hdr.msg_control = s.tx_control[out].data();
-        t.msg_hdr.msg_controllen = control;
-      }
-      return true;
+      return a.size;
     }
-
-    asio::awaitable<void> send_batch(std::size_t count) {
-      Slots& s = *slots;
-      const int fd = socket.native_handle();
-      std::size_t next = 0;
-      int retries = 0;
-      while (next < count) {
-        const int sent =
-            ::sendmmsg(fd, &s.tx_msgs[next], static_cast<unsigned>(count - next), MSG_DONTWAIT);
-        if (sent > 0) {
-          next += static_cast<std::size_t>(sent);
-          continue;
-        }
-        const int err = errno;
-        if (err == EINTR) continue;
-        if ((err == EAGAIN || err == EWOULDBLOCK) && retries++ < kSendRetries) {
-          auto [ec] = co_await socket.async_wait(udp::socket::wait_write,
-                                                 asio::as_tuple(asio::use_awaitable));
-          if (ec) break;
-          continue;
-        }
-        if (err == EINVAL && s.tx_msgs[next].msg_hdr.msg_controllen != 0) {
-          // The source address went away: let routing choose one.
-          s.tx_msgs[next].msg_hdr.msg_control = nullptr;
-          s.tx_msgs[next].msg_hdr.msg_controllen = 0;
-          continue;
-        }
-        impl->counters.failures.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dns: udp send failed: ", std::strerror(err));
-        ++next;
-      }
-      if (next < count) impl->counters.failures.fetch_add(count - next, std::memory_order_relaxed);
-    }
-
-    // Returns false when the socket is gone.
-    asio::awaitable<bool> drain() {
-      Slots& s = *slots;
-      const int fd = socket.native_handle();
-      for (int round = 0; round < kRoundsPerWake; ++round) {
-        for (std::size_t i = 0; i < kBatch; ++i) {
-          s.rx_iov[i] = iovec{s.rx[i].data(), s.rx[i].size()};
-          msghdr& h = s.rx_msgs[i].msg_hdr;
-          h = msghdr{};
-          h.msg_name = &s.peers[i];
-          h.msg_namelen = sizeof(sockaddr_storage);
-          h.msg_iov = &s.rx_iov[i];
-          h.msg_iovlen = 1;
-          h.msg_control = s.rx_control[i].data();
-          h.msg_controllen = s.rx_control[i].size();
-          s.rx_msgs[i].msg_len = 0;
-        }
-        const int received = ::recvmmsg(fd, s.rx_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-        if (received < 0) {
-          const int err = errno;
-          if (err == EAGAIN || err == EWOULDBLOCK) co_return true;
-          if (err == EINTR || err == ECONNREFUSED) continue;
-          if (err == EBADF) co_return false;
-          impl->counters.failures.fetch_add(1, std::memory_order_relaxed);
-          log::warn("dns: udp receive failed: ", std::strerror(err));
-          co_return true;
-        }
-        std::size_t replies = 0;
-        for (std::size_t i = 0; i < static_cast<std::size_t>(received); ++i) {
-          if (handle(i, replies)) ++replies;
-        }
-        if (replies != 0) co_await send_batch(replies);
-        if (static_cast<std::size_t>(received) < kBatch) co_return true;
-      }
-      co_return true;
-    }
-
-    static asio::awaitable<void> receive_loop(std::shared_ptr<UdpListener> self) {
-      while (!self->impl->stopping.load()) {
-        auto [ec] = co_await self->socket.async_wait(udp::socket::wait_read,
-                                                     asio::as_tuple(asio::use_awaitable));
-        if (ec || self->impl->stopping.load()) break;
-        const bool open = co_await self->drain();
-        if (!open) break;
-      }
+    void truncated() { impl->count_drop(); }
+    void failed(std::uint64_t count) {
+      impl->counters.failures.fetch_add(count, std::memory_order_relaxed);
     }
   };
+  using UdpListener = UdpBatchListenerFor<UdpHandler>;
 
   // ---- TCP ----------------------------------------------------------------------------------
 
@@ -337,11 +204,15 @@ void DnsService::start() {
   const auto address = resolve_bind_host(d.config.bind_addr, "dns.bind_addr");
   const bool reuse_port = d.udp_sockets > 1;
   for (unsigned i = 0; i < d.udp_sockets; ++i) {
-    auto listener = std::make_shared<Impl::UdpListener>(impl_);
+    auto listener = std::make_shared<Impl::UdpListener>(
+        d.io,
+        UdpBatchLimits{.batch = kBatch, .max_request = kMaxUdpQuery, .max_reply = kMaxUdpResponse},
+        UdpBatchNames{.log_prefix = "dns: udp ", .reuse_port_error = "dns.bind_addr: SO_REUSEPORT"},
+        Impl::UdpHandler{impl_});
     // Port 0: the first socket picks the port, the others (and TCP) join it.
     listener->open_and_bind(i == 0 ? udp::endpoint(address, d.config.bind_addr.port) : d.udp_bound,
                             reuse_port);
-    if (i == 0) d.udp_bound = listener->socket.local_endpoint();
+    if (i == 0) d.udp_bound = listener->local_endpoint();
     d.udp.push_back(std::move(listener));
   }
   const tcp::endpoint tcp_ep(address, d.udp_bound.port());
@@ -354,20 +225,16 @@ void DnsService::start() {
   d.tcp_bound = d.acceptor->local_endpoint();
   log::info("dns: listening on udp ", d.udp_bound, " (", d.udp_sockets, " socket",
             d.udp_sockets == 1 ? "" : "s", ") and tcp ", d.tcp_bound);
-  for (auto& listener : d.udp) {
-    asio::co_spawn(listener->strand, Impl::UdpListener::receive_loop(listener), asio::detached);
-  }
+  for (auto& listener : d.udp) listener->start();
   asio::co_spawn(d.acceptor->get_executor(), Impl::accept_loop(impl_), asio::detached);
 }
 
 void DnsService::stop() {
   if (!impl_ || impl_->stopping.exchange(true)) return;
-  for (auto& listener : impl_->udp) {
-    asio::post(listener->strand, [listener] {
-      boost::system::error_code ec;
-      listener->socket.close(ec);
-    });
-  }
+  for (auto& listener : impl_->udp) listener->stop();
+  // Each listener's handler holds impl_; dropping our references breaks the cycle (the receive
+  // loops keep their listener alive until they wind down).
+  impl_->udp.clear();
   if (impl_->acceptor) {
     asio::post(impl_->acceptor->get_executor(), [impl = impl_] {
       boost::system::error_code ec;
