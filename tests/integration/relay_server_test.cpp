@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "iroh/server/daemon.hpp"
 
@@ -19,35 +20,6 @@ using relay::Bytes;
 using relay::EndpointId;
 using relay::SecretKey;
 using server::Daemon;
-
-config::Config test_config() {
-  config::Config c;
-  c.source = "test";
-  c.dev = true;
-  c.http_bind_addr = config::SocketAddr{"127.0.0.1", 0};
-  c.enable_metrics = false;
-  c.data_dir = std::filesystem::temp_directory_path();
-  return c;
-}
-
-std::unique_ptr<Daemon> start_daemon(config::Config c) {
-  auto d = std::make_unique<Daemon>(std::move(c), 2);
-  d->start();
-  return d;
-}
-
-const Bytes kConfirm{2};
-
-// Polls `pred` every 5 ms for at most `timeout`.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 std::unique_ptr<RelayTestClient> connect_client(const tcp::endpoint& ep, const SecretKey& key,
                                                 const UpgradeOptions& opts = {}) {
