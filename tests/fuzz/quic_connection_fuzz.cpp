@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   first.scid = scid;
   const quic::UdpEndpoint peer(boost::asio::ip::make_address_v4("192.0.2.1"), 4242);
   auto now = quic::Clock::time_point{} + std::chrono::hours(1);
-  quic::QadConnection connection(creds, first, peer, quic::Bytes(8, 0xaa), {}, now);
+  const quic::StatelessResetKey reset_key{};  // fixed: runs must be reproducible
+  quic::QadConnection connection(creds, first, peer, quic::Bytes(8, 0xaa), {}, reset_key, now);
 
   std::size_t received = 0;
   std::size_t sent = 0;
