@@ -13,10 +13,20 @@
 # If no docker daemon answers, starts `dockerd --bridge=none --iptables=false` with its own
 # data-root under $IROH_DOCKER_TEST_CACHE (default /var/tmp/iroh-relay-docker-test; kept between
 # runs so images and build layers are reused) and stops it at the end. Needs root.
+# IROH_SKIP_DOCKER_TESTS=1 makes it print a skip and exit 77 (ctest: skipped); scripts/fresh-check
+# sets it, as its container cannot run docker. The daemon and base image code is in lib.sh.
 # IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the image builds when both images exist (iterating on
 # the compose file or the checks).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Inside a container (scripts/fresh-check) there is no docker daemon to be had: cgroups and
+# overlayfs are not nested there. Skipped only when asked, never because docker is missing.
+if [ "${IROH_SKIP_DOCKER_TESTS:-}" = 1 ]; then
+  echo "SKIP docker_compose: IROH_SKIP_DOCKER_TESTS=1 (docker-in-docker cannot run here)"
+  exit 77
+fi
+# shellcheck source=tests/docker/lib.sh
+. "$ROOT/tests/docker/lib.sh"
 WORK="${1:?usage: run.sh WORKDIR [QAD_GO_CLIENT]}"
 GO_CLIENT="${2:-}"
 CACHE="${IROH_DOCKER_TEST_CACHE:-/var/tmp/iroh-relay-docker-test}"
@@ -24,13 +34,10 @@ RUNDIR=/run/iroh-relay-docker-test  # dockerd's sockets: short paths (108-byte l
 PROJECT=iroh-relay-test
 RELAY_IMAGE=iroh-relay-test:latest
 PROMETHEUS_IMAGE=iroh-relay-test-prometheus:latest
-BASE_RECIPE=2  # bump when the base image recipe below changes
 
 PY=/usr/bin/python3
 pass=0 fail=0
 phases=()
-started_dockerd=""
-rootfs_tmp=""
 compose_up=""
 phase_start=$SECONDS
 phase() { # phase NAME: ends the previous phase's timer
@@ -44,13 +51,6 @@ check() { # check NAME CMD...
   else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/check.out" | tail -n 20; fi
 }
 die() { echo "FAIL $*"; fail=$((fail + 1)); exit 1; }
-wait_for() { # wait_for SECONDS CMD...: polls CMD every second until it succeeds
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 1
-  done
-}
 replace_all() { # replace_all SRC DST OLD NEW [OLD NEW...]: every OLD must occur in SRC
   "$PY" -c '
 import sys
@@ -73,22 +73,7 @@ cleanup() {
     compose logs --no-color >"$WORK/compose.log" 2>&1
     compose down -v --remove-orphans >"$WORK/compose-down.log" 2>&1 || echo "warning: compose down failed"
   fi
-  if [ -n "$rootfs_tmp" ] && [ -d "$rootfs_tmp" ]; then
-    findmnt -rn -o TARGET | grep -F "$rootfs_tmp/" | sort -r | xargs -r -n 1 umount -l
-    rm -rf --one-file-system "$rootfs_tmp"
-  fi
-  if [ -n "$started_dockerd" ]; then
-    docker image prune -f >/dev/null 2>&1  # superseded builds of our images
-    local pid
-    pid="$(cat "$RUNDIR/dockerd.pid" 2>/dev/null)"
-    if [ -n "$pid" ]; then
-      kill -TERM "$pid" 2>/dev/null
-      for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-      kill -KILL "$pid" 2>/dev/null
-    fi
-    # dockerd leaves its network-namespace bind mount behind.
-    findmnt -rn -o TARGET | grep -F "$RUNDIR/" | sort -r | xargs -r -n 1 umount -l
-  fi
+  docker_lib_cleanup
   echo
   echo "== docker test summary"
   for p in "${phases[@]}"; do echo "   $p"; done
@@ -106,71 +91,18 @@ for tool in docker dockerd docker-compose debootstrap kdig curl turnutils_stuncl
   command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup installs it)"
 done
 # One run at a time per machine: the runs share the daemon, the project name and the cache.
-exec 9>"$CACHE/lock"
-flock -w 2400 9 || die "another docker test holds $CACHE/lock"
+docker_lib_lock 2400
 
 # ---- docker daemon --------------------------------------------------------------------------
 phase "docker daemon"
-if docker info >/dev/null 2>&1; then
-  echo "using the running docker daemon"
-else
-  export DOCKER_HOST="unix://$RUNDIR/docker.sock"
-  if ! docker info >/dev/null 2>&1; then
-    mkdir -p "$CACHE/data-root"
-    echo "starting dockerd (log: $WORK/dockerd.log)"
-    dockerd --bridge=none --iptables=false --data-root "$CACHE/data-root" \
-      --exec-root "$RUNDIR/exec" --pidfile "$RUNDIR/dockerd.pid" -H "$DOCKER_HOST" \
-      >"$WORK/dockerd.log" 2>&1 9>&- &  # 9>&-: the daemon must not hold our lock
-    started_dockerd=1
-    if ! wait_for 60 docker info; then
-      tail -n 30 "$WORK/dockerd.log"
-      die "dockerd did not answer within 60 s"
-    fi
-  fi
-fi
-docker version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})'
-# docker-compose 1.29 (python) speaks the server's API itself; the docker CLI negotiates.
-# Without the buildx plugin the CLI must be told to use the classic builder.
-docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
+docker_lib_daemon
 phase_done "docker daemon"
 
 # ---- Debian 12 base image ---------------------------------------------------------------------
 phase "base image"
-# The repositories apt uses on this machine (bookworm, -updates, -security) and its acquire
-# options (a dated snapshot mirror needs Check-Valid-Until off): the image gets the same.
-sources="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' |
-  awk '$2 ~ /^bookworm(-updates|-security)?$/' | sort -u |
-  awk '{ k = $1 " " $2; if (!(k in c)) order[n++] = k; c[k] = c[k] " " $3 }
-       END { for (i = 0; i < n; i++) print "deb " order[i] c[order[i]] }')"
-mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' | awk '$2 == "bookworm" { print $1; exit }')"
-[ -n "$mirror" ] || die "apt has no bookworm repository configured"
-aptconf="$(apt-config dump | grep -E '^Acquire::Check-(Valid-Until|Date) ' || true)"
-key="$(printf '%s\n' "$BASE_RECIPE" "$sources" "$aptconf" | sha256sum | cut -c1-12)"
-BASE_IMAGE="iroh-relay-test-base:$key"
-if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  echo "cached: $BASE_IMAGE"
-  phase_done "base image (cached)"
-else
-  echo "debootstrap bookworm from $mirror (log: $WORK/debootstrap.log)"
-  rootfs_tmp="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
-  rootfs="$rootfs_tmp/rootfs"
-  timeout 1200 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
-  printf '%s\n' "$sources" >"$rootfs/etc/apt/sources.list"
-  [ -n "$aptconf" ] && printf '%s\n' "$aptconf" >"$rootfs/etc/apt/apt.conf.d/99host-mirror"
-  # What the official debian images carry: no service starts from maintainer scripts, no fsync
-  # per unpacked file (dpkg is slow on overlayfs without it), no package caches.
-  printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
-  chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
-  echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" --numeric-owner -c . | docker import - "$BASE_IMAGE" >/dev/null ||
-    die "docker import failed"
-  rm -rf --one-file-system "$rootfs_tmp"
-  rootfs_tmp=""
-  echo "imported $BASE_IMAGE"
-  phase_done "base image (debootstrap + import)"
-fi
+docker_lib_base_image
+if [ -n "$DOCKER_LIB_BASE_BUILT" ]; then phase_done "base image (debootstrap + import)"
+else phase_done "base image (cached)"; fi
 
 # ---- our images -------------------------------------------------------------------------------
 if [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] &&
@@ -242,7 +174,7 @@ compose up -d --no-build iroh-relay prometheus >"$WORK/compose-up.log" 2>&1 ||
   { cat "$WORK/compose-up.log"; die "docker-compose up failed"; }
 relay="$(compose ps -q iroh-relay)"
 [ -n "$relay" ] || die "no iroh-relay container"
-if ! wait_for 90 bash -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' $relay)\" = healthy ]"; then
+if ! docker_lib_wait_for 90 bash -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' $relay)\" = healthy ]"; then
   docker logs "$relay" 2>&1 | tail -n 30
 fi
 phase_done "compose up"
@@ -284,7 +216,7 @@ prom_up() {
   curl -sS --max-time 5 "http://127.0.0.1:$PROM/api/v1/query" --data-urlencode 'query=up{job="iroh-relay"}' |
     "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; sys.exit(not (r and r[0]["value"][1] == "1"))'
 }
-wait_for 60 prom_up
+docker_lib_wait_for 60 prom_up
 check "Prometheus (deploy/prometheus/prometheus.yml) scrapes the relay: up == 1" prom_up
 check "Prometheus loaded the alert rules of deploy/prometheus/alerts.yml" \
   bash -c "curl -sS --max-time 5 http://127.0.0.1:$PROM/api/v1/rules | grep -q '\"file\":\"/etc/prometheus/alerts.yml\"'"
