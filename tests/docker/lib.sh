@@ -97,6 +97,7 @@ docker_lib_base_image() {
     die "docker import failed"
   rm -rf --one-file-system "$docker_lib_rootfs_tmp"
   docker_lib_rootfs_tmp=""
+  # shellcheck disable=SC2034 # read by the caller
   DOCKER_LIB_BASE_BUILT=1
   echo "imported $BASE_IMAGE"
 }
