@@ -23,9 +23,7 @@ clients="${DNS_BENCH_CLIENTS:-4}"
 outstanding="${DNS_BENCH_OUTSTANDING:-200}"
 relay_bin="$build/server/iroh-relay"
 [ -x "$relay_bin" ] || { echo "missing $relay_bin: build target iroh-relay first" >&2; exit 2; }
-for tool in dnsperf knotd /usr/bin/python3; do
-  command -v "$tool" >/dev/null || { echo "$tool not installed: scripts/setup" >&2; exit 2; }
-done
+"$ROOT/tests/require-tools.sh" dnsperf knotd /usr/bin/python3 taskset || exit 2
 
 server_pin=()
 client_pin=()

@@ -11,6 +11,7 @@ bench_bin="$build/loadtest/qad_bench"
 for f in "$relay_bin" "$bench_bin"; do
   [ -x "$f" ] || { echo "missing $f: build targets iroh-relay and qad_bench first" >&2; exit 2; }
 done
+"$ROOT/tests/require-tools.sh" openssl python3 || exit 2
 
 work="$(mktemp -d /tmp/qad-bench.XXXXXX)"
 relay_pid=""

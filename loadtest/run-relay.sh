@@ -17,7 +17,7 @@ for f in "$relay" "$build/loadtest/relay_throughput" "$build/loadtest/relay_idle
     exit 2
   fi
 done
-command -v socat >/dev/null || { echo "run-relay.sh: socat not installed (scripts/setup)" >&2; exit 2; }
+"$(dirname "${BASH_SOURCE[0]}")/../tests/require-tools.sh" socat || exit 2
 
 # 10,000 clients need 10,000 sockets on each side; the relay inherits the limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"

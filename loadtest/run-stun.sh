@@ -26,7 +26,7 @@ bench_bin="$build/loadtest/stun_bench"
 for f in "$server_bin" "$bench_bin"; do
   [ -x "$f" ] || { echo "missing $f: build targets stun_test_server and stun_bench first" >&2; exit 2; }
 done
-command -v turnserver >/dev/null || { echo "coturn (turnserver) not installed: scripts/setup" >&2; exit 2; }
+"$ROOT/tests/require-tools.sh" turnserver taskset python3 || exit 2
 
 server_pin=()
 bench_pin=()

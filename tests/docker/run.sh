@@ -4,12 +4,12 @@
 # on it, starts docker/compose.yaml's iroh-relay and prometheus with docker-compose, and checks
 # them with third-party clients: the container health check, curl (/ping, /generate_204,
 # /metrics), a pkarr PUT signed with PyNaCl and resolved over DNS, kdig (DNS over UDP and TCP: SOA, NS, the published TXT),
-# turnutils_stunclient (STUN), quic-go (QAD, when built),
+# turnutils_stunclient (STUN), quic-go (QAD),
 # Prometheus's HTTP API (up == 1 through deploy/prometheus/prometheus.yml), and that the daemon
 # runs as a non-root user holding only CAP_NET_BIND_SERVICE. Grafana is not started: its image
 # cannot be pulled here.
 #
-# Usage: run.sh WORKDIR [QAD_GO_CLIENT]
+# Usage: run.sh WORKDIR QAD_GO_CLIENT
 # If no docker daemon answers, starts `dockerd --bridge=none --iptables=false` with its own
 # data-root under $IROH_DOCKER_TEST_CACHE (default /var/tmp/iroh-relay-docker-test; kept between
 # runs so images and build layers are reused) and stops it at the end. Needs root.
@@ -27,8 +27,8 @@ if [ "${IROH_SKIP_DOCKER_TESTS:-}" = 1 ]; then
 fi
 # shellcheck source=tests/docker/lib.sh
 . "$ROOT/tests/docker/lib.sh"
-WORK="${1:?usage: run.sh WORKDIR [QAD_GO_CLIENT]}"
-GO_CLIENT="${2:-}"
+WORK="${1:?usage: run.sh WORKDIR QAD_GO_CLIENT}"
+GO_CLIENT="${2:?usage: run.sh WORKDIR QAD_GO_CLIENT}"
 CACHE="${IROH_DOCKER_TEST_CACHE:-/var/tmp/iroh-relay-docker-test}"
 RUNDIR=/run/iroh-relay-docker-test  # dockerd's sockets: short paths (108-byte limit)
 PROJECT=iroh-relay-test
@@ -87,9 +87,10 @@ trap 'exit 1' INT TERM
 
 mkdir -p "$WORK" "$CACHE" "$RUNDIR"
 [ "$(id -u)" = 0 ] || die "needs root (dockerd, debootstrap)"
-for tool in docker dockerd docker-compose debootstrap kdig curl turnutils_stunclient flock; do
-  command -v "$tool" >/dev/null || die "$tool is not installed (scripts/setup installs it)"
-done
+# The quic-go client is built by tests/interop/qad.cmake when golang-go and Debian's quic-go are
+# installed; without them (like any missing tool) the test fails naming the package.
+"$ROOT/tests/require-tools.sh" docker dockerd docker-compose debootstrap kdig curl \
+  turnutils_stunclient flock "$GO_CLIENT" || die "tools missing (above)"
 # One run at a time per machine: the runs share the daemon, the project name and the cache.
 docker_lib_lock 2400
 
@@ -199,12 +200,8 @@ check "DNS over TCP: NS of irohdns.example. (kdig +tcp)" \
   bash -c "kdig @127.0.0.1 -p $DNS +tcp +time=3 +short irohdns.example. NS | grep -qx 'ns1.irohdns.example.'"
 check "STUN binding (turnutils_stunclient)" \
   bash -c "timeout 10 turnutils_stunclient -p $STUN 127.0.0.1 | grep -q 'UDP reflexive addr: 127.0.0.1:'"
-if [ -x "$GO_CLIENT" ]; then
-  check "QAD handshake (quic-go, ALPN /iroh-qad/0)" \
-    timeout 15 "$GO_CLIENT" -addr "127.0.0.1:$QAD" -ca "$WORK/relay.crt" -sni localhost
-else
-  echo "skip QAD handshake (quic-go client not built)"
-fi
+check "QAD handshake (quic-go, ALPN /iroh-qad/0)" \
+  timeout 15 "$GO_CLIENT" -addr "127.0.0.1:$QAD" -ca "$WORK/relay.crt" -sni localhost
 pid="$(docker inspect -f '{{.State.Pid}}' "$relay")"
 check "the daemon (container PID 1 = iroh-relay after the entrypoint's exec) runs as a non-root user" \
   bash -c "grep -q '^Name:.*iroh-relay' /proc/$pid/status && awk '/^Uid:/ { exit !(\$2 != 0 && \$3 != 0) }' /proc/$pid/status && docker exec $relay id"

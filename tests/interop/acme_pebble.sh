@@ -14,6 +14,7 @@ set -euo pipefail
 
 RELAY=$1
 CLIENT=$2
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" pebble curl openssl python3 || exit 1
 VALIDITY=90          # seconds; renewal is due when a third is left (after 60 s)
 WORK=$(mktemp -d /tmp/acme-pebble.XXXXXX)
 PIDS=()

@@ -8,8 +8,9 @@ set -uo pipefail
 RELAY="$1"; CLIENT="$2"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 NPM_SCRIPT="$HERE/pkarr/pkarr_interop.mjs"
-if [ ! -d "$HERE/pkarr/node_modules/pkarr" ] || ! command -v node >/dev/null; then
-  echo "npm pkarr not installed (scripts/setup runs npm install in tests/interop/pkarr)"; exit 1
+"$HERE/../require-tools.sh" node python3 || exit 1
+if [ ! -d "$HERE/pkarr/node_modules/pkarr" ]; then
+  echo "FAIL: npm pkarr not installed (scripts/setup runs npm install in tests/interop/pkarr)"; exit 1
 fi
 WORK="$(mktemp -d /tmp/client-pkarr.XXXXXX)"
 PID=""

@@ -3,9 +3,12 @@
 # clients: curl (HTTPS relay listener and the port-80-style captive-portal listener), coturn's
 # turnutils_stunclient (STUN), Debian's quic-go (QAD handshake, ALPN /iroh-qad/0); then
 # `iroh-relay --dev` with its embedded config (HTTP 3340, STUN 3478, QAD 7842).
-# Usage: daemon_services.sh <iroh-relay> [<qad_go_client>]
+# Usage: daemon_services.sh <iroh-relay> <qad_go_client>
 set -uo pipefail
-RELAY="$1"; GO_CLIENT="${2:-}"
+RELAY="$1"; GO_CLIENT="${2:?usage: daemon_services.sh <iroh-relay> <qad_go_client>}"
+# The quic-go client is built by tests/interop/qad.cmake when golang-go and Debian's quic-go are
+# installed; without them this test fails naming the packages.
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" curl openssl python3 turnutils_stunclient "$GO_CLIENT" || exit 1
 WORK="$(mktemp -d /tmp/daemon-services.XXXXXX)"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
@@ -55,12 +58,8 @@ check "plain listener serves no /ping in TLS mode" \
   bash -c "curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:$HTTP/ping | grep -qx 404"
 check "STUN (turnutils_stunclient)" \
   bash -c "timeout 10 turnutils_stunclient -p $STUN 127.0.0.1 | grep -q 'UDP reflexive addr: 127.0.0.1:'"
-if [ -x "$GO_CLIENT" ]; then
-  check "QAD handshake (quic-go, ALPN /iroh-qad/0)" \
-    timeout 15 "$GO_CLIENT" -addr "127.0.0.1:$QUIC" -ca "$WORK/cert.pem" -sni localhost
-else
-  echo "skip QAD handshake (quic-go client not built)"
-fi
+check "QAD handshake (quic-go, ALPN /iroh-qad/0)" \
+  timeout 15 "$GO_CLIENT" -addr "127.0.0.1:$QUIC" -ca "$WORK/cert.pem" -sni localhost
 kill -TERM "$PID"
 for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$PID" 2>/dev/null; then rc=timeout; else wait "$PID"; rc=$?; fi
@@ -74,11 +73,9 @@ if wait_listening "$WORK/dev.log" "qad: listening"; then
   check "--dev /ping on 3340" bash -c "curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:3340/ping | grep -qx 200"
   check "--dev /generate_204 on 3340" bash -c "curl -sS --max-time 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:3340/generate_204 | grep -qx 204"
   check "--dev STUN on 3478" bash -c "timeout 10 turnutils_stunclient -p 3478 127.0.0.1 | grep -q 'UDP reflexive addr: 127.0.0.1:'"
-  if [ -x "$GO_CLIENT" ]; then
-    # The dev certificate is self-signed: a verifying client gets as far as rejecting it.
-    check "--dev QAD on 7842 (quic-go reaches the self-signed certificate)" \
-      bash -c "timeout 15 '$GO_CLIENT' -addr 127.0.0.1:7842 -sni localhost 2>&1 | grep -qiE 'x509|certificate'"
-  fi
+  # The dev certificate is self-signed: a verifying client gets as far as rejecting it.
+  check "--dev QAD on 7842 (quic-go reaches the self-signed certificate)" \
+    bash -c "timeout 15 '$GO_CLIENT' -addr 127.0.0.1:7842 -sni localhost 2>&1 | grep -qiE 'x509|certificate'"
 else
   fail=$((fail + 1)); echo "FAIL --dev did not start"; cat "$WORK/dev.log"
 fi

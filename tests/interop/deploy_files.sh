@@ -6,6 +6,7 @@
 # Usage: deploy_files.sh <source dir> <iroh-relay binary>
 set -euo pipefail
 SRC="$1"; RELAY="$2"
+"$SRC/tests/require-tools.sh" nginx systemd-analyze openssl python3 || exit 1
 WORK="$(mktemp -d /tmp/deploy-files.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 fail=0
@@ -20,16 +21,12 @@ printf 'pid %s/nginx.pid;\nerror_log stderr;\nevents {}\nhttp {\n access_log off
 if nginx -t -c "$WORK/main.conf" -p "$WORK" 2>&1; then echo "ok   nginx -t deploy/reverse-proxy/nginx.conf"
 else echo "FAIL nginx -t"; fail=1; fi
 
-if command -v systemd-analyze >/dev/null; then
-  sed -e "s#^ExecStart=/usr/bin/iroh-relay#ExecStart=$RELAY#" "$SRC/deploy/iroh-relay.service" \
-    >"$WORK/iroh-relay.service"
-  if out=$(systemd-analyze verify "$WORK/iroh-relay.service" 2>&1) && [ -z "$out" ]; then
-    echo "ok   systemd-analyze verify deploy/iroh-relay.service"
-  else
-    echo "FAIL systemd-analyze verify:"; echo "$out"; fail=1
-  fi
+sed -e "s#^ExecStart=/usr/bin/iroh-relay#ExecStart=$RELAY#" "$SRC/deploy/iroh-relay.service" \
+  >"$WORK/iroh-relay.service"
+if out=$(systemd-analyze verify "$WORK/iroh-relay.service" 2>&1) && [ -z "$out" ]; then
+  echo "ok   systemd-analyze verify deploy/iroh-relay.service"
 else
-  echo "skip systemd-analyze (not installed)"
+  echo "FAIL systemd-analyze verify:"; echo "$out"; fail=1
 fi
 
 if /usr/bin/python3 - "$SRC" <<'PY'

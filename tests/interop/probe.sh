@@ -2,11 +2,14 @@
 # iroh-relay-client against the iroh-relay binary:
 #  1. `iroh-relay --dev` (fixed ports: HTTP 3340, STUN 3478, DNS 5300, QAD 7842): `probe` passes;
 #     keygen / publish / resolve (pkarr GET, DNS UDP, DoH GET and POST) / sealed send + listen.
-#  2. a TLS deployment with DNS disabled (free ports, QAD checked with the quic-go client when it
-#     was built): `probe` exits 1 and names exactly the dns and doh checks.
-# Usage: probe.sh <iroh-relay> <iroh-relay-client> [<qad_go_client>]
+#  2. a TLS deployment with DNS disabled (free ports, QAD checked with the quic-go client):
+#     `probe` exits 1 and names exactly the dns and doh checks.
+# Usage: probe.sh <iroh-relay> <iroh-relay-client> <qad_go_client>
 set -uo pipefail
-RELAY="$1"; CLIENT="$2"; GO_CLIENT="${3:-}"
+RELAY="$1"; CLIENT="$2"; GO_CLIENT="${3:?usage: probe.sh <iroh-relay> <iroh-relay-client> <qad_go_client>}"
+# The quic-go client is built by tests/interop/qad.cmake when golang-go and Debian's quic-go are
+# installed; without them this test fails naming the packages.
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" curl openssl python3 "$GO_CLIENT" || exit 1
 WORK="$(mktemp -d /tmp/probe-test.XXXXXX)"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
@@ -103,10 +106,8 @@ PID=$!
 if ! wait_listening "$WORK/relay.log" "qad: listening"; then
   echo "FAIL relay did not start"; cat "$WORK/relay.log"; exit 1
 fi
-QAD_ARGS=()
-[ -x "$GO_CLIENT" ] && QAD_ARGS=(--qad-client "$GO_CLIENT" --quic-port "$QUIC")
 timeout 90 "$CLIENT" probe "https://localhost:$HTTPS" --ca-file "$WORK/cert.pem" --captive-port "$HTTP" \
-  --stun-port "$STUN" --dns "127.0.0.1:$DNS" "${QAD_ARGS[@]}" >"$WORK/nodns" 2>&1
+  --stun-port "$STUN" --dns "127.0.0.1:$DNS" --qad-client "$GO_CLIENT" --quic-port "$QUIC" >"$WORK/nodns" 2>&1
 rc=$?
 cat "$WORK/nodns"
 check "probe exits 1 without DNS (exit $rc)" test "$rc" = 1
@@ -114,9 +115,7 @@ check "probe names exactly dns and doh" grep -qx "FAILED: 2 check(s): dns doh" "
 check "TLS relay, key-material auth and the rest pass" bash -c "
   grep -q '^✔ relay .*key-material auth' '$WORK/nodns' && grep -q '^✔ stun ' '$WORK/nodns' &&
   grep -q '^✔ pkarr-get ' '$WORK/nodns' && grep -q '^✔ captive ' '$WORK/nodns'"
-if [ -x "$GO_CLIENT" ]; then
-  check "QAD checked with the quic-go client" grep -q '^✔ qad ' "$WORK/nodns"
-fi
+check "QAD checked with the quic-go client" grep -q '^✔ qad ' "$WORK/nodns"
 check "probe without the CA file fails on TLS" bash -c "
   ! timeout 60 '$CLIENT' probe https://localhost:$HTTPS --skip captive,stun,qad,dns,doh >'$WORK/noca' 2>&1;
   grep -q '^✗ ping .*certificate' '$WORK/noca'"

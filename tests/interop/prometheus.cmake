@@ -7,6 +7,6 @@ if(TARGET iroh-relay)
 endif()
 # promtool: the scrape config, the alert rules and their unit tests (deploy/prometheus/).
 add_test(NAME deploy_prometheus_rules
-  COMMAND sh -c "promtool check config prometheus.yml && promtool check rules alerts.yml && promtool test rules alerts_test.yml"
+  COMMAND sh -c "${PROJECT_SOURCE_DIR}/tests/require-tools.sh promtool && promtool check config prometheus.yml && promtool check rules alerts.yml && promtool test rules alerts_test.yml"
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/deploy/prometheus)
 set_tests_properties(deploy_prometheus_rules PROPERTIES LABELS interop TIMEOUT 120)

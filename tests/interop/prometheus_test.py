@@ -248,6 +248,10 @@ def main():
     parser.add_argument("--deploy", required=True)
     ARGS, rest = parser.parse_known_args()
     ARGS.relay = os.path.abspath(ARGS.relay)
+    # A missing tool fails the test and names its package (tests/require-tools.sh).
+    require = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "require-tools.sh")
+    if subprocess.run([require, "prometheus", "promtool"]).returncode != 0:
+        sys.exit(1)
     program = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2)
     sys.exit(0 if program.result.wasSuccessful() else 1)
 

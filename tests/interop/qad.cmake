@@ -2,7 +2,8 @@
 # from tests/interop/qad/main.go) and ngtcp2's gtlsclient.
 find_program(IROH_GO go)
 set(qad_go_client ${CMAKE_CURRENT_BINARY_DIR}/qad-go-client/qad_go_client)
-# Without Debian's quic-go sources the test skips instead of breaking the build.
+# Without Debian's quic-go sources the build goes on and the tests that need the client fail,
+# naming the packages (qad_interop_test, daemon_services.sh, probe.sh, tests/docker/run.sh).
 if(IROH_GO AND EXISTS /usr/share/gocode/src/github.com/lucas-clemente/quic-go/client.go)
   set(qad_have_quic_go ON)
 endif()

@@ -4,12 +4,10 @@
 #   stun-client's `stun` (RFC 3489, no cookie, CHANGE-REQUEST) over IPv4.
 # Each must report the caller's own address (and, where the client shows it, its source port).
 # usage: stun_clients.sh <stun-server-binary>   (a binary taking --host/--port and printing
-#        "listening <port>", e.g. stun_test_server). Exit 77 = a client is not installed.
+#        "listening <port>", e.g. stun_test_server). A missing client fails the test.
 set -uo pipefail
 server_bin="${1:?usage: stun_clients.sh <stun-server-binary>}"
-for tool in turnutils_stunclient stun timeout; do
-  command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/setup installs it)"; exit 77; }
-done
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" turnutils_stunclient stun || exit 1
 
 work="$(mktemp -d /tmp/stun-interop.XXXXXX)"
 pids=()

@@ -45,7 +45,7 @@ CONNS=1
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (network namespaces)" >&2; exit 2; }
 [ -x "$RELAY_BIN" ] || { echo "run.sh: relay binary '$RELAY_BIN' not found or not executable" >&2; exit 2; }
 RELAY_BIN="$(cd "$(dirname "$RELAY_BIN")" && pwd)/$(basename "$RELAY_BIN")"
-command -v node >/dev/null || { echo "run.sh: node not found (run scripts/setup)" >&2; exit 2; }
+"$HERE/../../require-tools.sh" node ip || exit 2
 [ -d "$HERE/node_modules/@number0/iroh" ] ||
   { echo "run.sh: $HERE/node_modules missing (scripts/setup installs it)" >&2; exit 2; }
 

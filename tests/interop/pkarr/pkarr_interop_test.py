@@ -3,7 +3,7 @@
 JS relayPut + relayGet of its own packet; JS relayGet of a packet Python (PyNaCl) published;
 Python GET + signature check of the packet JS published.
 
-usage: pkarr_interop_test.py <iroh-relay>     (exit 77 = skipped: node or node_modules missing)
+usage: pkarr_interop_test.py <iroh-relay>     (node or node_modules missing = failure)
 """
 import json
 import os
@@ -26,9 +26,11 @@ def node(*args):
 
 
 def main():
-    if shutil.which("node") is None or not os.path.isdir(os.path.join(HERE, "node_modules", "pkarr")):
-        print("SKIP: node or tests/interop/pkarr/node_modules (npm install) missing")
-        return 77
+    if subprocess.run([os.path.join(HERE, "..", "..", "require-tools.sh"), "node"]).returncode != 0:
+        return 1
+    if not os.path.isdir(os.path.join(HERE, "node_modules", "pkarr")):
+        print("FAIL: tests/interop/pkarr/node_modules missing: scripts/setup runs npm install there")
+        return 1
     root = scratch_dir("pkarr-interop")
     failures = 0
     try:
