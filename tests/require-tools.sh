@@ -47,6 +47,11 @@ declare -A PACKAGES=(
   [taskset]=util-linux
 )
 
+# What to check besides the packages, for tools the build makes rather than installs.
+declare -A NOTES=(
+  [qad_go_client]="; with both installed it is built by the target build_qad_go_client (tests/interop/qad.cmake; re-run cmake after installing)"
+)
+
 if [ "${1:-}" = --packages ]; then
   for tool in "${!PACKAGES[@]}"; do printf '%s\n' ${PACKAGES[$tool]}; done | sort -u
   exit 0
@@ -61,7 +66,7 @@ for tool in "$@"; do
   fi
   name="${tool##*/}"
   if [ -n "${PACKAGES[$name]:-}" ]; then
-    echo "FAIL: $tool is not installed: Debian package(s) ${PACKAGES[$name]} (scripts/setup installs them)" >&2
+    echo "FAIL: $tool is not installed: Debian package(s) ${PACKAGES[$name]} (scripts/setup installs them)${NOTES[$name]:-}" >&2
   else
     echo "FAIL: $tool is not installed (and tests/require-tools.sh does not name its package: add it there and to scripts/setup)" >&2
   fi
