@@ -522,8 +522,20 @@ asio::awaitable<CheckResult> check_stun(Probe& p) {
     } else {
       address = asio::ip::address_v6(un.address);
     }
+    const asio::ip::udp::endpoint reflexive(address, un.port);
     std::ostringstream detail;
-    detail << "reflexive " << asio::ip::udp::endpoint(address, un.port);
+    detail << "reflexive " << reflexive;
+    // On loopback nothing translates addresses, so the server must have seen exactly our socket
+    // (RFC 8489 §14.2): a wrong address or port there is a server bug, not a NAT.
+    const auto local = socket.local_endpoint();
+    if (local.address().is_loopback()) {
+      if (reflexive != local) {
+        detail << " differs from the local address " << local << " on loopback";
+        CheckResult r{CheckResult::State::Fail, latency, detail.str()};
+        co_return r;
+      }
+      detail << " (= local address)";
+    }
     CheckResult r{CheckResult::State::Pass, latency, detail.str()};
     co_return r;
   }

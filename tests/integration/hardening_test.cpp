@@ -20,6 +20,7 @@
 #include "capability_token.hpp"
 #include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
+#include "integration/tls_fixture.hpp"
 #include "iroh/server/daemon.hpp"
 #include "log.hpp"
 
@@ -385,86 +386,12 @@ TEST(HardeningTimeouts, SlowlorisAndHalfOpenAreCutOthersUnaffected) {
 
 // ---- TLS: certificate reload, raw OpenSSL header auth ----------------------------------------
 
-struct CertFiles {
-  std::string cert_pem;
-  std::string key_pem;
-};
-
-CertFiles make_cert(const char* cn) {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
-                             -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509_sign(x, pkey, EVP_sha256());
-  CertFiles out;
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, x);
-  char* data = nullptr;
-  long n = BIO_get_mem_data(b, &data);
-  out.cert_pem.assign(data, std::size_t(n));
-  BIO_free(b);
-  b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  n = BIO_get_mem_data(b, &data);
-  out.key_pem.assign(data, std::size_t(n));
-  BIO_free(b);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
-  return out;
-}
-
-void write_file(const std::filesystem::path& p, const std::string& text) {
-  auto tmp = p.string() + ".tmp";
-  std::ofstream(tmp, std::ios::binary) << text;
-  std::filesystem::rename(tmp, p);  // atomic, like certbot's deploy hooks
-}
-
-std::string fingerprint_of(SSL* ssl) {
-  X509* peer = SSL_get1_peer_certificate(ssl);
-  if (!peer) return {};
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  X509_digest(peer, EVP_sha256(), md, &len);
-  X509_free(peer);
-  return std::string(reinterpret_cast<char*>(md), len);
-}
-
-std::string fingerprint_of_pem(const std::string& pem) {
-  BIO* b = BIO_new_mem_buf(pem.data(), int(pem.size()));
-  X509* x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
-  BIO_free(b);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  X509_digest(x, EVP_sha256(), md, &len);
-  X509_free(x);
-  return std::string(reinterpret_cast<char*>(md), len);
-}
-
 class HardeningTls : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("hardening_test_" + std::to_string(::getpid()) + "_" +
-            std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(dir_);
+    dir_ = unique_temp_dir("hardening_test");
     first_ = make_cert("first");
-    write_file(dir_ / "cert.pem", first_.cert_pem);
-    write_file(dir_ / "key.pem", first_.key_pem);
-    auto cfg = test_config();
-    cfg.dev = false;
-    config::TlsConfig tls;
-    tls.https_bind_addr = config::SocketAddr{"127.0.0.1", 0};
-    tls.manual_cert_path = dir_ / "cert.pem";
-    tls.manual_key_path = dir_ / "key.pem";
-    cfg.tls = tls;
-    daemon_ = start_daemon(cfg);
+    daemon_ = start_daemon(tls_test_config(dir_, first_));
     client_ctx_.set_verify_mode(ssl::verify_none);
   }
   void TearDown() override {

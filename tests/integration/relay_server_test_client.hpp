@@ -12,6 +12,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -50,10 +51,10 @@ error_code run_op(asio::io_context& ioc, Initiate&& initiate, Close&& close,
   return *result;
 }
 
-// Plain HTTP request on a fresh connection; returns the response or nullopt.
+// Plain HTTP request (with `body`, if any) on a fresh connection; returns the response or nullopt.
 inline std::optional<http::response<http::string_body>> http_request(
     const tcp::endpoint& server, http::verb method, const std::string& target,
-    const Headers& headers = {}, std::chrono::milliseconds timeout = 5s) {
+    const Headers& headers = {}, std::chrono::milliseconds timeout = 5s, std::string body = {}) {
   asio::io_context ioc;
   tcp::socket socket(ioc);
   auto close = [&] {
@@ -66,6 +67,7 @@ inline std::optional<http::response<http::string_body>> http_request(
   http::request<http::string_body> req{method, target, 11};
   req.set(http::field::host, "localhost");
   for (const auto& [k, v] : headers) req.insert(k, v);
+  req.body() = std::move(body);
   req.prepare_payload();
   if (run_op(
           ioc, [&](auto h) { http::async_write(socket, req, h); }, close, timeout))
@@ -86,6 +88,9 @@ struct UpgradeOptions {
   Headers headers;
   // TLS only: send x-iroh-relay-client-auth-v1 computed from the TLS exporter with this key.
   std::optional<relay::SecretKey> auth_header_key;
+  // TLS only, instead of auth_header_key: the header value computed from the client's TLS
+  // session (tests of what the server must refuse: wrong signer, label, suffix...).
+  std::function<std::string(SSL*)> auth_header_from_session;
 
   UpgradeOptions& with_protocols(std::string p) {
     protocols = std::move(p);
@@ -101,6 +106,10 @@ struct UpgradeOptions {
   }
   UpgradeOptions& with_auth_header(const relay::SecretKey& key) {
     auth_header_key = key;
+    return *this;
+  }
+  UpgradeOptions& with_auth_header(std::function<std::string(SSL*)> from_session) {
+    auth_header_from_session = std::move(from_session);
     return *this;
   }
 };
@@ -132,6 +141,8 @@ class BasicRelayTestClient {
         }
         auth_header =
             relay::encode_auth_header(relay::sign_key_material(*opts.auth_header_key, ekm));
+      } else if (opts.auth_header_from_session) {
+        auth_header = opts.auth_header_from_session(ws_.next_layer().native_handle());
       }
     }
     ws_.set_option(

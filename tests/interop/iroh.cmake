@@ -11,6 +11,10 @@ if(TARGET iroh-relay)
   # split, then the relay restarts under the open QUIC connection, which must recover.
   add_test(NAME interop_iroh_restart
            COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay> --variant restart)
-  set_tests_properties(interop_iroh interop_iroh_idle interop_iroh_restart
+  # split behind a proxy, 10 s idle: one relay connection per endpoint (Pongs arrive); then the
+  # proxy drops the relay's Pongs and the endpoints' redials must show.
+  add_test(NAME interop_iroh_pong
+           COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay> --variant pong)
+  set_tests_properties(interop_iroh interop_iroh_idle interop_iroh_restart interop_iroh_pong
                        PROPERTIES LABELS interop TIMEOUT 600)
 endif()

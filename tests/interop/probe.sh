@@ -51,6 +51,18 @@ check "probe table names every check" bash -c "
   for c in ping captive relay datagram relay-ping stun qad pkarr-put pkarr-get dns doh; do
     grep -q \" \$c \" '$WORK/table' || { echo \"missing \$c\"; cat '$WORK/table'; exit 1; }; done"
 
+check "probe's STUN check: the reflexive address is its own socket's" \
+  grep -Eq '^✔ stun .*reflexive 127\.0\.0\.1:[0-9]+ \(= local address\)' "$WORK/table"
+# A STUN server that answers with port + 1: probe must fail the stun check, naming both addresses.
+python3 "$(dirname "${BASH_SOURCE[0]}")/stun_xor.py" wrong-port-server 127.0.0.1 30 >"$WORK/wrong-stun.out" &
+WRONG_STUN=$!
+for _ in $(seq 1 50); do grep -q '^listening' "$WORK/wrong-stun.out" && break; sleep 0.1; done
+WRONG_PORT=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$WORK/wrong-stun.out")
+check "probe fails when the reflexive port differs from its socket's on loopback" bash -c "
+  ! timeout 30 '$CLIENT' probe $URL --stun-port '$WRONG_PORT' --skip captive,relay,datagram,relay-ping,qad,pkarr-put,pkarr-get,dns,doh >'$WORK/wrong' 2>&1;
+  cat '$WORK/wrong'; grep -q '^✗ stun .*differs from the local address' '$WORK/wrong'"
+kill "$WRONG_STUN" 2>/dev/null; wait "$WRONG_STUN" 2>/dev/null
+
 check "keygen writes a 0600 key" bash -c "
   '$CLIENT' keygen --out '$WORK/alice.key' >'$WORK/alice.id' && test \"\$(stat -c %a '$WORK/alice.key')\" = 600 &&
   '$CLIENT' keygen --out '$WORK/alice.key' 2>&1 | grep -q exists"
@@ -113,7 +125,7 @@ cat "$WORK/nodns"
 check "probe exits 1 without DNS (exit $rc)" test "$rc" = 1
 check "probe names exactly dns and doh" grep -qx "FAILED: 2 check(s): dns doh" "$WORK/nodns"
 check "TLS relay, key-material auth and the rest pass" bash -c "
-  grep -q '^✔ relay .*key-material auth' '$WORK/nodns' && grep -q '^✔ stun ' '$WORK/nodns' &&
+  grep -q '^✔ relay .*key-material auth' '$WORK/nodns' && grep -q '^✔ stun .*(= local address)' '$WORK/nodns' &&
   grep -q '^✔ pkarr-get ' '$WORK/nodns' && grep -q '^✔ captive ' '$WORK/nodns'"
 check "QAD checked with the quic-go client" grep -q '^✔ qad ' "$WORK/nodns"
 check "probe without the CA file fails on TLS" bash -c "

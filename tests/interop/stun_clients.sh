@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Real STUN clients against our STUN service on loopback:
 #   coturn's turnutils_stunclient (RFC 5389, magic cookie) over IPv4 and IPv6, and
-#   stun-client's `stun` (RFC 3489, no cookie, CHANGE-REQUEST) over IPv4.
-# Each must report the caller's own address (and, where the client shows it, its source port).
+#   stun-client's `stun` (RFC 3489, no cookie, CHANGE-REQUEST) over IPv4, and
+#   stun_xor.py (raw RFC 8489: decodes XOR-MAPPED-ADDRESS, port included) over IPv4 and IPv6.
+# Each must report the caller's own address; turnutils_stunclient does not show its source port
+# and `stun` reads the legacy MAPPED-ADDRESS, so stun_xor.py is what pins the XOR-mapped port.
 # usage: stun_clients.sh <stun-server-binary>   (a binary taking --host/--port and printing
 #        "listening <port>", e.g. stun_test_server). A missing client fails the test.
 set -uo pipefail
 server_bin="${1:?usage: stun_clients.sh <stun-server-binary>}"
-"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" turnutils_stunclient stun || exit 1
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" turnutils_stunclient stun timeout python3 || exit 1
+stun_xor="$(dirname "${BASH_SOURCE[0]}")/stun_xor.py"
 
 work="$(mktemp -d /tmp/stun-interop.XXXXXX)"
 pids=()
@@ -60,6 +63,9 @@ src="$(echo "$out" | sed -n 's/^Opened port \([0-9]*\) with fd.*/\1/p' | head -n
 [ -n "$src" ] && echo "$out" | grep -q "^MappedAddress = 127\.0\.0\.1:$src\$"
 check "stun (RFC 3489) reports 127.0.0.1:<its source port>" $? "$out"
 
+out="$(timeout 20 python3 "$stun_xor" check 127.0.0.1 "$v4_port" 2>&1)"
+check "stun_xor.py IPv4: XOR-MAPPED-ADDRESS is its own address and port" $? "$out"
+
 # --- dual-stack server ------------------------------------------------------------------------
 if [ "$have_ipv6" = 1 ]; then
   start_server :: ds
@@ -74,6 +80,10 @@ if [ "$have_ipv6" = 1 ]; then
   src="$(echo "$out" | sed -n 's/^Opened port \([0-9]*\) with fd.*/\1/p' | head -n 1)"
   [ -n "$src" ] && echo "$out" | grep -q "^MappedAddress = 127\.0\.0\.1:$src\$"
   check "stun via dual-stack socket reports 127.0.0.1:<its source port>" $? "$out"
+  out="$(timeout 20 python3 "$stun_xor" check ::1 "$ds_port" 2>&1)"
+  check "stun_xor.py IPv6: XOR-MAPPED-ADDRESS is its own address and port" $? "$out"
+  out="$(timeout 20 python3 "$stun_xor" check 127.0.0.1 "$ds_port" 2>&1)"
+  check "stun_xor.py IPv4 via dual-stack socket: own address and port" $? "$out"
 else
   echo "SKIP IPv6 checks: no ::1 on this machine"
 fi

@@ -8,7 +8,11 @@
 #           the whole payload left through the relay path;
 #   restart (only when asked for): split, then the relay is restarted (SIGTERM, start again) under
 #           the open QUIC connection, which must carry a second echo afterwards.
-# Usage (root): run.sh <path-to-iroh-relay> [--variant solo|split|restart|all] [--bytes N] [--idle S]
+#   pong (only when asked for): split with --idle (default 10 s) behind pong_proxy.py, twice: with
+#           the relay's Pongs passed, each endpoint must keep its one relay connection for the whole
+#           run (iroh redials when a Ping gets no Pong within 5 s, relay.md §6.5); with the proxy
+#           dropping every Pong, the redials must show (proof that the check can fail).
+# Usage (root): run.sh <path-to-iroh-relay> [--variant solo|split|restart|pong|all] [--bytes N] [--idle S]
 #                      [--port P] [--keep DIR]
 #   --port P: the relay's port (default 3340; 80 also exercises iroh's captive-portal check,
 #             which always goes to port 80).
@@ -39,7 +43,8 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument $1" >&2; usage ;;
   esac
 done
-case "$VARIANT" in solo|split|restart|all) ;; *) usage ;; esac
+case "$VARIANT" in solo|split|restart|pong|all) ;; *) usage ;; esac
+[ "$VARIANT" = pong ] && [ "$IDLE" = 0 ] && IDLE=10
 CONNS=1
 [ "$IDLE" != 0 ] && CONNS=2
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (network namespaces)" >&2; exit 2; }
@@ -121,6 +126,13 @@ run_variant() { # run_variant NAME
     local echo_js relay_cmd extra=""
     echo_js="$(q "$HERE/echo.mjs")"
     relay_cmd="exec $(q "$RELAY_BIN") --config $(q "$WORK/$name.yaml")"
+    if [ "$name" = pong ] || [ "$name" = pong-dropped ]; then
+      # The proxy owns RELAY_IP:PORT; the relay listens behind it on loopback.
+      write_config "$WORK/$name.yaml" "127.0.0.1:$((PORT + 1))" "$WORK/$name-data"
+      local drop=""
+      [ "$name" = pong-dropped ] && drop="--drop-pong"
+      relay_cmd="python3 $(q "$HERE/pong_proxy.py") --listen 10.77.0.1:$PORT --to 127.0.0.1:$((PORT + 1)) --stats \"\$SHARED/pong.json\" $drop & exec $(q "$RELAY_BIN") --config $(q "$WORK/$name.yaml")"
+    fi
     if [ "$name" = restart ]; then
       relay_cmd="exec bash $(q "$HERE/relay-supervisor.sh") $(q "$RELAY_BIN") $(q "$WORK/$name.yaml") 10.77.0.1 $PORT"
       extra="--restart-request \"\$SHARED/restart-request\" --restarted-marker \"\$SHARED/restarted\""
@@ -141,6 +153,28 @@ run_variant() { # run_variant NAME
     client_summary="the relay did not exit within 10 s of SIGTERM (see relay.log, relay-hang-backtrace.txt); $client_summary"
     [ "$rc" = 0 ] && rc=6
   fi
+  if [ "$name" = pong ] || [ "$name" = pong-dropped ]; then
+    # One relay connection per endpoint for the whole run, or the Pongs did not arrive.
+    local pong_summary one_each=0
+    pong_summary="$(cat "$dir/pong.json" 2>/dev/null)"
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); u=s["upgrades"]
+sys.exit(0 if len(u) == 2 and all(n == 1 for n in u.values()) and s["pongs_forwarded"] > 0 else 1)' \
+      "$dir/pong.json" 2>/dev/null && one_each=1
+    client_summary="proxy: ${pong_summary:-no stats}; $client_summary"
+    if [ "$name" = pong-dropped ]; then
+      # Expected to fail the check: report PASS when the missing Pongs were detected.
+      if [ "$one_each" = 1 ] && [ "$rc" = 0 ] && [ "$server_ok" = 1 ]; then
+        rc=7 server_ok=0
+        client_summary="Pongs dropped but not detected (no redial): $client_summary"
+      else
+        rc=0 server_ok=1
+        client_summary="missing Pongs detected: $client_summary"
+      fi
+    elif [ "$one_each" = 0 ]; then
+      [ "$rc" = 0 ] && rc=7
+      client_summary="an endpoint redialled the relay (Pong missing?): $client_summary"
+    fi
+  fi
   if [ "$rc" = 0 ] && [ "$server_ok" = 1 ]; then
     passed=$((passed + 1))
     echo "iroh interop [$name]: PASS in ${secs}s: $client_summary"
@@ -155,6 +189,7 @@ run_variant() { # run_variant NAME
 [ "$VARIANT" = all ] || [ "$VARIANT" = solo ] && run_variant solo
 [ "$VARIANT" = all ] || [ "$VARIANT" = split ] && run_variant split
 [ "$VARIANT" = restart ] && run_variant restart
+[ "$VARIANT" = pong ] && { run_variant pong; run_variant pong-dropped; }
 
 if [ "$failed" = 0 ] && [ -z "$KEEP" ]; then rm -rf "$WORK"; else echo "run.sh: logs in $WORK" >&2; fi
 echo "iroh interop: $passed passed, $failed failed"
