@@ -69,6 +69,8 @@ dns:
   default_soa: "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600"
   rr_a: "127.0.0.1"
   rr_ns: "ns1.irohdns.example."
+  # The benchmark measures capacity from one loopback source: no response-rate limiting.
+  rrl_rate: 0
 log_level: warn
 data_dir: "$work/relay-data"
 YAML

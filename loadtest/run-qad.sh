@@ -43,6 +43,10 @@ tls:
   manual_cert_path: $work/cert.pem
   manual_key_path: $work/key.pem
 enable_quic_addr_discovery: true
+# The benchmark measures the handshake capacity: no new-connection limits (all from 127.0.0.1).
+limits:
+  qad_new_conn_rate: 0
+  qad_per_source_rate: 0
 enable_stun: false
 enable_metrics: false
 data_dir: $work/data

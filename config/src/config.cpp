@@ -323,6 +323,15 @@ class Loader {
     return value;
   }
 
+  // A rate per second: 0 = unlimited (nullopt), else a finite number above 0.
+  std::optional<double> as_rate(const Field& f) {
+    if (f.value.IsScalar() && f.value.Tag() == "?" &&
+        (f.value.Scalar() == "0" || f.value.Scalar() == "0.0")) {
+      return std::nullopt;
+    }
+    return as_positive_double(f);
+  }
+
   std::string as_string(const Field& f, bool allow_empty = false) {
     const std::string& text = scalar(f, "a string");
     if (text.empty() && !allow_empty) fail(f.line, f.path, "must not be empty");
@@ -534,7 +543,10 @@ class Loader {
 
   void read_dns(const Field& at, DnsConfig& dns) {
     Section s = read_map(at, {"bind_addr", "origins", "default_soa", "rr_a", "rr_aaaa", "rr_ns",
-                              "tcp_idle_timeout_ms", "max_tcp_connections"});
+                              "tcp_idle_timeout_ms", "max_tcp_connections",
+                              // Issue 19 item 5: UDP size cap and response-rate limiting.
+                              "udp_max_payload", "rrl_rate", "rrl_slip", "rrl_ipv4_prefix",
+                              "rrl_ipv6_prefix", "rrl_table_size"});
     if (auto* f = s.find("bind_addr")) dns.bind_addr = as_socket_addr(*f);
     if (auto* f = s.find("origins")) {
       dns.origins.clear();
@@ -576,6 +588,21 @@ class Loader {
       dns.tcp_idle_timeout = std::chrono::milliseconds(as_uint(*f, 1, 3'600'000));
     }
     if (auto* f = s.find("max_tcp_connections")) dns.max_tcp_connections = as_uint(*f, 1, 1 << 20);
+    // 512: RFC 1035's floor; 4096: the largest reply the UDP listener sends.
+    if (auto* f = s.find("udp_max_payload")) dns.udp_max_payload = as_uint(*f, 512, 4096);
+    if (auto* f = s.find("rrl_rate")) {
+      dns.rrl_rate = static_cast<std::uint32_t>(as_uint(*f, 0, 1'000'000));
+    }
+    if (auto* f = s.find("rrl_slip")) {
+      dns.rrl_slip = static_cast<std::uint32_t>(as_uint(*f, 0, 100));
+    }
+    if (auto* f = s.find("rrl_ipv4_prefix")) {
+      dns.rrl_ipv4_prefix = static_cast<unsigned>(as_uint(*f, 8, 32));
+    }
+    if (auto* f = s.find("rrl_ipv6_prefix")) {
+      dns.rrl_ipv6_prefix = static_cast<unsigned>(as_uint(*f, 16, 128));
+    }
+    if (auto* f = s.find("rrl_table_size")) dns.rrl_table_size = as_uint(*f, 1, 1 << 24);
   }
 
   // Why `text` is not a domain name (letters, digits, '-' and '_' in labels of 1..63 bytes,
@@ -650,7 +677,9 @@ class Loader {
   Limits read_limits(const Field& at) {
     Section s = read_map(at, {"accept_conn_limit", "accept_conn_burst", "client", "max_connections",
                               "max_connections_per_ip", "handshake_timeout_ms", "write_timeout_ms",
-                              "client_queue_capacity", "qad_new_conn_rate", "qad_new_conn_burst"});
+                              "client_queue_capacity", "qad_new_conn_rate", "qad_new_conn_burst",
+                              // Issue 19 item 9: per-source QAD limit.
+                              "qad_per_source_rate", "qad_per_source_burst"});
     Limits limits;
     if (auto* f = s.find("accept_conn_limit")) limits.accept_conn_limit = as_positive_double(*f);
     if (auto* f = s.find("accept_conn_burst")) {
@@ -673,10 +702,12 @@ class Loader {
     if (auto* f = s.find("client_queue_capacity")) {
       limits.client_queue_capacity = as_uint(*f, 1, 1 << 20);
     }
-    if (auto* f = s.find("qad_new_conn_rate")) limits.qad_new_conn_rate = as_positive_double(*f);
-    if (auto* f = s.find("qad_new_conn_burst")) {
-      if (!s.find("qad_new_conn_rate")) fail(f->line, f->path, "set without qad_new_conn_rate");
-      limits.qad_new_conn_burst = as_uint(*f, 1, 1 << 24);
+    // 0 switches a QAD limit off (both are on by default).
+    if (auto* f = s.find("qad_new_conn_rate")) limits.qad_new_conn_rate = as_rate(*f);
+    if (auto* f = s.find("qad_new_conn_burst")) limits.qad_new_conn_burst = as_uint(*f, 1, 1 << 24);
+    if (auto* f = s.find("qad_per_source_rate")) limits.qad_per_source_rate = as_rate(*f);
+    if (auto* f = s.find("qad_per_source_burst")) {
+      limits.qad_per_source_burst = as_uint(*f, 1, 1 << 24);
     }
     return limits;
   }
@@ -838,7 +869,10 @@ ConfigError::ConfigError(std::string file, int line, std::string key, std::strin
       key_(std::move(key)),
       reason_(std::move(reason)) {}
 
-Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
+namespace {
+
+// The one document of `text` (a null node when there is none); throws ConfigError.
+YAML::Node load_document(std::string_view text, const std::string& name) {
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
@@ -849,7 +883,27 @@ Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
   if (documents.size() > 1) {
     throw ConfigError(name, line_of(documents[1]), "", "more than one YAML document in the file");
   }
-  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  return documents.empty() ? YAML::Node() : documents.front();
+}
+
+// True if every line of `text` is blank or a comment.
+bool blank_or_comments(std::string_view text) {
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    const std::size_t first = line.find_first_not_of(" \t\r\f\v");
+    if (first != std::string_view::npos && line[first] != '#') return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
+  YAML::Node root = load_document(text, name);
   try {
     return Loader(name, dev).load(root);
   } catch (const YAML::Exception& e) {
@@ -885,7 +939,84 @@ Config load_file(const std::filesystem::path& path, bool dev) {
     }
   }
   if (in.bad()) throw ConfigError(name, 0, "", "cannot read config file: read error");
+  // Issue 19 item 1: a file truncated by a failed deploy (or an editor) must not reload as the
+  // defaults, which admit everyone; whitespace (tabs too, which YAML would reject as
+  // indentation), comments and a bare `~` or `---` count as empty too.
+  if (blank_or_comments(text) || load_document(text, name).IsNull()) {
+    throw ConfigError(name, 0, "", "empty document");
+  }
   return parse_yaml(text, name, dev);
+}
+
+namespace {
+
+std::string count_of(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// True if every element of `a` is in `b`.
+template <typename T>
+bool subset(const std::vector<T>& a, const std::vector<T>& b) {
+  return std::all_of(a.begin(), a.end(),
+                     [&](const T& x) { return std::find(b.begin(), b.end(), x) != b.end(); });
+}
+
+}  // namespace
+
+std::string describe_access(const AccessConfig& access) {
+  switch (access.mode) {
+    case AccessMode::Everyone:
+      return "everyone";
+    case AccessMode::Allowlist:
+      return "allowlist (" + count_of(access.endpoints.size(), "id", "ids") + ")";
+    case AccessMode::Denylist:
+      return "denylist (" + count_of(access.endpoints.size(), "id", "ids") + ")";
+    case AccessMode::SharedToken:
+      return "shared_token (" + count_of(access.tokens.size(), "token", "tokens") + ")";
+    case AccessMode::Http:
+      return "http (" + access.http_url + (access.http_fail_open ? ", fail_open" : "") + ")";
+    case AccessMode::Capability:
+      return "capability_issuers (" +
+             count_of(access.capability_issuers.size(), "issuer", "issuers") + ")";
+  }
+  return "unknown";
+}
+
+std::optional<std::string> access_widening(const AccessConfig& current, const AccessConfig& next) {
+  bool wider = false;
+  if (next.mode == AccessMode::Everyone) {
+    wider = current.mode != AccessMode::Everyone;
+  } else if (current.mode == AccessMode::Everyone) {
+    wider = false;  // anything restricts "everyone"
+  } else if (next.mode != current.mode) {
+    // Two different restricting modes cannot be compared; a change of mode may admit someone
+    // the old one refused, so it is reported.
+    wider = true;
+  } else {
+    switch (next.mode) {
+      case AccessMode::Allowlist:
+        wider = !subset(next.endpoints, current.endpoints);  // an id added
+        break;
+      case AccessMode::Denylist:
+        wider = !subset(current.endpoints, next.endpoints);  // an id removed
+        break;
+      case AccessMode::SharedToken:
+        wider = !subset(next.tokens, current.tokens);  // a token added
+        break;
+      case AccessMode::Capability:
+        wider = !subset(next.capability_issuers, current.capability_issuers);
+        break;
+      case AccessMode::Http:
+        // Another decision service, or failing open where it failed closed.
+        wider =
+            next.http_url != current.http_url || (next.http_fail_open && !current.http_fail_open);
+        break;
+      case AccessMode::Everyone:
+        break;
+    }
+  }
+  if (!wider) return std::nullopt;
+  return describe_access(current) + " -> " + describe_access(next);
 }
 
 Config dev_default() {

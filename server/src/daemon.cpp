@@ -298,6 +298,11 @@ bool Daemon::reload(config::Config next) {
       d.key_stamp = stamp_of(next.tls->manual_key_path.string());
     }
     log::info("reloaded ", next.source.string());
+    // Issue 19 item 1: a reload that admits clients the old config refused is applied, but said
+    // loudly, so that an accidental widening (a truncated list, a wrong file) is noticed.
+    if (auto widening = config::access_widening(old.access, next.access)) {
+      log::warn("reload widens access: ", *widening, " (", next.source.string(), ")");
+    }
     return true;
   } catch (const std::exception& e) {
     // ConfigError's text is "<file>:<line>: <key>: <reason>".

@@ -105,6 +105,9 @@ void add_configured_services(iroh::server::Daemon& daemon) {
     const auto [qad_rate, qad_burst] = iroh::server::qad_new_connection_limit(config.limits);
     qad.new_connection_rate = qad_rate;
     qad.new_connection_burst = qad_burst;
+    const auto [source_rate, source_burst] = iroh::server::qad_per_source_limit(config.limits);
+    qad.per_source_rate = source_rate;
+    qad.per_source_burst = source_burst;
     auto service = std::make_unique<iroh::server::QadThreadService>(std::move(qad));
     daemon.add_service(std::move(service));
   }

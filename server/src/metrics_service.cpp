@@ -18,6 +18,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "accept_backoff.hpp"
 #include "bind_address.hpp"
 #include "log.hpp"
 #include "relay_service.hpp"
@@ -299,6 +300,7 @@ asio::awaitable<void> serve(std::shared_ptr<MetricsService::State> state,
 }
 
 asio::awaitable<void> accept_loop(std::shared_ptr<MetricsService::State> state) {
+  AcceptBackoff backoff("metrics: accept");
   for (;;) {
     tcp::socket socket(asio::make_strand(state->ioc));
     error_code ec;
@@ -306,11 +308,11 @@ asio::awaitable<void> accept_loop(std::shared_ptr<MetricsService::State> state) 
     if (state->stopping.load()) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) co_return;
-      log::warn("metrics: accept failed: ", ec.message());
-      asio::steady_timer backoff(state->acceptor.get_executor(), std::chrono::milliseconds(50));
-      co_await backoff.async_wait(ec_token(ec));
+      // e.g. EMFILE: pause instead of spinning, one WARN per 10 s.
+      co_await backoff.pause(state->acceptor.get_executor(), ec);
       continue;
     }
+    backoff.succeeded();
     auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
     {
       std::lock_guard lock(state->mutex);

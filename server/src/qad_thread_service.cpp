@@ -17,6 +17,13 @@ std::pair<double, std::size_t> qad_new_connection_limit(const config::Limits& li
                     std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(rate))))};
 }
 
+std::pair<double, std::size_t> qad_per_source_limit(const config::Limits& limits) {
+  if (!limits.qad_per_source_rate) return {0.0, 0};
+  const double rate = *limits.qad_per_source_rate;
+  return {rate, limits.qad_per_source_burst.value_or(
+                    std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(2 * rate))))};
+}
+
 QadThreadService::QadThreadService(QadConfig config)
     : service_(std::make_unique<QadService>(io_, std::move(config))) {}
 
@@ -57,11 +64,16 @@ void QadThreadService::reload_certificate(const std::string& cert_chain_pem,
 
 void QadThreadService::reload(const config::Config& next) {
   const auto [rate, burst] = qad_new_connection_limit(next.limits);
-  if (!thread_.joinable()) {
+  const auto [source_rate, source_burst] = qad_per_source_limit(next.limits);
+  auto apply = [this, rate, burst, source_rate, source_burst] {
     service_->set_new_connection_limit(rate, burst);
+    service_->set_per_source_limit(source_rate, source_burst);
+  };
+  if (!thread_.joinable()) {
+    apply();
     return;
   }
-  boost::asio::post(io_, [this, rate, burst] { service_->set_new_connection_limit(rate, burst); });
+  boost::asio::post(io_, apply);
 }
 
 void QadThreadService::stop() {

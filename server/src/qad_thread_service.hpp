@@ -19,6 +19,9 @@ namespace iroh::server {
 // limits.qad_new_conn_rate / limits.qad_new_conn_burst as QadConfig's new_connection_rate and
 // new_connection_burst (rate 0 = unlimited; burst defaults to the rate rounded up).
 std::pair<double, std::size_t> qad_new_connection_limit(const config::Limits& limits);
+// limits.qad_per_source_rate / limits.qad_per_source_burst as QadConfig's per_source_rate and
+// per_source_burst (rate 0 = unlimited; burst defaults to twice the rate rounded up).
+std::pair<double, std::size_t> qad_per_source_limit(const config::Limits& limits);
 
 class QadThreadService final : public Service {
  public:

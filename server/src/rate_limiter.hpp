@@ -1,10 +1,18 @@
-// Per-client receive token bucket, exactly the reference's algorithm (spec relay.md §6.8):
-// integer tokens, refilled in whole 100 ms periods, starts full.
+// The rate limiters (one home for token buckets):
+//  * RxTokenBucket: per-client receive bytes, exactly the reference's algorithm (relay.md §6.8).
+//  * TokenBucket: one global events-per-second limit (QAD new connections).
+//  * PrefixRateLimiter: events per second per source prefix in a fixed table (DNS response-rate
+//    limiting, QAD new connections per source).
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 namespace iroh::server {
 
@@ -48,6 +56,77 @@ class RxTokenBucket {
   std::int64_t refill_;
   std::int64_t fill_;
   Clock::time_point last_fill_;
+};
+
+// `rate` events per second, `burst` at once, starting full. Not thread-safe. rate <= 0 = no limit.
+class TokenBucket {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  TokenBucket(double rate, double burst, Clock::time_point now = Clock::now()) {
+    configure(rate, burst, now);
+  }
+
+  // A limit switched on starts full; a changed one keeps what is left (at most the new burst).
+  void configure(double rate, double burst, Clock::time_point now) {
+    const bool was_unlimited = rate_ <= 0;
+    rate_ = rate;
+    burst_ = std::max(1.0, burst);
+    tokens_ = was_unlimited ? burst_ : std::min(tokens_, burst_);
+    last_ = now;
+  }
+
+  // True (and one token spent) if an event may happen now.
+  bool take(Clock::time_point now) {
+    if (rate_ <= 0) return true;
+    if (now > last_) {
+      const std::chrono::duration<double> elapsed = now - last_;
+      tokens_ = std::min(burst_, tokens_ + elapsed.count() * rate_);
+      last_ = now;
+    }
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  double rate_ = 0;
+  double burst_ = 1;
+  double tokens_ = 0;
+  Clock::time_point last_{};
+};
+
+// Events per second per source prefix (IPv4 /ipv4_prefix, IPv6 /ipv6_prefix; IPv4-mapped IPv6
+// counts as IPv4), like knotd's RRL table: a fixed array of `table_size` GCRA slots indexed by a
+// keyed hash of the prefix, so memory is bounded whatever the number of sources, and prefixes
+// that share a slot share its limit (the per-process hash key keeps attackers from choosing
+// collisions). Thread-safe.
+class PrefixRateLimiter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Options {
+    double rate = 0;  // events per second per prefix; <= 0 = no limit
+    double burst = 1;
+    unsigned ipv4_prefix = 32;
+    unsigned ipv6_prefix = 64;
+    std::size_t table_size = 65536;
+  };
+
+  explicit PrefixRateLimiter(const Options& options);
+  // True (and counted) if `source` may have one more event now.
+  bool allow(const boost::asio::ip::address& source, Clock::time_point now = Clock::now());
+  const Options& options() const { return options_; }
+
+  // The prefix `source` is counted under (16 bytes, IPv4 as v4-mapped), exposed for tests.
+  std::array<std::uint8_t, 16> prefix_of(const boost::asio::ip::address& source) const;
+
+ private:
+  Options options_;
+  std::int64_t interval_ns_;   // one event per interval
+  std::int64_t tolerance_ns_;  // interval * (burst - 1)
+  std::array<std::uint8_t, 16> hash_key_;
+  std::mutex mutex_;
+  std::vector<std::int64_t> tat_;  // GCRA theoretical arrival time per slot, ns since epoch
 };
 
 }  // namespace iroh::server

@@ -429,6 +429,33 @@ TEST_F(QadTest, NewConnectionRateLimitDropsInitialsOverTheBurst) {
   EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 1u);
 }
 
+// Issue 19 item 9: one source beyond its burst is dropped and counted under its own reason, and
+// does not spend the global tokens (checked first).
+TEST_F(QadTest, PerSourceRateLimitDropsInitialsOverTheBurst) {
+  iroh::server::QadConfig config;
+  config.per_source_rate = 0.001;  // nothing refills during the test
+  config.per_source_burst = 2;
+  config.new_connection_rate = 0.001;
+  config.new_connection_burst = 3;
+  qad_test::QadTestServer server(certificate_, config);
+  for (int i = 0; i < 2; ++i) {
+    qad_test::QadTestClient client(server.port(), options());
+    ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
+  }
+  qad_test::QadTestClient limited(server.port(), options());
+  EXPECT_FALSE(limited.handshake(500ms));
+  EXPECT_EQ(server.metrics().incoming.Value(), 2u);
+  EXPECT_GE(server.metrics().dropped.source_rate_limited.Value(), 1u);
+  EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 0u);
+  // Lifting the per-source limit (a reload): the third global token is still there.
+  server.set_per_source_limit(0, 0);
+  qad_test::QadTestClient third(server.port(), options());
+  EXPECT_TRUE(third.handshake(3000ms)) << third.tls_error;
+  qad_test::QadTestClient fourth(server.port(), options());
+  EXPECT_FALSE(fourth.handshake(500ms));
+  EXPECT_GE(server.metrics().dropped.rate_limited.Value(), 1u);
+}
+
 TEST_F(QadTest, NewConnectionRateLimitCanBeChangedWhileRunning) {
   qad_test::QadTestServer server(certificate_);  // unlimited
   server.set_new_connection_limit(0.001, 1);     // what a SIGHUP reload does

@@ -146,6 +146,8 @@ dns:
   rr_ns: "ns1.irohdns.example."
   tcp_idle_timeout_ms: 1000
   max_tcp_connections: 8
+  # Every query comes from 127.0.0.1; RRL has its own test (dns_service_test).
+  rrl_rate: 0
 data_dir: "{work}/data"
 """)
     log_path = os.path.join(work, "relay.log")

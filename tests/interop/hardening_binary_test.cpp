@@ -1,8 +1,13 @@
 // The iroh-relay binary under signals: SIGHUP with a broken config keeps the running one (and a
 // good one applies without dropping clients), SIGTERM drains (Restarting to relay clients, exit
-// 0), and `iroh-relay token` mints capability tokens the relay admits.
+// 0), and `iroh-relay token` mints capability tokens the relay admits. Also: an empty config file
+// is refused at start and on SIGHUP, and the accept loops back off when out of file descriptors.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +75,7 @@ class Process {
     return std::nullopt;
   }
   void signal(int sig) { ::kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   // Exit status, or nullopt if still running after `limit`.
   std::optional<int> wait_exit(std::chrono::seconds limit) {
     auto deadline = std::chrono::steady_clock::now() + limit;
@@ -221,6 +227,156 @@ TEST_F(RelayBinary, TokenCommandMintsCapabilityTokens) {
             relay::encode(relay::ServerDeniesAuth{"capability token missing"}));
   // The token never shows up in the log.
   EXPECT_EQ(process_->log().find(token), std::string::npos);
+}
+
+// How often `re` matches the log so far.
+std::size_t count_matches(const std::string& text, const std::string& re) {
+  std::regex pattern(re);
+  return static_cast<std::size_t>(std::distance(
+      std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
+}
+
+// Issue 19 item 1: an empty (or whitespace-only, or comments-only) config is an error at start,
+// and a SIGHUP with one keeps the running config: a refused key stays refused. A reload that
+// widens access is applied, with a WARN naming the old and new mode.
+TEST_F(RelayBinary, EmptyConfigIsRefusedAtStartAndOnReload) {
+  write_config("");
+  process_ = std::make_unique<Process>(
+      dir_, std::vector<std::string>{IROH_RELAY_BINARY, "--config", (dir_ / "relay.yaml")});
+  EXPECT_EQ(process_->wait_exit(20s), 2);
+  EXPECT_NE(process_->log().find("relay.yaml: empty document"), std::string::npos)
+      << process_->log();
+
+  auto alice = SecretKey::generate(), bob = SecretKey::generate();
+  write_config(base_config() + "access:\n  allowlist:\n    - " + alice.public_key().to_hex() +
+               "\n");
+  auto ep = start();
+  auto a = connect(ep, alice);
+  const auto denied = relay::encode(relay::ServerDeniesAuth{"not authorized"});
+  EXPECT_EQ(attempt(ep, bob), denied);
+  const std::string rejected =
+      R"(ERROR reload rejected: \S+relay\.yaml: empty document; keeping the running config)";
+  std::size_t n = 0;
+  for (const char* text : {"", " \n\t\n", "# access: everyone\n# (all commented out)\n"}) {
+    write_config(text);
+    process_->signal(SIGHUP);
+    ++n;
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (count_matches(process_->log(), rejected) < n &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(count_matches(process_->log(), rejected), n) << process_->log();
+    EXPECT_EQ(attempt(ep, bob), denied)
+        << "after an empty config: " << testing::PrintToString(text);
+    EXPECT_TRUE(a->ping_barrier());
+  }
+  EXPECT_EQ(process_->log().find("reload widens access"), std::string::npos);
+
+  // Widening is applied and logged: allowlist (1 id) -> everyone.
+  write_config(base_config());
+  process_->signal(SIGHUP);
+  EXPECT_TRUE(process_->wait_for(R"(WARN reload widens access: allowlist \(1 id\) -> everyone)"))
+      << process_->log();
+  auto b = connect(ep, bob);
+  EXPECT_TRUE(b->ping_barrier());
+}
+
+// utime + stime of `pid`, in seconds (/proc/<pid>/stat fields 14 and 15).
+double cpu_seconds(pid_t pid) {
+  std::string stat = read_all("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  std::vector<std::string> fields;
+  while (in >> field) fields.push_back(field);
+  if (fields.size() < 13) return -1;
+  // fields[0] is field 3 (state): utime = field 14, stime = field 15.
+  return double(std::stoull(fields[11]) + std::stoull(fields[12])) / double(::sysconf(_SC_CLK_TCK));
+}
+
+int connect_tcp(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One DNS query over TCP (SOA of "example."): true if an answer with its ID comes back.
+bool dns_tcp_answers(std::uint16_t port, std::chrono::milliseconds timeout) {
+  int fd = connect_tcp(port);
+  if (fd < 0) return false;
+  const std::uint8_t query[] = {0, 25,  0x42, 0x43, 0x01, 0,   0,   1,   0, 0, 0, 0, 0, 0,
+                                7, 'e', 'x',  'a',  'm',  'p', 'l', 'e', 0, 0, 6, 0, 1};
+  bool ok = ::send(fd, query, sizeof query, 0) == ssize_t(sizeof query);
+  std::uint8_t reply[512];
+  pollfd p{fd, POLLIN, 0};
+  ok = ok && ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
+  ok = ok && ::recv(fd, reply, sizeof reply, 0) >= 4 && reply[2] == 0x42 && reply[3] == 0x43;
+  ::close(fd);
+  return ok;
+}
+
+// Issue 19 item 6: out of file descriptors (RLIMIT_NOFILE lowered for the daemon), the DNS TCP
+// and metrics accept loops pause instead of spinning: the daemon stays near idle and logs at most
+// a couple of lines per listener; once descriptors are free again it accepts again.
+TEST_F(RelayBinary, AcceptLoopsBackOffWhenOutOfFileDescriptors) {
+  write_config(
+      "http_bind_addr: \"127.0.0.1:0\"\nenable_metrics: true\n"
+      "metrics_bind_addr: \"127.0.0.1:0\"\nlog_level: info\ndata_dir: \"" +
+      dir_.string() +
+      "\"\nenable_dns: true\ndns:\n  bind_addr: \"127.0.0.1:0\"\n"
+      "  tcp_idle_timeout_ms: 600000\n  max_tcp_connections: 100000\n");
+  process_ = std::make_unique<Process>(
+      dir_, std::vector<std::string>{"/bin/sh", "-c", "ulimit -n 96 && exec \"$0\" \"$@\"",
+                                     IROH_RELAY_BINARY, "--config", (dir_ / "relay.yaml")});
+  auto dns_port = process_->wait_for(R"(dns: listening on udp 127\.0\.0\.1:(\d+))");
+  auto metrics_port = process_->wait_for(R"(listening metrics on 127\.0\.0\.1:(\d+))");
+  ASSERT_TRUE(dns_port && metrics_port) << process_->log();
+  const auto dns = static_cast<std::uint16_t>(std::stoi(*dns_port));
+  const auto metrics = static_cast<std::uint16_t>(std::stoi(*metrics_port));
+  ASSERT_TRUE(dns_tcp_answers(dns, 5s)) << process_->log();
+
+  // More connections than the daemon has descriptors: the rest wait in the listen queue.
+  std::vector<int> fds;
+  for (int i = 0; i < 160; ++i) {
+    int fd = connect_tcp(dns);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  ASSERT_TRUE(process_->wait_for(R"(dns: tcp accept failed: Too many open files)"))
+      << process_->log();
+  // Only now: earlier, the metrics listener might still have found a free descriptor.
+  fds.push_back(connect_tcp(metrics));
+  ASSERT_TRUE(process_->wait_for(R"(metrics: accept failed: Too many open files)"))
+      << process_->log();
+  const double cpu_before = cpu_seconds(process_->pid());
+  std::this_thread::sleep_for(2s);
+  const double cpu = cpu_seconds(process_->pid()) - cpu_before;
+  std::printf("daemon CPU over 2 s out of descriptors: %.3f s\n", cpu);
+  EXPECT_GE(cpu, 0.0);
+  EXPECT_LT(cpu, 0.3) << "the accept loops spin";  // a spinning loop takes ~2 s of CPU
+  const std::string log = process_->log();
+  EXPECT_LE(count_matches(log, "dns: tcp accept failed"), 2u) << log;
+  EXPECT_LE(count_matches(log, "metrics: accept failed"), 2u) << log;
+
+  // Descriptors back: new connections are accepted and answered again.
+  for (int fd : fds) {
+    if (fd >= 0) ::close(fd);
+  }
+  bool answered = false;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!answered && std::chrono::steady_clock::now() < deadline) {
+    answered = dns_tcp_answers(dns, 2s);
+    if (!answered) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(answered) << process_->log();
 }
 
 }  // namespace

@@ -928,7 +928,9 @@ TEST_F(ConfigTest, LookupErrors) {
             "test.yaml:2: zone_store.path: expected a string, found a list");
   EXPECT_EQ(error_of("dns:\n  port: 53\n"),
             "test.yaml:2: dns.port: unknown key (known keys here: bind_addr, origins, "
-            "default_soa, rr_a, rr_aaaa, rr_ns, tcp_idle_timeout_ms, max_tcp_connections)");
+            "default_soa, rr_a, rr_aaaa, rr_ns, tcp_idle_timeout_ms, max_tcp_connections, "
+            "udp_max_payload, rrl_rate, rrl_slip, rrl_ipv4_prefix, rrl_ipv6_prefix, "
+            "rrl_table_size)");
   EXPECT_EQ(error_of("dns:\n  bind_addr: 53\n"),
             "test.yaml:2: dns.bind_addr: invalid socket address \"53\" (expected \"host:port\", "
             "\"[v6]:port\" or \"*:port\")");
@@ -1000,19 +1002,144 @@ TEST_F(ConfigTest, LookupExampleValuesAreTheDefaults) {
   EXPECT_EQ(cfg.dns.rr_ns, defaults.dns.rr_ns);
   EXPECT_EQ(cfg.dns.tcp_idle_timeout, defaults.dns.tcp_idle_timeout);
   EXPECT_EQ(cfg.dns.max_tcp_connections, defaults.dns.max_tcp_connections);
+  EXPECT_EQ(cfg.dns.udp_max_payload, defaults.dns.udp_max_payload);
+  EXPECT_EQ(cfg.dns.rrl_rate, defaults.dns.rrl_rate);
+  EXPECT_EQ(cfg.dns.rrl_slip, defaults.dns.rrl_slip);
+  EXPECT_EQ(cfg.dns.rrl_ipv4_prefix, defaults.dns.rrl_ipv4_prefix);
+  EXPECT_EQ(cfg.dns.rrl_ipv6_prefix, defaults.dns.rrl_ipv6_prefix);
+  EXPECT_EQ(cfg.dns.rrl_table_size, defaults.dns.rrl_table_size);
+  EXPECT_EQ(cfg.limits.qad_new_conn_rate, defaults.limits.qad_new_conn_rate);
+  EXPECT_EQ(cfg.limits.qad_per_source_rate, defaults.limits.qad_per_source_rate);
 }
 
+// Issue 19 item 9: both QAD limits are on by default; 0 switches one off.
 TEST(ConfigQad, NewConnectionRateLimit) {
   Config unset = parse_yaml("limits:\n  max_connections: 5\n", "t");
-  EXPECT_FALSE(unset.limits.qad_new_conn_rate);
+  EXPECT_DOUBLE_EQ(*unset.limits.qad_new_conn_rate, kDefaultQadNewConnRate);
   EXPECT_FALSE(unset.limits.qad_new_conn_burst);
-  Config set = parse_yaml("limits:\n  qad_new_conn_rate: 250.5\n  qad_new_conn_burst: 500\n", "t");
+  EXPECT_DOUBLE_EQ(*unset.limits.qad_per_source_rate, kDefaultQadPerSourceRate);
+  EXPECT_FALSE(unset.limits.qad_per_source_burst);
+  Config set = parse_yaml(
+      "limits:\n  qad_new_conn_rate: 250.5\n  qad_new_conn_burst: 500\n"
+      "  qad_per_source_rate: 2\n  qad_per_source_burst: 3\n",
+      "t");
   EXPECT_DOUBLE_EQ(*set.limits.qad_new_conn_rate, 250.5);
   EXPECT_EQ(*set.limits.qad_new_conn_burst, 500u);
-  EXPECT_THAT(error_of("limits:\n  qad_new_conn_rate: 0\n"),
-              testing::StartsWith("test.yaml:2: limits.qad_new_conn_rate: out of range: 0"));
-  EXPECT_EQ(error_of("limits:\n  qad_new_conn_burst: 5\n"),
-            "test.yaml:2: limits.qad_new_conn_burst: set without qad_new_conn_rate");
+  EXPECT_DOUBLE_EQ(*set.limits.qad_per_source_rate, 2.0);
+  EXPECT_EQ(*set.limits.qad_per_source_burst, 3u);
+  Config off = parse_yaml("limits:\n  qad_new_conn_rate: 0\n  qad_per_source_rate: 0.0\n", "t");
+  EXPECT_FALSE(off.limits.qad_new_conn_rate);
+  EXPECT_FALSE(off.limits.qad_per_source_rate);
+  EXPECT_THAT(error_of("limits:\n  qad_new_conn_rate: -1\n"),
+              testing::StartsWith("test.yaml:2: limits.qad_new_conn_rate: out of range: -1"));
+  EXPECT_THAT(error_of("limits:\n  qad_per_source_rate: \"0\"\n"),
+              testing::StartsWith("test.yaml:2: limits.qad_per_source_rate: expected a number"));
+  EXPECT_THAT(error_of("limits:\n  qad_per_source_burst: 0\n"),
+              testing::StartsWith("test.yaml:2: limits.qad_per_source_burst: out of range: 0"));
+}
+
+// Issue 19 item 5: UDP answer size and response-rate limiting.
+TEST(ConfigDns, UdpPayloadAndRrl) {
+  Config d = parse_yaml("enable_dns: true\n", "t");
+  EXPECT_EQ(d.dns.udp_max_payload, 1232u);
+  EXPECT_EQ(d.dns.rrl_rate, 50u);
+  EXPECT_EQ(d.dns.rrl_slip, 2u);
+  EXPECT_EQ(d.dns.rrl_ipv4_prefix, 24u);
+  EXPECT_EQ(d.dns.rrl_ipv6_prefix, 56u);
+  EXPECT_EQ(d.dns.rrl_table_size, 65536u);
+  Config c = parse_yaml(
+      "dns:\n  udp_max_payload: 512\n  rrl_rate: 0\n  rrl_slip: 0\n  rrl_ipv4_prefix: 32\n"
+      "  rrl_ipv6_prefix: 64\n  rrl_table_size: 1\n",
+      "t");
+  EXPECT_EQ(c.dns.udp_max_payload, 512u);
+  EXPECT_EQ(c.dns.rrl_rate, 0u);
+  EXPECT_EQ(c.dns.rrl_slip, 0u);
+  EXPECT_EQ(c.dns.rrl_ipv4_prefix, 32u);
+  EXPECT_EQ(c.dns.rrl_ipv6_prefix, 64u);
+  EXPECT_EQ(c.dns.rrl_table_size, 1u);
+  EXPECT_EQ(error_of("dns:\n  udp_max_payload: 511\n"),
+            "test.yaml:2: dns.udp_max_payload: out of range: 511 (allowed 512 to 4096)");
+  EXPECT_EQ(error_of("dns:\n  udp_max_payload: 65535\n"),
+            "test.yaml:2: dns.udp_max_payload: out of range: 65535 (allowed 512 to 4096)");
+  EXPECT_EQ(error_of("dns:\n  rrl_ipv4_prefix: 33\n"),
+            "test.yaml:2: dns.rrl_ipv4_prefix: out of range: 33 (allowed 8 to 32)");
+  EXPECT_EQ(error_of("dns:\n  rrl_ipv6_prefix: 129\n"),
+            "test.yaml:2: dns.rrl_ipv6_prefix: out of range: 129 (allowed 16 to 128)");
+  EXPECT_EQ(error_of("dns:\n  rrl_table_size: 0\n"),
+            "test.yaml:2: dns.rrl_table_size: out of range: 0 (allowed 1 to 16777216)");
+  EXPECT_EQ(error_of("dns:\n  rrl_slip: 101\n"),
+            "test.yaml:2: dns.rrl_slip: out of range: 101 (allowed 0 to 100)");
+}
+
+// Issue 19 item 1: a file without a document is refused instead of becoming the defaults (which
+// admit everyone): empty, whitespace only, comments only, a bare null, an empty document marker.
+TEST_F(ConfigTest, EmptyDocumentIsAnError) {
+  TempDir dir;
+  int n = 0;
+  for (const char* text : {"", "   \n\t\n\n", "# access:\n#   allowlist: []\n", "~\n", "---\n",
+                           "--- # nothing\n...\n"}) {
+    auto path = dir.write("empty" + std::to_string(n++) + ".yaml", text);
+    try {
+      load_file(path);
+      FAIL() << "expected a ConfigError for " << testing::PrintToString(std::string(text));
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), path.string() + ": empty document");
+      EXPECT_EQ(e.reason(), "empty document");
+    }
+  }
+  // A document with one key is not empty.
+  EXPECT_NO_THROW(load_file(dir.write("one.yaml", "# comment\nenable_relay: true\n")));
+}
+
+// Issue 19 item 1: which reloads widen access (applied, but logged at WARN).
+TEST(ConfigAccess, Widening) {
+  auto id = [] {
+    return *relay::EndpointId::parse(relay::SecretKey::generate().public_key().to_hex());
+  };
+  const auto a = id(), b = id(), c = id();
+  auto list = [](AccessMode mode, std::vector<relay::EndpointId> ids) {
+    AccessConfig c;
+    c.mode = mode;
+    c.endpoints = std::move(ids);
+    return c;
+  };
+  const AccessConfig everyone;
+  const AccessConfig allow_ab = list(AccessMode::Allowlist, {a, b});
+  const AccessConfig allow_a = list(AccessMode::Allowlist, {a});
+  const AccessConfig allow_ac = list(AccessMode::Allowlist, {a, c});
+  const AccessConfig deny_ab = list(AccessMode::Denylist, {a, b});
+  const AccessConfig deny_a = list(AccessMode::Denylist, {a});
+
+  EXPECT_EQ(access_widening(allow_ab, everyone), "allowlist (2 ids) -> everyone");
+  EXPECT_EQ(access_widening(deny_a, everyone), "denylist (1 id) -> everyone");
+  EXPECT_FALSE(access_widening(everyone, everyone));
+  EXPECT_FALSE(access_widening(everyone, allow_a));  // narrower
+  EXPECT_FALSE(access_widening(allow_ab, allow_a));  // an id removed: narrower
+  EXPECT_FALSE(access_widening(allow_ab, allow_ab));
+  EXPECT_EQ(access_widening(allow_a, allow_ab), "allowlist (1 id) -> allowlist (2 ids)");
+  EXPECT_TRUE(access_widening(allow_ab, allow_ac));  // same length, c is new
+  EXPECT_EQ(access_widening(deny_ab, deny_a), "denylist (2 ids) -> denylist (1 id)");
+  EXPECT_FALSE(access_widening(deny_a, deny_ab));
+  EXPECT_TRUE(access_widening(allow_a, deny_ab));  // another mode: cannot be compared
+
+  AccessConfig tokens1;
+  tokens1.mode = AccessMode::SharedToken;
+  tokens1.tokens = {"x"};
+  AccessConfig tokens2 = tokens1;
+  tokens2.tokens = {"x", "y"};
+  EXPECT_EQ(access_widening(tokens1, tokens2), "shared_token (1 token) -> shared_token (2 tokens)");
+  EXPECT_FALSE(access_widening(tokens2, tokens1));
+  AccessConfig http;
+  http.mode = AccessMode::Http;
+  http.http_url = "http://a/";
+  AccessConfig http_open = http;
+  http_open.http_fail_open = true;
+  EXPECT_EQ(access_widening(http, http_open), "http (http://a/) -> http (http://a/, fail_open)");
+  EXPECT_FALSE(access_widening(http_open, http));
+  AccessConfig issuers;
+  issuers.mode = AccessMode::Capability;
+  issuers.capability_issuers = {a, b, c};
+  EXPECT_EQ(describe_access(issuers), "capability_issuers (3 issuers)");
 }
 
 TEST(ConfigHardening, AccessLimitsLogsShutdown) {

@@ -566,12 +566,53 @@ TEST_F(DnsTruncationTest, LargeEdnsTcpAndHttpsNeverTruncate) {
   }
 }
 
-// Mixed case turns compression off: still correct, still cut at whole records.
-TEST_F(DnsTruncationTest, MixedCaseUncompressedTruncation) {
+// Mixed case: still cut at whole records.
+TEST_F(DnsTruncationTest, MixedCaseTruncation) {
   Reply r = ask(Q{.name = "_IROH." + std::string(kZ32) + ".irohdns.example."});
   EXPECT_TRUE(r.tc());
   EXPECT_LE(r.wire.size(), 512u);
   EXPECT_EQ(r.view().answers.size(), r.an());
+}
+
+// Issue 19 item 5: a mixed-case (0x20) query name must not turn name compression off. The owners
+// stay lower-case (§5.3), so the first is written once in full and the others point to it: the
+// answer is at most one owner name longer than for the lower-case query.
+TEST_F(DnsTruncationTest, MixedCaseQueryIsStillCompressed) {
+  const std::string lower = iroh_name("irohdns.example.");
+  const std::string mixed = "_IrOh." + std::string(kZ32) + ".IROHdns.Example.";
+  Reply l = ask(Q{.name = lower}, Transport::Tcp);
+  Reply m = ask(Q{.name = mixed}, Transport::Tcp);
+  ASSERT_EQ(l.an(), 10);
+  ASSERT_EQ(m.an(), 10);
+  const std::size_t owner_size = lower.size() + 1;  // wire form of the FQDN
+  // (Uncompressed, each of the 10 owners would add owner_size - 2 bytes.)
+  EXPECT_LE(m.wire.size(), l.wire.size() + owner_size);
+  ResponseView v = m.view();
+  ASSERT_EQ(v.answers.size(), 10u);
+  for (const auto& a : v.answers) EXPECT_EQ(a.name, lower);
+  EXPECT_EQ(v.question_name, mixed);  // echoed as asked
+}
+
+// The negative answer's SOA owner is the origin, lower-case, even when the question spells it in
+// another case (it is then written in full rather than pointing into the question).
+TEST_F(DnsResolverTest, MixedCaseNegativeAnswerKeepsLowerCaseSoaOwner) {
+  Reply r = ask(Q{.name = "NoSuchName.IrohDns.Example.", .type = 1});
+  EXPECT_EQ(r.rcode(), 3);
+  ASSERT_EQ(r.ns(), 1);
+  auto v = view_response(r.wire);
+  ASSERT_TRUE(v);
+  // view_response only decodes answers: check the owner bytes right after the question.
+  const std::size_t at = make(Q{.name = "NoSuchName.IrohDns.Example.", .type = 1}).size();
+  const Bytes origin = {7,   'i', 'r', 'o', 'h', 'd', 'n', 's', 7,
+                        'e', 'x', 'a', 'm', 'p', 'l', 'e', 0};
+  ASSERT_GE(r.wire.size(), at + origin.size());
+  EXPECT_TRUE(std::equal(origin.begin(), origin.end(), r.wire.begin() + at));
+  // The lower-case question gets a pointer into the question instead.
+  Reply l = ask(Q{.name = "nosuchname.irohdns.example.", .type = 1});
+  EXPECT_EQ(l.wire[at], 0xc0);
+  // The record written in full also keeps its RDATA names (the SOA's mname and rname) whole:
+  // a few bytes, once per answer.
+  EXPECT_LE(r.wire.size(), l.wire.size() + origin.size() + 16);
 }
 
 // ---- DoH JSON helpers ---------------------------------------------------------------------------

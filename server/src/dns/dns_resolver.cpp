@@ -83,22 +83,20 @@ Bytes parse_address(const std::string& text, int family, std::string_view key) {
   return Bytes(buf, buf + N);
 }
 
-bool is_lower(const std::uint8_t* name, std::size_t size) {
-  return std::none_of(name, name + size, [](std::uint8_t c) { return c >= 'A' && c <= 'Z'; });
-}
-
 // Writes the response after the header and question: whole resource records until the limit,
-// with room kept for the OPT RR. Names are compressed (libknot) only when the question name is
-// lower-case: libknot compresses case-insensitively against it, and owners must stay lower-case.
+// with room kept for the OPT RR. Owner names are compressed by exact bytes only (issue 19 item 5):
+// libknot compares case-insensitively, so letting it compress an owner against a mixed-case
+// question would give the owner the question's case, while owners are lower-case (§5.3). An
+// owner is written as a pointer to an identical suffix of the question or to the same owner
+// written earlier; otherwise once in full. Names inside RDATA are compressed by libknot.
 class Writer {
  public:
-  Writer(std::uint8_t* wire, std::size_t size, std::size_t limit, bool compress)
-      : wire_(wire), size_(size), limit_(limit) {
+  Writer(std::uint8_t* wire, std::size_t size, std::size_t limit)
+      : wire_(wire), size_(size), limit_(limit), question_end_(size) {
     compr_.wire = wire;
     compr_.rrinfo = &rrinfo_;
     compr_.suffix.pos = 0;
     compr_.suffix.labels = 0;
-    compress_ = compress;
   }
 
   void reserve(std::size_t bytes) { reserved_ += bytes; }
@@ -126,23 +124,59 @@ class Writer {
     if (truncated_ && !reserved_space) return false;
     const std::size_t room = limit_ > size_ + reserved_ ? limit_ - size_ - reserved_ : 0;
     std::memset(&rrinfo_, 0, sizeof(rrinfo_));
-    const int written = knot_rrset_to_wire_extra(
-        &rr, wire_ + size_, static_cast<std::uint16_t>(room), 0, compress_ ? &compr_ : nullptr, 0);
+    const std::uint16_t target = owner_target(rr.owner);
+    // With a target libknot writes the owner as a pointer to it (the owner hint); without one
+    // no compression context, so the owner is written as it is.
+    knot_compr_t* compr = nullptr;
+    if (target != 0) {
+      knot_compr_hint_set(&rrinfo_, KNOT_COMPR_HINT_OWNER, target, 2);
+      compr = &compr_;
+    }
+    const std::size_t at = size_;
+    const int written =
+        knot_rrset_to_wire_extra(&rr, wire_ + size_, static_cast<std::uint16_t>(room), 0, compr, 0);
     if (written < 0) {
       if (written == KNOT_ESPACE && !reserved_space) truncated_ = true;
       return false;
     }
     size_ += static_cast<std::size_t>(written);
+    if (target == 0 && *rr.owner != '\0' && at < KNOT_WIRE_PTR_MAX) {
+      owner_at_ = static_cast<std::uint16_t>(at);
+      owner_ = dname_bytes(rr.owner);
+    }
     return true;
   }
 
  private:
+  // Where an exact copy of `owner` already is in the message (a suffix of the question name, or
+  // the last owner written in full); 0 = nowhere.
+  std::uint16_t owner_target(const knot_dname_t* owner) const {
+    if (*owner == '\0') return 0;  // the root: one byte, nothing to gain
+    const std::size_t size = knot_dname_size(owner);
+    if (owner_at_ != 0 && owner_.size() == size && std::memcmp(owner_.data(), owner, size) == 0) {
+      return owner_at_;
+    }
+    // The question name is the raw bytes of the query's (no pointers: knot_pkt_parse accepted it
+    // as the first name of the message); walk its label suffixes.
+    std::size_t pos = kHeaderSize;
+    while (pos < question_end_ && wire_[pos] != 0 && wire_[pos] < 0x40) {
+      const std::size_t rest = question_end_ - pos;
+      if (rest >= size && std::memcmp(wire_ + pos, owner, size) == 0) {
+        return static_cast<std::uint16_t>(pos);
+      }
+      pos += 1 + wire_[pos];
+    }
+    return 0;
+  }
+
   std::uint8_t* wire_;
   std::size_t size_;
   std::size_t limit_;
+  std::size_t question_end_;
   std::size_t reserved_ = 0;
-  bool compress_ = false;
   bool truncated_ = false;
+  std::uint16_t owner_at_ = 0;
+  Bytes owner_;
   knot_rrinfo_t rrinfo_{};
   knot_compr_t compr_{};
 };
@@ -297,8 +331,7 @@ Answer Resolver::resolve(ByteSpan query, Transport transport, const ZoneLookup& 
   std::memcpy(wire + kHeaderSize, knot_pkt_wire_qname(pkt.get()), question_size);
   knot_wire_set_qdcount(wire, 1);
 
-  const bool compress = is_lower(knot_pkt_wire_qname(pkt.get()), q.name_size);
-  Writer w(wire, kHeaderSize + question_size, limit, compress);
+  Writer w(wire, kHeaderSize + question_size, limit);
   knot_rrset_t response_opt;
   bool has_opt = false;
   if (opt != nullptr) {

@@ -1,5 +1,7 @@
 #include "dns/dns_service.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <prometheus/counter.h>
 #include <sys/socket.h>
 
@@ -14,14 +16,18 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
 
+#include "accept_backoff.hpp"
 #include "bind_address.hpp"
 #include "log.hpp"
+#include "rate_limiter.hpp"
 #include "udp_batch_listener.hpp"
 
 namespace iroh::server {
@@ -45,7 +51,12 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   unsigned udp_sockets;
   DnsCounters counters;
   prometheus::Counter* dropped_metric = nullptr;
+  prometheus::Counter* rrl_dropped_metric = nullptr;
+  prometheus::Counter* rrl_slipped_metric = nullptr;
   std::atomic<bool> stopping{false};
+  // Response-rate limiting of UDP answers (dns.rrl_*); unset when rrl_rate is 0.
+  std::optional<PrefixRateLimiter> rrl;
+  std::atomic<std::uint64_t> rrl_limited{0};  // answers over the rate so far (picks the slips)
 
   struct UdpHandler;
   struct TcpConnection;
@@ -60,7 +71,42 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
 
   Impl(asio::io_context& io_, const config::DnsConfig& c, std::shared_ptr<DnsHandler> h,
        unsigned sockets)
-      : io(io_), config(c), handler(std::move(h)), udp_sockets(sockets) {}
+      : io(io_), config(c), handler(std::move(h)), udp_sockets(sockets) {
+    if (config.rrl_rate > 0) {
+      // knotd's RRL has no burst of its own: a bucket holds one second of answers.
+      rrl.emplace(PrefixRateLimiter::Options{.rate = double(config.rrl_rate),
+                                             .burst = double(config.rrl_rate),
+                                             .ipv4_prefix = config.rrl_ipv4_prefix,
+                                             .ipv6_prefix = config.rrl_ipv6_prefix,
+                                             .table_size = config.rrl_table_size});
+    }
+  }
+
+  static asio::ip::address address_of(const sockaddr_storage& from) {
+    if (from.ss_family == AF_INET) {
+      const auto& in = reinterpret_cast<const sockaddr_in&>(from);
+      return asio::ip::address_v4(ntohl(in.sin_addr.s_addr));
+    }
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(from);
+    asio::ip::address_v6::bytes_type bytes;
+    std::memcpy(bytes.data(), in6.sin6_addr.s6_addr, bytes.size());
+    return asio::ip::address_v6(bytes);
+  }
+
+  // RRL verdict for one UDP query from `from`: answer in full, answer truncated, or drop.
+  enum class Rrl { Answer, Slip, Drop };
+  Rrl rate_limit(const sockaddr_storage& from) {
+    if (!rrl || rrl->allow(address_of(from))) return Rrl::Answer;
+    const std::uint64_t n = rrl_limited.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (config.rrl_slip != 0 && n % config.rrl_slip == 0) {
+      counters.rrl_slipped.fetch_add(1, std::memory_order_relaxed);
+      if (rrl_slipped_metric != nullptr) rrl_slipped_metric->Increment();
+      return Rrl::Slip;
+    }
+    counters.rrl_dropped.fetch_add(1, std::memory_order_relaxed);
+    if (rrl_dropped_metric != nullptr) rrl_dropped_metric->Increment();
+    return Rrl::Drop;
+  }
 
   void count_drop() {
     counters.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -73,9 +119,22 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   struct UdpHandler {
     std::shared_ptr<Impl> impl;
 
-    std::size_t handle(std::span<const std::uint8_t> query, const sockaddr_storage& /*from*/,
+    std::size_t handle(std::span<const std::uint8_t> query, const sockaddr_storage& from,
                        std::span<std::uint8_t> reply) {
-      const dns::Answer a = impl->handler->handle(query, dns::Transport::Udp, reply);
+      // Never more than dns.udp_max_payload, whatever EDNS size the query claims.
+      std::size_t room = std::min(reply.size(), impl->config.udp_max_payload);
+      switch (impl->rate_limit(from)) {
+        case Rrl::Answer:
+          break;
+        case Rrl::Slip:
+          // No larger than the query: a spoofed source gains nothing, a real client sees TC=1
+          // (or an answer that fits) and asks again over TCP, which is not rate limited.
+          room = std::min(room, query.size());
+          break;
+        case Rrl::Drop:
+          return 0;
+      }
+      const dns::Answer a = impl->handler->handle(query, dns::Transport::Udp, reply.first(room));
       if (a.outcome == dns::Outcome::Dropped) {
         impl->count_drop();
         return 0;
@@ -97,8 +156,10 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
     tcp::socket socket;
     asio::steady_timer timer;
     std::array<std::uint8_t, 2> length{};
-    std::vector<std::uint8_t> query = std::vector<std::uint8_t>(dns::kMaxMessageSize);
-    std::vector<std::uint8_t> response = std::vector<std::uint8_t>(2 + dns::kMaxMessageSize);
+    // Allocated when a query arrives (issue 19 item 6): an idle or silent connection costs no
+    // 128 KiB. The query buffer grows to the largest query seen.
+    std::vector<std::uint8_t> query;
+    std::vector<std::uint8_t> response;
 
     // Closes the socket when `timeout` passes before disarm(): the pending operation fails.
     void arm(std::chrono::milliseconds timeout) {
@@ -121,10 +182,12 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
       if (ec1) break;
       const std::size_t size = static_cast<std::size_t>(c->length[0] << 8 | c->length[1]);
       if (size == 0) break;
+      if (c->query.size() < size) c->query.resize(size);
       auto [ec2, n2] = co_await asio::async_read(c->socket, asio::buffer(c->query.data(), size),
                                                  asio::as_tuple(asio::use_awaitable));
       c->disarm();
       if (ec2) break;
+      if (c->response.empty()) c->response.resize(2 + dns::kMaxMessageSize);
       const dns::Answer a = self->handler->handle(
           dns::ByteSpan(c->query.data(), size), dns::Transport::Tcp,
           std::span<std::uint8_t>(c->response.data() + 2, dns::kMaxMessageSize));
@@ -149,6 +212,7 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    AcceptBackoff backoff("dns: tcp accept");
     while (!self->stopping.load()) {
       auto [ec, socket] = co_await self->acceptor->async_accept(
           asio::make_strand(self->io), asio::as_tuple(asio::use_awaitable));
@@ -156,9 +220,11 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
       if (ec) {
         if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) break;
         self->counters.failures.fetch_add(1, std::memory_order_relaxed);
-        log::debug("dns: tcp accept failed: ", ec.message());
+        // e.g. EMFILE: the connection stays queued and a retry fails at once; pause instead.
+        co_await backoff.pause(self->acceptor->get_executor(), ec);
         continue;
       }
+      backoff.succeeded();
       if (self->active_connections.load() >= self->config.max_tcp_connections) {
         self->counters.tcp_rejected.fetch_add(1, std::memory_order_relaxed);
         boost::system::error_code ignored;
@@ -192,6 +258,14 @@ DnsService::DnsService(asio::io_context& io, const config::DnsConfig& config,
                                      "or oversize")
                                  .Register(*options.metrics_registry)
                                  .Add({});
+    auto& rrl = prometheus::BuildCounter()
+                    .Name("dns_server_rrl_total")
+                    .Help(
+                        "UDP answers over dns.rrl_rate for their source prefix: dropped, or sent "
+                        "truncated (slipped)")
+                    .Register(*options.metrics_registry);
+    impl_->rrl_dropped_metric = &rrl.Add({{"action", "dropped"}});
+    impl_->rrl_slipped_metric = &rrl.Add({{"action", "slipped"}});
   }
 }
 
@@ -263,6 +337,10 @@ tcp::endpoint DnsService::tcp_endpoint() const {
 
 const DnsCounters& DnsService::counters() const {
   return impl_->counters;
+}
+
+std::size_t DnsService::tcp_connections() const {
+  return impl_->active_connections.load();
 }
 
 }  // namespace iroh::server

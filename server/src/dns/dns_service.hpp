@@ -3,10 +3,15 @@
 //  * UDP: recvmmsg/sendmmsg batches, one socket per io_context thread (SO_REUSEPORT), replies
 //    leave from the address the query was sent to. Datagrams shorter than a header, with QR=1, or
 //    longer than kMaxUdpQuery are dropped and counted.
+//    Responses are at most `dns.udp_max_payload` bytes whatever the query's EDNS size (cut at a
+//    whole record with TC=1). Response-rate limiting (`dns.rrl_*`, knotd's RRL): a source prefix
+//    over `rrl_rate` answers per second gets every `rrl_slip`-th answer truncated (no larger than
+//    its query) and the others dropped; counted in dns_server_rrl_total{action}.
 //  * TCP: RFC 1035 2-byte length framing, pipelined queries answered in order, a connection that
 //    sends no complete query for `dns.tcp_idle_timeout` (or does not take a response within it)
 //    is closed, at most `dns.max_tcp_connections` at once (further ones are closed on accept and
-//    counted).
+//    counted). Buffers are allocated when the first query arrives, not at accept; a failed accept
+//    (EMFILE) pauses the loop (AcceptBackoff).
 //
 //   DnsService dns(io, config.dns, handler, {.metrics_registry = registry});
 //   dns.start();   // binds UDP then TCP on the same port (port 0: the UDP socket picks it)
@@ -38,11 +43,14 @@ struct DnsCounters {
   std::atomic<std::uint64_t> dropped{0};       // short, QR=1 or oversize messages (not answered)
   std::atomic<std::uint64_t> tcp_rejected{0};  // connections closed at max_tcp_connections
   std::atomic<std::uint64_t> failures{0};      // receive/send errors
+  std::atomic<std::uint64_t> rrl_dropped{0};   // UDP answers over the rate, not sent
+  std::atomic<std::uint64_t> rrl_slipped{0};   // UDP answers over the rate, sent truncated
 };
 
 struct DnsServiceOptions {
   unsigned udp_sockets = 0;  // 0 = one per hardware thread
-  // Registers dns_server_dns_dropped_total (messages not answered) when set.
+  // Registers dns_server_dns_dropped_total (messages not answered) and dns_server_rrl_total
+  // (answers over the response rate, by action: dropped, slipped) when set.
   std::shared_ptr<prometheus::Registry> metrics_registry;
 };
 
@@ -61,6 +69,7 @@ class DnsService final : public Service {
   boost::asio::ip::udp::endpoint udp_endpoint() const;
   boost::asio::ip::tcp::endpoint tcp_endpoint() const;
   const DnsCounters& counters() const;
+  std::size_t tcp_connections() const;  // open TCP connections
 
  private:
   struct Impl;

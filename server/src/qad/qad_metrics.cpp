@@ -61,13 +61,14 @@ QadMetrics::QadMetrics(prometheus::Registry& registry)
               dropped_counter(registry, "unauthenticated"),
               dropped_counter(registry, "connection_limit"),
               dropped_counter(registry, "rate_limited"),
+              dropped_counter(registry, "source_rate_limited"),
               dropped_counter(registry, "send_failed")} {}
 
 double QadMetrics::dropped_total() const {
   return dropped.undecodable.Value() + dropped.unknown_connection.Value() +
          dropped.small_initial.Value() + dropped.unauthenticated.Value() +
          dropped.connection_limit.Value() + dropped.rate_limited.Value() +
-         dropped.send_failed.Value();
+         dropped.source_rate_limited.Value() + dropped.send_failed.Value();
 }
 
 }  // namespace iroh::server

@@ -35,6 +35,7 @@ struct QadMetrics {
     prometheus::Counter& unauthenticated;     // Initial that did not decrypt
     prometheus::Counter& connection_limit;    // Initial over max_connections
     prometheus::Counter& rate_limited;        // Initial over the new-connection rate
+    prometheus::Counter& source_rate_limited;  // Initial over its source's new-connection rate
     prometheus::Counter& send_failed;         // a datagram the socket refused
   } dropped;
   double dropped_total() const;

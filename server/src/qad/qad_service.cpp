@@ -31,11 +31,12 @@ QadService::QadService(asio::io_context& io, QadConfig config)
       registry_(config_.metrics_registry ? config_.metrics_registry
                                          : std::make_shared<prometheus::Registry>()),
       metrics_(*registry_),
-      new_connection_tokens_(static_cast<double>(config_.new_connection_burst)),
-      new_connection_refill_(quic::Clock::now()),
+      new_connections_(config_.new_connection_rate,
+                       static_cast<double>(config_.new_connection_burst)),
       socket_(io),
       timer_(io) {
   RAND_bytes(reset_key_.data(), static_cast<int>(reset_key_.size()));
+  set_per_source_limit(config_.per_source_rate, config_.per_source_burst);
 }
 
 QadService::~QadService() {
@@ -99,26 +100,37 @@ void QadService::set_credentials(std::shared_ptr<quic::ServerCredentials> creden
 }
 
 void QadService::set_new_connection_limit(double rate, std::size_t burst) {
-  // A limit switched on starts with a full bucket; a changed one keeps what is left (at most
-  // the new burst).
-  const bool was_unlimited = config_.new_connection_rate <= 0;
   config_.new_connection_rate = rate;
   config_.new_connection_burst = burst;
-  new_connection_tokens_ = was_unlimited
-                               ? static_cast<double>(burst)
-                               : std::min(new_connection_tokens_, static_cast<double>(burst));
-  new_connection_refill_ = quic::Clock::now();
+  new_connections_.configure(rate, static_cast<double>(burst), quic::Clock::now());
 }
 
-bool QadService::admit_new_connection(quic::Clock::time_point now) {
-  if (config_.new_connection_rate <= 0) return true;
-  const double burst = std::max(1.0, static_cast<double>(config_.new_connection_burst));
-  const std::chrono::duration<double> elapsed = now - new_connection_refill_;
-  new_connection_refill_ = now;
-  new_connection_tokens_ =
-      std::min(burst, new_connection_tokens_ + elapsed.count() * config_.new_connection_rate);
-  if (new_connection_tokens_ < 1) return false;
-  new_connection_tokens_ -= 1;
+void QadService::set_per_source_limit(double rate, std::size_t burst) {
+  if (per_source_ && config_.per_source_rate == rate && config_.per_source_burst == burst) return;
+  config_.per_source_rate = rate;
+  config_.per_source_burst = burst;
+  if (rate <= 0) {
+    per_source_.reset();
+    return;
+  }
+  // 16384 slots of 8 bytes: 128 KiB whatever the number of sources.
+  per_source_.emplace(PrefixRateLimiter::Options{.rate = rate,
+                                                 .burst = static_cast<double>(burst),
+                                                 .ipv4_prefix = 32,
+                                                 .ipv6_prefix = 64,
+                                                 .table_size = 16384});
+}
+
+bool QadService::admit_new_connection(const udp::endpoint& from, quic::Clock::time_point now) {
+  // Per source first, so that one flooding source does not spend the global tokens.
+  if (per_source_ && !per_source_->allow(from.address(), now)) {
+    metrics_.dropped.source_rate_limited.Increment();
+    return false;
+  }
+  if (!new_connections_.take(now)) {
+    metrics_.dropped.rate_limited.Increment();
+    return false;
+  }
   return true;
 }
 
@@ -213,10 +225,7 @@ void QadService::accept_initial(const quic::PacketHeader& header, quic::ByteSpan
   const auto now = quic::Clock::now();
   // Checked last, so only datagrams that could start a connection spend tokens. A client whose
   // Initial is dropped here retransmits it (or gives up) like after a loss.
-  if (!admit_new_connection(now)) {
-    metrics_.dropped.rate_limited.Increment();
-    return;
-  }
+  if (!admit_new_connection(from, now)) return;
   quic::Bytes local_cid(kLocalCidSize);
   RAND_bytes(local_cid.data(), static_cast<int>(local_cid.size()));
   quic::ConnectionLimits limits;

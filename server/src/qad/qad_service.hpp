@@ -24,6 +24,7 @@
 #include "qad/qad_connection.hpp"
 #include "qad/qad_metrics.hpp"
 #include "qad/quic_tls.hpp"
+#include "rate_limiter.hpp"
 
 namespace iroh::server {
 
@@ -41,6 +42,10 @@ struct QadConfig {
   // Config keys limits.qad_new_conn_rate / limits.qad_new_conn_burst.
   double new_connection_rate = 0;
   std::size_t new_connection_burst = 0;
+  // New connections per second from one source (IPv4 address, IPv6 /64), `..._burst` deep;
+  // 0 = unlimited. Config keys limits.qad_per_source_rate / limits.qad_per_source_burst.
+  double per_source_rate = 0;
+  std::size_t per_source_burst = 0;
   // Where the metrics are registered (the daemon's registry); nullptr = a private one.
   std::shared_ptr<prometheus::Registry> metrics_registry;
   // Optional sink for one-line diagnostics.
@@ -68,6 +73,8 @@ class QadService {
   void set_credentials(std::shared_ptr<quic::ServerCredentials> credentials);
   // New connections per second and burst (rate 0 = unlimited), as QadConfig's fields.
   void set_new_connection_limit(double rate, std::size_t burst);
+  // New connections per second and burst from one source (rate 0 = unlimited).
+  void set_per_source_limit(double rate, std::size_t burst);
   const QadMetrics& metrics() const { return metrics_; }
   std::size_t connection_count() const { return connections_.size(); }
 
@@ -87,15 +94,17 @@ class QadService {
                             const boost::asio::ip::udp::endpoint& to);
   void remove(const ConnectionPtr& connection);
   void log(std::string_view message) const;
-  // Token bucket of new connections; true = this one may be created.
-  bool admit_new_connection(quic::Clock::time_point now);
+  // The per-source and the global limit of new connections; true = this one may be created
+  // (a drop is counted under its reason).
+  bool admit_new_connection(const boost::asio::ip::udp::endpoint& from,
+                            quic::Clock::time_point now);
 
   boost::asio::io_context& io_;
   QadConfig config_;
   std::shared_ptr<prometheus::Registry> registry_;
   QadMetrics metrics_;
-  double new_connection_tokens_ = 0;
-  quic::Clock::time_point new_connection_refill_{};
+  TokenBucket new_connections_;
+  std::optional<PrefixRateLimiter> per_source_;  // unset = unlimited
   std::shared_ptr<quic::ServerCredentials> credentials_;
   quic::StatelessResetKey reset_key_{};  // random per process
   boost::asio::ip::udp::socket socket_;

@@ -105,6 +105,12 @@ class QadTestServer {
       return 0;
     });
   }
+  void set_per_source_limit(double rate, std::size_t burst) {
+    call([&] {
+      service_->set_per_source_limit(rate, burst);
+      return 0;
+    });
+  }
   std::uint16_t port() const { return service_->local_endpoint().port(); }
   const iroh::server::QadMetrics& metrics() const { return service_->metrics(); }
   std::size_t connection_count() {
