@@ -822,6 +822,28 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
   std::fflush(stdout);
 }
 
+// The relay's capacity: an unlimited flood may collapse it, so its peak is searched with paced
+// offered loads doubling from 8,000 datagrams/s (1 s each) until the relay delivers less than
+// 90 % of what was offered or the generator cannot offer more; the best delivered rate wins.
+double find_peak(const Target& target, PhaseSpec spec) {
+  spec.seconds = 1;
+  spec.warmup = 300ms;
+  spec.bystander = spec.pinger = false;
+  double peak = 0;
+  for (double rate = 8000; rate < 1e8; rate *= 2) {
+    spec.rate_per_s = rate;
+    auto r = run_phase(target, spec, nullptr);
+    if (!r.ran) break;
+    std::printf("%-28s offered %11.0f/s delivered %11.0f datagrams/s\n",
+                ("relay ramp " + std::to_string(static_cast<long long>(rate)) + "/s").c_str(),
+                r.offered_per_s, r.delivered_per_s);
+    std::fflush(stdout);
+    peak = std::max(peak, r.delivered_per_s);
+    if (r.delivered_per_s < 0.9 * r.offered_per_s || r.offered_per_s < 0.9 * rate) break;
+  }
+  return peak;
+}
+
 // ---- processes ---------------------------------------------------------------------------------
 
 std::vector<std::string> pinned(int cpu, std::vector<std::string> argv) {
@@ -1072,6 +1094,11 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
       batch_nginx = nginx_phase(false, batch_spec, "nginx batch " + std::to_string(batch) + "x");
     }
     peak = std::max(single.delivered_per_s, single_k1.delivered_per_s);
+    if (want("overload")) {
+      peak = std::max(peak, find_peak(t, base));
+      std::printf("%-28s %.0f datagrams/s (max of the ramp and the single-frame phases)\n",
+                  "relay peak", peak);
+    }
     if (want("overload") && peak > 0) {
       auto spec = base;
       spec.rate_per_s = 4 * peak;
@@ -1112,8 +1139,7 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   if (tls_batch.ran)
     line("TLS batch MB/s relay/nginx", ratio(tls_batch.mb_per_s, tls_batch_nginx.mb_per_s),
          ">= 0.8");
-  if (peak > 0)
-    std::printf("%-44s %8.0f datagrams/s (max of the single-frame phases)\n", "relay peak", peak);
+  if (peak > 0) std::printf("%-44s %8.0f datagrams/s\n", "relay peak", peak);
   if (over4.ran) line("overload 4x: delivered/peak", ratio(over4.delivered_per_s, peak), ">= 0.9");
   if (over16.ran)
     line("overload 16x: delivered/peak", ratio(over16.delivered_per_s, peak), ">= 0.9");
