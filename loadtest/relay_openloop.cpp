@@ -492,7 +492,7 @@ void flood_sender(Stream& stream, const relay::Bytes& block, std::size_t frames_
 // One timestamped datagram per millisecond: seq (8 bytes) || steady-clock ns (8) || padding.
 void bystander_sender(Stream& stream, const relay::EndpointId& dst, std::size_t size,
                       std::size_t max_count, const std::atomic<bool>& stop,
-                      std::atomic<std::uint64_t>& sent) {
+                      std::atomic<std::uint64_t>& sent, std::atomic<bool>& failed) {
   relay::Bytes contents(std::max<std::size_t>(size, 16), 0xbb);
   auto next = Clock::now();
   for (std::uint64_t seq = 0; seq < max_count && !stop.load(); ++seq) {
@@ -504,7 +504,10 @@ void bystander_sender(Stream& stream, const relay::EndpointId& dst, std::size_t 
     auto frame = relay::encode_client_datagram(dst, relay::Ecn::NotEct, 0, contents);
     relay::Bytes msg;
     append_ws_message(msg, *frame);
-    if (!stream.write_all(msg.data(), msg.size())) return;
+    if (!stream.write_all(msg.data(), msg.size())) {
+      if (!stop.load()) failed = true;
+      return;
+    }
     sent.fetch_add(1);
   }
 }
@@ -583,6 +586,7 @@ struct PhaseResult {
   double offered_per_s = 0;    // datagrams written by the senders
   double cpu_cores = 0;        // of the relay / nginx during the window
   std::size_t receivers = 0, disconnected = 0, senders_failed = 0;
+  bool bystander_sender_failed = false;  // its connection broke during the flood
   std::string disconnect_reason;
   std::uint64_t by_sent = 0, by_received = 0;
   double by_p50_ms = NAN, by_p99_ms = NAN, by_max_ms = NAN;
@@ -676,6 +680,7 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink) {
   ReceiverStats by_stats;
   BystanderLog by_log;
   std::atomic<std::uint64_t> by_sent{0};
+  std::atomic<bool> by_failed{false};
   auto by_max = static_cast<std::size_t>((spec.seconds + 1) * 1000 +
                                          static_cast<double>(spec.warmup.count()));
   by_log.seen.assign(by_max, false);
@@ -708,7 +713,7 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink) {
   }
   if (bystander) {
     senders.emplace_back(bystander_sender, std::ref(*by_tx), by_rx_key.public_key(), spec.size,
-                         by_max, std::cref(stop_senders), std::ref(by_sent));
+                         by_max, std::cref(stop_senders), std::ref(by_sent), std::ref(by_failed));
   }
 
   auto sum_rx = [&] {
@@ -778,6 +783,7 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink) {
     r.disconnect_reason = "bystander: " + by_stats.end_reason;
   }
   for (auto& s : tx_stats) r.senders_failed += s->failed ? 1 : 0;
+  r.bystander_sender_failed = by_failed.load();
   if (bystander) {
     r.by_sent = by_sent.load();
     r.by_received = by_log.received.load();
@@ -799,9 +805,10 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
   std::printf("%-28s delivered %11.0f datagrams/s %8.1f MB/s | offered %11.0f/s | CPU %.2f\n",
               label.c_str(), r.delivered_per_s, r.mb_per_s, r.offered_per_s, r.cpu_cores);
   if (relay) {
-    std::printf("%-28s receivers disconnected %zu/%zu%s%s\n", "", r.disconnected, r.receivers,
-                r.disconnected ? " (last: " : "",
-                r.disconnected ? (r.disconnect_reason + ")").c_str() : "");
+    std::printf("%-28s receivers disconnected %zu/%zu%s%s; senders cut off %zu%s\n", "",
+                r.disconnected, r.receivers, r.disconnected ? " (last: " : "",
+                r.disconnected ? (r.disconnect_reason + ")").c_str() : "", r.senders_failed,
+                r.bystander_sender_failed ? " + the bystander's" : "");
     if (r.by_sent) {
       double loss = 100.0 * static_cast<double>(r.by_sent - std::min(r.by_sent, r.by_received)) /
                     static_cast<double>(r.by_sent);
@@ -880,6 +887,7 @@ RelayProcess start_relay(const std::string& binary, const lt::TempDir& dir, bool
       std::make_unique<lt::ChildProcess>(pinned(cpu, {binary, "--config", config.string()}), p.log);
   if (!lt::wait_for_port(p.port, 10s)) {
     throw std::runtime_error("relay did not listen on 127.0.0.1:" + std::to_string(p.port) +
+                             (p.child->running() ? " within 10 s" : " (it exited)") +
                              "; its log:\n" + lt::read_tail(p.log));
   }
   return p;
@@ -991,6 +999,7 @@ int run_check(const std::string& relay_binary, const lt::Args& args) {
                          " reading receiver(s) disconnected: " + r.disconnect_reason);
     }
     if (r.by_sent == 0) failures.push_back("the bystander sent nothing");
+    if (r.bystander_sender_failed) failures.push_back("the bystander sender was disconnected");
     if (r.by_received < r.by_sent) {
       failures.push_back("bystander lost " + std::to_string(r.by_sent - r.by_received) + " of " +
                          std::to_string(r.by_sent) + " datagrams");
