@@ -1,0 +1,14 @@
+# relay_openloop: the open-loop relay benchmark (loadtest/run-relay.sh) and, with --check, the CI
+# flood test (tests/integration/relay_flood.cmake includes this file so the test also exists in
+# builds without the load tests, e.g. the ASan build).
+if(NOT TARGET relay_loadtest_harness)
+  add_library(relay_loadtest_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/relay_harness.cpp)
+endif()
+if(NOT TARGET relay_openloop)
+  add_executable(relay_openloop ${CMAKE_CURRENT_LIST_DIR}/relay_openloop.cpp)
+  # The handshake is the integration tests' raw relay client (tests/integration).
+  target_include_directories(relay_openloop PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(relay_openloop PRIVATE relay_proto relay_loadtest_harness iroh_asio)
+  # Next to the other benchmarks, wherever the target is defined first.
+  set_target_properties(relay_openloop PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/loadtest)
+endif()

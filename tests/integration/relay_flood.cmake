@@ -1,0 +1,6 @@
+# Flood test (issue 13): 4 open-loop senders flood 4 reading receivers through the iroh-relay
+# binary for 3 s; a bystander pair's datagrams must all arrive (p99 one-way delay < 200 ms) and no
+# reading receiver may be disconnected. The generator is loadtest/relay_openloop in --check mode.
+include(${PROJECT_SOURCE_DIR}/loadtest/relay_openloop.cmake)
+add_test(NAME relay_flood COMMAND relay_openloop --check $<TARGET_FILE:iroh-relay>)
+set_tests_properties(relay_flood PROPERTIES LABELS integration TIMEOUT 120)
