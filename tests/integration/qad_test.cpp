@@ -36,6 +36,16 @@ class QadTest : public ::testing::Test {
     o.ca_file = certificate_.cert_path();
     return o;
   }
+  // With a burst of 2 left: two handshakes complete, the third Initial is dropped.
+  void expect_two_handshakes_then_a_drop(qad_test::QadTestServer& server) const {
+    for (int i = 0; i < 2; ++i) {
+      qad_test::QadTestClient client(server.port(), options());
+      ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
+    }
+    qad_test::QadTestClient limited(server.port(), options());
+    EXPECT_FALSE(limited.handshake(500ms));
+    EXPECT_EQ(server.metrics().incoming.Value(), 2u);
+  }
   qad_test::TestCertificate certificate_;
 };
 
@@ -419,13 +429,7 @@ TEST_F(QadTest, NewConnectionRateLimitDropsInitialsOverTheBurst) {
   config.new_connection_rate = 0.001;  // one token per 1000 s: nothing refills during the test
   config.new_connection_burst = 2;
   qad_test::QadTestServer server(certificate_, config);
-  for (int i = 0; i < 2; ++i) {
-    qad_test::QadTestClient client(server.port(), options());
-    ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
-  }
-  qad_test::QadTestClient limited(server.port(), options());
-  EXPECT_FALSE(limited.handshake(500ms));
-  EXPECT_EQ(server.metrics().incoming.Value(), 2u);
+  expect_two_handshakes_then_a_drop(server);
   EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 1u);
 }
 
@@ -438,13 +442,7 @@ TEST_F(QadTest, PerSourceRateLimitDropsInitialsOverTheBurst) {
   config.new_connection_rate = 0.001;
   config.new_connection_burst = 3;
   qad_test::QadTestServer server(certificate_, config);
-  for (int i = 0; i < 2; ++i) {
-    qad_test::QadTestClient client(server.port(), options());
-    ASSERT_TRUE(client.handshake(3000ms)) << client.tls_error;
-  }
-  qad_test::QadTestClient limited(server.port(), options());
-  EXPECT_FALSE(limited.handshake(500ms));
-  EXPECT_EQ(server.metrics().incoming.Value(), 2u);
+  expect_two_handshakes_then_a_drop(server);
   EXPECT_GE(server.metrics().dropped.source_rate_limited.Value(), 1u);
   EXPECT_EQ(server.metrics().dropped.rate_limited.Value(), 0u);
   // Lifting the per-source limit (a reload): the third global token is still there.
