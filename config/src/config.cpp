@@ -139,13 +139,15 @@ class Loader {
       fail(line_of(root), "",
            std::string("the file must be a mapping of keys, found ") + node_kind(root));
     }
-    Section top =
-        read_map(root_field, {"enable_relay", "http_bind_addr", "tls", "enable_quic_addr_discovery",
-                              "limits", "enable_metrics", "metrics_bind_addr", "key_cache_capacity",
-                              "access", "enable_stun", "stun_bind_addr", "data_dir", "log_level",
-                              "log_format", "shutdown_grace_secs", "enable_pkarr",
-                              "pkarr_put_rate_limit", "pkarr_put_burst", "pkarr_put_refill_secs",
-                              "zone_store", "enable_dns", "dns"});
+    Section top = read_map(
+        root_field,
+        {"enable_relay", "http_bind_addr", "tls", "enable_quic_addr_discovery", "limits",
+         "enable_metrics", "metrics_bind_addr", "key_cache_capacity", "access", "enable_stun",
+         "stun_bind_addr", "data_dir", "log_level", "log_format", "shutdown_grace_secs",
+         "enable_pkarr", "pkarr_put_rate_limit", "pkarr_put_burst", "pkarr_put_refill_secs",
+         "zone_store", "enable_dns", "dns",
+         // issue 19 item 4
+         "trusted_proxies", "pkarr_put_rate_limit_ipv6_prefix", "pkarr_max_future_skew_secs"});
 
     if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
     if (auto* f = top.find("http_bind_addr")) {
@@ -511,10 +513,30 @@ class Loader {
       }
     }
 
+    if (auto* f = top.find("trusted_proxies")) {
+      cfg.pkarr.trusted_proxies.clear();
+      for (const Field& item : list_items(*f, "a list of addresses or prefixes")) {
+        const std::string& text = scalar(item, "an address or prefix (\"10.0.0.0/8\")");
+        auto network = IpNetwork::parse(text);
+        if (!network) {
+          fail(item.line, item.path,
+               "invalid address or prefix " + in_quotes(text) +
+                   " (expected \"192.0.2.1\", \"10.0.0.0/8\" or \"2001:db8::/32\")");
+        }
+        cfg.pkarr.trusted_proxies.push_back(std::move(*network));
+      }
+    }
+    if (auto* f = top.find("pkarr_put_rate_limit_ipv6_prefix")) {
+      cfg.pkarr.put_rate_limit_ipv6_prefix = static_cast<unsigned>(as_uint(*f, 1, 128));
+    }
+    if (auto* f = top.find("pkarr_max_future_skew_secs")) {
+      cfg.pkarr.max_future_skew = std::chrono::seconds(as_uint(*f, 0, 3'153'600'000));
+    }
+
     cfg.zone_store.path = cfg.data_dir / "pkarr.sqlite3";
     if (auto* f = top.find("zone_store")) {
       Section s = read_map(
-          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity"});
+          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity", "max_records"});
       if (auto* p = s.find("path")) {
         std::string path = as_string(*p, true);
         if (!path.empty()) cfg.zone_store.path = path;
@@ -526,6 +548,9 @@ class Loader {
         cfg.zone_store.eviction_interval = std::chrono::seconds(as_uint(*e, 1, 86'400));
       }
       if (auto* c = s.find("cache_capacity")) cfg.zone_store.cache_capacity = as_uint(*c, 0, 1 << 26);
+      if (auto* m = s.find("max_records")) {
+        cfg.zone_store.max_records = as_uint(*m, 0, std::uint64_t{1} << 40);
+      }
     }
 
     cfg.dns.enabled = dev_;

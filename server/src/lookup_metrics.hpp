@@ -40,6 +40,11 @@ struct LookupMetrics {
   // answer latency (query parsed to response encoded), in seconds.
   prometheus::Histogram& pkarr_put_duration;
   prometheus::Histogram& dns_answer_duration;
+  // Not in the reference (issue 19 item 3): store calls that failed (open, read or write), and
+  // the store's state: 0 ok, 1 degraded (read-only, or writes failing, e.g. a full disk),
+  // 2 unavailable (not open).
+  prometheus::Counter& store_errors;
+  prometheus::Gauge& store_degraded;
 };
 
 }  // namespace iroh::server

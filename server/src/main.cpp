@@ -53,13 +53,15 @@ constexpr const char* kUsage =
 // and, if enable_metrics, the metrics listener. `lookup_store_size` reports the address-lookup
 // store's packet count when one is open (empty otherwise).
 void add_status_and_metrics(iroh::server::Daemon& daemon,
-                            std::function<std::optional<std::size_t>()> lookup_store_size) {
+                            std::function<std::optional<std::size_t>()> lookup_store_size,
+                            std::function<std::string_view()> lookup_store_health) {
   const iroh::config::Config& config = daemon.config();
   iroh::server::StatusPageSources status;
   status.config = &config;
   status.relay = &daemon.metrics();
   status.registry = daemon.metrics_registry();
   status.lookup_store_size = lookup_store_size;
+  status.lookup_store_health = std::move(lookup_store_health);
   iroh::server::add_status_routes(daemon.router(), std::move(status));
   if (config.enable_metrics) {
     daemon.add_service(iroh::server::make_metrics_service(daemon, std::move(lookup_store_size)));
@@ -112,16 +114,16 @@ void add_configured_services(iroh::server::Daemon& daemon) {
     daemon.add_service(std::move(service));
   }
   std::function<std::optional<std::size_t>()> lookup_store_size;
+  std::function<std::string_view()> lookup_store_health;
   if (config.pkarr.enabled || config.dns.enabled) {
     // Address lookup: one store (and one LookupMetrics) for the pkarr HTTP API and DNS/DoH.
     auto lookup = std::make_unique<iroh::server::PkarrStoreService>(
         daemon.io_context(), config, *daemon.metrics_registry());
     iroh::server::PkarrStoreService& pkarr_store = *lookup;
     daemon.add_service(std::move(lookup));
-    // A COUNT on a pooled reader connection; runs per status-page view or scrape only.
-    lookup_store_size = [store = pkarr_store.store()]() -> std::optional<std::size_t> {
-      return store->size();
-    };
+    // The store's maintained count (no table scan on the I/O thread, issue 19 item 7).
+    lookup_store_size = pkarr_store.packet_count_source();
+    lookup_store_health = pkarr_store.health_source();
     if (config.pkarr.enabled) {
       iroh::server::add_pkarr_routes(daemon.router(), pkarr_store, config.pkarr);
     }
@@ -136,7 +138,7 @@ void add_configured_services(iroh::server::Daemon& daemon) {
       iroh::server::add_doh_routes(daemon.router(), std::move(dns));
     }
   }
-  add_status_and_metrics(daemon, std::move(lookup_store_size));
+  add_status_and_metrics(daemon, std::move(lookup_store_size), std::move(lookup_store_health));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "iroh/pkarr.hpp"
 #include "log.hpp"
@@ -59,7 +60,8 @@ struct PkarrApi {
   PkarrApi(PkarrStoreService& s, const config::PkarrConfig& c)
       : store(s), metrics(s.metrics()), config(c) {
     if (c.put_rate_limit != config::PutRateLimitMode::Disabled) {
-      limiter.emplace(c.put_burst, c.put_refill_secs);
+      limiter.emplace(c.put_burst, c.put_refill_secs, std::size_t{1} << 20,
+                      c.put_rate_limit_ipv6_prefix);
     }
   }
 
@@ -105,7 +107,7 @@ asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const Ht
   if (!segment) co_return not_found(req);
   // Counted before any validation, like tower_governor in front of the handler.
   if (api->limiter) {
-    auto wait = api->limiter->check(rate_limit_key(req, info, api->config.put_rate_limit));
+    auto wait = api->limiter->check(rate_limit_key(req, info, api->config));
     if (wait) {
       HttpResponse res = too_many_requests(req, *wait);
       api->account(res, started);
@@ -128,12 +130,50 @@ asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const Ht
     api->account(res, started);
     co_return res;
   }
+  // A packet dated far ahead would outlive every eviction (§7.2 counts from its own timestamp);
+  // a modest skew stays accepted for clients with a fast clock (§13).
+  const auto& packet = std::get<pkarr::SignedPacket>(parsed);
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto skew_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(api->config.max_future_skew).count();
+  if (packet.timestamp_us() > static_cast<std::uint64_t>(now_us + skew_us)) {
+    HttpResponse res = lookup_json_error(req, http::status::bad_request,
+                                         "invalid body payload: timestamp more than " +
+                                             std::to_string(api->config.max_future_skew.count()) +
+                                             " s in the future");
+    api->account(res, started);
+    co_return res;
+  }
   auto put = api->store.async_put(std::move(std::get<pkarr::SignedPacket>(parsed)));
   PkarrPutResult result = co_await std::move(put);
   HttpResponse res;
   if (auto* error = std::get_if<PkarrStoreError>(&result)) {
-    log::warn("PUT /pkarr: ", error->message);
-    res = lookup_json_error(req, http::status::internal_server_error, "store failure");
+    switch (error->kind) {
+      case PkarrStoreErrorKind::AtCapacity:
+        // Expected at the cap (issue 19 item 4): no log line per refused PUT.
+        res = lookup_json_error(req, http::status::insufficient_storage,
+                                "store full: no new keys accepted");
+        break;
+      case PkarrStoreErrorKind::Full:
+        // The store logs the change of state once; per PUT only at debug (a full disk under
+        // load would flood the log).
+        log::debug("PUT /pkarr: ", error->message);
+        res = lookup_json_error(req, http::status::insufficient_storage, "store out of space");
+        break;
+      case PkarrStoreErrorKind::Unavailable: {
+        log::debug("PUT /pkarr: ", error->message);
+        res = lookup_json_error(req, http::status::service_unavailable,
+                                "store not writable, retry later");
+        res.set(http::field::retry_after, std::to_string(api->store.retry_interval().count()));
+        break;
+      }
+      case PkarrStoreErrorKind::Other:
+        log::warn("PUT /pkarr: ", error->message);
+        res = lookup_json_error(req, http::status::internal_server_error, "store failure");
+        break;
+    }
   } else {
     if (std::get<PkarrPutOutcome>(result) == PkarrPutOutcome::NotNewer) {
       api->metrics.pkarr_publish_noop.Increment();
@@ -163,7 +203,12 @@ asio::awaitable<HttpResponse> handle_get(std::shared_ptr<PkarrApi> api, const Ht
   auto get = api->store.async_get(*key);
   PkarrGetResult result = co_await std::move(get);
   HttpResponse res;
-  if (auto* error = std::get_if<PkarrStoreError>(&result)) {
+  if (auto* error = std::get_if<PkarrStoreError>(&result);
+      error != nullptr && error->kind == PkarrStoreErrorKind::Unavailable) {
+    // No store open (issue 19 item 3): the service retries; say when to come back.
+    res = lookup_json_error(req, http::status::service_unavailable, "store not open, retry later");
+    res.set(http::field::retry_after, std::to_string(api->store.retry_interval().count()));
+  } else if (error != nullptr) {
     log::warn("GET /pkarr: ", error->message);
     res = lookup_json_error(req, http::status::internal_server_error, "store failure");
   } else if (auto& packet = std::get<std::optional<pkarr::SignedPacket>>(result); !packet) {
@@ -199,9 +244,11 @@ std::size_t PutRateLimiter::KeyHash::operator()(const Key& key) const noexcept {
   return static_cast<std::size_t>(out);
 }
 
-PutRateLimiter::PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys)
+PutRateLimiter::PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys,
+                               unsigned ipv6_prefix)
     : interval_(
           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(refill_secs))),
+      ipv6_prefix_(std::clamp(ipv6_prefix, 1u, 128u)),
       tolerance_(interval_ * (std::max<std::uint32_t>(burst, 1) - 1)),
       max_keys_(std::max<std::size_t>(max_keys, 1)),
       last_sweep_(Clock::now()) {}
@@ -213,6 +260,12 @@ std::optional<PutRateLimiter::Clock::duration> PutRateLimiter::check(
     key = asio::ip::make_address_v6(asio::ip::v4_mapped, client.to_v4()).to_bytes();
   } else {
     key = client.to_v6().to_bytes();
+    if (!client.to_v6().is_v4_mapped()) {
+      // Host bits cleared: every address of the prefix shares the bucket.
+      for (unsigned bit = ipv6_prefix_; bit < 128; ++bit) {
+        key[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
+      }
+    }
   }
   std::lock_guard lock(mutex_);
   if (now - last_sweep_ >= kSweepInterval) sweep_locked(now);
@@ -269,32 +322,40 @@ std::optional<asio::ip::address> parse_ip(std::string_view text) {
   return addr;
 }
 
-// The first parseable address of a comma-separated header value.
-std::optional<asio::ip::address> first_ip(std::string_view list) {
-  while (!list.empty()) {
-    auto comma = list.find(',');
-    if (auto addr = parse_ip(list.substr(0, comma))) return addr;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return std::nullopt;
-}
-
-// RFC 7239: the first element's `for=` parameter that holds an address.
-std::optional<asio::ip::address> forwarded_for(std::string_view value) {
-  while (!value.empty()) {
-    auto end = value.find_first_of(",;");
-    std::string_view pair = value.substr(0, end);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+// RFC 7239 element: the address of its `for=` parameter, if any (nullopt for an obfuscated
+// identifier or no `for=`).
+std::optional<asio::ip::address> forwarded_element_for(std::string_view element) {
+  std::optional<asio::ip::address> addr;
+  while (!element.empty()) {
+    auto semi = element.find(';');
+    std::string_view pair = element.substr(0, semi);
+    while (!pair.empty() && (pair.front() == ' ' || pair.front() == '\t')) pair.remove_prefix(1);
     if (pair.size() > 4 && (pair[0] == 'f' || pair[0] == 'F') &&
         (pair[1] == 'o' || pair[1] == 'O') && (pair[2] == 'r' || pair[2] == 'R') &&
         pair[3] == '=') {
-      if (auto addr = parse_ip(pair.substr(4))) return addr;
+      addr = parse_ip(pair.substr(4));
     }
-    if (end == std::string_view::npos) break;
-    value.remove_prefix(end + 1);
+    if (semi == std::string_view::npos) break;
+    element.remove_prefix(semi + 1);
   }
-  return std::nullopt;
+  return addr;
+}
+
+// The hops of a comma-separated X-Forwarded-For (`parse` = parse_ip) or Forwarded (`parse` =
+// forwarded_element_for) value, left to right; nullopt for an element without an address.
+template <class Parse>
+std::vector<std::optional<asio::ip::address>> hop_list(std::string_view list, Parse parse) {
+  std::vector<std::optional<asio::ip::address>> out;
+  // A proxy chain is short; a longer list is attacker padding and only its tail matters.
+  constexpr std::size_t kMaxElements = 64;
+  while (true) {
+    auto comma = list.find(',');
+    out.push_back(parse(list.substr(0, comma)));
+    if (out.size() > kMaxElements) out.erase(out.begin());
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
 }
 
 asio::ip::address unmapped(const asio::ip::address& addr) {
@@ -304,22 +365,57 @@ asio::ip::address unmapped(const asio::ip::address& addr) {
   return addr;
 }
 
+bool is_trusted(const asio::ip::address& addr, const config::PkarrConfig& config) {
+  std::array<std::uint8_t, 16> bytes{};
+  if (addr.is_v4()) {
+    bytes = asio::ip::make_address_v6(asio::ip::v4_mapped, addr.to_v4()).to_bytes();
+  } else {
+    bytes = addr.to_v6().to_bytes();
+  }
+  return std::any_of(config.trusted_proxies.begin(), config.trusted_proxies.end(),
+                     [&](const config::IpNetwork& n) { return n.contains(bytes); });
+}
+
+// Several fields of one name are one comma-separated list, in order (RFC 9110 §5.3).
+std::string joined_fields(const HttpRequest& req, std::string_view name) {
+  std::string out;
+  auto [it, end] = req.equal_range(name);
+  for (; it != end; ++it) {
+    if (!out.empty()) out += ',';
+    out.append(it->value().data(), it->value().size());
+  }
+  return out;
+}
+
+// Walks `hops` (left = client side) from the right, starting behind the trusted `peer`.
+asio::ip::address client_behind(const std::vector<std::optional<asio::ip::address>>& hops,
+                                asio::ip::address peer, const config::PkarrConfig& config) {
+  asio::ip::address client = peer;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    if (!*it) break;
+    client = unmapped(**it);
+    if (!is_trusted(client, config)) break;
+  }
+  return client;
+}
+
 }  // namespace
 
 asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
-                                 config::PutRateLimitMode mode) {
-  if (mode == config::PutRateLimitMode::Smart) {
-    if (auto it = req.find("x-forwarded-for"); it != req.end()) {
-      if (auto addr = first_ip(it->value())) return unmapped(*addr);
-    }
-    if (auto it = req.find("x-real-ip"); it != req.end()) {
-      if (auto addr = parse_ip(it->value())) return unmapped(*addr);
-    }
-    if (auto it = req.find(http::field::forwarded); it != req.end()) {
-      if (auto addr = forwarded_for(it->value())) return unmapped(*addr);
-    }
+                                 const config::PkarrConfig& config) {
+  const asio::ip::address peer = unmapped(info.peer.address());
+  if (config.put_rate_limit != config::PutRateLimitMode::Smart || !is_trusted(peer, config)) {
+    return peer;
   }
-  return unmapped(info.peer.address());
+  const std::string xff = joined_fields(req, "x-forwarded-for");
+  if (!xff.empty()) return client_behind(hop_list(xff, parse_ip), peer, config);
+  if (auto it = req.find("x-real-ip"); it != req.end()) {
+    if (auto addr = parse_ip(it->value())) return unmapped(*addr);
+  }
+  const std::string forwarded = joined_fields(req, "forwarded");
+  if (!forwarded.empty())
+    return client_behind(hop_list(forwarded, forwarded_element_for), peer, config);
+  return peer;
 }
 
 // ---- routes -------------------------------------------------------------------------------------

@@ -17,24 +17,30 @@
 #include <unordered_map>
 
 #include "iroh/config.hpp"
+#include "iroh/pkarr.hpp"
 #include "iroh/server/http_router.hpp"
 
 namespace iroh::server {
 
 class PkarrStoreService;
 
-// Largest request body the /pkarr routes read (axum's default body limit); larger -> 413.
-inline constexpr std::size_t kPkarrMaxHttpBody = 2 * 1024 * 1024;
+// Largest request body the /pkarr routes read: the largest valid relay payload (§4.2, 1072
+// bytes = 64 signature + 8 timestamp + 1000 DNS). Larger bodies get 413 from the Content-Length
+// before any body byte is read, or as soon as a chunked body passes it (issue 19 item 2; the
+// pkarr spec's 413, §4.6; iroh-dns-server buffers up to 2 MiB first).
+inline constexpr std::size_t kPkarrMaxHttpBody = pkarr::kMaxRelayPayloadSize;
 
 // Per-client GCRA (the `governor` crate's algorithm, §4.5): `burst` requests at once, then one
 // every `refill` seconds. Thread-safe. Keys whose bucket is full again are dropped by a sweep at
 // most every 60 s (or sooner when the table is full); the table holds at most `max_keys` keys and
 // refuses new keys while it is full of active ones (fail closed: a flood of source addresses
-// cannot push out the state of the clients it floods alongside).
+// cannot push out the state of the clients it floods alongside). IPv6 clients share one bucket
+// per `ipv6_prefix` bits (one /64 is one site; issue 19 item 4); IPv4 clients one per address.
 class PutRateLimiter {
  public:
   using Clock = std::chrono::steady_clock;
-  PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys = 1 << 20);
+  PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys = 1 << 20,
+                 unsigned ipv6_prefix = 128);
 
   // nullopt = allowed (and counted); otherwise the time to wait before the next request fits.
   std::optional<Clock::duration> check(const boost::asio::ip::address& client,
@@ -53,6 +59,7 @@ class PutRateLimiter {
   void sweep_locked(Clock::time_point now);
 
   Clock::duration interval_;   // one token per interval
+  unsigned ipv6_prefix_;
   Clock::duration tolerance_;  // interval * (burst - 1)
   std::size_t max_keys_;
   mutable std::mutex mutex_;
@@ -61,11 +68,15 @@ class PutRateLimiter {
   std::unordered_map<Key, Clock::time_point, KeyHash> tat_;
 };
 
-// The key of the rate limit for a request: `smart` takes the first parseable address of
-// X-Forwarded-For, then X-Real-IP, then the `for=` of Forwarded, else the TCP peer; `simple` the
-// TCP peer. IPv4-mapped IPv6 addresses count as the IPv4 address.
+// The client address a request is rate limited by. `simple`: the TCP peer. `smart`: the TCP
+// peer unless it is in `config.trusted_proxies`; then, walking X-Forwarded-For from the right
+// (the entries the trusted proxies appended), the first address that is not a trusted proxy
+// (the left-most one if all are); without X-Forwarded-For, X-Real-IP, then the `for=` elements
+// of Forwarded walked the same way. A client cannot pick its key by sending its own header: only
+// entries appended by trusted proxies are believed (issue 19 item 4). An unparseable entry stops
+// the walk at the trusted hop to its right. IPv4-mapped IPv6 addresses count as the IPv4 address.
 boost::asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
-                                        config::PutRateLimitMode mode);
+                                        const config::PkarrConfig& config);
 
 // Adds `access-control-allow-origin: *` and the CORS `vary` header of §4.4.
 void add_cors_headers(HttpResponse& res);

@@ -22,8 +22,18 @@
 
 namespace iroh::server {
 
+// What went wrong, so that the HTTP API can answer 507/503 instead of 500 and the service can
+// tell a full disk from a broken store (issue 19 item 3).
+enum class PkarrStoreErrorKind {
+  Other,        // I/O error, corruption, ... (500)
+  Full,         // the disk (or SQLite's page limit) is full: retry once space is back (507)
+  AtCapacity,   // put() of a new key while max_records packets are stored (507)
+  Unavailable,  // the store is not open for writing (read-only fallback or not open; 503)
+};
+
 struct PkarrStoreError {
   std::string message;
+  PkarrStoreErrorKind kind = PkarrStoreErrorKind::Other;
 };
 
 enum class PkarrPutOutcome {
@@ -43,13 +53,19 @@ class PkarrStore {
 
   // Stores `packet` unless the stored packet for its key is as recent or more recent (§2.4:
   // newer timestamp, or same timestamp and lexicographically greater DNS bytes). Atomic per key.
+  // A new key while `max_records` packets are stored fails with AtCapacity; updates of stored
+  // keys still work.
   virtual PkarrPutResult put(const pkarr::SignedPacket& packet) = 0;
   virtual PkarrGetResult get(const pkarr::PublicKey& key) = 0;
   // Deletes every packet whose signed timestamp is < `cutoff_us` (µs since the epoch, §7.2) and
   // returns how many were deleted (0 on error: eviction is retried by the next run).
   virtual std::size_t evict_older_than(std::uint64_t cutoff_us) = 0;
-  // Number of stored packets.
+  // Number of stored packets: a count kept on insert and eviction (counted once at open), so it
+  // is O(1) and safe on any thread (issue 19 item 7).
   virtual std::size_t size() = 0;
+  // Full-table counts run so far (1 for a SQLite store: the one at open). Lets tests check that
+  // size() never scans.
+  virtual std::uint64_t count_scans() const { return 0; }
 };
 
 // SQLite `synchronous` in WAL mode:
@@ -67,7 +83,10 @@ struct PkarrStoreOptions {
   PkarrSynchronous synchronous = PkarrSynchronous::Normal;
   std::size_t read_connections = 4;              // concurrent readers (WAL allows them)
   std::chrono::milliseconds busy_timeout{5000};  // another process holding the write lock
-  std::size_t evict_batch = 10000;               // rows deleted per write transaction
+  // Rows deleted per write transaction; puts that queued meanwhile are committed between two
+  // chunks, so a mass eviction delays a put by about one chunk (issue 19 item 8).
+  std::size_t evict_batch = 1000;
+  std::size_t max_records = 0;  // 0 = no bound; else new keys beyond it fail with AtCapacity
 };
 
 // Microseconds since the Unix epoch of `now - options.max_age`: the cutoff for
@@ -81,6 +100,14 @@ using PkarrStoreOpenResult = std::variant<std::unique_ptr<PkarrStore>, PkarrStor
 // message naming the file if it cannot be created or opened, is not a database, is corrupt, or
 // was written by a newer schema. Concurrent put() calls are committed in one transaction (group
 // commit); get() is served by an LRU cache and a small pool of read connections.
+// Opening writes nothing when the schema is current, so that a store on a full disk opens.
 PkarrStoreOpenResult open_sqlite_pkarr_store(const PkarrStoreOptions& options);
+
+// The fallback when open_sqlite_pkarr_store() fails, e.g. on a full disk, where WAL readers cannot
+// create their shared-memory index: one read connection in exclusive locking mode (index in heap
+// memory, no -shm file), which serves get() and size() while put() fails with Unavailable and
+// evict_older_than() does nothing. Holds the database lock until destroyed: destroy it before
+// opening the store for writing again.
+PkarrStoreOpenResult open_sqlite_pkarr_store_read_only(const PkarrStoreOptions& options);
 
 }  // namespace iroh::server

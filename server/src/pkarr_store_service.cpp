@@ -7,7 +7,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <utility>
 
 #include "log.hpp"
 
@@ -21,45 +24,210 @@ namespace fs = std::filesystem;
 // so this bounds the group commit batch; reads mostly hit the store's LRU.
 constexpr std::size_t kStoreThreads = 8;
 
-void create_directory(const fs::path& dir, const char* what) {
-  if (dir.empty()) return;
+// Below this much free space a store that is open read-only is not reopened for writing: it
+// would fail again, and closing the read-only connection for the attempt interrupts reads.
+constexpr std::uintmax_t kMinFreeBytesToReopen = 4 * 1024 * 1024;
+
+std::optional<std::string> create_directory(const fs::path& dir, const char* what) {
+  if (dir.empty()) return std::nullopt;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) {
-    throw std::runtime_error("cannot create the " + std::string(what) + " " + dir.string() + ": " +
-                             ec.message());
-  }
+  if (ec)
+    return "cannot create the " + std::string(what) + " " + dir.string() + ": " + ec.message();
+  return std::nullopt;
 }
 
-std::shared_ptr<PkarrStore> open_store(const config::Config& config) {
-  create_directory(config.data_dir, "data directory (data_dir)");
-  create_directory(config.zone_store.path.parent_path(), "directory of zone_store.path");
-  PkarrStoreOptions options;
-  options.path = config.zone_store.path;
-  options.max_age = config.zone_store.eviction;
-  options.cache_entries = config.zone_store.cache_capacity;
-  // NORMAL in WAL mode: a commit is in the WAL (page cache) before put() returns, which survives
-  // SIGKILL and crashes of the process (the brief's durability requirement) without an fsync per
-  // commit.
-  options.synchronous = PkarrSynchronous::Normal;
-  auto opened = open_sqlite_pkarr_store(options);
-  if (auto* e = std::get_if<PkarrStoreError>(&opened)) throw std::runtime_error(e->message);
-  return std::shared_ptr<PkarrStore>(std::move(std::get<std::unique_ptr<PkarrStore>>(opened)));
+PkarrStoreError not_open() {
+  return PkarrStoreError{"pkarr store: not open", PkarrStoreErrorKind::Unavailable};
 }
 
 }  // namespace
+
+std::string_view to_string(PkarrStoreHealth health) {
+  switch (health) {
+    case PkarrStoreHealth::Ok:
+      return "ok";
+    case PkarrStoreHealth::Degraded:
+      return "degraded";
+    case PkarrStoreHealth::Unavailable:
+      return "unavailable";
+  }
+  return "unavailable";
+}
+
+// The PkarrStore the HTTP API and DNS hold: forwards to the store open now (which the service
+// swaps when it reopens it) and keeps the health state and the error metrics.
+class StoreHolder final : public PkarrStore {
+ public:
+  explicit StoreHolder(LookupMetrics& metrics) : metrics_(metrics) { publish(); }
+
+  std::shared_ptr<PkarrStore> current() const {
+    std::lock_guard lock(mu_);
+    return inner_;
+  }
+  bool read_only() const {
+    std::lock_guard lock(mu_);
+    return inner_ != nullptr && read_only_;
+  }
+
+  // Replaces the store; returns the previous one (the caller decides when it is released).
+  std::shared_ptr<PkarrStore> set(std::shared_ptr<PkarrStore> store, bool read_only) {
+    std::shared_ptr<PkarrStore> old;
+    {
+      std::lock_guard lock(mu_);
+      old = std::exchange(inner_, std::move(store));
+      read_only_ = read_only;
+      write_failing_ = false;
+    }
+    publish();
+    return old;
+  }
+
+  PkarrStoreHealth health() const {
+    std::lock_guard lock(mu_);
+    if (!inner_) return PkarrStoreHealth::Unavailable;
+    return read_only_ || write_failing_ ? PkarrStoreHealth::Degraded : PkarrStoreHealth::Ok;
+  }
+
+  PkarrPutResult put(const pkarr::SignedPacket& packet) override {
+    auto store = current();
+    PkarrPutResult result = store ? store->put(packet) : PkarrPutResult(not_open());
+    const auto* e = std::get_if<PkarrStoreError>(&result);
+    // At capacity is a policy answer, not a storage fault.
+    if (e != nullptr && e->kind == PkarrStoreErrorKind::AtCapacity) return result;
+    if (e != nullptr) metrics_.store_errors.Increment();
+    bool was_failing = false, failing = false;
+    {
+      std::lock_guard lock(mu_);
+      was_failing = write_failing_;
+      if (store == inner_) write_failing_ = e != nullptr && e->kind == PkarrStoreErrorKind::Full;
+      failing = write_failing_;
+    }
+    if (failing && !was_failing) {
+      log::warn(e->message, "; PUTs of new packets answer 507 until space is back");
+    } else if (was_failing && !failing && e == nullptr) {
+      log::info("pkarr store: writes succeed again");
+    }
+    publish();
+    return result;
+  }
+
+  PkarrGetResult get(const pkarr::PublicKey& key) override {
+    auto store = current();
+    PkarrGetResult result = store ? store->get(key) : PkarrGetResult(not_open());
+    if (std::holds_alternative<PkarrStoreError>(result)) metrics_.store_errors.Increment();
+    return result;
+  }
+
+  std::size_t evict_older_than(std::uint64_t cutoff_us) override {
+    auto store = current();
+    return store ? store->evict_older_than(cutoff_us) : 0;
+  }
+
+  std::size_t size() override {
+    auto store = current();
+    return store ? store->size() : 0;
+  }
+
+  std::uint64_t count_scans() const override {
+    auto store = current();
+    return store ? store->count_scans() : 0;
+  }
+
+ private:
+  void publish() { metrics_.store_degraded.Set(static_cast<double>(health())); }
+
+  LookupMetrics& metrics_;
+  mutable std::mutex mu_;
+  std::shared_ptr<PkarrStore> inner_;
+  bool read_only_ = false;
+  bool write_failing_ = false;
+};
 
 PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config& config,
                                      prometheus::Registry& registry)
     : eviction_age_(config.zone_store.eviction),
       eviction_interval_(config.zone_store.eviction_interval),
+      data_dir_(config.data_dir),
       metrics_(registry),
-      store_(open_store(config)),
+      store_(std::make_shared<StoreHolder>(metrics_)),
       pool_(kStoreThreads),
       strand_(asio::make_strand(ioc)),
       eviction_timer_(strand_) {
-  log::info("pkarr store ", config.zone_store.path.string(), " (", store_->size(),
-            " packets, eviction after ", eviction_age_.count(), " s)");
+  options_.path = config.zone_store.path;
+  options_.max_age = config.zone_store.eviction;
+  options_.cache_entries = config.zone_store.cache_capacity;
+  options_.max_records = config.zone_store.max_records;
+  // NORMAL in WAL mode: a commit is in the WAL (page cache) before put() returns, which survives
+  // SIGKILL and crashes of the process (the brief's durability requirement) without an fsync per
+  // commit.
+  options_.synchronous = PkarrSynchronous::Normal;
+  open_store();
+  if (auto count = packet_count()) {
+    log::info("pkarr store ", options_.path.string(), " (", *count, " packets",
+              store_->read_only() ? ", read-only" : "", ", eviction after ", eviction_age_.count(),
+              " s)");
+  }
+}
+
+void PkarrStoreService::open_store() {
+  std::optional<std::string> failure = create_directory(data_dir_, "data directory (data_dir)");
+  if (!failure) {
+    failure = create_directory(options_.path.parent_path(), "directory of zone_store.path");
+  }
+  if (!failure) {
+    auto opened = open_sqlite_pkarr_store(options_);
+    if (auto* store = std::get_if<std::unique_ptr<PkarrStore>>(&opened)) {
+      store_->set(std::shared_ptr<PkarrStore>(std::move(*store)), false);
+      if (!last_open_error_.empty()) {
+        log::info("pkarr store ", options_.path.string(), ": open for writing again");
+      }
+      last_open_error_.clear();
+      return;
+    }
+    failure = std::get<PkarrStoreError>(opened).message;
+  }
+  metrics_.store_errors.Increment();
+  auto read_only = open_sqlite_pkarr_store_read_only(options_);
+  const bool serving = std::holds_alternative<std::unique_ptr<PkarrStore>>(read_only);
+  if (*failure != last_open_error_) {
+    // Logged once per distinct reason, not at every retry.
+    log::error(*failure, serving ? "; serving it read-only, PUTs answer 503 until it opens"
+                                 : "; address lookup has no store, retrying every " +
+                                       std::to_string(eviction_interval_.count()) + " s");
+    last_open_error_ = *failure;
+  }
+  if (serving) {
+    store_->set(
+        std::shared_ptr<PkarrStore>(std::move(std::get<std::unique_ptr<PkarrStore>>(read_only))),
+        true);
+  } else {
+    store_->set(nullptr, false);
+  }
+}
+
+std::shared_ptr<PkarrStore> PkarrStoreService::store() const {
+  return store_;
+}
+
+PkarrStoreHealth PkarrStoreService::health() const {
+  return store_->health();
+}
+
+std::optional<std::size_t> PkarrStoreService::packet_count() const {
+  return packet_count_source()();
+}
+
+std::function<std::optional<std::size_t>()> PkarrStoreService::packet_count_source() const {
+  return [holder = store_]() -> std::optional<std::size_t> {
+    auto store = holder->current();
+    if (!store) return std::nullopt;
+    return store->size();
+  };
+}
+
+std::function<std::string_view()> PkarrStoreService::health_source() const {
+  return [holder = store_]() { return to_string(holder->health()); };
 }
 
 PkarrStoreService::~PkarrStoreService() {
@@ -131,8 +299,33 @@ asio::awaitable<std::size_t> PkarrStoreService::evict_now() {
   co_return removed;
 }
 
+asio::awaitable<bool> PkarrStoreService::reopen_if_degraded() {
+  if (store_->current() && !store_->read_only()) co_return true;
+  auto work = [this]() -> asio::awaitable<bool> {
+    if (store_->read_only()) {
+      std::error_code ec;
+      const auto space = fs::space(
+          options_.path.parent_path().empty() ? fs::path(".") : options_.path.parent_path(), ec);
+      if (ec || space.available < kMinFreeBytesToReopen) co_return false;
+      // The read-only connection holds the database lock: release it (reads in flight finish
+      // first, bounded by their busy timeout) before opening for writing.
+      std::shared_ptr<PkarrStore> old = store_->set(nullptr, false);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (old.use_count() > 1 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      old.reset();
+    }
+    open_store();
+    co_return store_->current() && !store_->read_only();
+  };
+  co_return co_await asio::co_spawn(pool_, std::move(work), asio::use_awaitable);
+}
+
 asio::awaitable<void> PkarrStoreService::eviction_loop() {
   for (;;) {
+    co_await reopen_if_degraded();
+    if (stopped_) co_return;
     co_await evict_now();
     if (stopped_) co_return;
     eviction_timer_.expires_after(eviction_interval_);

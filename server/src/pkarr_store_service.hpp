@@ -3,6 +3,12 @@
 // the periodic eviction (spec address-lookup.md §7.2) on the io_context, and runs the store's
 // blocking calls on a small thread pool so that no io_context thread waits for SQLite.
 //
+// Storage trouble is never fatal (issue 19 item 3): if the store cannot be opened for writing
+// (full disk, unwritable or broken file), the service serves it read-only when it can (see
+// open_sqlite_pkarr_store_read_only) or not at all, PUTs fail with Unavailable (the HTTP API
+// answers 503), and the eviction loop retries the full open every eviction_interval. A write
+// that fails because the disk is full makes the state `degraded` until a write succeeds again.
+//
 //   auto lookup = std::make_unique<PkarrStoreService>(daemon.io_context(), config,
 //                                                     *daemon.metrics_registry());
 //   PkarrStoreService& store = *lookup;                // stays valid while the daemon lives
@@ -18,7 +24,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "iroh/config.hpp"
 #include "iroh/server/daemon.hpp"
@@ -27,10 +37,16 @@
 
 namespace iroh::server {
 
+class StoreHolder;
+
+// What /healthz and dns_server_store_degraded report.
+enum class PkarrStoreHealth { Ok, Degraded, Unavailable };
+std::string_view to_string(PkarrStoreHealth health);
+
 class PkarrStoreService final : public Service {
  public:
-  // Creates config.data_dir and the store's directory and opens the store; throws
-  // std::runtime_error naming the path on failure.
+  // Creates config.data_dir and the store's directory and opens the store; on failure logs the
+  // reason and carries on read-only or without a store (see above).
   PkarrStoreService(boost::asio::io_context& ioc, const config::Config& config,
                     prometheus::Registry& registry);
   ~PkarrStoreService() override;
@@ -43,8 +59,18 @@ class PkarrStoreService final : public Service {
   // last owner of store() lets go of it.
   void stop() override;
 
-  std::shared_ptr<PkarrStore> store() const { return store_; }
+  // Never null: forwards to the store currently open (errors with Unavailable when none is).
+  std::shared_ptr<PkarrStore> store() const;
   LookupMetrics& metrics() { return metrics_; }
+  PkarrStoreHealth health() const;
+  // How often a store that is not fully open is retried (the retry-after of a 503 PUT).
+  std::chrono::seconds retry_interval() const { return eviction_interval_; }
+  // Packets stored (a maintained count, O(1)); nullopt while no store is open.
+  std::optional<std::size_t> packet_count() const;
+  // The two above as callables that stay valid after the service is gone (they hold the store,
+  // not the service): for the status page, /healthz and the metrics listener.
+  std::function<std::optional<std::size_t>()> packet_count_source() const;
+  std::function<std::string_view()> health_source() const;
 
   // The store's blocking calls run on the store thread pool; the coroutine resumes on its own
   // executor. Concurrent puts share one SQLite transaction (group commit), and the result is only
@@ -54,14 +80,22 @@ class PkarrStoreService final : public Service {
 
   // One eviction pass now (what the timer runs); returns the number of packets removed.
   boost::asio::awaitable<std::size_t> evict_now();
+  // When the store is not fully open, tries to open it for writing again (what the timer runs
+  // before each eviction); true if it is fully open afterwards.
+  boost::asio::awaitable<bool> reopen_if_degraded();
 
  private:
   boost::asio::awaitable<void> eviction_loop();
+  // Opens the store (read-write, else read-only, else none) into store_. Blocking.
+  void open_store();
 
   std::chrono::seconds eviction_age_;
   std::chrono::seconds eviction_interval_;
+  std::filesystem::path data_dir_;
+  PkarrStoreOptions options_;
   LookupMetrics metrics_;
-  std::shared_ptr<PkarrStore> store_;
+  std::shared_ptr<StoreHolder> store_;
+  std::string last_open_error_;  // logged once per distinct message
   // Enough threads that concurrent PUTs queue up behind a committing one and share its commit.
   boost::asio::thread_pool pool_;
   // The eviction loop and its timer live on this strand (the io_context has several threads).

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <list>
@@ -83,6 +85,7 @@ class PacketCache {
   }
 
   void evict_older_than(std::uint64_t cutoff_us) {
+    // Whole cache, once per eviction pass (not per chunk).
     std::lock_guard lock(mu_);
     ++epoch_;
     for (auto it = entries_.begin(); it != entries_.end();) {
@@ -154,11 +157,13 @@ struct Connection {
 
 class SqlitePkarrStore final : public PkarrStore {
  public:
+  // `writer` null: the read-only fallback (put() fails with Unavailable, eviction does nothing).
   SqlitePkarrStore(PkarrStoreOptions options, std::unique_ptr<Connection> writer,
-                   std::vector<std::unique_ptr<Connection>> readers)
+                   std::vector<std::unique_ptr<Connection>> readers, std::size_t count)
       : options_(std::move(options)),
         writer_(std::move(writer)),
         readers_(std::move(readers)),
+        count_(count),
         cache_(options_.cache_entries) {
     for (auto& r : readers_) idle_readers_.push_back(r.get());
   }
@@ -166,7 +171,8 @@ class SqlitePkarrStore final : public PkarrStore {
   PkarrPutResult put(const pkarr::SignedPacket& packet) override;
   PkarrGetResult get(const pkarr::PublicKey& key) override;
   std::size_t evict_older_than(std::uint64_t cutoff_us) override;
-  std::size_t size() override;
+  std::size_t size() override { return count_.load(std::memory_order_relaxed); }
+  std::uint64_t count_scans() const override { return 1; }
 
  private:
   struct PendingPut {
@@ -176,7 +182,8 @@ class SqlitePkarrStore final : public PkarrStore {
   };
 
   void commit_batch(const std::vector<PendingPut*>& batch);
-  std::variant<PkarrPutOutcome, PkarrStoreError> apply_put(const pkarr::SignedPacket& packet);
+  std::variant<PkarrPutOutcome, PkarrStoreError> apply_put(const pkarr::SignedPacket& packet,
+                                                           std::size_t stored);
   PkarrStoreError error(std::string_view what, sqlite3* db) const;
   bool exec_stmt(sqlite3_stmt* stmt);
 
@@ -191,6 +198,8 @@ class SqlitePkarrStore final : public PkarrStore {
   std::condition_variable write_cv_;
   bool writer_busy_ = false;
   std::vector<PendingPut*> queue_;
+  // Rows in the table as of the last commit (only changed by the writer, under writer_busy_).
+  std::atomic<std::size_t> count_;
 
   std::mutex reader_mu_;
   std::condition_variable reader_cv_;
@@ -199,9 +208,20 @@ class SqlitePkarrStore final : public PkarrStore {
   PacketCache cache_;
 };
 
+// SQLITE_FULL is a full disk (or max_page_count); the shared-memory index reports ENOSPC as an
+// I/O error.
+PkarrStoreErrorKind error_kind(sqlite3* db) {
+  if (db == nullptr) return PkarrStoreErrorKind::Other;
+  if ((sqlite3_extended_errcode(db) & 0xff) == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC) {
+    return PkarrStoreErrorKind::Full;
+  }
+  return PkarrStoreErrorKind::Other;
+}
+
 PkarrStoreError SqlitePkarrStore::error(std::string_view what, sqlite3* db) const {
   return PkarrStoreError{"pkarr store " + options_.path.string() + ": " + std::string(what) + ": " +
-                         sqlite3_errmsg(db)};
+                             sqlite3_errmsg(db),
+                         error_kind(db)};
 }
 
 bool SqlitePkarrStore::exec_stmt(sqlite3_stmt* stmt) {
@@ -211,7 +231,7 @@ bool SqlitePkarrStore::exec_stmt(sqlite3_stmt* stmt) {
 }
 
 std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
-    const pkarr::SignedPacket& packet) {
+    const pkarr::SignedPacket& packet, std::size_t stored) {
   sqlite3* db = writer_->db;
   const auto& key = packet.public_key().bytes;
 
@@ -221,6 +241,11 @@ std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
   sqlite3_reset(existing);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
   const bool existed = rc == SQLITE_ROW;
+  if (!existed && options_.max_records > 0 && stored >= options_.max_records) {
+    return PkarrStoreError{"pkarr store " + options_.path.string() + ": full (max_records " +
+                               std::to_string(options_.max_records) + " packets)",
+                           PkarrStoreErrorKind::AtCapacity};
+  }
 
   // Newest wins inside SQL (§2.4): the update only happens if the new packet is more recent.
   sqlite3_stmt* upsert = writer_->upsert.get();
@@ -246,8 +271,15 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
     fail_all(error("begin", db));
     return;
   }
+  std::size_t stored = count_.load(std::memory_order_relaxed);
   for (PendingPut* p : batch) {
-    auto outcome = apply_put(*p->packet);
+    auto outcome = apply_put(*p->packet, stored);
+    if (auto* e = std::get_if<PkarrStoreError>(&outcome);
+        e != nullptr && e->kind == PkarrStoreErrorKind::AtCapacity) {
+      // Refuses this packet only; the others of the batch are committed.
+      p->result = *e;
+      continue;
+    }
     if (auto* e = std::get_if<PkarrStoreError>(&outcome)) {
       // Nothing of this transaction is acknowledged, so nothing is lost by rolling it back.
       PkarrStoreError err = *e;
@@ -256,6 +288,7 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
       return;
     }
     p->result = std::get<PkarrPutOutcome>(outcome);
+    if (std::get<PkarrPutOutcome>(outcome) == PkarrPutOutcome::Inserted) ++stored;
   }
   if (!exec_stmt(writer_->commit.get())) {
     PkarrStoreError err = error("commit", db);
@@ -263,6 +296,7 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
     fail_all(err);
     return;
   }
+  count_.store(stored, std::memory_order_relaxed);
   for (PendingPut* p : batch) {
     auto* outcome = std::get_if<PkarrPutOutcome>(&p->result);
     if (outcome && *outcome != PkarrPutOutcome::NotNewer) cache_.store(*p->packet);
@@ -270,6 +304,10 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
 }
 
 PkarrPutResult SqlitePkarrStore::put(const pkarr::SignedPacket& packet) {
+  if (!writer_) {
+    return PkarrStoreError{"pkarr store " + options_.path.string() + ": open read-only",
+                           PkarrStoreErrorKind::Unavailable};
+  }
   PendingPut request{&packet};
   std::unique_lock lock(write_mu_);
   queue_.push_back(&request);
@@ -344,13 +382,16 @@ PkarrGetResult SqlitePkarrStore::get(const pkarr::PublicKey& key) {
 }
 
 std::size_t SqlitePkarrStore::evict_older_than(std::uint64_t cutoff_us) {
+  if (!writer_) return 0;
   std::size_t total = 0;
   const std::size_t batch = std::max<std::size_t>(options_.evict_batch, 1);
-  // Chunks of `batch` rows, each its own transaction, so puts are not blocked for long.
+  // Chunks of `batch` rows, each its own transaction. Before each chunk the eviction waits until
+  // the puts queued meanwhile have been committed: a mutex hand-off alone lets this loop take the
+  // writer again before the woken puts run, which stalled them for seconds (issue 19 item 8).
   for (;;) {
     {
       std::unique_lock lock(write_mu_);
-      write_cv_.wait(lock, [&] { return !writer_busy_; });
+      write_cv_.wait(lock, [&] { return !writer_busy_ && queue_.empty(); });
       writer_busy_ = true;
     }
     sqlite3_stmt* stmt = writer_->evict.get();
@@ -360,7 +401,10 @@ std::size_t SqlitePkarrStore::evict_older_than(std::uint64_t cutoff_us) {
     sqlite3_reset(stmt);
     const std::size_t deleted =
         rc == SQLITE_DONE ? static_cast<std::size_t>(sqlite3_changes(writer_->db)) : 0;
-    if (deleted > 0) cache_.evict_older_than(cutoff_us);
+    if (deleted > 0) {
+      const std::size_t before = count_.load(std::memory_order_relaxed);
+      count_.store(before - std::min(before, deleted), std::memory_order_relaxed);
+    }
     {
       std::lock_guard lock(write_mu_);
       writer_busy_ = false;
@@ -369,17 +413,9 @@ std::size_t SqlitePkarrStore::evict_older_than(std::uint64_t cutoff_us) {
     total += deleted;
     if (rc != SQLITE_DONE || deleted < batch) break;
   }
+  // Once per pass: until now a cached evicted packet may still be served, as it was a moment ago.
+  if (total > 0) cache_.evict_older_than(cutoff_us);
   return total;
-}
-
-std::size_t SqlitePkarrStore::size() {
-  Connection* c = acquire_reader();
-  sqlite3_stmt* stmt = c->count.get();
-  std::size_t n = 0;
-  if (sqlite3_step(stmt) == SQLITE_ROW) n = static_cast<std::size_t>(sqlite3_column_int64(stmt, 0));
-  sqlite3_reset(stmt);
-  release_reader(c);
-  return n;
 }
 
 // ---- opening ------------------------------------------------------------------------------------
@@ -415,14 +451,16 @@ struct Opener {
 
   PkarrStoreError fail(std::string_view what, sqlite3* db) const {
     return PkarrStoreError{"pkarr store " + options.path.string() + ": " + std::string(what) +
-                           ": " + (db ? sqlite3_errmsg(db) : "out of memory")};
+                               ": " + (db ? sqlite3_errmsg(db) : "out of memory"),
+                           error_kind(db)};
   }
 
   std::optional<PkarrStoreError> exec(sqlite3* db, const char* sql, std::string_view what) const {
     char* message = nullptr;
     if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
       PkarrStoreError e{"pkarr store " + options.path.string() + ": " + std::string(what) + ": " +
-                        (message ? message : sqlite3_errmsg(db))};
+                            (message ? message : sqlite3_errmsg(db)),
+                        error_kind(db)};
       sqlite3_free(message);
       return e;
     }
@@ -438,7 +476,10 @@ struct Opener {
     return std::nullopt;
   }
 
-  std::variant<std::unique_ptr<Connection>, PkarrStoreError> connect(bool writer) const {
+  enum class Role { Writer, Reader, ExclusiveReader };
+
+  std::variant<std::unique_ptr<Connection>, PkarrStoreError> connect(Role role) const {
+    const bool writer = role == Role::Writer;
     auto c = std::make_unique<Connection>();
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (writer) flags |= SQLITE_OPEN_CREATE;
@@ -448,7 +489,8 @@ struct Opener {
     sqlite3_busy_timeout(c->db, static_cast<int>(options.busy_timeout.count()));
     if (writer) {
       // journal_mode answers with the mode in effect; anything but "wal" means no durability
-      // guarantee we can document, so it is an error.
+      // guarantee we can document, so it is an error. A database already in WAL mode is not
+      // written to.
       sqlite3_stmt* stmt = nullptr;
       if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &stmt, nullptr) != SQLITE_OK) {
         return fail("not a usable database", c->db);
@@ -469,9 +511,14 @@ struct Opener {
       if (auto e = exec(c->db, "PRAGMA journal_size_limit=67108864", "journal_size_limit")) {
         return *e;
       }
-      if (auto e = check_version(c->db)) return *e;
-      if (auto e = exec(c->db, kSchema, "create schema")) return *e;
-      if (auto e = exec(c->db, "PRAGMA user_version=1", "schema version")) return *e;
+      auto version = check_version(c->db);
+      if (auto* e = std::get_if<PkarrStoreError>(&version)) return *e;
+      // Only a new (or pre-versioning) file is written to: a store with the current schema opens
+      // without a write, so the daemon starts on a full disk (issue 19 item 3).
+      if (std::get<int>(version) < kSchemaVersion) {
+        if (auto e = exec(c->db, kSchema, "create schema")) return *e;
+        if (auto e = exec(c->db, "PRAGMA user_version=1", "schema version")) return *e;
+      }
       if (auto e =
               prepare(c->db, "SELECT 1 FROM pkarr_packets WHERE public_key = ?1", c->existing)) {
         return *e;
@@ -482,6 +529,18 @@ struct Opener {
       if (auto e = prepare(c->db, "COMMIT", c->commit)) return *e;
       if (auto e = prepare(c->db, "ROLLBACK", c->rollback)) return *e;
     } else {
+      if (role == Role::ExclusiveReader) {
+        // Before the first read: the WAL index then lives in heap memory, no -shm file is needed.
+        if (auto e = exec(c->db, "PRAGMA locking_mode=EXCLUSIVE", "read-only connection")) {
+          return *e;
+        }
+        auto version = check_version(c->db);
+        if (auto* e = std::get_if<PkarrStoreError>(&version)) return *e;
+        if (std::get<int>(version) < kSchemaVersion) {
+          return PkarrStoreError{"pkarr store " + options.path.string() +
+                                 ": no current schema to serve read-only"};
+        }
+      }
       if (auto e = exec(c->db, "PRAGMA query_only=1", "read connection")) return *e;
       if (auto e =
               prepare(c->db, "SELECT packet FROM pkarr_packets WHERE public_key = ?1", c->get)) {
@@ -492,7 +551,8 @@ struct Opener {
     return c;
   }
 
-  std::optional<PkarrStoreError> check_version(sqlite3* db) const {
+  // The schema version of the file (0 for a new file), or an error if it is newer than ours.
+  std::variant<int, PkarrStoreError> check_version(sqlite3* db) const {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) != SQLITE_OK) {
       return fail("not a usable database", db);
@@ -505,7 +565,22 @@ struct Opener {
                              std::to_string(version) + " is newer than this build supports (" +
                              std::to_string(kSchemaVersion) + ")"};
     }
-    return std::nullopt;
+    return version;
+  }
+
+  // The store on open connections, after the one full-table count of its life (size() is
+  // maintained from here on).
+  PkarrStoreOpenResult make_store(std::unique_ptr<Connection> writer,
+                                  std::vector<std::unique_ptr<Connection>> readers) const {
+    Connection& c = *readers.front();
+    sqlite3_stmt* stmt = c.count.get();
+    const int rc = sqlite3_step(stmt);
+    std::size_t n = 0;
+    if (rc == SQLITE_ROW) n = static_cast<std::size_t>(sqlite3_column_int64(stmt, 0));
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW) return fail("count", c.db);
+    return std::unique_ptr<PkarrStore>(
+        std::make_unique<SqlitePkarrStore>(options, std::move(writer), std::move(readers), n));
   }
 };
 
@@ -524,17 +599,28 @@ PkarrStoreOpenResult open_sqlite_pkarr_store(const PkarrStoreOptions& options) {
   if (sodium_init() < 0) return PkarrStoreError{"pkarr store: libsodium initialisation failed"};
   if (options.path.empty()) return PkarrStoreError{"pkarr store: no database path configured"};
   Opener opener{options};
-  auto writer = opener.connect(true);
+  auto writer = opener.connect(Opener::Role::Writer);
   if (auto* e = std::get_if<PkarrStoreError>(&writer)) return *e;
   std::vector<std::unique_ptr<Connection>> readers;
   const std::size_t reader_count = std::max<std::size_t>(options.read_connections, 1);
   for (std::size_t i = 0; i < reader_count; ++i) {
-    auto reader = opener.connect(false);
+    auto reader = opener.connect(Opener::Role::Reader);
     if (auto* e = std::get_if<PkarrStoreError>(&reader)) return *e;
     readers.push_back(std::move(std::get<std::unique_ptr<Connection>>(reader)));
   }
-  return std::unique_ptr<PkarrStore>(std::make_unique<SqlitePkarrStore>(
-      options, std::move(std::get<std::unique_ptr<Connection>>(writer)), std::move(readers)));
+  return opener.make_store(std::move(std::get<std::unique_ptr<Connection>>(writer)),
+                           std::move(readers));
+}
+
+PkarrStoreOpenResult open_sqlite_pkarr_store_read_only(const PkarrStoreOptions& options) {
+  if (sodium_init() < 0) return PkarrStoreError{"pkarr store: libsodium initialisation failed"};
+  if (options.path.empty()) return PkarrStoreError{"pkarr store: no database path configured"};
+  Opener opener{options};
+  auto reader = opener.connect(Opener::Role::ExclusiveReader);
+  if (auto* e = std::get_if<PkarrStoreError>(&reader)) return *e;
+  std::vector<std::unique_ptr<Connection>> readers;
+  readers.push_back(std::move(std::get<std::unique_ptr<Connection>>(reader)));
+  return opener.make_store(nullptr, std::move(readers));
 }
 
 }  // namespace iroh::server

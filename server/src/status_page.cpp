@@ -126,10 +126,16 @@ std::map<std::string, double> registry_totals(prometheus::Registry& registry) {
 
 }  // namespace
 
-std::string render_healthz(std::chrono::steady_clock::duration uptime) {
-  return "{\"status\":\"ok\",\"version\":\"" IROH_RELAY_VERSION
-         "\",\"git_hash\":\"unknown\",\"uptime_secs\":" +
-         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(uptime).count()) + "}";
+std::string render_healthz(std::chrono::steady_clock::duration uptime,
+                           std::optional<std::string_view> store) {
+  // The relay answering is what `status` reports; a degraded lookup store is its own field, so a
+  // full data disk does not get the relay taken out of a load balancer.
+  std::string out =
+      "{\"status\":\"ok\",\"version\":\"" IROH_RELAY_VERSION
+      "\",\"git_hash\":\"unknown\",\"uptime_secs\":" +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(uptime).count());
+  if (store) out += ",\"store\":\"" + std::string(*store) + "\"";
+  return out + "}";
 }
 
 std::string render_status_page(const StatusPageSources& sources) {
@@ -212,7 +218,10 @@ void add_status_routes(HttpRouter& router, StatusPageSources sources) {
              [shared](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
                co_return make_response(
                    req, http::status::ok,
-                   render_healthz(std::chrono::steady_clock::now() - shared->started),
+                   render_healthz(std::chrono::steady_clock::now() - shared->started,
+                                  shared->lookup_store_health ? std::optional<std::string_view>(
+                                                                    shared->lookup_store_health())
+                                                              : std::nullopt),
                    "application/json");
              });
 }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "iroh/config.hpp"
 #include "iroh/server/http_router.hpp"
@@ -27,6 +28,8 @@ struct StatusPageSources {
   std::shared_ptr<prometheus::Registry> registry;
   // Signed packets in the address-lookup store, when one is open.
   std::function<std::optional<std::size_t>()> lookup_store_size;
+  // "ok", "degraded" or "unavailable" (issue 19 item 3): the `store` field of /healthz.
+  std::function<std::string_view()> lookup_store_health;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
@@ -35,6 +38,8 @@ void add_status_routes(HttpRouter& router, StatusPageSources sources);
 
 // Exposed for tests.
 std::string render_status_page(const StatusPageSources& sources);
-std::string render_healthz(std::chrono::steady_clock::duration uptime);
+// `store`: the lookup store's health, when there is a store.
+std::string render_healthz(std::chrono::steady_clock::duration uptime,
+                           std::optional<std::string_view> store = std::nullopt);
 
 }  // namespace iroh::server

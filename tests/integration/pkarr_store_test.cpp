@@ -10,9 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -392,6 +395,190 @@ TEST_F(PkarrStoreTest, NewerSchemaIsRefused) {
   auto result = open_sqlite_pkarr_store(options_);
   ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(result));
   EXPECT_NE(std::get<PkarrStoreError>(result).message.find("schema version 99"), std::string::npos);
+}
+
+// ---- issue 19 items 3, 4, 7, 8 ---------------------------------------------------------------
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::size_t table_count(const fs::path& path) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM pkarr_packets", -1, &stmt, nullptr);
+  std::size_t n = 0;
+  if (sqlite3_step(stmt) == SQLITE_ROW) n = static_cast<std::size_t>(sqlite3_column_int64(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return n;
+}
+
+// A store with the current schema opens (and closes) without a write: the main file keeps its
+// bytes, so opening works on a full disk (the old open rewrote PRAGMA user_version).
+TEST_F(PkarrStoreTest, OpeningACurrentStoreWritesNothing) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    put_ok(*store, make_packet(key_from_index(1), now_us()));
+  }
+  const std::string before = file_bytes(options_.path);
+  ASSERT_FALSE(before.empty());
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->size(), 1u);
+  }
+  EXPECT_TRUE(file_bytes(options_.path) == before) << "opening changed the database file";
+}
+
+// size() is a maintained count: right after inserts, updates, refusals and evictions, and the
+// table is counted once, at open (the status page reads it on an I/O thread).
+TEST_F(PkarrStoreTest, SizeIsMaintainedWithoutCounting) {
+  options_.evict_batch = 3;
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t now = now_us();
+  for (std::uint32_t i = 0; i < 10; ++i)
+    put_ok(*store, make_packet(key_from_index(i), now - 8 * kDay));
+  for (std::uint32_t i = 10; i < 15; ++i) put_ok(*store, make_packet(key_from_index(i), now));
+  put_ok(*store, make_packet(key_from_index(12), now + 1));  // update
+  put_ok(*store, make_packet(key_from_index(12), now));      // not newer
+  EXPECT_EQ(store->size(), 15u);
+  EXPECT_EQ(store->size(), table_count(options_.path));
+  const auto cutoff = pkarr_eviction_cutoff(options_, std::chrono::system_clock::now());
+  EXPECT_EQ(store->evict_older_than(cutoff), 10u);
+  EXPECT_EQ(store->size(), 5u);
+  EXPECT_EQ(store->size(), table_count(options_.path));
+  for (int i = 0; i < 1000; ++i) (void)store->size();
+  EXPECT_EQ(store->count_scans(), 1u);
+  store.reset();
+  auto reopened = open();
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(reopened->size(), 5u);
+}
+
+// max_records: new keys are refused at the cap (AtCapacity), updates of stored keys still work,
+// and eviction makes room again.
+TEST_F(PkarrStoreTest, MaxRecordsRefusesNewKeysOnly) {
+  options_.max_records = 3;
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t now = now_us();
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(put_ok(*store, make_packet(key_from_index(i), now - 8 * kDay)),
+              PkarrPutOutcome::Inserted);
+  }
+  auto refused = store->put(make_packet(key_from_index(3), now));
+  ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(refused));
+  EXPECT_EQ(std::get<PkarrStoreError>(refused).kind, PkarrStoreErrorKind::AtCapacity);
+  EXPECT_FALSE(get_ok(*store, key_from_index(3).public_key()));
+  EXPECT_EQ(put_ok(*store, make_packet(key_from_index(1), now)), PkarrPutOutcome::Updated);
+  EXPECT_EQ(store->size(), 3u);
+  // Concurrent puts in one group commit: exactly the room left is used.
+  const auto cutoff = pkarr_eviction_cutoff(options_, std::chrono::system_clock::now());
+  EXPECT_EQ(store->evict_older_than(cutoff), 2u);
+  std::atomic<int> inserted = 0, at_capacity = 0;
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = store->put(make_packet(key_from_index(100 + i), now));
+      if (auto* o = std::get_if<PkarrPutOutcome>(&r); o && *o == PkarrPutOutcome::Inserted) {
+        ++inserted;
+      } else if (auto* e = std::get_if<PkarrStoreError>(&r);
+                 e && e->kind == PkarrStoreErrorKind::AtCapacity) {
+        ++at_capacity;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(inserted.load(), 2);
+  EXPECT_EQ(at_capacity.load(), 6);
+  EXPECT_EQ(store->size(), 3u);
+  EXPECT_EQ(table_count(options_.path), 3u);
+}
+
+// Eviction in chunks of 1000 removes every expired packet across chunks, while puts issued
+// during it are committed (they are not starved behind the chunks).
+TEST_F(PkarrStoreTest, EvictionInChunksRemovesAllAndLetsPutsThrough) {
+  ASSERT_EQ(options_.evict_batch, 1000u);  // the default
+  options_.cache_entries = 64;
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t now = now_us();
+  // 3500 expired rows written directly (signing 3500 packets would dominate the test).
+  {
+    const auto sample = make_packet(key_from_index(1), now - 8 * kDay);
+    const auto bytes = sample.bytes();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(options_.path.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    ASSERT_EQ(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "INSERT INTO pkarr_packets (public_key, timestamp, packet, "
+                                 "stored_at) VALUES (?1, ?2, ?3, 0)",
+                                 -1, &stmt, nullptr),
+              SQLITE_OK);
+    for (std::uint32_t i = 0; i < 3500; ++i) {
+      std::array<std::uint8_t, 32> key{};
+      std::memcpy(key.data(), &i, sizeof i);
+      key[31] = 0xee;
+      sqlite3_bind_blob(stmt, 1, key.data(), 32, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(stmt, 2,
+                         static_cast<std::int64_t>((now - 8 * kDay) ^ 0x8000000000000000ULL));
+      sqlite3_bind_blob(stmt, 3, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+      ASSERT_EQ(sqlite3_step(stmt), SQLITE_DONE);
+      sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    ASSERT_EQ(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  store.reset();
+  store = open();  // counts the rows written behind its back
+  ASSERT_TRUE(store);
+  for (std::uint32_t i = 0; i < 5; ++i) put_ok(*store, make_packet(key_from_index(i), now));
+  EXPECT_EQ(store->size(), 3505u);
+  std::vector<SignedPacket> during;
+  for (std::uint32_t i = 0; i < 20; ++i) during.push_back(make_packet(key_from_index(50 + i), now));
+  const auto cutoff = pkarr_eviction_cutoff(options_, std::chrono::system_clock::now());
+  std::thread putter([&] {
+    for (const auto& p : during) put_ok(*store, p);
+  });
+  std::size_t removed = store->evict_older_than(cutoff);
+  putter.join();
+  EXPECT_EQ(removed, 3500u);
+  EXPECT_EQ(store->size(), 25u);
+  EXPECT_EQ(table_count(options_.path), 25u);
+  for (const auto& p : during) EXPECT_EQ(get_ok(*store, p.public_key()), p);
+  EXPECT_EQ(store->evict_older_than(cutoff), 0u);
+}
+
+// The read-only fallback serves what is stored and refuses writes with Unavailable.
+TEST_F(PkarrStoreTest, ReadOnlyFallbackServesReads) {
+  const auto packet = make_packet(key_from_index(7), now_us());
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    put_ok(*store, packet);
+  }
+  auto result = open_sqlite_pkarr_store_read_only(options_);
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<PkarrStore>>(result))
+      << std::get<PkarrStoreError>(result).message;
+  auto& store = *std::get<std::unique_ptr<PkarrStore>>(result);
+  EXPECT_EQ(store.size(), 1u);
+  EXPECT_EQ(get_ok(store, packet.public_key()), packet);
+  auto refused = store.put(make_packet(key_from_index(8), now_us()));
+  ASSERT_TRUE(std::holds_alternative<PkarrStoreError>(refused));
+  EXPECT_EQ(std::get<PkarrStoreError>(refused).kind, PkarrStoreErrorKind::Unavailable);
+  EXPECT_EQ(store.evict_older_than(now_us() + kDay), 0u);
+  // A file without the schema is not served read-only.
+  options_.path = dir_ / "empty.db";
+  { std::ofstream(options_.path.string()); }
+  EXPECT_TRUE(std::holds_alternative<PkarrStoreError>(open_sqlite_pkarr_store_read_only(options_)));
 }
 
 TEST_F(PkarrStoreTest, EmptyPathIsAnError) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -915,7 +916,7 @@ TEST_F(ConfigTest, LookupErrors) {
             "test.yaml:1: zone_store: expected a mapping, found a plain scalar");
   EXPECT_EQ(error_of("zone_store:\n  eviction: 7days\n"),
             "test.yaml:2: zone_store.eviction: unknown key (known keys here: path, eviction_secs, "
-            "eviction_interval_secs, cache_capacity)");
+            "eviction_interval_secs, cache_capacity, max_records)");
   EXPECT_EQ(error_of("zone_store:\n  eviction_secs: 0\n"),
             "test.yaml:2: zone_store.eviction_secs: out of range: 0 (allowed 1 to 3153600000)");
   EXPECT_EQ(error_of("zone_store:\n  eviction_interval_secs: 86401\n"),
@@ -993,6 +994,15 @@ TEST_F(ConfigTest, LookupExampleValuesAreTheDefaults) {
   EXPECT_EQ(cfg.zone_store.eviction, defaults.zone_store.eviction);
   EXPECT_EQ(cfg.zone_store.eviction_interval, defaults.zone_store.eviction_interval);
   EXPECT_EQ(cfg.zone_store.cache_capacity, defaults.zone_store.cache_capacity);
+  EXPECT_EQ(cfg.zone_store.max_records, defaults.zone_store.max_records);
+  ASSERT_EQ(cfg.pkarr.trusted_proxies.size(), defaults.pkarr.trusted_proxies.size());
+  for (std::size_t i = 0; i < cfg.pkarr.trusted_proxies.size(); ++i) {
+    EXPECT_EQ(cfg.pkarr.trusted_proxies[i].address, defaults.pkarr.trusted_proxies[i].address);
+    EXPECT_EQ(cfg.pkarr.trusted_proxies[i].prefix_len,
+              defaults.pkarr.trusted_proxies[i].prefix_len);
+  }
+  EXPECT_EQ(cfg.pkarr.put_rate_limit_ipv6_prefix, defaults.pkarr.put_rate_limit_ipv6_prefix);
+  EXPECT_EQ(cfg.pkarr.max_future_skew, defaults.pkarr.max_future_skew);
   EXPECT_EQ(cfg.dns.enabled, defaults.dns.enabled);
   EXPECT_EQ(cfg.dns.bind_addr, defaults.dns.bind_addr);
   EXPECT_EQ(cfg.dns.origins, defaults.dns.origins);
@@ -1182,5 +1192,61 @@ TEST(ConfigHardening, AccessLimitsLogsShutdown) {
               testing::StartsWith("test.yaml:4: access.http.timeout_ms: out of range"));
 }
 
+// Issue 19 item 4: trusted_proxies, the IPv6 key prefix, max_future_skew, zone_store.max_records.
+TEST_F(ConfigTest, LookupHostileInputKeys) {
+  Config defaults = parse_yaml("", "t");
+  EXPECT_EQ(defaults.zone_store.max_records, 1000000u);
+  EXPECT_EQ(defaults.pkarr.put_rate_limit_ipv6_prefix, 64u);
+  EXPECT_EQ(defaults.pkarr.max_future_skew, std::chrono::seconds(3600));
+  ASSERT_EQ(defaults.pkarr.trusted_proxies.size(), 2u);
+  auto v4 = [](std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+    return std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d};
+  };
+  std::array<std::uint8_t, 16> loopback6{};
+  loopback6[15] = 1;
+  auto trusted = [&](const Config& c, const std::array<std::uint8_t, 16>& a) {
+    for (const auto& n : c.pkarr.trusted_proxies) {
+      if (n.contains(a)) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(trusted(defaults, v4(127, 0, 0, 1)));
+  EXPECT_TRUE(trusted(defaults, v4(127, 255, 1, 2)));
+  EXPECT_TRUE(trusted(defaults, loopback6));
+  EXPECT_FALSE(trusted(defaults, v4(128, 0, 0, 1)));
+  EXPECT_FALSE(trusted(defaults, v4(10, 0, 0, 1)));
+
+  Config cfg = parse_yaml(
+      "trusted_proxies: [\"10.1.2.3/8\", \"2001:db8::/33\", \"192.0.2.7\"]\n"
+      "pkarr_put_rate_limit_ipv6_prefix: 56\npkarr_max_future_skew_secs: 0\n"
+      "zone_store:\n  max_records: 0\n",
+      "t");
+  EXPECT_TRUE(trusted(cfg, v4(10, 200, 0, 1)));  // host bits of 10.1.2.3/8 ignored
+  EXPECT_FALSE(trusted(cfg, v4(127, 0, 0, 1)));  // the list replaces the default
+  EXPECT_TRUE(trusted(cfg, v4(192, 0, 2, 7)));
+  EXPECT_FALSE(trusted(cfg, v4(192, 0, 2, 8)));
+  std::array<std::uint8_t, 16> in33{0x20, 0x01, 0x0d, 0xb8, 0x7f};
+  std::array<std::uint8_t, 16> out33{0x20, 0x01, 0x0d, 0xb8, 0x80};
+  EXPECT_TRUE(trusted(cfg, in33));
+  EXPECT_FALSE(trusted(cfg, out33));
+  EXPECT_EQ(cfg.pkarr.put_rate_limit_ipv6_prefix, 56u);
+  EXPECT_EQ(cfg.pkarr.max_future_skew, std::chrono::seconds(0));
+  EXPECT_EQ(cfg.zone_store.max_records, 0u);
+  EXPECT_TRUE(parse_yaml("trusted_proxies: []\n", "t").pkarr.trusted_proxies.empty());
+
+  EXPECT_EQ(error_of("trusted_proxies: [\"10.0.0.0/33\"]\n"),
+            "test.yaml:1: trusted_proxies[0]: invalid address or prefix \"10.0.0.0/33\" "
+            "(expected \"192.0.2.1\", \"10.0.0.0/8\" or \"2001:db8::/32\")");
+  EXPECT_EQ(error_of("trusted_proxies: [\"proxy.example\"]\n"),
+            "test.yaml:1: trusted_proxies[0]: invalid address or prefix \"proxy.example\" "
+            "(expected \"192.0.2.1\", \"10.0.0.0/8\" or \"2001:db8::/32\")");
+  EXPECT_EQ(error_of("trusted_proxies: 127.0.0.1\n"),
+            "test.yaml:1: trusted_proxies: expected a list of addresses or prefixes, found a "
+            "plain scalar");
+  EXPECT_EQ(error_of("pkarr_put_rate_limit_ipv6_prefix: 0\n"),
+            "test.yaml:1: pkarr_put_rate_limit_ipv6_prefix: out of range: 0 (allowed 1 to 128)");
+  EXPECT_EQ(error_of("pkarr_put_rate_limit_ipv6_prefix: 129\n"),
+            "test.yaml:1: pkarr_put_rate_limit_ipv6_prefix: out of range: 129 (allowed 1 to 128)");
+}
 }  // namespace
 }  // namespace iroh::config

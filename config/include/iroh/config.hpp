@@ -4,12 +4,14 @@
 // and reason.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "iroh/relay_proto.hpp"
@@ -93,9 +95,21 @@ struct StunConfig {
 
 // ---- address lookup (spec address-lookup.md §4, §5, §7, §8) -------------------------------------
 
-// pkarr_put_rate_limit: disabled | simple (key = TCP peer IP) | smart (X-Forwarded-For, then
-// X-Real-IP, then Forwarded, else the peer IP; only behind a proxy that sets them).
+// pkarr_put_rate_limit: disabled | simple (key = TCP peer IP) | smart (behind a proxy in
+// trusted_proxies: the right-most X-Forwarded-For address that is not a trusted proxy, then
+// X-Real-IP, then Forwarded; the peer IP when the peer is not a trusted proxy).
 enum class PutRateLimitMode { Disabled, Simple, Smart };
+
+// An address prefix of trusted_proxies: "10.0.0.0/8", "2001:db8::/32", or one address. IPv4 is
+// held as IPv4-mapped IPv6 (prefix + 96) so that one comparison covers both families.
+struct IpNetwork {
+  std::array<std::uint8_t, 16> address{};  // host bits cleared
+  unsigned prefix_len = 128;               // 0..128, in IPv6 terms
+  std::string text;                        // as written in the config
+  static std::optional<IpNetwork> parse(std::string_view text);
+  // `bytes`: an IPv6 address (IPv4 as IPv4-mapped).
+  bool contains(const std::array<std::uint8_t, 16>& bytes) const;
+};
 
 // zone_store: the one SQLite store shared by the pkarr HTTP API and the DNS server.
 struct ZoneStoreConfig {
@@ -104,6 +118,8 @@ struct ZoneStoreConfig {
   std::chrono::seconds eviction{604800};       // packets whose signed timestamp is older go
   std::chrono::seconds eviction_interval{10};  // how often the eviction task runs
   std::size_t cache_capacity = 65536;          // LRU entries in front of SQLite (0 = no cache)
+  // At this many packets PUTs of new keys get 507; updates of stored keys still work. 0 = none.
+  std::size_t max_records = 1'000'000;
 };
 
 // enable_pkarr + the pkarr_put_* keys: PUT/GET /pkarr/{z32} on the relay's HTTP(S) listeners.
@@ -112,6 +128,12 @@ struct PkarrConfig {
   PutRateLimitMode put_rate_limit = PutRateLimitMode::Simple;  // Disabled with --dev
   std::uint32_t put_burst = 2;                                  // GCRA burst per client IP
   double put_refill_secs = 4.0;                                 // one token per this many seconds
+  // Issue 19 item 4. trusted_proxies: peers whose forwarding headers `smart` believes.
+  std::vector<IpNetwork> trusted_proxies{*IpNetwork::parse("127.0.0.0/8"),
+                                         *IpNetwork::parse("::1")};
+  unsigned put_rate_limit_ipv6_prefix = 64;  // IPv6 clients share a bucket per this prefix
+  // PUTs of packets dated more than this ahead of the server's clock get 400.
+  std::chrono::seconds max_future_skew{3600};
 };
 
 // enable_dns + the dns section: authoritative DNS over UDP and TCP, DoH at /dns-query.
