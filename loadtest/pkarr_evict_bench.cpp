@@ -104,10 +104,10 @@ std::vector<double> put_load(PkarrStore& store, const std::vector<iroh::pkarr::S
   for (int t = 0; t < putters; ++t) {
     threads.emplace_back([&, t] {
       std::vector<double> mine;
-      // Cycles through the pool (a second round is "not newer", still one write transaction);
-      // bounded by kMaxPuts per thread as well as by `stop`.
-      constexpr std::size_t kMaxPuts = 2'000'000;
-      for (std::size_t n = 0; n < kMaxPuts && !stop; ++n) {
+      // Cycles through the pool (a second round is "not newer", still one write transaction)
+      // until `stop`, bounded by 10 minutes.
+      const auto deadline = Clock::now() + std::chrono::minutes(10);
+      for (std::size_t n = 0; !stop && Clock::now() < deadline; ++n) {
         const std::size_t i =
             (static_cast<std::size_t>(t) + n * static_cast<std::size_t>(putters)) % pool.size();
         const auto start = Clock::now();

@@ -100,6 +100,53 @@ HttpResponse too_many_requests(const HttpRequest& req, Clock::duration wait) {
   return res;
 }
 
+// The 400 detail for a body that is not a storable packet: unparseable, or dated more than
+// `max_skew` ahead (such a packet would outlive every eviction, §7.2 counts from its own
+// timestamp; a modest skew stays accepted for clients with a fast clock, §13).
+std::optional<std::string> invalid_payload(const pkarr::Result<pkarr::SignedPacket>& parsed,
+                                           std::chrono::seconds max_skew) {
+  if (const auto* error = std::get_if<pkarr::Error>(&parsed)) {
+    return "invalid body payload: " + std::string(pkarr::to_string(*error));
+  }
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto skew_us = std::chrono::duration_cast<std::chrono::microseconds>(max_skew).count();
+  if (std::get<pkarr::SignedPacket>(parsed).timestamp_us() >
+      static_cast<std::uint64_t>(now_us + skew_us)) {
+    return "invalid body payload: timestamp more than " + std::to_string(max_skew.count()) +
+           " s in the future";
+  }
+  return std::nullopt;
+}
+
+// The answer to a PUT the store refused (issue 19 items 3, 4).
+HttpResponse store_error_response(const HttpRequest& req, const PkarrStoreError& error,
+                                  std::chrono::seconds retry) {
+  switch (error.kind) {
+    case PkarrStoreErrorKind::AtCapacity:
+      // Expected at the cap: no log line per refused PUT.
+      return lookup_json_error(req, http::status::insufficient_storage,
+                               "store full: no new keys accepted");
+    case PkarrStoreErrorKind::Full:
+      // The store logs the change of state once; per PUT only at debug (a full disk under load
+      // would flood the log).
+      log::debug("PUT /pkarr: ", error.message);
+      return lookup_json_error(req, http::status::insufficient_storage, "store out of space");
+    case PkarrStoreErrorKind::Unavailable: {
+      log::debug("PUT /pkarr: ", error.message);
+      HttpResponse res = lookup_json_error(req, http::status::service_unavailable,
+                                           "store not writable, retry later");
+      res.set(http::field::retry_after, std::to_string(retry.count()));
+      return res;
+    }
+    case PkarrStoreErrorKind::Other:
+      break;
+  }
+  log::warn("PUT /pkarr: ", error.message);
+  return lookup_json_error(req, http::status::internal_server_error, "store failure");
+}
+
 asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const HttpRequest& req,
                                          const RequestInfo& info) {
   const auto started = Clock::now();
@@ -124,25 +171,10 @@ asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const Ht
   const std::string& body = req.body();
   auto parsed = pkarr::SignedPacket::from_relay_payload(
       *key, pkarr::ByteSpan(reinterpret_cast<const std::uint8_t*>(body.data()), body.size()));
-  if (auto* error = std::get_if<pkarr::Error>(&parsed)) {
-    HttpResponse res = lookup_json_error(req, http::status::bad_request,
-                                  "invalid body payload: " + std::string(pkarr::to_string(*error)));
-    api->account(res, started);
-    co_return res;
-  }
-  // A packet dated far ahead would outlive every eviction (§7.2 counts from its own timestamp);
-  // a modest skew stays accepted for clients with a fast clock (§13).
-  const auto& packet = std::get<pkarr::SignedPacket>(parsed);
-  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  const auto skew_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(api->config.max_future_skew).count();
-  if (packet.timestamp_us() > static_cast<std::uint64_t>(now_us + skew_us)) {
-    HttpResponse res = lookup_json_error(req, http::status::bad_request,
-                                         "invalid body payload: timestamp more than " +
-                                             std::to_string(api->config.max_future_skew.count()) +
-                                             " s in the future");
+  // Unparseable, or (issue 19 item 4) dated too far ahead.
+  std::optional<std::string> invalid = invalid_payload(parsed, api->config.max_future_skew);
+  if (invalid) {
+    HttpResponse res = lookup_json_error(req, http::status::bad_request, std::move(invalid));
     api->account(res, started);
     co_return res;
   }
@@ -150,30 +182,7 @@ asio::awaitable<HttpResponse> handle_put(std::shared_ptr<PkarrApi> api, const Ht
   PkarrPutResult result = co_await std::move(put);
   HttpResponse res;
   if (auto* error = std::get_if<PkarrStoreError>(&result)) {
-    switch (error->kind) {
-      case PkarrStoreErrorKind::AtCapacity:
-        // Expected at the cap (issue 19 item 4): no log line per refused PUT.
-        res = lookup_json_error(req, http::status::insufficient_storage,
-                                "store full: no new keys accepted");
-        break;
-      case PkarrStoreErrorKind::Full:
-        // The store logs the change of state once; per PUT only at debug (a full disk under
-        // load would flood the log).
-        log::debug("PUT /pkarr: ", error->message);
-        res = lookup_json_error(req, http::status::insufficient_storage, "store out of space");
-        break;
-      case PkarrStoreErrorKind::Unavailable: {
-        log::debug("PUT /pkarr: ", error->message);
-        res = lookup_json_error(req, http::status::service_unavailable,
-                                "store not writable, retry later");
-        res.set(http::field::retry_after, std::to_string(api->store.retry_interval().count()));
-        break;
-      }
-      case PkarrStoreErrorKind::Other:
-        log::warn("PUT /pkarr: ", error->message);
-        res = lookup_json_error(req, http::status::internal_server_error, "store failure");
-        break;
-    }
+    res = store_error_response(req, *error, api->store.retry_interval());
   } else {
     if (std::get<PkarrPutOutcome>(result) == PkarrPutOutcome::NotNewer) {
       api->metrics.pkarr_publish_noop.Increment();
