@@ -48,6 +48,10 @@ struct BadHeader {
   const char* name;
   HeaderFn header;
 };
+// Keeps the ctest names readable (gtest would print the bytes of the struct).
+void PrintTo(const BadHeader& h, std::ostream* os) {
+  *os << h.name;
+}
 
 // Every header here names keys.claimed; none of them proves it.
 const BadHeader kBadHeaders[] = {
