@@ -702,7 +702,8 @@ class Loader {
   Limits read_limits(const Field& at) {
     Section s = read_map(at, {"accept_conn_limit", "accept_conn_burst", "client", "max_connections",
                               "max_connections_per_ip", "handshake_timeout_ms", "write_timeout_ms",
-                              "client_queue_capacity", "qad_new_conn_rate", "qad_new_conn_burst",
+                              "client_queue_capacity", "client_queue_bytes", "total_queue_bytes",
+                              "qad_new_conn_rate", "qad_new_conn_burst",
                               // Issue 19 item 9: per-source QAD limit.
                               "qad_per_source_rate", "qad_per_source_burst"});
     Limits limits;
@@ -726,6 +727,13 @@ class Loader {
     }
     if (auto* f = s.find("client_queue_capacity")) {
       limits.client_queue_capacity = as_uint(*f, 1, 1 << 20);
+    }
+    // A queue must hold one largest frame (64 KiB payload + header), §6.3.
+    if (auto* f = s.find("client_queue_bytes")) {
+      limits.client_queue_bytes = as_uint(*f, 65 * 1024, std::uint64_t{1} << 32);
+    }
+    if (auto* f = s.find("total_queue_bytes")) {
+      limits.total_queue_bytes = as_uint(*f, 65 * 1024, std::uint64_t{1} << 40);
     }
     // 0 switches a QAD limit off (both are on by default).
     if (auto* f = s.find("qad_new_conn_rate")) limits.qad_new_conn_rate = as_rate(*f);

@@ -97,16 +97,20 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
   }
 }
 
-ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst,
-                                                relay::Bytes&& frame) {
+ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst, relay::Bytes&& frame,
+                                                RelayClientHandle* sender) {
   std::shared_lock lock(mutex_);
   auto it = clients_.find(dst);
   if (it == clients_.end() || !it->second.active) return Forward::UnknownDestination;
-  switch (it->second.active->try_enqueue_datagram(std::move(frame))) {
+  switch (it->second.active->try_enqueue_datagram(std::move(frame), sender)) {
     case RelayClientHandle::Enqueue::Ok:
       return Forward::Queued;
     case RelayClientHandle::Enqueue::Full:
       return Forward::QueueFull;
+    case RelayClientHandle::Enqueue::FullThrottle:
+      return Forward::QueueFullThrottle;
+    case RelayClientHandle::Enqueue::BudgetFull:
+      return Forward::TotalQueueFull;
     case RelayClientHandle::Enqueue::Closed:
       break;
   }
@@ -122,9 +126,12 @@ RelayQueueDepth ClientRegistry::queue_depth() const {
   RelayQueueDepth depth;
   auto add = [&depth](RelayClientHandle& client) {
     const std::size_t queued = client.queued_datagrams();
+    const std::size_t bytes = client.queued_bytes();
     ++depth.clients;
     depth.total += queued;
     depth.max = std::max(depth.max, queued);
+    depth.total_bytes += bytes;
+    depth.max_bytes = std::max(depth.max_bytes, bytes);
   };
   std::shared_lock lock(mutex_);
   for (const auto& [id, entry] : clients_) {

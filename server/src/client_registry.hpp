@@ -26,14 +26,23 @@ class RelayClientHandle {
   const relay::EndpointId& endpoint_id() const { return id_; }
   relay::ProtocolVersion version() const { return version_; }
 
-  // An encoded RelayToClientDatagram(Batch) frame; false if the queue is full or closed.
-  enum class Enqueue { Ok, Full, Closed };
-  virtual Enqueue try_enqueue_datagram(relay::Bytes&& frame) = 0;
+  // An encoded RelayToClientDatagram(Batch) frame. Full: the datagram is dropped; FullThrottle:
+  // dropped, and `sender` (if not null) was recorded as waiting for this queue to drain; it gets
+  // resume_reading() then. BudgetFull: limits.total_queue_bytes reached.
+  enum class Enqueue { Ok, Full, FullThrottle, BudgetFull, Closed };
+  virtual Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) = 0;
   // An encoded control frame (EndpointGone, Status, Health, Pong) on the priority lane.
   virtual Enqueue try_enqueue_control(relay::Bytes&& frame) = 0;
   virtual void close() = 0;
   // Datagrams waiting in this client's send queue (metrics).
   virtual std::size_t queued_datagrams() { return 0; }
+  // Bytes of those datagrams (limits.client_queue_bytes counts these).
+  virtual std::size_t queued_bytes() { return 0; }
+  // Back-pressure (issue 13): a destination this client was throttled on has drained. Any
+  // thread; only posts.
+  virtual void resume_reading() {}
+  // A weak reference to this handle, kept by destinations this client waits on.
+  virtual std::weak_ptr<RelayClientHandle> weak_handle() = 0;
 
  protected:
   void set_identity(relay::EndpointId id, relay::ProtocolVersion version) {
@@ -54,8 +63,17 @@ class ClientRegistry {
   // `sent_to` = ids this connection successfully forwarded datagrams to (§6.4).
   void unregister_client(const RelayClientHandle* client, EndpointIdSet sent_to);
 
-  enum class Forward { Queued, UnknownDestination, QueueFull, RecipientClosed };
-  Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame);
+  enum class Forward {
+    Queued,
+    UnknownDestination,
+    QueueFull,          // dropped
+    QueueFullThrottle,  // dropped; the sender waits for the destination to drain
+    TotalQueueFull,     // dropped: limits.total_queue_bytes
+    RecipientClosed,
+  };
+  // `sender` (may be null) is who to resume when a full destination queue drains.
+  Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame,
+                  RelayClientHandle* sender = nullptr);
 
   std::size_t endpoint_count() const;
   // Walks every connection (active and inactive) under the shared lock.

@@ -133,6 +133,7 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
     const std::pair<const char*, const Counter&> reasons[] = {
         {"unknown_destination", m.dropped_unknown_destination},
         {"queue_full", m.dropped_queue_full},
+        {"total_queue_full", m.dropped_total_queue_full},
         {"write_error", m.dropped_write_error},
         {"rate_limited", m.dropped_rate_limited},
         {"unencodable", m.dropped_unencodable},
@@ -151,7 +152,11 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       {"malformed_frames", "Relay frames that failed to decode (the client was closed).",
        m.malformed_frames},
       {"ping_timeouts", "Clients closed because a server Ping got no Pong.", m.ping_timeouts},
-      {"write_timeouts", "Clients closed because a frame write took too long.", m.write_timeouts},
+      {"write_timeouts", "Clients closed because a write made no progress in time.",
+       m.write_timeouts},
+      {"senders_throttled",
+       "Times a sender was read more slowly because its datagrams found a full queue.",
+       m.senders_throttled},
       {"control_frames_dropped", "Control frames dropped because the priority lane was full.",
        m.control_dropped},
   };
@@ -205,15 +210,25 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
   }
   if (queue_depth_) {
     const RelayQueueDepth depth = queue_depth_();
-    auto total = family("relayserver_queued_datagrams",
-                        "Datagrams waiting in the per-client send queues, all clients together.",
-                        MetricType::Gauge);
-    total.metric.push_back(gauge_sample(double(depth.total)));
-    out.push_back(std::move(total));
-    auto max = family("relayserver_client_queue_max_datagrams",
-                      "Datagrams waiting in the longest per-client send queue.", MetricType::Gauge);
-    max.metric.push_back(gauge_sample(double(depth.max)));
-    out.push_back(std::move(max));
+    const std::pair<const char*, const char*> depth_names[] = {
+        {"relayserver_queued_datagrams",
+         "Datagrams waiting in the per-client send queues, all clients together."},
+        {"relayserver_client_queue_max_datagrams",
+         "Datagrams waiting in the longest per-client send queue."},
+        {"relayserver_queued_bytes",
+         "Datagram bytes waiting in the per-client send queues, all clients together (capped by "
+         "limits.total_queue_bytes)."},
+        {"relayserver_client_queue_max_bytes",
+         "Datagram bytes waiting in the largest per-client send queue (capped by "
+         "limits.client_queue_bytes)."},
+    };
+    const double depth_values[] = {double(depth.total), double(depth.max),
+                                   double(depth.total_bytes), double(depth.max_bytes)};
+    for (std::size_t i = 0; i < std::size(depth_names); ++i) {
+      auto f = family(depth_names[i].first, depth_names[i].second, MetricType::Gauge);
+      f.metric.push_back(gauge_sample(depth_values[i]));
+      out.push_back(std::move(f));
+    }
   }
   return out;
 }

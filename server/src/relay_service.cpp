@@ -1,7 +1,9 @@
 #include "relay_service.hpp"
 
+#include <linux/sockios.h>
 #include <openssl/ssl.h>
 #include <sodium.h>
+#include <sys/ioctl.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
@@ -20,6 +22,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -29,6 +32,8 @@
 #include "key_cache.hpp"
 #include "log.hpp"
 #include "rate_limiter.hpp"
+#include "relay/send_queue.hpp"
+#include "relay/ws_framing.hpp"
 #include "status_page.hpp"
 #include "tls.hpp"
 
@@ -55,6 +60,12 @@ constexpr std::string_view kCspValue =
     "block-all-mixed-content; plugin-types 'none'";
 constexpr std::size_t kMaxHttpHeader = 16 * 1024;
 constexpr std::size_t kMaxHttpBody = 64 * 1024;
+// Issue 19: before authentication the read buffer holds at most an HTTP header (plus one read of
+// slack) and WebSocket messages of at most kMaxHandshakeMessage bytes (ClientAuth is 98 bytes).
+constexpr std::size_t kPreAuthBufferMax = kMaxHttpHeader + 4 * 1024;
+constexpr std::size_t kMaxHandshakeMessage = 1024;
+constexpr std::size_t kHandshakeReadBytes = 2 * 1024;
+static_assert(kPreAuthBufferMax <= config::Limits::kPreAuthReserveBytes);
 // Pongs, Status and EndpointGone share this lane; a client that floods Pings without reading
 // loses Pongs rather than growing memory.
 constexpr std::size_t kControlQueueCapacity = 512;
@@ -68,56 +79,33 @@ constexpr std::size_t kIdleReadBytes = 64;
 // to sendmsg) or about this many bytes.
 constexpr std::size_t kMaxBatchFrames = 32;
 constexpr std::size_t kMaxBatchBytes = 64 * 1024;
+// Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
+// waiting for the socket, it lets the other handlers of its thread run (writers above all), so
+// one flooding connection cannot monopolise a thread.
+constexpr std::size_t kReadTurnFrames = 64;
+constexpr std::size_t kReadTurnBytes = 256 * 1024;
+// Back-pressure (issue 13): a sender whose datagram found a full destination queue stops being
+// read until that queue is half empty again, or at most this long.
+constexpr auto kThrottleMaxPause = 20ms;
+// ... and when limits.total_queue_bytes is reached, for this long.
+constexpr auto kBudgetBackoff = 5ms;
+// A destination whose socket write has been pending this long is not draining: senders to it
+// have their datagrams dropped but are not throttled, so a client that never reads cannot slow
+// the senders that also talk to others.
+constexpr auto kStalledWriteAfter = 50ms;
+// Senders recorded as waiting for one destination to drain; beyond it, further ones only drop.
+constexpr std::size_t kMaxDrainWaiters = 256;
 
-// After the upgrade, WebSocket framing is done here rather than by Beast so that reads can take
-// many frames per syscall and writes can put many frames in one sendmsg; Beast only does the
-// opening handshake. RFC 6455 §5.2.
-constexpr std::uint8_t kWsContinuation = 0x0;
-constexpr std::uint8_t kWsText = 0x1;
-constexpr std::uint8_t kWsBinary = 0x2;
-constexpr std::uint8_t kWsClose = 0x8;
-constexpr std::uint8_t kWsPing = 0x9;
-constexpr std::uint8_t kWsPong = 0xA;
-constexpr std::size_t kMaxWsServerHeader = 10;
-
-// Server frames are unmasked and never fragmented.
-std::size_t encode_ws_header(std::uint8_t opcode, std::size_t len, std::uint8_t* out) {
-  out[0] = std::uint8_t(0x80 | opcode);
-  if (len < 126) {
-    out[1] = std::uint8_t(len);
-    return 2;
-  }
-  if (len <= 0xFFFF) {
-    out[1] = 126;
-    out[2] = std::uint8_t(len >> 8);
-    out[3] = std::uint8_t(len);
-    return 4;
-  }
-  out[1] = 127;
-  for (int i = 0; i < 8; ++i) out[2 + i] = std::uint8_t(std::uint64_t(len) >> (56 - 8 * i));
-  return 10;
-}
-
-void unmask(std::uint8_t* data, std::size_t len, const std::uint8_t* key) {
-  std::size_t i = 0;
-  if (len >= 8) {
-    std::uint32_t k32;
-    std::memcpy(&k32, key, 4);
-    std::uint64_t k64 = (std::uint64_t(k32) << 32) | k32;
-    for (; i + 8 <= len; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, data + i, 8);
-      w ^= k64;
-      std::memcpy(data + i, &w, 8);
-    }
-  }
-  for (; i < len; ++i) data[i] ^= key[i % 4];
-}
-
-struct QueuedFrame {
-  relay::Bytes bytes;
-  std::uint8_t opcode = kWsBinary;
-};
+// After the upgrade, WebSocket framing is done by relay/ws_framing.hpp rather than by Beast, so
+// that reads can take many frames per syscall and writes can put many frames in one sendmsg;
+// Beast only does the opening handshake.
+using ws::kBinary;
+using ws::kClose;
+using ws::kContinuation;
+using ws::kMaxServerHeader;
+using ws::kPing;
+using ws::kPong;
+using ws::kText;
 
 enum class ListenerRole { RelayService, CaptivePortal };
 
@@ -146,35 +134,6 @@ std::uint64_t random_u32(std::uint32_t upper_exclusive) {
 Clock::duration first_ping_interval() {
   return 15s + std::chrono::seconds(1 + random_u32(5));
 }
-
-// A FIFO of encoded frames that releases its storage when drained, so an idle client holds none.
-class FrameFifo {
- public:
-  std::size_t size() const { return items_.size() - head_; }
-  bool empty() const { return head_ == items_.size(); }
-  void push(QueuedFrame&& frame) { items_.push_back(std::move(frame)); }
-  QueuedFrame pop() {
-    QueuedFrame frame = std::move(items_[head_++]);
-    if (head_ == items_.size()) {
-      clear();
-    } else if (head_ >= 64 && head_ * 2 >= items_.size()) {
-      items_.erase(items_.begin(), items_.begin() + std::ptrdiff_t(head_));
-      head_ = 0;
-    }
-    return frame;
-  }
-  std::size_t clear() {
-    std::size_t n = size();
-    items_.clear();
-    head_ = 0;
-    if (items_.capacity() > 16) items_.shrink_to_fit();
-    return n;
-  }
-
- private:
-  std::vector<QueuedFrame> items_;
-  std::size_t head_ = 0;
-};
 
 class TrackedConnection {
  public:
@@ -254,6 +213,8 @@ struct RelayServiceState {
         metrics(m),
         registry(m),
         key_cache(c.key_cache_capacity),
+        queue_budget(c.limits.total_queue_bytes),
+        pre_auth_budget(c.limits.pre_auth_bytes),
         settings_(std::make_shared<RelaySettings>(RelaySettings{
             c.limits, std::make_shared<AccessControl>(c.access, c.source.string())})) {
     reset_accept_bucket(c.limits);
@@ -264,6 +225,8 @@ struct RelayServiceState {
   RelayMetrics& metrics;
   ClientRegistry registry;
   KeyCache key_cache;
+  QueueBudget queue_budget;     // limits.total_queue_bytes
+  QueueBudget pre_auth_budget;  // limits.pre_auth_bytes
   HttpRouter relay_router;
   HttpRouter captive_router;
   ConnectionSet connections;
@@ -276,6 +239,8 @@ struct RelayServiceState {
     std::lock_guard lock(settings_mutex_);
     settings_ = std::move(next);
     reset_accept_bucket(settings_->limits);
+    queue_budget.set_limit(settings_->limits.total_queue_bytes);
+    pre_auth_budget.set_limit(settings_->limits.pre_auth_bytes);
   }
   std::shared_ptr<ssl::context> tls_context() const {
     std::lock_guard lock(settings_mutex_);
@@ -320,6 +285,28 @@ struct RelayServiceState {
     if (it == per_ip_.end()) return;
     if (--it->second == 0) per_ip_.erase(it);
   }
+
+  // Issue 19: a pre-auth reservation (limits.pre_auth_bytes) and a slot among `ip`'s
+  // unauthenticated connections (limits.max_unauthenticated_per_ip); the reason if refused.
+  const char* take_pre_auth(const asio::ip::address& ip, const config::Limits& limits) {
+    if (!pre_auth_budget.try_take(config::Limits::kPreAuthReserveBytes)) return "pre_auth_bytes";
+    std::lock_guard lock(ip_mutex_);
+    auto& n = unauth_per_ip_[ip];
+    if (n >= limits.max_unauthenticated_per_ip) {
+      if (n == 0) unauth_per_ip_.erase(ip);
+      pre_auth_budget.give_back(config::Limits::kPreAuthReserveBytes);
+      return "max_unauthenticated_per_ip";
+    }
+    ++n;
+    return nullptr;
+  }
+  void release_pre_auth(const asio::ip::address& ip) {
+    pre_auth_budget.give_back(config::Limits::kPreAuthReserveBytes);
+    std::lock_guard lock(ip_mutex_);
+    auto it = unauth_per_ip_.find(ip);
+    if (it == unauth_per_ip_.end()) return;
+    if (--it->second == 0) unauth_per_ip_.erase(it);
+  }
   std::atomic<bool> stopping{false};
   Clock::time_point started = Clock::now();
 
@@ -351,6 +338,7 @@ struct RelayServiceState {
   Clock::time_point accept_refilled_;
   std::mutex ip_mutex_;
   std::unordered_map<asio::ip::address, std::size_t> per_ip_;
+  std::unordered_map<asio::ip::address, std::size_t> unauth_per_ip_;
 };
 
 // The counted IP of a connection (v4-mapped IPv6 counted as the IPv4 address).
@@ -465,17 +453,22 @@ class Connection final : public RelayClientHandle,
   Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role,
              std::shared_ptr<const RelaySettings> settings,
              std::shared_ptr<ssl::context> tls_context, std::optional<asio::ip::address> counted_ip,
-             Args&&... args)
+             std::optional<asio::ip::address> pre_auth_ip, Args&&... args)
       : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2),
         state_owner_(std::move(state)),
         state_(*state_owner_),
         settings_(std::move(settings)),
         tls_context_(std::move(tls_context)),
         counted_ip_(std::move(counted_ip)),
+        pre_auth_ip_(std::move(pre_auth_ip)),
         ws_(std::forward<Args>(args)...),
         watchdog_(ws_.get_executor()),
         wake_(ws_.get_executor()),
-        role_(role) {
+        throttle_timer_(ws_.get_executor()),
+        role_(role),
+        queue_(SendQueue::Caps{settings_->limits.client_queue_capacity,
+                               settings_->limits.client_queue_bytes},
+               state_.queue_budget) {
     state_.connections.add(this);
     state_.metrics.open_connections.fetch_add(1, std::memory_order_relaxed);
     if (role_ == ListenerRole::RelayService) {
@@ -486,6 +479,7 @@ class Connection final : public RelayClientHandle,
   ~Connection() override {
     state_.connections.remove(this);
     if (counted_ip_) state_.remove_ip(*counted_ip_);
+    release_pre_auth();
     state_.metrics.open_connections.fetch_sub(1, std::memory_order_relaxed);
     if (role_ == ListenerRole::RelayService) {
       state_.metrics.http_connections_closed.fetch_add(1, std::memory_order_relaxed);
@@ -504,16 +498,45 @@ class Connection final : public RelayClientHandle,
     (void)self;
   }
 
-  Enqueue try_enqueue_datagram(relay::Bytes&& frame) override {
-    return enqueue(datagrams_, settings_->limits.client_queue_capacity,
-                   QueuedFrame{std::move(frame), kWsBinary});
+  Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) override {
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (closed_) return Enqueue::Closed;
+      switch (queue_.push_datagram(std::move(frame))) {
+        case SendQueue::Push::Ok:
+          break;
+        case SendQueue::Push::BudgetFull:
+          return Enqueue::BudgetFull;
+        case SendQueue::Push::Full:
+          return add_drain_waiter(sender) ? Enqueue::FullThrottle : Enqueue::Full;
+      }
+      if (!writer_waiting_) return Enqueue::Ok;
+      writer_waiting_ = false;
+    }
+    wake_writer();
+    return Enqueue::Ok;
   }
   Enqueue try_enqueue_control(relay::Bytes&& frame) override {
-    return enqueue(control_, kControlQueueCapacity, QueuedFrame{std::move(frame), kWsBinary});
+    return enqueue_control(QueuedFrame{std::move(frame), kBinary}, kControlQueueCapacity);
   }
   std::size_t queued_datagrams() override {
     std::lock_guard lock(queue_mutex_);
-    return datagrams_.size();
+    return queue_.datagram_count();
+  }
+  std::size_t queued_bytes() override {
+    std::lock_guard lock(queue_mutex_);
+    return queue_.datagram_bytes();
+  }
+  void resume_reading() override {
+    if (auto self = this->weak_from_this().lock()) {
+      asio::post(ws_.get_executor(), [self] {
+        self->resume_signal_ = true;
+        self->throttle_timer_.cancel();
+      });
+    }
+  }
+  std::weak_ptr<RelayClientHandle> weak_handle() override {
+    return std::static_pointer_cast<RelayClientHandle>(this->shared_from_this());
   }
 
   asio::any_io_executor executor() { return ws_.get_executor(); }
@@ -537,38 +560,72 @@ class Connection final : public RelayClientHandle,
 
   std::string peer_text() const { return format_endpoint(peer_); }
 
-  Enqueue enqueue(FrameFifo& fifo, std::size_t capacity, QueuedFrame&& frame) {
-    bool wake = false;
+  Enqueue enqueue_control(QueuedFrame&& frame, std::size_t capacity) {
     {
       std::lock_guard lock(queue_mutex_);
       if (closed_) return Enqueue::Closed;
-      if (fifo.size() >= capacity) return Enqueue::Full;
-      fifo.push(std::move(frame));
-      wake = writer_waiting_;
+      if (!queue_.push_control(std::move(frame), capacity)) return Enqueue::Full;
+      if (!writer_waiting_) return Enqueue::Ok;
       writer_waiting_ = false;
     }
-    if (wake) {
-      asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
-    }
+    wake_writer();
     return Enqueue::Ok;
+  }
+
+  void wake_writer() {
+    asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
+  }
+
+  // queue_mutex_ held. Records `sender` as waiting for this queue to drain, unless this client is
+  // not draining at all (see kStalledWriteAfter). False: the sender is not to be throttled.
+  bool add_drain_waiter(RelayClientHandle* sender) {
+    if (!sender || sender == this) return false;
+    const auto started = write_started_ns_.load(std::memory_order_relaxed);
+    if (started != 0 &&
+        Clock::now().time_since_epoch() - Clock::duration(started) > kStalledWriteAfter)
+      return false;
+    for (const auto& w : drain_waiters_) {
+      if (w.first == sender) return true;
+    }
+    if (drain_waiters_.size() >= kMaxDrainWaiters) return false;
+    drain_waiters_.emplace_back(sender, sender->weak_handle());
+    return true;
+  }
+
+  static void resume_waiters(
+      std::vector<std::pair<RelayClientHandle*, std::weak_ptr<RelayClientHandle>>>& waiters) {
+    for (auto& w : waiters) {
+      if (auto strong = w.second.lock()) strong->resume_reading();
+    }
+    waiters.clear();
+  }
+
+  // The connection authenticated (or ends): its pre-auth reservation goes back.
+  void release_pre_auth() {
+    if (!pre_auth_ip_) return;
+    state_.release_pre_auth(*pre_auth_ip_);
+    pre_auth_ip_.reset();
   }
 
   void close_socket() {
     if (socket_closed_) return;
     socket_closed_ = true;
     std::size_t dropped = 0;
+    decltype(drain_waiters_) waiters;
     {
       std::lock_guard lock(queue_mutex_);
       closed_ = true;
-      dropped = datagrams_.clear();
-      control_.clear();
+      dropped = queue_.clear();
+      waiters.swap(drain_waiters_);
     }
+    resume_waiters(waiters);
     if (dropped) state_.metrics.dropped_write_error.fetch_add(dropped, std::memory_order_relaxed);
     error_code ec;
     socket().shutdown(tcp::socket::shutdown_both, ec);
     socket().close(ec);
     wake_.cancel();
     watchdog_.cancel();
+    throttle_timer_.cancel();
   }
 
   void drain_on_strand(const relay::Restarting& restarting) {
@@ -580,8 +637,8 @@ class Connection final : public RelayClientHandle,
     auto frame = relay::encode_server_frame(restarting, version());
     bool queued = frame && try_enqueue_control(std::move(*frame)) == Enqueue::Ok;
     // 1001 "going away"; the writer closes the socket once the Close frame is written.
-    queued = queued && enqueue(control_, kControlQueueCapacity + 1,
-                               QueuedFrame{relay::Bytes{0x03, 0xE9}, kWsClose}) == Enqueue::Ok;
+    queued = queued && enqueue_control(QueuedFrame{relay::Bytes{0x03, 0xE9}, kClose},
+                                       kControlQueueCapacity + 1) == Enqueue::Ok;
     if (!queued) close_socket();
   }
 
@@ -598,24 +655,43 @@ class Connection final : public RelayClientHandle,
     });
   }
 
-  // Per-frame write timeout without a timer operation per write: one pending wait checks the
-  // write in flight and re-arms itself only while writes keep happening.
+  // Write timeout without a timer operation per write: one pending wait checks the write in
+  // flight and re-arms itself only while writes keep happening. A write times out only when it
+  // made no progress for limits.write_timeout: the kernel's unacknowledged bytes (SIOCOUTQ)
+  // neither shrank nor emptied. A client that reads is never closed because the relay itself was
+  // slow to run the write's completion (issue 13).
   void begin_write() {
     write_started_ = Clock::now();
+    write_started_ns_.store(write_started_.time_since_epoch().count(), std::memory_order_relaxed);
     writing_ = true;
     if (watchdog_armed_) return;
     watchdog_armed_ = true;
+    write_progress_at_ = write_started_;
+    write_outq_ = send_queue_bytes();
     watchdog_.expires_at(write_started_ + settings_->limits.write_timeout);
     watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
       if (auto self = weak.lock()) self->on_write_watchdog(ec);
     });
   }
-  void end_write() { writing_ = false; }
+  void end_write() {
+    writing_ = false;
+    write_started_ns_.store(0, std::memory_order_relaxed);
+  }
+  // Bytes written to the socket and not yet acknowledged by the peer; -1 if unknown.
+  int send_queue_bytes() {
+    int outq = 0;
+    if (::ioctl(socket().native_handle(), SIOCOUTQ, &outq) != 0) return -1;
+    return outq;
+  }
   void on_write_watchdog(error_code ec) {
     watchdog_armed_ = false;
     if (ec || !writing_ || socket_closed_) return;
-    auto deadline = write_started_ + settings_->limits.write_timeout;
-    if (Clock::now() >= deadline) {
+    const auto now = Clock::now();
+    const int outq = send_queue_bytes();
+    if (outq == 0 || (outq > 0 && outq != write_outq_)) write_progress_at_ = now;
+    write_outq_ = outq;
+    auto deadline = std::max(write_started_, write_progress_at_) + settings_->limits.write_timeout;
+    if (now >= deadline) {
       log::debug("client ", endpoint_id().to_hex(), ": write timeout");
       state_.metrics.write_timeouts.fetch_add(1, std::memory_order_relaxed);
       close_socket();
@@ -676,6 +752,9 @@ class Connection final : public RelayClientHandle,
     // confirmation can already reach us; the writer (started later) sends queued frames after it.
     set_identity(*id, version);
     state_.registry.register_client(this->shared_from_this());
+    // Authenticated: no longer counted against the pre-auth limits (before the confirmation, so a
+    // client that hears it may open the next connection at once).
+    release_pre_auth();
     relay::Bytes confirm = relay::encode(relay::ServerConfirmsAuth{});
     if (!co_await write_frame(confirm, false)) {
       close_socket();
@@ -701,6 +780,7 @@ class Connection final : public RelayClientHandle,
         co_return std::nullopt;
       }
     }
+    buffer_.max_size(kPreAuthBufferMax);
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxHttpHeader);
@@ -717,6 +797,17 @@ class Connection final : public RelayClientHandle,
           parser.body_limit(limit);
           co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
         }
+      }
+      if (ec == http::error::header_limit) {
+        // Issue 19: a clear answer instead of a silent close.
+        HttpResponse res{http::status::request_header_fields_too_large, 11};
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.body() = "Request header fields too large";
+        res.keep_alive(false);
+        res.prepare_payload();
+        finish_response(res);
+        co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+        co_return std::nullopt;
       }
       if (ec == http::error::body_limit) {
         auto res = make_response(parser.get(), http::status::payload_too_large,
@@ -840,7 +931,8 @@ class Connection final : public RelayClientHandle,
       // A plain `if` (both branches compile for either stream): keeps GCC 12's coroutine lowering
       // away from co_await inside discarded `if constexpr` branches.
       if (!kTls) {
-        std::size_t want = std::max(need - buffer_.size(), kBusyReadBytes);
+        std::size_t want =
+            std::max(need - buffer_.size(), registered_ ? kBusyReadBytes : kHandshakeReadBytes);
         std::size_t n = socket().read_some(buffer_.prepare(want), ec);
         if (!ec) {
           buffer_.commit(n);
@@ -859,7 +951,9 @@ class Connection final : public RelayClientHandle,
       } else {
         // The TLS stream buffers records itself; the pending read pins `want` bytes, so it
         // starts small and doubles only while reads come back full.
-        std::size_t want = std::max(need - buffer_.size(), tls_read_chunk_);
+        std::size_t want = std::max(
+            need - buffer_.size(),
+            registered_ ? tls_read_chunk_ : std::min(tls_read_chunk_, kHandshakeReadBytes));
         if (want <= kIdleReadBytes && buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes)
           buffer_.shrink_to_fit();
         std::size_t n =
@@ -891,55 +985,48 @@ class Connection final : public RelayClientHandle,
         fragments_ = {};
         fragments_complete_ = false;
       }
-      if (!co_await fill(2)) co_return false;
-      const std::uint8_t b0 = buffer_data()[0];
-      const std::uint8_t b1 = buffer_data()[1];
-      const bool fin = b0 & 0x80;
-      const std::uint8_t opcode = b0 & 0x0F;
-      if (b0 & 0x70) co_return ws_protocol_error("reserved bits set");
-      if (!(b1 & 0x80)) co_return ws_protocol_error("unmasked client frame");
-      std::uint64_t len = b1 & 0x7F;
-      std::size_t head = len == 126 ? 4 : len == 127 ? 10 : 2;
-      if (!co_await fill(head + 4)) co_return false;
-      const std::uint8_t* h = buffer_data();
-      if (len == 126) {
-        len = (std::uint64_t(h[2]) << 8) | h[3];
-      } else if (len == 127) {
-        len = 0;
-        for (int i = 2; i < 10; ++i) len = (len << 8) | h[i];
+      ws::ClientHeader h;
+      std::size_t need = 2;
+      const char* error = nullptr;
+      ws::Parse parsed;
+      while ((parsed = ws::parse_client_header(buffer_data(), buffer_.size(), h, need, error)) ==
+             ws::Parse::NeedMore) {
+        if (!co_await fill(need)) co_return false;
       }
+      if (parsed == ws::Parse::Error) co_return ws_protocol_error(error);
+      const std::uint8_t opcode = h.opcode;
+      const bool fin = h.fin;
+      const std::uint64_t len = h.payload_len;
       const bool control = opcode & 0x8;
-      if (control) {
-        if (!fin || len > 125) co_return ws_protocol_error("bad control frame");
-        if (opcode != kWsClose && opcode != kWsPing && opcode != kWsPong)
-          co_return ws_protocol_error("unknown opcode");
-      } else {
-        if (opcode != kWsContinuation && opcode != kWsText && opcode != kWsBinary)
-          co_return ws_protocol_error("unknown opcode");
-        if ((opcode == kWsContinuation) != in_fragments_)
+      if (!control) {
+        if ((opcode == kContinuation) != in_fragments_)
           co_return ws_protocol_error("bad continuation");
-        if (len > relay::kMaxFrameSize - fragments_.size())
+        // kMaxHandshakeMessage until the client is registered (issue 19), then a relay frame.
+        if (len > max_message_ - std::min(max_message_, fragments_.size()))
           co_return ws_protocol_error("message too big");
       }
-      const std::size_t total = head + 4 + std::size_t(len);
+      const std::size_t head = h.header_len;
+      const std::size_t total = head + std::size_t(len);
       if (!co_await fill(total)) co_return false;
       std::uint8_t* frame = buffer_data();
-      std::uint8_t* payload = frame + head + 4;
-      unmask(payload, std::size_t(len), frame + head);
+      std::uint8_t* payload = frame + head;
+      ws::unmask(payload, std::size_t(len), frame + head - 4);
       consumed_ = total;
       if (control) {
-        if (opcode == kWsPong) continue;
+        if (opcode == kPong) continue;
+        // A Close before the handshake completed ends the connection now (issue 19), rather
+        // than at the handshake deadline: nobody sends the queued reply before registration.
+        if (opcode == kClose && !registered_) co_return false;
         relay::Bytes reply(payload,
-                           payload + std::min<std::size_t>(len, opcode == kWsClose ? 2 : 125));
-        auto queued =
-            enqueue(control_, kControlQueueCapacity,
-                    QueuedFrame{std::move(reply), opcode == kWsPing ? kWsPong : kWsClose});
-        if (opcode == kWsClose && queued != Enqueue::Ok) co_return false;
+                           payload + std::min<std::size_t>(len, opcode == kClose ? 2 : 125));
+        auto queued = enqueue_control(
+            QueuedFrame{std::move(reply), opcode == kPing ? kPong : kClose}, kControlQueueCapacity);
+        if (opcode == kClose && queued != Enqueue::Ok) co_return false;
         if (queued != Enqueue::Ok)
           state_.metrics.control_dropped.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
-      if (opcode != kWsContinuation) message_binary_ = opcode == kWsBinary;
+      if (opcode != kContinuation) message_binary_ = opcode == kBinary;
       if (fin && !in_fragments_) {
         message_ = {payload, std::size_t(len)};
         co_return true;
@@ -1026,8 +1113,8 @@ class Connection final : public RelayClientHandle,
 
   asio::awaitable<bool> write_frame(const relay::Bytes& frame, bool timed) {
     if (socket_closed_) co_return false;
-    std::array<std::uint8_t, kMaxWsServerHeader> head{};
-    std::size_t head_len = encode_ws_header(kWsBinary, frame.size(), head.data());
+    std::array<std::uint8_t, kMaxServerHeader> head{};
+    std::size_t head_len = ws::encode_server_header(kBinary, frame.size(), head.data());
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head_len),
                                               asio::buffer(frame)};
     if (timed) begin_write();
@@ -1044,11 +1131,41 @@ class Connection final : public RelayClientHandle,
   // The relay phase's reader.
   asio::awaitable<void> read_loop() {
     registered_ = true;
+    max_message_ = relay::kMaxFrameSize;
+    buffer_.max_size(std::numeric_limits<std::size_t>::max());
+    std::size_t turn_frames = 0, turn_bytes = 0;
     for (;;) {
       // Not `if (!co_await ...) co_return;`: GCC 12 miscompiles that here (SIGILL on entry).
       bool got = co_await read_message();
       if (!got || !handle_frame(message_bytes())) break;
+      turn_bytes += message_.size();
+      if (throttled_ || budget_backoff_) {
+        co_await throttle_pause();
+        if (socket_closed_) break;
+        turn_frames = turn_bytes = 0;
+      } else if (++turn_frames >= kReadTurnFrames || turn_bytes >= kReadTurnBytes) {
+        turn_frames = turn_bytes = 0;
+        co_await asio::post(ws_.get_executor(), asio::use_awaitable);
+      }
     }
+  }
+
+  // TCP back-pressure instead of reading and dropping at full speed (issue 13): stops reading
+  // until a destination that was full has drained (resume_reading) or kThrottleMaxPause passed;
+  // after limits.total_queue_bytes was hit, for kBudgetBackoff.
+  asio::awaitable<void> throttle_pause() {
+    state_.metrics.senders_throttled.fetch_add(1, std::memory_order_relaxed);
+    const bool wait_for_drain = throttled_;
+    throttled_ = budget_backoff_ = false;
+    if (wait_for_drain && resume_signal_) {
+      resume_signal_ = false;
+      co_return;
+    }
+    throttle_timer_.expires_after(wait_for_drain ? Clock::duration(kThrottleMaxPause)
+                                                 : Clock::duration(kBudgetBackoff));
+    error_code ec;
+    co_await throttle_timer_.async_wait(ec_token(ec));
+    resume_signal_ = false;
   }
 
   // False if the client must be closed.
@@ -1099,7 +1216,7 @@ class Connection final : public RelayClientHandle,
       m.dropped_unencodable.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
-    switch (state_.registry.forward(dg.peer, std::move(*frame))) {
+    switch (state_.registry.forward(dg.peer, std::move(*frame), this)) {
       case ClientRegistry::Forward::Queued:
         if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
         break;
@@ -1115,9 +1232,21 @@ class Connection final : public RelayClientHandle,
         m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
         m.dropped_unknown_destination.fetch_add(1, std::memory_order_relaxed);
         break;
+      case ClientRegistry::Forward::QueueFullThrottle:
+        if (!throttled_) {
+          throttled_ = true;
+          // A resume from an earlier wait must not end this one.
+          resume_signal_ = false;
+        }
+        [[fallthrough]];
       case ClientRegistry::Forward::QueueFull:
         m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
         m.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case ClientRegistry::Forward::TotalQueueFull:
+        budget_backoff_ = true;
+        m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+        m.dropped_total_queue_full.fetch_add(1, std::memory_order_relaxed);
         break;
       case ClientRegistry::Forward::RecipientClosed:
         m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -1130,12 +1259,13 @@ class Connection final : public RelayClientHandle,
   // batch_ as one socket write: scatter-gather for TCP, one contiguous record for TLS.
   asio::awaitable<bool> write_batch() {
     if (socket_closed_) co_return false;
-    batch_heads_.resize(batch_.size() * kMaxWsServerHeader);
+    batch_heads_.resize(batch_.size() * kMaxServerHeader);
     batch_buffers_.clear();
     batch_bytes_.clear();
     for (std::size_t i = 0; i < batch_.size(); ++i) {
-      std::uint8_t* head = batch_heads_.data() + i * kMaxWsServerHeader;
-      std::size_t head_len = encode_ws_header(batch_[i].opcode, batch_[i].bytes.size(), head);
+      std::uint8_t* head = batch_heads_.data() + i * kMaxServerHeader;
+      std::size_t head_len =
+          ws::encode_server_header(batch_[i].opcode, batch_[i].bytes.size(), head);
       if constexpr (kTls) {
         batch_bytes_.insert(batch_bytes_.end(), head, head + head_len);
         batch_bytes_.insert(batch_bytes_.end(), batch_[i].bytes.begin(), batch_[i].bytes.end());
@@ -1183,24 +1313,16 @@ class Connection final : public RelayClientHandle,
         continue;
       }
       std::size_t datagram_count = 0;
+      decltype(drain_waiters_) waiters;
       {
         std::lock_guard lock(queue_mutex_);
         if (closed_) break;
         // Control frames first: the priority lane stays ahead of queued datagrams.
-        std::size_t bytes = 0;
-        while (batch_.size() < kMaxBatchFrames && bytes < kMaxBatchBytes) {
-          if (!control_.empty()) {
-            batch_.push_back(control_.pop());
-          } else if (!datagrams_.empty()) {
-            batch_.push_back(datagrams_.pop());
-            ++datagram_count;
-          } else {
-            break;
-          }
-          bytes += batch_.back().bytes.size();
-        }
+        datagram_count = queue_.pop_batch(batch_, kMaxBatchFrames, kMaxBatchBytes);
+        if (!drain_waiters_.empty() && queue_.below_resume_mark()) waiters.swap(drain_waiters_);
         if (batch_.empty() && !may_yield) writer_waiting_ = true;
       }
+      resume_waiters(waiters);
       if (!batch_.empty()) {
         bool sent = co_await write_batch();
         bool close_sent = false;
@@ -1210,8 +1332,8 @@ class Connection final : public RelayClientHandle,
         } else {
           for (const auto& item : batch_) {
             const auto& frame = item.bytes;
-            if (item.opcode == kWsClose) close_sent = true;
-            if (item.opcode != kWsBinary || frame.empty()) continue;
+            if (item.opcode == kClose) close_sent = true;
+            if (item.opcode != kBinary || frame.empty()) continue;
             if (frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagram) ||
                 frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch)) {
               std::size_t header =
@@ -1258,6 +1380,7 @@ class Connection final : public RelayClientHandle,
   std::shared_ptr<const RelaySettings> settings_;  // limits as of the accept
   std::shared_ptr<ssl::context> tls_context_;      // before ws_: outlives the SSL stream
   std::optional<asio::ip::address> counted_ip_;
+  std::optional<asio::ip::address> pre_auth_ip_;  // holds a pre-auth reservation while set
   websocket::stream<Stream> ws_;
   beast::flat_buffer buffer_;
   // Reader state (strand): bytes of buffer_ that belong to the message returned last, the
@@ -1269,6 +1392,7 @@ class Connection final : public RelayClientHandle,
   bool message_binary_ = false;
   relay::ByteSpan message_;
   std::size_t tls_read_chunk_ = kIdleReadBytes;
+  std::size_t max_message_ = kMaxHandshakeMessage;
   std::array<std::uint8_t, 16> wait_bytes_{};
   // Writer state (strand), released whenever the writer goes idle.
   std::vector<QueuedFrame> batch_;
@@ -1277,15 +1401,26 @@ class Connection final : public RelayClientHandle,
   std::vector<std::uint8_t> batch_bytes_;
   asio::steady_timer watchdog_;
   asio::steady_timer wake_;
+  asio::steady_timer throttle_timer_;
   ListenerRole role_;
   tcp::endpoint peer_;
   tcp::endpoint local_;
 
   std::mutex queue_mutex_;
-  FrameFifo control_;
-  FrameFifo datagrams_;
+  SendQueue queue_;
+  // Senders throttled on this queue, resumed once it drains to its resume mark.
+  std::vector<std::pair<RelayClientHandle*, std::weak_ptr<RelayClientHandle>>> drain_waiters_;
   bool writer_waiting_ = false;
   bool closed_ = false;
+  // Steady-clock ticks when the write in flight started, 0 when none (read by senders).
+  std::atomic<Clock::rep> write_started_ns_{0};
+  // Reader back-pressure state (strand).
+  bool throttled_ = false;
+  bool budget_backoff_ = false;
+  bool resume_signal_ = false;
+  // Write watchdog (strand): SIOCOUTQ at the last check and when it last moved.
+  int write_outq_ = -1;
+  Clock::time_point write_progress_at_{};
 
   bool socket_closed_ = false;
   bool errored_ = false;
@@ -1322,45 +1457,55 @@ asio::awaitable<void> accept_loop(std::shared_ptr<RelayServiceState> state,
       continue;
     }
     auto settings = state->settings();
-    std::optional<asio::ip::address> counted_ip;
+    std::optional<asio::ip::address> counted_ip, pre_auth_ip;
+    auto peer = socket.remote_endpoint(ec);
+    if (ec) {
+      // Gone before we looked.
+      socket.close(ec);
+      continue;
+    }
+    const auto ip = counted_address(peer);
+    // Limits are checked cheapest first; a rejected connection is closed without a response.
+    const char* rejected = nullptr;
     if (listener.role == ListenerRole::RelayService) {
-      // Limits are checked cheapest first; a rejected connection is closed without a response.
-      const char* rejected = nullptr;
       if (state->metrics.open_connections.load(std::memory_order_relaxed) >=
           std::int64_t(settings->limits.max_connections)) {
         rejected = "max_connections";
       } else if (!state->take_accept_token(settings->limits)) {
         rejected = "accept_conn_limit";
+      }
+    }
+    if (!rejected) {
+      rejected = state->take_pre_auth(ip, settings->limits);
+      if (!rejected) pre_auth_ip = ip;
+    }
+    if (!rejected && listener.role == ListenerRole::RelayService &&
+        settings->limits.max_connections_per_ip) {
+      if (state->add_ip(ip, settings->limits)) {
+        counted_ip = ip;
       } else {
-        auto peer = socket.remote_endpoint(ec);
-        if (!ec && settings->limits.max_connections_per_ip) {
-          auto ip = counted_address(peer);
-          if (state->add_ip(ip, settings->limits)) {
-            counted_ip = ip;
-          } else {
-            rejected = "max_connections_per_ip";
-          }
-        }
+        rejected = "max_connections_per_ip";
+        state->release_pre_auth(ip);
       }
-      if (rejected) {
-        log::debug("connection rejected (", rejected, ")");
-        state->metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
-        socket.close(ec);
-        continue;
-      }
+    }
+    if (rejected) {
+      log::debug("connection rejected (", rejected, ")");
+      state->metrics.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+      socket.close(ec);
+      continue;
     }
     if (listener.tls) {
       using S = ssl::stream<tcp::socket>;
       auto ctx = state->tls_context();
       auto& ctx_ref = *ctx;
-      auto conn =
-          std::make_shared<Connection<S>>(state, listener.role, std::move(settings), std::move(ctx),
-                                          std::move(counted_ip), std::move(socket), ctx_ref);
+      auto conn = std::make_shared<Connection<S>>(
+          state, listener.role, std::move(settings), std::move(ctx), std::move(counted_ip),
+          std::move(pre_auth_ip), std::move(socket), ctx_ref);
       asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
     } else {
       auto conn = std::make_shared<Connection<tcp::socket>>(
           state, listener.role, std::move(settings), nullptr, std::move(counted_ip),
-          std::move(socket));
+          std::move(pre_auth_ip), std::move(socket));
       asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
     }
   }

@@ -179,6 +179,7 @@ std::string render_status_page(const StatusPageSources& sources) {
     row(html, "datagrams relayed", std::to_string(load(m->send_packets_sent)));
     row(html, "datagrams dropped",
         std::to_string(load(m->dropped_unknown_destination) + load(m->dropped_queue_full) +
+                       load(m->dropped_total_queue_full) +
                        load(m->dropped_write_error) + load(m->dropped_rate_limited) +
                        load(m->dropped_unencodable)));
     row(html, "handshakes denied", std::to_string(load(m->denied)));

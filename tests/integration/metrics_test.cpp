@@ -124,6 +124,10 @@ TEST_F(MetricsTest, RelayCountersUnderReferenceNames) {
   EXPECT_GE(s["relayserver_open_connections"], 2);
   EXPECT_EQ(s["relayserver_queued_datagrams"], 0);
   EXPECT_TRUE(s.contains("relayserver_client_queue_max_datagrams"));
+  EXPECT_EQ(s["relayserver_queued_bytes"], 0);
+  EXPECT_TRUE(s.contains("relayserver_client_queue_max_bytes"));
+  EXPECT_TRUE(s.contains("relayserver_packets_dropped_total{reason=\"total_queue_full\"}"));
+  EXPECT_TRUE(s.contains("relayserver_senders_throttled_total"));
   EXPECT_EQ(s["relayserver_handshake_duration_seconds_count"], 2);
   EXPECT_EQ(s["relayserver_handshake_duration_seconds_bucket{le=\"+Inf\"}"], 2);
   EXPECT_EQ(s["dns_server_store_packets"], 7);

@@ -165,6 +165,8 @@ TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
   EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(30000));
   EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(2000));
   EXPECT_EQ(cfg.limits.client_queue_capacity, 512u);
+  EXPECT_EQ(cfg.limits.client_queue_bytes, 1048576u);
+  EXPECT_EQ(cfg.limits.total_queue_bytes, 67108864u);
   EXPECT_TRUE(cfg.enable_metrics);
   EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
   EXPECT_EQ(cfg.key_cache_capacity, 1048576u);
@@ -367,6 +369,8 @@ TEST_F(ConfigTest, Limits) {
   handshake_timeout_ms: 5000
   write_timeout_ms: 1500
   client_queue_capacity: 64
+  client_queue_bytes: 262144
+  total_queue_bytes: 8388608
 )",
                           "t.yaml");
   EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 12.5);
@@ -378,6 +382,8 @@ TEST_F(ConfigTest, Limits) {
   EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(1500));
   EXPECT_EQ(cfg.limits.client_queue_capacity, 64u);
+  EXPECT_EQ(cfg.limits.client_queue_bytes, 262144u);
+  EXPECT_EQ(cfg.limits.total_queue_bytes, 8388608u);
 }
 
 TEST_F(ConfigTest, BurstDefaultsToATenthOfRate) {
@@ -420,6 +426,11 @@ TEST_F(ConfigTest, LimitErrors) {
                          "found \"-5\""));
   EXPECT_THAT(error_of("limits:\n  client_queue_capacity: 99999999999999999999999\n"),
               StartsWith("test.yaml:2: limits.client_queue_capacity: out of range"));
+  // A queue must hold one largest frame.
+  EXPECT_THAT(error_of("limits:\n  client_queue_bytes: 65535\n"),
+              StartsWith("test.yaml:2: limits.client_queue_bytes: out of range: 65535"));
+  EXPECT_THAT(error_of("limits:\n  total_queue_bytes: 0\n"),
+              StartsWith("test.yaml:2: limits.total_queue_bytes: out of range: 0"));
   EXPECT_EQ(error_of("limits:\n  client:\n    tx: {}\n"),
             "test.yaml:3: limits.client.tx: unknown key (known keys here: rx)");
 }

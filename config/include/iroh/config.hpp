@@ -62,7 +62,18 @@ struct Limits {
   std::optional<std::size_t> max_connections_per_ip;  // concurrent relay-listener connections per IP
   std::chrono::milliseconds handshake_timeout{30000};  // TLS + HTTP + relay handshake
   std::chrono::milliseconds write_timeout{2000};       // per frame write (SERVER_WRITE_TIMEOUT)
-  std::size_t client_queue_capacity = 512;   // per-client datagram queue
+  std::size_t client_queue_capacity = 512;   // per-client datagram queue, in frames
+  std::size_t client_queue_bytes = 1 << 20;  // per-client datagram queue, in bytes
+  std::size_t total_queue_bytes = 64 << 20;  // datagram bytes queued over all clients
+  // Not YAML keys (issue 19): fixed defaults documented in the README; tests lower them.
+  // Concurrent connections from one IP that have not authenticated yet (TLS, HTTP, relay
+  // handshake); more are closed at accept.
+  std::size_t max_unauthenticated_per_ip = 128;
+  // Bytes reserved for every connection in its handshake, out of pre_auth_bytes: the HTTP header
+  // limit (16 KiB), the 1 KiB handshake message cap and read slack.
+  static constexpr std::size_t kPreAuthReserveBytes = 32 * 1024;
+  // Daemon-wide budget of pre-auth buffers; connections over it are closed at accept.
+  std::size_t pre_auth_bytes = std::size_t{64} << 20;
   // New QAD connections per second, all sources together (nullopt = unlimited, written as 0).
   // The default keeps handshake CPU near half a core (issue 19 item 9, measured in
   // relay.example.yaml).

@@ -60,6 +60,8 @@ struct RelayQueueDepth {
   std::size_t clients = 0;  // connections walked (active and inactive)
   std::size_t total = 0;    // datagrams queued over all of them
   std::size_t max = 0;      // the longest single queue
+  std::size_t total_bytes = 0;  // datagram bytes queued over all of them
+  std::size_t max_bytes = 0;    // the largest single queue, in bytes
 };
 
 struct RelayMetrics {
@@ -89,6 +91,7 @@ struct RelayMetrics {
   // (relayserver_packets_dropped_total{reason="..."}).
   Counter dropped_unknown_destination{0};  // dst not registered (also in send_packets_dropped)
   Counter dropped_queue_full{0};           // recipient's datagram queue full
+  Counter dropped_total_queue_full{0};     // limits.total_queue_bytes reached (all clients)
   Counter dropped_write_error{0};          // recipient's connection failed with frames queued
   Counter dropped_rate_limited{0};         // frames discarded by the rx limiter (it normally
                                            // delays reading instead of dropping)
@@ -100,7 +103,10 @@ struct RelayMetrics {
   Counter connections_rejected{0};  // closed at accept because of limits.max_connections
   Counter malformed_frames{0};      // relay frames that failed to decode (client closed)
   Counter ping_timeouts{0};         // clients closed because a server Ping got no Pong
-  Counter write_timeouts{0};        // clients closed because one frame write took too long
+  Counter write_timeouts{0};        // clients closed because a write made no progress in time
+  // Not in the reference: times a sender was read more slowly because its datagrams found a full
+  // destination queue (TCP back-pressure instead of reading and dropping).
+  Counter senders_throttled{0};
   Counter control_dropped{0};       // control frames dropped because the priority lane was full
 
   // TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay handshake, access check).

@@ -1,0 +1,317 @@
+// The relay's per-client send queue (issue 13): byte and frame caps, the daemon-wide budget, the
+// control lane's priority, batching and the resume mark used for back-pressure.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "client_registry.hpp"
+#include "relay/send_queue.hpp"
+#include "relay/ws_framing.hpp"
+
+namespace iroh::server {
+namespace {
+
+relay::Bytes frame_of(std::size_t n, std::uint8_t fill = 0) {
+  return relay::Bytes(n, fill);
+}
+
+TEST(QueueBudget, TakesUpToTheLimitAndGivesBack) {
+  QueueBudget budget(1000);
+  EXPECT_TRUE(budget.try_take(600));
+  EXPECT_FALSE(budget.try_take(401));
+  EXPECT_TRUE(budget.try_take(400));
+  EXPECT_EQ(budget.used(), 1000u);
+  budget.give_back(1000);
+  EXPECT_EQ(budget.used(), 0u);
+  // Larger than the whole limit, and the overflow edge.
+  EXPECT_FALSE(budget.try_take(1001));
+  EXPECT_FALSE(budget.try_take(SIZE_MAX));
+  budget.set_limit(10);
+  EXPECT_FALSE(budget.try_take(11));
+  EXPECT_TRUE(budget.try_take(10));
+}
+
+TEST(QueueBudget, ConcurrentTakersNeverExceedTheLimit) {
+  QueueBudget budget(100'000);
+  std::atomic<std::size_t> taken{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10'000; ++i) {
+        if (budget.try_take(7)) taken.fetch_add(7);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(taken.load(), 100'000u);
+  EXPECT_EQ(budget.used(), taken.load());
+  EXPECT_GT(taken.load(), 100'000u - 7);
+}
+
+TEST(SendQueue, ByteCapDropsOnceFullAndCountsBytes) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({1000, 10'000}, budget);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(q.push_datagram(frame_of(1200)), SendQueue::Push::Ok);
+  EXPECT_EQ(q.datagram_bytes(), 9600u);
+  EXPECT_EQ(q.push_datagram(frame_of(1200)), SendQueue::Push::Full);
+  // A smaller frame that still fits is taken.
+  EXPECT_EQ(q.push_datagram(frame_of(400)), SendQueue::Push::Ok);
+  EXPECT_EQ(q.push_datagram(frame_of(1)), SendQueue::Push::Full);
+  EXPECT_EQ(q.datagram_count(), 9u);
+  EXPECT_EQ(budget.used(), 10'000u);
+}
+
+TEST(SendQueue, FrameCapStillApplies) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({4, 1 << 20}, budget);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(q.push_datagram(frame_of(10)), SendQueue::Push::Ok);
+  EXPECT_EQ(q.push_datagram(frame_of(10)), SendQueue::Push::Full);
+}
+
+TEST(SendQueue, OneFrameAlwaysFitsAnEmptyQueue) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({10, 100}, budget);
+  EXPECT_EQ(q.push_datagram(frame_of(5000)), SendQueue::Push::Ok);
+  EXPECT_EQ(q.push_datagram(frame_of(1)), SendQueue::Push::Full);
+}
+
+TEST(SendQueue, DaemonBudgetIsSharedAndReleasedOnPopAndClear) {
+  QueueBudget budget(3000);
+  SendQueue a({100, 1 << 20}, budget), b({100, 1 << 20}, budget);
+  EXPECT_EQ(a.push_datagram(frame_of(2000)), SendQueue::Push::Ok);
+  EXPECT_EQ(b.push_datagram(frame_of(1500)), SendQueue::Push::BudgetFull);
+  EXPECT_EQ(b.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
+  EXPECT_EQ(budget.used(), 3000u);
+  std::vector<QueuedFrame> out;
+  EXPECT_EQ(a.pop_batch(out, 32, 1 << 20), 1u);
+  EXPECT_EQ(budget.used(), 1000u);
+  EXPECT_EQ(b.clear(), 1u);
+  EXPECT_EQ(budget.used(), 0u);
+  {
+    SendQueue c({100, 1 << 20}, budget);
+    EXPECT_EQ(c.push_datagram(frame_of(700)), SendQueue::Push::Ok);
+    EXPECT_EQ(budget.used(), 700u);
+  }
+  // A destroyed queue gives its bytes back.
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+TEST(SendQueue, ControlLaneGoesFirstAndHasItsOwnCap) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({100, 1 << 20}, budget);
+  ASSERT_EQ(q.push_datagram(frame_of(10, 1)), SendQueue::Push::Ok);
+  ASSERT_EQ(q.push_datagram(frame_of(10, 2)), SendQueue::Push::Ok);
+  EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(3, 9), ws::kBinary}, 2));
+  EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(2, 8), ws::kPong}, 2));
+  EXPECT_FALSE(q.push_control(QueuedFrame{frame_of(2, 7), ws::kBinary}, 2));
+  std::vector<QueuedFrame> out;
+  EXPECT_EQ(q.pop_batch(out, 3, 1 << 20), 1u);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0].bytes[0], 9);
+  EXPECT_EQ(out[1].opcode, ws::kPong);
+  EXPECT_EQ(out[2].bytes[0], 1);
+  out.clear();
+  EXPECT_EQ(q.pop_batch(out, 3, 1 << 20), 1u);
+  EXPECT_EQ(out[0].bytes[0], 2);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(SendQueue, BatchStopsAtTheByteBudget) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({1000, 1 << 20}, budget);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(q.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
+  std::vector<QueuedFrame> out;
+  // Stops once at least 4500 bytes are taken: five frames.
+  EXPECT_EQ(q.pop_batch(out, 64, 4500), 5u);
+  EXPECT_EQ(q.datagram_count(), 95u);
+  // FIFO order survives the internal compaction.
+  for (int round = 0; round < 20; ++round) {
+    out.clear();
+    q.pop_batch(out, 4, 1 << 20);
+  }
+  EXPECT_EQ(q.datagram_count(), 15u);
+}
+
+TEST(SendQueue, ResumeMarkIsHalfOfBothCaps) {
+  QueueBudget budget(1 << 30);
+  SendQueue q({10, 10'000}, budget);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(q.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
+  EXPECT_FALSE(q.below_resume_mark());
+  std::vector<QueuedFrame> out;
+  q.pop_batch(out, 3, 1 << 20);
+  EXPECT_TRUE(q.below_resume_mark());
+}
+
+TEST(FrameFifo, KeepsOrderAndReleasesStorage) {
+  FrameFifo fifo;
+  for (std::uint8_t i = 0; i < 200; ++i) fifo.push(QueuedFrame{frame_of(1, i), ws::kBinary});
+  EXPECT_EQ(fifo.bytes(), 200u);
+  for (std::uint8_t i = 0; i < 150; ++i) ASSERT_EQ(fifo.pop().bytes[0], i);
+  EXPECT_EQ(fifo.size(), 50u);
+  EXPECT_EQ(fifo.front().bytes[0], 150);
+  EXPECT_EQ(fifo.clear(), 50u);
+  EXPECT_EQ(fifo.bytes(), 0u);
+  EXPECT_TRUE(fifo.empty());
+}
+
+// ---- WebSocket framing (RFC 6455 §5.2) ----
+
+TEST(WsFraming, ServerHeaderLengthForms) {
+  std::uint8_t h[ws::kMaxServerHeader];
+  EXPECT_EQ(ws::encode_server_header(ws::kBinary, 125, h), 2u);
+  EXPECT_EQ(h[0], 0x82);
+  EXPECT_EQ(h[1], 125);
+  EXPECT_EQ(ws::encode_server_header(ws::kBinary, 126, h), 4u);
+  EXPECT_EQ(h[1], 126);
+  EXPECT_EQ(h[2], 0);
+  EXPECT_EQ(h[3], 126);
+  EXPECT_EQ(ws::encode_server_header(ws::kClose, 65535, h), 4u);
+  EXPECT_EQ(h[0], 0x88);
+  EXPECT_EQ(ws::encode_server_header(ws::kBinary, 65536, h), 10u);
+  EXPECT_EQ(h[1], 127);
+  EXPECT_EQ(h[7], 1);
+  EXPECT_EQ(h[8], 0);
+  EXPECT_EQ(h[9], 0);
+}
+
+TEST(WsFraming, UnmaskMatchesBytewiseXorAtEveryLength) {
+  const std::uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+  for (std::size_t len = 0; len < 40; ++len) {
+    std::vector<std::uint8_t> data(len), expected(len);
+    for (std::size_t i = 0; i < len; ++i) {
+      data[i] = std::uint8_t(i * 7);
+      expected[i] = std::uint8_t(data[i] ^ key[i % 4]);
+    }
+    ws::unmask(data.data(), len, key);
+    EXPECT_EQ(data, expected) << len;
+  }
+}
+
+ws::Parse parse(const std::vector<std::uint8_t>& bytes, ws::ClientHeader& h, std::size_t& need,
+                const char*& error) {
+  return ws::parse_client_header(bytes.data(), bytes.size(), h, need, error);
+}
+
+TEST(WsFraming, ParsesClientHeadersIncrementally) {
+  ws::ClientHeader h;
+  std::size_t need = 0;
+  const char* error = nullptr;
+  std::vector<std::uint8_t> frame = {0x82, 0x80 | 126, 0x01, 0x00, 1, 2, 3, 4};
+  EXPECT_EQ(parse({0x82}, h, need, error), ws::Parse::NeedMore);
+  EXPECT_EQ(need, 2u);
+  EXPECT_EQ(parse({0x82, 0x80 | 126, 0x01}, h, need, error), ws::Parse::NeedMore);
+  EXPECT_EQ(need, 8u);
+  ASSERT_EQ(parse(frame, h, need, error), ws::Parse::Ok);
+  EXPECT_TRUE(h.fin);
+  EXPECT_EQ(h.opcode, ws::kBinary);
+  EXPECT_EQ(h.payload_len, 256u);
+  EXPECT_EQ(h.header_len, 8u);
+  EXPECT_EQ(h.mask[0], 1);
+  std::vector<std::uint8_t> big = {0x02, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 9, 9, 9, 9};
+  ASSERT_EQ(parse(big, h, need, error), ws::Parse::Ok);
+  EXPECT_FALSE(h.fin);
+  EXPECT_EQ(h.payload_len, 65536u);
+  EXPECT_EQ(h.header_len, 14u);
+}
+
+TEST(WsFraming, RejectsWhatRfc6455Forbids) {
+  ws::ClientHeader h;
+  std::size_t need = 0;
+  const char* error = nullptr;
+  const std::vector<std::pair<const char*, std::vector<std::uint8_t>>> bad = {
+      {"reserved bits set", {0xC2, 0x80, 0, 0, 0, 0}},
+      {"unmasked client frame", {0x82, 0x05}},
+      {"bad control frame", {0x09, 0x80, 0, 0, 0, 0}},                // fragmented ping
+      {"bad control frame", {0x89, 0x80 | 126, 0, 200, 0, 0, 0, 0}},  // > 125 bytes
+      {"unknown opcode", {0x83, 0x80, 0, 0, 0, 0}},
+      {"unknown opcode", {0x8B, 0x80, 0, 0, 0, 0}},
+  };
+  for (const auto& [why, bytes] : bad) {
+    error = nullptr;
+    EXPECT_EQ(parse(bytes, h, need, error), ws::Parse::Error) << why;
+    ASSERT_NE(error, nullptr);
+    EXPECT_STREQ(error, why);
+  }
+}
+
+// ---- Client registry (§6.2-§6.4) against fake connections ----
+
+class FakeClient : public RelayClientHandle, public std::enable_shared_from_this<FakeClient> {
+ public:
+  FakeClient(relay::EndpointId id, Enqueue answer = Enqueue::Ok)
+      : RelayClientHandle(id, relay::ProtocolVersion::V2), answer_(answer) {}
+  Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) override {
+    last_sender = sender;
+    if (answer_ == Enqueue::Ok) datagrams.push_back(std::move(frame));
+    return answer_;
+  }
+  Enqueue try_enqueue_control(relay::Bytes&& frame) override {
+    control.push_back(std::move(frame));
+    return Enqueue::Ok;
+  }
+  void close() override { closed = true; }
+  std::weak_ptr<RelayClientHandle> weak_handle() override { return shared_from_this(); }
+
+  std::vector<relay::Bytes> datagrams, control;
+  RelayClientHandle* last_sender = nullptr;
+  bool closed = false;
+
+ private:
+  Enqueue answer_;
+};
+
+TEST(ClientRegistry, ForwardsToTheActiveConnectionAndMapsEveryOutcome) {
+  RelayMetrics metrics;
+  ClientRegistry registry(metrics);
+  auto id = relay::SecretKey::generate().public_key();
+  EXPECT_EQ(registry.forward(id, {1}), ClientRegistry::Forward::UnknownDestination);
+  auto a = std::make_shared<FakeClient>(id);
+  registry.register_client(a);
+  FakeClient sender(relay::SecretKey::generate().public_key());
+  EXPECT_EQ(registry.forward(id, {1, 2}, &sender), ClientRegistry::Forward::Queued);
+  ASSERT_EQ(a->datagrams.size(), 1u);
+  EXPECT_EQ(a->last_sender, &sender);
+  using E = RelayClientHandle::Enqueue;
+  using F = ClientRegistry::Forward;
+  const std::pair<E, F> outcomes[] = {{E::Full, F::QueueFull},
+                                      {E::FullThrottle, F::QueueFullThrottle},
+                                      {E::BudgetFull, F::TotalQueueFull},
+                                      {E::Closed, F::RecipientClosed}};
+  for (const auto& [answer, expected] : outcomes) {
+    auto other = relay::SecretKey::generate().public_key();
+    registry.register_client(std::make_shared<FakeClient>(other, answer));
+    EXPECT_EQ(registry.forward(other, {1}), expected);
+  }
+  EXPECT_EQ(registry.endpoint_count(), 5u);
+}
+
+TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
+  RelayMetrics metrics;
+  ClientRegistry registry(metrics);
+  auto id = relay::SecretKey::generate().public_key();
+  auto peer_id = relay::SecretKey::generate().public_key();
+  auto first = std::make_shared<FakeClient>(id), second = std::make_shared<FakeClient>(id);
+  auto peer = std::make_shared<FakeClient>(peer_id);
+  registry.register_client(peer);
+  registry.register_client(first);
+  registry.register_client(second);
+  // The older one is told another connection took over; datagrams go to the newest.
+  ASSERT_EQ(first->control.size(), 1u);
+  EXPECT_EQ(first->control[0], ClientRegistry::same_id_connected_frame(relay::ProtocolVersion::V2));
+  registry.forward(id, {9});
+  EXPECT_EQ(second->datagrams.size(), 1u);
+  EXPECT_TRUE(first->datagrams.empty());
+  // The newest leaves: the older is active again and told it is healthy.
+  registry.unregister_client(second.get(), {peer_id});
+  ASSERT_EQ(first->control.size(), 2u);
+  EXPECT_EQ(first->control[1], ClientRegistry::healthy_frame(relay::ProtocolVersion::V2));
+  // The last one leaves: the peers it sent to hear EndpointGone.
+  registry.unregister_client(first.get(), {});
+  EXPECT_FALSE(registry.is_registered(id));
+  ASSERT_EQ(peer->control.size(), 1u);
+  EXPECT_EQ(peer->control[0][0], std::uint8_t(relay::FrameType::EndpointGone));
+  EXPECT_EQ(metrics.clients_connected.load(), 1);
+}
+
+}  // namespace
+}  // namespace iroh::server
