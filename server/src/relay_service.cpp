@@ -464,7 +464,6 @@ class Connection final : public RelayClientHandle,
         ws_(std::forward<Args>(args)...),
         watchdog_(ws_.get_executor()),
         wake_(ws_.get_executor()),
-        throttle_timer_(ws_.get_executor()),
         role_(role),
         queue_(SendQueue::Caps{settings_->limits.client_queue_capacity,
                                settings_->limits.client_queue_bytes},
@@ -531,7 +530,7 @@ class Connection final : public RelayClientHandle,
     if (auto self = this->weak_from_this().lock()) {
       asio::post(ws_.get_executor(), [self] {
         self->resume_signal_ = true;
-        self->throttle_timer_.cancel();
+        if (self->throttle_timer_) self->throttle_timer_->cancel();
       });
     }
   }
@@ -625,7 +624,7 @@ class Connection final : public RelayClientHandle,
     socket().close(ec);
     wake_.cancel();
     watchdog_.cancel();
-    throttle_timer_.cancel();
+    if (throttle_timer_) throttle_timer_->cancel();
   }
 
   void drain_on_strand(const relay::Restarting& restarting) {
@@ -1161,10 +1160,12 @@ class Connection final : public RelayClientHandle,
       resume_signal_ = false;
       co_return;
     }
-    throttle_timer_.expires_after(wait_for_drain ? Clock::duration(kThrottleMaxPause)
-                                                 : Clock::duration(kBudgetBackoff));
+    if (!throttle_timer_)
+      throttle_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+    throttle_timer_->expires_after(wait_for_drain ? Clock::duration(kThrottleMaxPause)
+                                                  : Clock::duration(kBudgetBackoff));
     error_code ec;
-    co_await throttle_timer_.async_wait(ec_token(ec));
+    co_await throttle_timer_->async_wait(ec_token(ec));
     resume_signal_ = false;
   }
 
@@ -1401,7 +1402,8 @@ class Connection final : public RelayClientHandle,
   std::vector<std::uint8_t> batch_bytes_;
   asio::steady_timer watchdog_;
   asio::steady_timer wake_;
-  asio::steady_timer throttle_timer_;
+  // Allocated when the reader is first throttled: idle clients stay small.
+  std::unique_ptr<asio::steady_timer> throttle_timer_;
   ListenerRole role_;
   tcp::endpoint peer_;
   tcp::endpoint local_;
