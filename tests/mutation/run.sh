@@ -77,7 +77,7 @@ run_tests() {
   fi
   (cd "$BUILD" && timeout 1800 ctest -R "$2" --output-on-failure >"$3" 2>&1)
   grep -E '^\s*[0-9]+ - .* \((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception|Not Run)' "$3" |
-    sed -E 's/^\s*[0-9]+ - (.*) \((.*)\)$/\1/' | tr '\n' ' '
+    sed -E 's/^\s*[0-9]+ - (.*) \((.*)\)$/\1/; s/  # GetParam\(\).*//' | tr '\n' ' '
 }
 
 # Baseline: every test of every defect passes on the unmodified clone.
@@ -104,7 +104,7 @@ for name in $names; do
   echo "== $name: planted in $file" >&2
   start=$(date +%s)
   caught="$(run_tests "${TARGETS[$name]}" "${REGEX[$name]}" "$SCRATCH/$name.log")"
-  echo "   $(( $(date +%s) - start )) s" >&2
+  echo "   $(( $(date +%s) - start )) s; failed: ${caught:-nothing}" >&2
   git -C "$SRC" checkout -q -- .
   if [ -z "$caught" ]; then
     CAUGHT[$name]="MISSED"; status=1; KEEP=1
