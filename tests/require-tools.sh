@@ -16,6 +16,7 @@ declare -A PACKAGES=(
   [file]=file # CPack's DEB generator
   [cpack]=cmake
   [dpkg-deb]=dpkg
+  [dpkg-shlibdeps]=dpkg-dev
   [kdig]=knot-dnsutils
   [dig]=bind9-dnsutils
   [knotd]=knot

@@ -5,8 +5,9 @@
 set -euo pipefail
 BUILD="$1"
 # CPack's DEB generator runs `file` on every packaged binary (without it: "CPackDeb: file
-# utility is not available").
-"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" cpack file dpkg-deb || exit 1
+# utility is not available") and dpkg-shlibdeps for the Depends line (without it the package
+# silently has none).
+"$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" cpack file dpkg-deb dpkg-shlibdeps || exit 1
 WORK="$(mktemp -d /tmp/deb-package.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$WORK" >"$WORK/cpack.log" 2>&1 || {
