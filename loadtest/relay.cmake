@@ -11,8 +11,3 @@ target_link_libraries(relay_throughput PRIVATE iroh_client relay_loadtest_harnes
 
 add_executable(relay_idle_rss ${CMAKE_CURRENT_LIST_DIR}/relay_idle_rss.cpp)
 target_link_libraries(relay_idle_rss PRIVATE iroh_client relay_loadtest_harness)
-
-# relay_flood: open-loop overload of a running relay (K frames per write, bystander delay/loss).
-add_executable(relay_flood ${CMAKE_CURRENT_LIST_DIR}/relay_flood.cpp)
-target_include_directories(relay_flood PRIVATE ${PROJECT_SOURCE_DIR}/tests)
-target_link_libraries(relay_flood PRIVATE relay_proto relay_loadtest_harness iroh_asio)

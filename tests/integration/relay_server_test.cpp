@@ -1,15 +1,13 @@
 // In-process iroh-relay daemon on 127.0.0.1:0 driven by raw WebSocket clients (spec relay.md
 // §2-§6).
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "integration/daemon_fixture.hpp"
+#include "integration/tls_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "iroh/server/daemon.hpp"
 
@@ -516,26 +514,9 @@ SelfSignedCert make_self_signed_cert() {
   std::filesystem::create_directories(out.dir);
   out.cert = out.dir / "cert.pem";
   out.key = out.dir / "key.pem";
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  X509_sign(x, pkey, EVP_sha256());
-  FILE* f = std::fopen(out.cert.c_str(), "w");
-  PEM_write_X509(f, x);
-  std::fclose(f);
-  f = std::fopen(out.key.c_str(), "w");
-  PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(f);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
+  const CertFiles pem = make_cert("localhost");
+  write_file(out.cert, pem.cert_pem);
+  write_file(out.key, pem.key_pem);
   return out;
 }
 
