@@ -17,8 +17,6 @@
 
 namespace iroh::server {
 
-struct RelayServiceState;
-
 class RelayService {
  public:
   // Throws config::ConfigError for settings this build rejects (access.http, LetsEncrypt, bad
@@ -56,7 +54,8 @@ class RelayService {
 
  private:
   void stop_accepting();
-  std::shared_ptr<RelayServiceState> state_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Exposed for unit tests.

@@ -4,7 +4,8 @@
 
 #include <thread>
 
-#include "client_registry.hpp"
+#include "relay/client_registry.hpp"
+#include "relay/ping_tracker.hpp"
 #include "relay/send_queue.hpp"
 #include "relay/ws_framing.hpp"
 
@@ -311,6 +312,51 @@ TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
   ASSERT_EQ(peer->control.size(), 1u);
   EXPECT_EQ(peer->control[0][0], std::uint8_t(relay::FrameType::EndpointGone));
   EXPECT_EQ(metrics.clients_connected.load(), 1);
+}
+
+// §6.5 keepalive, driven with explicit clock readings.
+TEST(PingTracker, PingsAfterTheIdleIntervalAndRestartsItOnEveryFrame) {
+  using namespace std::chrono_literals;
+  using Due = PingTracker::Due;
+  const PingTracker::Clock::time_point t0{std::chrono::hours(1)};
+  PingTracker ping(17s);
+  ping.on_receive(t0);
+  EXPECT_EQ(ping.wake_at(), t0 + 17s);
+  EXPECT_EQ(ping.check(t0 + 16s), Due::Nothing);
+  // A frame received restarts the idle interval.
+  ping.on_receive(t0 + 16s);
+  EXPECT_EQ(ping.check(t0 + 17s), Due::Nothing);
+  EXPECT_EQ(ping.check(t0 + 33s), Due::SendPing);
+  EXPECT_FALSE(ping.outstanding());
+}
+
+TEST(PingTracker, TimesOutWithoutTheMatchingPongAndMeasuresTheRtt) {
+  using namespace std::chrono_literals;
+  using Due = PingTracker::Due;
+  const PingTracker::Clock::time_point t0{std::chrono::hours(1)};
+  PingTracker ping(16s);
+  ping.on_receive(t0);
+  const PingTracker::Data data{1, 2, 3, 4, 5, 6, 7, 8};
+  // Until measured the timeout is the 5 s maximum.
+  ping.on_ping_sent(data, t0 + 16s, 18s);
+  EXPECT_TRUE(ping.outstanding());
+  EXPECT_EQ(ping.wake_at(), t0 + 21s);
+  EXPECT_EQ(ping.check(t0 + 20s), Due::Nothing);
+  EXPECT_EQ(ping.check(t0 + 21s), Due::TimedOut);
+  // A Pong with other data does not answer it; the matching one does: RTT 1 s -> timeout 3 s.
+  EXPECT_FALSE(ping.on_pong(PingTracker::Data{}, t0 + 17s));
+  EXPECT_TRUE(ping.on_pong(data, t0 + 17s));
+  EXPECT_FALSE(ping.outstanding());
+  EXPECT_EQ(ping.timeout(), 3s);
+  // The next Ping comes `next_interval` after the later of the last frame and the last Ping.
+  EXPECT_EQ(ping.wake_at(), t0 + 16s + 18s);
+  // Tiny and huge RTTs are clamped to [500 ms, 5 s].
+  ping.on_ping_sent(data, t0 + 40s, 18s);
+  ping.on_pong(data, t0 + 40s + 1ms);
+  EXPECT_EQ(ping.timeout(), PingTracker::kMinTimeout);
+  ping.on_ping_sent(data, t0 + 60s, 18s);
+  ping.on_pong(data, t0 + 64s);
+  EXPECT_EQ(ping.timeout(), PingTracker::kMaxTimeout);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "client_registry.hpp"
+#include "relay/client_registry.hpp"
 
 #include <algorithm>
 #include <mutex>
