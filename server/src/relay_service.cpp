@@ -7,13 +7,13 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "bind_address.hpp"
 #include "log.hpp"
 #include "relay/http_upgrade.hpp"
 #include "relay/listener.hpp"
 #include "relay/relay_state.hpp"
+#include "relay/workers.hpp"
 #include "tls.hpp"
 
 namespace iroh::server {
@@ -22,12 +22,52 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
+namespace {
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+}  // namespace
+
+// Destroyed bottom-up: the acceptors before the workers' loops they run on, the loops (and the
+// connections their handlers hold) before the state.
 struct RelayService::Impl {
   std::shared_ptr<RelayServiceState> state;
+  std::unique_ptr<RelayWorkers> workers;
   std::vector<std::unique_ptr<RelayListener>> listeners;
   std::optional<tcp::endpoint> http_endpoint;
   std::optional<tcp::endpoint> https_endpoint;
+
+  void open(const config::SocketAddr& addr, std::string_view key, ListenerRole role, bool tls);
 };
+
+// One acceptor per worker on the same address: with several workers each sets SO_REUSEPORT and
+// the kernel spreads the connections among them (issue 13).
+void RelayService::Impl::open(const config::SocketAddr& addr, std::string_view key,
+                              ListenerRole role, bool tls) {
+  auto ep = resolve_bind_endpoint<tcp::endpoint>(addr, key);
+  const bool shared = workers->size() > 1;
+  for (unsigned w = 0; w < workers->size(); ++w) {
+    auto listener = std::make_unique<RelayListener>(
+        RelayListener{tcp::acceptor(workers->context(w)), role, tls, w});
+    auto& a = listener->acceptor;
+    a.open(ep.protocol());
+    a.set_option(asio::socket_base::reuse_address(true));
+    if (shared) a.set_option(reuse_port(true));
+    if (ep.address().is_v6()) {
+      error_code ignored;
+      a.set_option(asio::ip::v6_only(false), ignored);
+    }
+    a.bind(ep);
+    a.listen(asio::socket_base::max_listen_connections);
+    if (w == 0) {
+      // Port 0 binds the first acceptor anywhere; the others join it there.
+      ep = a.local_endpoint();
+      // Stable format, parsed by tests and scripts: "listening <http|https> on <ip:port>".
+      log::info("listening ", tls ? "https" : "http", " on ", format_endpoint(ep));
+      (tls ? https_endpoint : http_endpoint) = ep;
+    }
+    asio::co_spawn(a.get_executor(), accept_loop(state, *listener), asio::detached);
+    listeners.push_back(std::move(listener));
+  }
+}
 
 RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
     : impl_(std::make_unique<Impl>()) {
@@ -43,6 +83,7 @@ RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
 
 RelayService::~RelayService() {
   stop();
+  join();
 }
 
 HttpRouter& RelayService::router() {
@@ -84,41 +125,35 @@ void RelayService::stop_accepting() {
   }
 }
 
-void RelayService::start(asio::io_context& ioc) {
+void RelayService::start() {
   const auto& cfg = impl_->state->config;
-  if (!cfg.enable_relay) return;
-  auto open = [&](const config::SocketAddr& addr, std::string_view key, ListenerRole role,
-                  bool tls) {
-    auto ep = resolve_bind_endpoint<tcp::endpoint>(addr, key);
-    auto listener = std::make_unique<RelayListener>(
-        RelayListener{tcp::acceptor(asio::make_strand(ioc)), role, tls});
-    auto& a = listener->acceptor;
-    a.open(ep.protocol());
-    a.set_option(asio::socket_base::reuse_address(true));
-    if (ep.address().is_v6()) {
-      error_code ignored;
-      a.set_option(asio::ip::v6_only(false), ignored);
-    }
-    a.bind(ep);
-    a.listen(asio::socket_base::max_listen_connections);
-    auto bound = a.local_endpoint();
-    // Stable format, parsed by tests and scripts: "listening <http|https> on <ip:port>".
-    log::info("listening ", tls ? "https" : "http", " on ", format_endpoint(bound));
-    (tls ? impl_->https_endpoint : impl_->http_endpoint) = bound;
-    asio::co_spawn(a.get_executor(), accept_loop(impl_->state, *listener), asio::detached);
-    impl_->listeners.push_back(std::move(listener));
-  };
+  if (!cfg.enable_relay || impl_->workers) return;
+  impl_->workers =
+      std::make_unique<RelayWorkers>(relay_worker_count(cfg.relay_threads), impl_->state->metrics);
+  if (impl_->workers->size() > 1) impl_->state->registry.set_cross_worker(impl_->workers.get());
+  log::info("relay: ", impl_->workers->size(), " worker(s)");
   if (impl_->state->tls_mode) {
-    open(cfg.tls->https_bind_addr, "https_bind_addr", ListenerRole::RelayService, true);
-    open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::CaptivePortal, false);
+    impl_->open(cfg.tls->https_bind_addr, "https_bind_addr", ListenerRole::RelayService, true);
+    impl_->open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::CaptivePortal, false);
   } else {
-    open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::RelayService, false);
+    impl_->open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::RelayService, false);
   }
+  impl_->workers->start();
 }
 
 void RelayService::stop() {
   stop_accepting();
   impl_->state->connections.close_all();
+}
+
+void RelayService::join() {
+  if (!impl_->workers) return;
+  impl_->workers->join();
+  // The loops are stopped: nothing runs any more. References the registry still holds go while
+  // the loops exist, then the acceptors, then the loops with whatever their handlers hold.
+  impl_->state->registry.clear();
+  impl_->listeners.clear();
+  impl_->workers.reset();
 }
 
 std::optional<tcp::endpoint> RelayService::http_endpoint() const {

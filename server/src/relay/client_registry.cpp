@@ -9,7 +9,8 @@ namespace iroh::server {
 
 namespace {
 constexpr std::string_view kSameIdText =
-    "Another endpoint connected with the same endpoint id. No more messages will be received.";
+    "Another endpoint connected with the same endpoint id. No more messages "
+    "will be received.";
 constexpr std::string_view kHealthyText =
     "The connection is healthy and has recovered from previous problems";
 
@@ -33,8 +34,9 @@ relay::Bytes ClientRegistry::healthy_frame(relay::ProtocolVersion v) {
 }
 
 void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& client) {
-  std::unique_lock lock(mutex_);
-  auto& entry = clients_[client->endpoint_id()];
+  Shard& shard = shard_of(client->endpoint_id());
+  std::unique_lock lock(shard.mutex);
+  auto& entry = shard.clients[client->endpoint_id()];
   if (entry.active) {
     auto& old = entry.active;
     if (old->try_enqueue_control(same_id_connected_frame(old->version())) !=
@@ -52,46 +54,56 @@ void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& c
 
 void ClientRegistry::unregister_client(const RelayClientHandle* client, EndpointIdSet sent_to) {
   const relay::EndpointId id = client->endpoint_id();
-  std::unique_lock lock(mutex_);
-  auto it = clients_.find(id);
-  if (it == clients_.end()) return;
-  Entry& entry = it->second;
-  metrics_.disconnects.fetch_add(1, std::memory_order_relaxed);
-  metrics_.clients_connected.fetch_sub(1, std::memory_order_relaxed);
+  {
+    Shard& shard = shard_of(id);
+    std::unique_lock lock(shard.mutex);
+    auto it = shard.clients.find(id);
+    if (it == shard.clients.end()) return;
+    Entry& entry = it->second;
+    metrics_.disconnects.fetch_add(1, std::memory_order_relaxed);
+    metrics_.clients_connected.fetch_sub(1, std::memory_order_relaxed);
 
-  if (entry.active.get() != client) {
-    auto pos = std::find_if(entry.inactive.begin(), entry.inactive.end(),
-                            [&](const auto& c) { return c.get() == client; });
-    if (pos != entry.inactive.end()) {
-      entry.inactive.erase(pos);
+    if (entry.active.get() != client) {
+      auto pos = std::find_if(entry.inactive.begin(), entry.inactive.end(),
+                              [&](const auto& c) { return c.get() == client; });
+      if (pos != entry.inactive.end()) {
+        entry.inactive.erase(pos);
+        metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+      }
+      entry.sent_to.merge(sent_to);
+      return;
+    }
+
+    if (!entry.inactive.empty()) {
+      entry.active = std::move(entry.inactive.back());
+      entry.inactive.pop_back();
       metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+      if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
+          RelayClientHandle::Enqueue::Ok) {
+        metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+      entry.sent_to.merge(sent_to);
+      return;
     }
-    entry.sent_to.merge(sent_to);
-    return;
-  }
 
-  if (!entry.inactive.empty()) {
-    entry.active = std::move(entry.inactive.back());
-    entry.inactive.pop_back();
-    metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
-    if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
-        RelayClientHandle::Enqueue::Ok) {
-      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
-    }
-    entry.sent_to.merge(sent_to);
-    return;
+    sent_to.merge(entry.sent_to);
+    shard.clients.erase(it);
   }
+  // The id is gone: the peers it sent to hear EndpointGone (§6.4). Their shards
+  // are locked one at a time, after this one's lock is released.
+  if (!sent_to.empty()) send_endpoint_gone(id, sent_to);
+}
 
-  sent_to.merge(entry.sent_to);
-  clients_.erase(it);
-  if (sent_to.empty()) return;
-  auto gone = relay::encode_server_frame(relay::EndpointGone{id}, relay::ProtocolVersion::V2);
-  if (!gone) return;
-  for (const auto& peer : sent_to) {
-    auto p = clients_.find(peer);
-    if (p == clients_.end() || !p->second.active) continue;
-    relay::Bytes frame = *gone;
-    if (p->second.active->try_enqueue_control(std::move(frame)) != RelayClientHandle::Enqueue::Ok) {
+void ClientRegistry::send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers) {
+  auto frame = relay::encode_server_frame(relay::EndpointGone{gone}, relay::ProtocolVersion::V2);
+  if (!frame) return;
+  for (const auto& peer : peers) {
+    const Shard& shard = shard_of(peer);
+    std::shared_lock lock(shard.mutex);
+    auto p = shard.clients.find(peer);
+    if (p == shard.clients.end() || !p->second.active) continue;
+    relay::Bytes copy = *frame;
+    if (p->second.active->try_enqueue_control(std::move(copy)) != RelayClientHandle::Enqueue::Ok) {
       metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
     }
   }
@@ -99,10 +111,16 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
 
 ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst, relay::Bytes&& frame,
                                                 RelayClientHandle* sender) {
-  std::shared_lock lock(mutex_);
-  auto it = clients_.find(dst);
-  if (it == clients_.end() || !it->second.active) return Forward::UnknownDestination;
-  switch (it->second.active->try_enqueue_datagram(std::move(frame), sender)) {
+  const Shard& shard = shard_of(dst);
+  std::shared_lock lock(shard.mutex);
+  auto it = shard.clients.find(dst);
+  if (it == shard.clients.end() || !it->second.active) return Forward::UnknownDestination;
+  const auto& active = it->second.active;
+  if (cross_worker_ && sender && active->worker() != sender->worker()) {
+    cross_worker_->hand_off(active, std::move(frame), *sender);
+    return Forward::HandedOff;
+  }
+  switch (active->try_enqueue_datagram(std::move(frame), sender)) {
     case RelayClientHandle::Enqueue::Ok:
       return Forward::Queued;
     case RelayClientHandle::Enqueue::Full:
@@ -118,44 +136,59 @@ ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst, re
 }
 
 std::size_t ClientRegistry::endpoint_count() const {
-  std::shared_lock lock(mutex_);
-  return clients_.size();
+  std::size_t n = 0;
+  for (const auto& shard : shards_) {
+    std::shared_lock lock(shard.mutex);
+    n += shard.clients.size();
+  }
+  return n;
+}
+
+template <class F>
+void ClientRegistry::for_each_connection(F&& f) const {
+  for (const auto& shard : shards_) {
+    std::shared_lock lock(shard.mutex);
+    for (const auto& [id, entry] : shard.clients) {
+      if (entry.active) f(entry.active);
+      for (const auto& c : entry.inactive) f(c);
+    }
+  }
 }
 
 RelayQueueDepth ClientRegistry::queue_depth() const {
   RelayQueueDepth depth;
-  auto add = [&depth](RelayClientHandle& client) {
-    const std::size_t queued = client.queued_datagrams();
-    const std::size_t bytes = client.queued_bytes();
+  for_each_connection([&depth](const std::shared_ptr<RelayClientHandle>& client) {
+    const std::size_t queued = client->queued_datagrams();
+    const std::size_t bytes = client->queued_bytes();
     ++depth.clients;
     depth.total += queued;
     depth.max = std::max(depth.max, queued);
     depth.total_bytes += bytes;
     depth.max_bytes = std::max(depth.max_bytes, bytes);
-  };
-  std::shared_lock lock(mutex_);
-  for (const auto& [id, entry] : clients_) {
-    if (entry.active) add(*entry.active);
-    for (const auto& c : entry.inactive) add(*c);
-  }
+  });
   return depth;
 }
 
 bool ClientRegistry::is_registered(const relay::EndpointId& id) const {
-  std::shared_lock lock(mutex_);
-  return clients_.contains(id);
+  const Shard& shard = shard_of(id);
+  std::shared_lock lock(shard.mutex);
+  return shard.clients.contains(id);
 }
 
 void ClientRegistry::close_all() {
   std::vector<std::shared_ptr<RelayClientHandle>> all;
-  {
-    std::shared_lock lock(mutex_);
-    for (auto& [id, entry] : clients_) {
-      if (entry.active) all.push_back(entry.active);
-      all.insert(all.end(), entry.inactive.begin(), entry.inactive.end());
+  for_each_connection([&all](const std::shared_ptr<RelayClientHandle>& c) { all.push_back(c); });
+  for (auto& c : all) c->close();
+}
+
+void ClientRegistry::clear() {
+  for (auto& shard : shards_) {
+    decltype(shard.clients) gone;
+    {
+      std::unique_lock lock(shard.mutex);
+      gone.swap(shard.clients);
     }
   }
-  for (auto& c : all) c->close();
 }
 
 }  // namespace iroh::server

@@ -98,13 +98,14 @@ class Connection final : public RelayClientHandle,
   // `tls_context` (TLS only) is the context `args` refer to; kept alive with the connection so a
   // certificate reload can swap the listener's context while this connection runs.
   // `counted_ip`: the address counted against limits.max_connections_per_ip, if any.
+  // `worker`: the relay worker whose loop runs the connection (`args` are on its executor).
   template <class... Args>
   Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role,
              std::shared_ptr<const RelaySettings> settings,
              std::shared_ptr<boost::asio::ssl::context> tls_context,
              std::optional<boost::asio::ip::address> counted_ip,
-             std::optional<boost::asio::ip::address> pre_auth_ip, Args&&... args)
-      : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2),
+             std::optional<boost::asio::ip::address> pre_auth_ip, unsigned worker, Args&&... args)
+      : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2, worker),
         state_owner_(std::move(state)),
         state_(*state_owner_),
         settings_(std::move(settings)),
@@ -131,6 +132,7 @@ class Connection final : public RelayClientHandle,
   std::size_t queued_datagrams() override;
   std::size_t queued_bytes() override;
   void resume_reading() override;
+  void slow_down(SlowDown why) override;
   std::weak_ptr<RelayClientHandle> weak_handle() override {
     return std::static_pointer_cast<RelayClientHandle>(this->shared_from_this());
   }

@@ -2,7 +2,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "log.hpp"
 #include "relay/connection.hpp"
@@ -47,12 +46,12 @@ void start_connection(const std::shared_ptr<RelayServiceState>& state,
     auto& ctx_ref = *ctx;
     auto conn = std::make_shared<Connection<TlsStream>>(
         state, listener.role, std::move(settings), std::move(ctx), std::move(counted_ip),
-        std::move(pre_auth_ip), std::move(socket), ctx_ref);
+        std::move(pre_auth_ip), listener.worker, std::move(socket), ctx_ref);
     asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
   } else {
     auto conn = std::make_shared<Connection<PlainStream>>(
         state, listener.role, std::move(settings), nullptr, std::move(counted_ip),
-        std::move(pre_auth_ip), std::move(socket));
+        std::move(pre_auth_ip), listener.worker, std::move(socket));
     asio::co_spawn(conn->executor(), conn->run(conn), asio::detached);
   }
 }
@@ -61,9 +60,9 @@ void start_connection(const std::shared_ptr<RelayServiceState>& state,
 
 asio::awaitable<void> accept_loop(std::shared_ptr<RelayServiceState> state,
                                   RelayListener& listener) {
-  auto& ioc = static_cast<asio::io_context&>(listener.acceptor.get_executor().context());
   for (;;) {
-    tcp::socket socket(asio::make_strand(ioc));
+    // The worker's loop runs on one thread: the connection needs no strand.
+    tcp::socket socket(listener.acceptor.get_executor());
     error_code ec;
     co_await listener.acceptor.async_accept(socket, ec_token(ec));
     if (state->stopping.load()) co_return;

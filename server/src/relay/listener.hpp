@@ -15,6 +15,7 @@ struct RelayListener {
   boost::asio::ip::tcp::acceptor acceptor;
   ListenerRole role;
   bool tls;
+  unsigned worker = 0;  // the relay worker whose loop the acceptor and its connections run on
 };
 
 // Accepts on `listener` until it is closed or the service stops.

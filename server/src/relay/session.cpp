@@ -168,6 +168,7 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
   }
   switch (state_.registry.forward(dg.peer, std::move(*frame), this)) {
     case ClientRegistry::Forward::Queued:
+    case ClientRegistry::Forward::HandedOff:
       if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
       break;
     case ClientRegistry::Forward::UnknownDestination:

@@ -61,6 +61,22 @@ void Connection<Stream>::resume_reading() {
   }
 }
 
+// A datagram handed to another worker found its destination full: the same back-pressure as for
+// a local destination (forward() in session.cpp), one post later.
+template <class Stream>
+void Connection<Stream>::slow_down(SlowDown why) {
+  if (auto self = this->weak_from_this().lock()) {
+    asio::post(ws_.get_executor(), [self, why] {
+      if (why == SlowDown::BudgetBackoff) {
+        self->budget_backoff_ = true;
+      } else if (!self->throttled_) {
+        self->throttled_ = true;
+        self->resume_signal_ = false;
+      }
+    });
+  }
+}
+
 template <class Stream>
 RelayClientHandle::Enqueue Connection<Stream>::enqueue_control(QueuedFrame&& frame,
                                                                std::size_t capacity) {
@@ -323,6 +339,7 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
   template std::size_t Connection<S>::queued_datagrams();                                         \
   template std::size_t Connection<S>::queued_bytes();                                             \
   template void Connection<S>::resume_reading();                                                  \
+  template void Connection<S>::slow_down(RelayClientHandle::SlowDown);                            \
   template RelayClientHandle::Enqueue Connection<S>::enqueue_control(QueuedFrame&&, std::size_t); \
   template void Connection<S>::wake_writer();                                                     \
   template bool Connection<S>::add_drain_waiter(RelayClientHandle*);                              \
