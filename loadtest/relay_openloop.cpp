@@ -67,7 +67,12 @@ constexpr const char* kUsage =
     "  --relay-cpu=C --gen-cpu=G   pin relay/nginx and this generator (default 0 and 1;\n"
     "                     -1 = no pinning; ignored on a single-CPU machine)\n"
     "  --check            CI flood test: exit 1 unless the bystander and receivers are served\n"
-    "  --check-seconds=S  flood length in --check mode (default 3)\n";
+    "  --check-seconds=S  flood length in --check mode (default 3)\n"
+    "  --relay-threads=N  the relay's relay_threads (default: the relay's default, one worker\n"
+    "                     per CPU it may run on)\n";
+
+// YAML lines every relay started here gets (--relay-threads).
+std::string g_relay_extra_yaml;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -881,7 +886,7 @@ RelayProcess start_relay(const std::string& binary, const lt::TempDir& dir, bool
             "\n  manual_key_path: " + (dir.path() / "key.pem").string() +
             "\nenable_quic_addr_discovery: false\n";
   }
-  auto config = lt::write_relay_config(sub, http_port, extra);
+  auto config = lt::write_relay_config(sub, http_port, extra + g_relay_extra_yaml);
   p.log = sub / "relay.log";
   p.child =
       std::make_unique<lt::ChildProcess>(pinned(cpu, {binary, "--config", config.string()}), p.log);
@@ -1182,6 +1187,10 @@ int main(int argc, char** argv) {
     if (args.positional().size() != 1) {
       std::cerr << kUsage;
       return 2;
+    }
+    if (args.has("relay-threads")) {
+      g_relay_extra_yaml =
+          "relay_threads: " + std::to_string(args.get_int("relay-threads", 0)) + "\n";
     }
     if (args.has("check")) return run_check(args.positional()[0], args);
     return run_benchmark(args.positional()[0], args);

@@ -35,6 +35,8 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kFloatTag = "tag:yaml.org,2002:float";
 // Config files are hand-written; anything this big is a mistake (or an attack on the parser).
 constexpr std::uintmax_t kMaxFileSize = 1 << 20;
+// relay_threads: more event loops than this is a configuration mistake, not a bigger machine.
+constexpr std::uint64_t kMaxRelayThreads = 1024;
 
 const char* node_kind(const YAML::Node& node) {
   switch (node.Type()) {
@@ -142,10 +144,10 @@ class Loader {
     Section top = read_map(
         root_field,
         {"enable_relay", "http_bind_addr", "tls", "enable_quic_addr_discovery", "limits",
-         "enable_metrics", "metrics_bind_addr", "key_cache_capacity", "access", "enable_stun",
-         "stun_bind_addr", "data_dir", "log_level", "log_format", "shutdown_grace_secs",
-         "enable_pkarr", "pkarr_put_rate_limit", "pkarr_put_burst", "pkarr_put_refill_secs",
-         "zone_store", "enable_dns", "dns",
+         "enable_metrics", "metrics_bind_addr", "key_cache_capacity", "relay_threads", "access",
+         "enable_stun", "stun_bind_addr", "data_dir", "log_level", "log_format",
+         "shutdown_grace_secs", "enable_pkarr", "pkarr_put_rate_limit", "pkarr_put_burst",
+         "pkarr_put_refill_secs", "zone_store", "enable_dns", "dns",
          // issue 19 item 4
          "trusted_proxies", "pkarr_put_rate_limit_ipv6_prefix", "pkarr_max_future_skew_secs"});
 
@@ -180,6 +182,9 @@ class Loader {
 
     if (auto* f = top.find("key_cache_capacity")) {
       cfg.key_cache_capacity = as_uint(*f, 0, std::uint64_t{1} << 32);
+    }
+    if (auto* f = top.find("relay_threads")) {
+      cfg.relay_threads = unsigned(as_uint(*f, 0, kMaxRelayThreads));
     }
 
     if (auto* f = top.find("access")) cfg.access = read_access(*f);

@@ -50,6 +50,7 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   std::vector<std::string> out;
   if (a.enable_relay != b.enable_relay) out.push_back("enable_relay");
   if (!(a.http_bind_addr == b.http_bind_addr)) out.push_back("http_bind_addr");
+  if (a.relay_threads != b.relay_threads) out.push_back("relay_threads");
   if (a.tls.has_value() != b.tls.has_value()) {
     out.push_back("tls");
   } else if (a.tls) {
@@ -137,7 +138,7 @@ void Daemon::start() {
   if (d.started) return;
   d.started = true;
   d.work.emplace(d.ioc.get_executor());
-  d.relay->start(d.ioc);
+  d.relay->start();
   for (auto& s : d.services) {
     log::info("starting ", s->name());
     s->start();
@@ -200,6 +201,7 @@ void Daemon::stop() {
   while (d.relay->open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  d.relay->join();
   d.work.reset();
   d.ioc.stop();
   for (auto& t : d.threads) t.join();

@@ -137,6 +137,7 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
         {"write_error", m.dropped_write_error},
         {"rate_limited", m.dropped_rate_limited},
         {"unencodable", m.dropped_unencodable},
+        {"handoff_full", m.dropped_handoff_full},
     };
     for (const auto& [reason, value] : reasons) {
       f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));

@@ -17,8 +17,6 @@
 
 namespace iroh::server {
 
-struct RelayServiceState;
-
 class RelayService {
  public:
   // Throws config::ConfigError for settings this build rejects (access.http, LetsEncrypt, bad
@@ -39,10 +37,14 @@ class RelayService {
   // New TLS handshakes use `ctx`; running connections keep the context they started with.
   void set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
 
-  // Binds the listeners and starts accepting on `ioc`. Throws boost::system::system_error.
-  void start(boost::asio::io_context& ioc);
+  // Starts the relay workers (config relay_threads), binds the listeners (one acceptor per
+  // worker) and starts accepting. Throws boost::system::system_error.
+  void start();
   // Stops accepting and closes every connection; returns immediately.
   void stop();
+  // After stop(): stops the relay workers' loops and joins their threads; connections still open
+  // are destroyed. Idempotent; the destructor calls it.
+  void join();
   // Stops accepting; relay clients get Restarting(reconnect_in, try_for) and a WebSocket Close
   // and are closed once those are written; handshakes in progress are closed. Returns at once;
   // open_connections() reaches 0 when all are gone.
@@ -56,7 +58,8 @@ class RelayService {
 
  private:
   void stop_accepting();
-  std::shared_ptr<RelayServiceState> state_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Exposed for unit tests.

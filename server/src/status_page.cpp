@@ -181,7 +181,7 @@ std::string render_status_page(const StatusPageSources& sources) {
         std::to_string(load(m->dropped_unknown_destination) + load(m->dropped_queue_full) +
                        load(m->dropped_total_queue_full) +
                        load(m->dropped_write_error) + load(m->dropped_rate_limited) +
-                       load(m->dropped_unencodable)));
+                       load(m->dropped_unencodable) + load(m->dropped_handoff_full)));
     row(html, "handshakes denied", std::to_string(load(m->denied)));
     html += "</table>\n";
   }

@@ -3,4 +3,8 @@
 # reading receiver may be disconnected. The generator is loadtest/relay_openloop in --check mode.
 include(${PROJECT_SOURCE_DIR}/loadtest/relay_openloop.cmake)
 add_test(NAME relay_flood COMMAND relay_openloop --check $<TARGET_FILE:iroh-relay>)
-set_tests_properties(relay_flood PROPERTIES LABELS integration TIMEOUT 120)
+# The same with two relay workers (relay_threads: 2): senders and receivers spread over both, so
+# most datagrams cross the hand-off between workers.
+add_test(NAME relay_flood_2workers
+         COMMAND relay_openloop --check --relay-threads=2 $<TARGET_FILE:iroh-relay>)
+set_tests_properties(relay_flood relay_flood_2workers PROPERTIES LABELS integration TIMEOUT 120)

@@ -15,6 +15,12 @@ if(TARGET iroh-relay)
   # proxy drops the relay's Pongs and the endpoints' redials must show.
   add_test(NAME interop_iroh_pong
            COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay> --variant pong)
+  # solo + split with two relay workers (relay_threads: 2), whatever the CPU count: the two
+  # endpoints' relay connections may land on different workers, so datagrams cross the
+  # hand-off between them (issue 13).
+  add_test(NAME interop_iroh_2workers COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay>)
+  set_tests_properties(interop_iroh_2workers PROPERTIES ENVIRONMENT
+                       "IROH_INTEROP_EXTRA_CONFIG=relay_threads: 2")
   set_tests_properties(interop_iroh interop_iroh_idle interop_iroh_restart interop_iroh_pong
-                       PROPERTIES LABELS interop TIMEOUT 600)
+                       interop_iroh_2workers PROPERTIES LABELS interop TIMEOUT 600)
 endif()

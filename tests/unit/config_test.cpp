@@ -170,6 +170,7 @@ TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
   EXPECT_TRUE(cfg.enable_metrics);
   EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
   EXPECT_EQ(cfg.key_cache_capacity, 1048576u);
+  EXPECT_EQ(cfg.relay_threads, 0u);
   EXPECT_EQ(cfg.access.mode, AccessMode::Everyone);
   EXPECT_FALSE(cfg.stun.enabled);
   EXPECT_EQ(cfg.stun.bind_addr.to_string(), "[::]:3478");
@@ -262,12 +263,14 @@ http_bind_addr: 127.0.0.1:3340
 enable_metrics: false
 metrics_bind_addr: 127.0.0.1:9999
 key_cache_capacity: 0
+relay_threads: 3
 enable_stun: true
 stun_bind_addr: "*:3479"
 data_dir: /tmp/relay-data
 log_level: debug
 )",
                           "t.yaml");
+  EXPECT_EQ(cfg.relay_threads, 3u);
   EXPECT_FALSE(cfg.enable_relay);
   EXPECT_EQ(cfg.http_bind_addr.to_string(), "127.0.0.1:3340");
   EXPECT_FALSE(cfg.enable_metrics);
@@ -397,6 +400,8 @@ TEST_F(ConfigTest, BurstDefaultsToATenthOfRate) {
 }
 
 TEST_F(ConfigTest, LimitErrors) {
+  EXPECT_EQ(error_of("relay_threads: 1025\n"),
+            "test.yaml:1: relay_threads: out of range: 1025 (allowed 0 to 1024)");
   EXPECT_EQ(error_of("limits:\n  client:\n    rx:\n      max_burst_bytes: 100\n"),
             "test.yaml:4: limits.client.rx.max_burst_bytes: set without bytes_per_second (which "
             "enables the limit)");

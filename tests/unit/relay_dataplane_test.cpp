@@ -2,10 +2,16 @@
 // control lane's priority, batching and the resume mark used for back-pressure.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <future>
 #include <thread>
 
-#include "client_registry.hpp"
+#include "relay/client_registry.hpp"
+#include "relay/handoff_queue.hpp"
+#include "relay/ping_tracker.hpp"
 #include "relay/send_queue.hpp"
+#include "relay/workers.hpp"
 #include "relay/ws_framing.hpp"
 
 namespace iroh::server {
@@ -311,6 +317,209 @@ TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
   ASSERT_EQ(peer->control.size(), 1u);
   EXPECT_EQ(peer->control[0][0], std::uint8_t(relay::FrameType::EndpointGone));
   EXPECT_EQ(metrics.clients_connected.load(), 1);
+}
+
+// §6.5 keepalive, driven with explicit clock readings.
+TEST(PingTracker, PingsAfterTheIdleIntervalAndRestartsItOnEveryFrame) {
+  using namespace std::chrono_literals;
+  using Due = PingTracker::Due;
+  const PingTracker::Clock::time_point t0{std::chrono::hours(1)};
+  PingTracker ping(17s);
+  ping.on_receive(t0);
+  EXPECT_EQ(ping.wake_at(), t0 + 17s);
+  EXPECT_EQ(ping.check(t0 + 16s), Due::Nothing);
+  // A frame received restarts the idle interval.
+  ping.on_receive(t0 + 16s);
+  EXPECT_EQ(ping.check(t0 + 17s), Due::Nothing);
+  EXPECT_EQ(ping.check(t0 + 33s), Due::SendPing);
+  EXPECT_FALSE(ping.outstanding());
+}
+
+TEST(PingTracker, TimesOutWithoutTheMatchingPongAndMeasuresTheRtt) {
+  using namespace std::chrono_literals;
+  using Due = PingTracker::Due;
+  const PingTracker::Clock::time_point t0{std::chrono::hours(1)};
+  PingTracker ping(16s);
+  ping.on_receive(t0);
+  const PingTracker::Data data{1, 2, 3, 4, 5, 6, 7, 8};
+  // Until measured the timeout is the 5 s maximum.
+  ping.on_ping_sent(data, t0 + 16s, 18s);
+  EXPECT_TRUE(ping.outstanding());
+  EXPECT_EQ(ping.wake_at(), t0 + 21s);
+  EXPECT_EQ(ping.check(t0 + 20s), Due::Nothing);
+  EXPECT_EQ(ping.check(t0 + 21s), Due::TimedOut);
+  // A Pong with other data does not answer it; the matching one does: RTT 1 s -> timeout 3 s.
+  EXPECT_FALSE(ping.on_pong(PingTracker::Data{}, t0 + 17s));
+  EXPECT_TRUE(ping.on_pong(data, t0 + 17s));
+  EXPECT_FALSE(ping.outstanding());
+  EXPECT_EQ(ping.timeout(), 3s);
+  // The next Ping comes `next_interval` after the later of the last frame and the last Ping.
+  EXPECT_EQ(ping.wake_at(), t0 + 16s + 18s);
+  // Tiny and huge RTTs are clamped to [500 ms, 5 s].
+  ping.on_ping_sent(data, t0 + 40s, 18s);
+  ping.on_pong(data, t0 + 40s + 1ms);
+  EXPECT_EQ(ping.timeout(), PingTracker::kMinTimeout);
+  ping.on_ping_sent(data, t0 + 60s, 18s);
+  ping.on_pong(data, t0 + 64s);
+  EXPECT_EQ(ping.timeout(), PingTracker::kMaxTimeout);
+}
+
+// ---- Hand-off between relay workers (issue 13 item 1) ----
+
+TEST(HandoffQueue, KeepsOrderAndWakesTheConsumerOncePerIdlePeriod) {
+  HandoffQueue<int> q({100, 1000});
+  auto one = [](int) { return std::size_t{1}; };
+  std::vector<int> batch{1, 2, 3};
+  auto pushed = q.push(batch, one);
+  EXPECT_EQ(pushed.dropped, 0u);
+  EXPECT_TRUE(pushed.wake);
+  EXPECT_TRUE(batch.empty());
+  // A wake-up is already scheduled: the next batch rides on it.
+  batch = {4, 5};
+  EXPECT_FALSE(q.push(batch, one).wake);
+  std::vector<int> out{99};
+  q.take(out);
+  EXPECT_EQ(out, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(q.size(), 0u);
+  // Taken: the next batch wakes the consumer again; an empty batch never does.
+  std::vector<int> empty;
+  EXPECT_FALSE(q.push(empty, one).wake);
+  batch = {6};
+  EXPECT_TRUE(q.push(batch, one).wake);
+}
+
+TEST(HandoffQueue, BoundedInItemsAndBytesAndCountsWhatItDrops) {
+  HandoffQueue<int> q({4, 10});
+  auto cost = [](int v) { return std::size_t(v); };
+  std::vector<int> batch{3, 3, 3, 3};  // the 4th would make 12 bytes
+  EXPECT_EQ(q.push(batch, cost).dropped, 1u);
+  batch = {1, 1, 1};  // one more item fits (4 items), then the item cap
+  EXPECT_EQ(q.push(batch, cost).dropped, 2u);
+  std::vector<int> out;
+  q.take(out);
+  EXPECT_EQ(out, (std::vector<int>{3, 3, 3, 1}));
+  // Taking frees both caps.
+  batch = {5, 5};
+  EXPECT_EQ(q.push(batch, cost).dropped, 0u);
+}
+
+TEST(HandoffQueue, ManyProducersOneConsumerLoseNothingWithinTheCaps) {
+  constexpr int kProducers = 4, kBatches = 500, kBatch = 8;
+  HandoffQueue<int> q({1u << 20, 1u << 20});
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&q, p] {
+      std::vector<int> batch;
+      for (int b = 0; b < kBatches; ++b) {
+        for (int i = 0; i < kBatch; ++i) batch.push_back(p * 1'000'000 + b * kBatch + i);
+        q.push(batch, [](int) { return std::size_t{1}; });
+      }
+    });
+  }
+  std::vector<int> last(kProducers, -1), out;
+  std::size_t total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (total < std::size_t(kProducers * kBatches * kBatch) &&
+         std::chrono::steady_clock::now() < deadline) {
+    q.take(out);
+    for (int v : out) {
+      // Each producer's items arrive in the order it pushed them.
+      EXPECT_GT(v % 1'000'000, last[v / 1'000'000]);
+      last[v / 1'000'000] = v % 1'000'000;
+    }
+    total += out.size();
+    if (out.empty()) std::this_thread::yield();
+  }
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(total, std::size_t(kProducers * kBatches * kBatch));
+}
+
+// A connection on a given worker that records where and how often it was reached.
+class WorkerClient : public RelayClientHandle, public std::enable_shared_from_this<WorkerClient> {
+ public:
+  WorkerClient(unsigned worker, Enqueue answer = Enqueue::Ok)
+      : RelayClientHandle(relay::SecretKey::generate().public_key(), relay::ProtocolVersion::V2,
+                          worker),
+        answer_(answer) {}
+  Enqueue try_enqueue_datagram(relay::Bytes&&, RelayClientHandle* sender) override {
+    delivered_on = std::this_thread::get_id();
+    last_sender = sender;
+    ++delivered;
+    return answer_;
+  }
+  Enqueue try_enqueue_control(relay::Bytes&&) override { return Enqueue::Ok; }
+  void close() override {}
+  void slow_down(SlowDown why) override {
+    if (why == SlowDown::WaitForDrain) ++slowed_for_drain;
+  }
+  std::weak_ptr<RelayClientHandle> weak_handle() override { return shared_from_this(); }
+
+  std::atomic<int> delivered{0}, slowed_for_drain{0};
+  std::atomic<RelayClientHandle*> last_sender{nullptr};
+  std::thread::id delivered_on;
+
+ private:
+  Enqueue answer_;
+};
+
+// Runs `f` on `worker`'s loop and waits for it (bounded).
+template <class F>
+void run_on(RelayWorkers& workers, unsigned worker, F f) {
+  std::promise<void> done;
+  boost::asio::post(workers.context(worker), [&] {
+    f();
+    done.set_value();
+  });
+  ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+TEST(RelayWorkers, DatagramsForAnotherWorkerArriveOnItsThreadAndFullQueuesSlowTheSender) {
+  RelayMetrics metrics;
+  ClientRegistry registry(metrics);
+  RelayWorkers workers(2, metrics);
+  registry.set_cross_worker(&workers);
+  workers.start();
+  auto sender = std::make_shared<WorkerClient>(0);
+  auto local = std::make_shared<WorkerClient>(0);
+  auto remote = std::make_shared<WorkerClient>(1);
+  auto full = std::make_shared<WorkerClient>(1, RelayClientHandle::Enqueue::FullThrottle);
+  for (const auto& c : {sender, local, remote, full}) registry.register_client(c);
+  std::thread::id worker1;
+  run_on(workers, 1, [&] { worker1 = std::this_thread::get_id(); });
+
+  constexpr int kFrames = 200;  // more than one flush batch
+  std::vector<ClientRegistry::Forward> outcomes;
+  run_on(workers, 0, [&] {
+    for (int i = 0; i < kFrames; ++i) {
+      outcomes.push_back(registry.forward(remote->endpoint_id(), relay::Bytes(100), sender.get()));
+    }
+    // Same worker: enqueued at once, no hand-off.
+    outcomes.push_back(registry.forward(local->endpoint_id(), relay::Bytes(100), sender.get()));
+    outcomes.push_back(registry.forward(full->endpoint_id(), relay::Bytes(100), sender.get()));
+  });
+  ASSERT_EQ(outcomes.size(), std::size_t(kFrames + 2));
+  EXPECT_EQ(outcomes[0], ClientRegistry::Forward::HandedOff);
+  EXPECT_EQ(outcomes[kFrames], ClientRegistry::Forward::Queued);
+  EXPECT_EQ(local->delivered.load(), 1);
+  EXPECT_TRUE(eventually([&] { return remote->delivered.load() == kFrames; }));
+  EXPECT_EQ(remote->delivered_on, worker1);
+  EXPECT_EQ(remote->last_sender.load(), sender.get());
+  // The full destination drops (counted) and slows the sender down from the other worker.
+  EXPECT_TRUE(eventually([&] { return sender->slowed_for_drain.load() == 1; }));
+  EXPECT_EQ(metrics.dropped_queue_full.load(), 1u);
+  EXPECT_EQ(metrics.dropped_handoff_full.load(), 0u);
+  workers.join();
+  registry.clear();
 }
 
 }  // namespace

@@ -188,6 +188,9 @@ struct Config {
   bool enable_metrics = true;
   SocketAddr metrics_bind_addr{"::", 9090};  // default: host of http_bind_addr : 9090
   std::size_t key_cache_capacity = 1048576;
+  // Relay data-plane workers, each an event loop on its own thread (issue 13); 0 = one per CPU
+  // this process may run on. Not reloadable.
+  unsigned relay_threads = 0;
   AccessConfig access;
   StunConfig stun;
   PkarrConfig pkarr;                         // enable_pkarr, pkarr_put_*

@@ -96,6 +96,7 @@ struct RelayMetrics {
   Counter dropped_rate_limited{0};         // frames discarded by the rx limiter (it normally
                                            // delays reading instead of dropping)
   Counter dropped_unencodable{0};          // empty or oversize datagram dropped at the sender
+  Counter dropped_handoff_full{0};  // the recipient's worker's hand-off queue was full (issue 13)
 
   // Not in the reference: connection-level outcomes.
   Counter denied{0};                // handshakes answered with ServerDeniesAuth

@@ -1,0 +1,194 @@
+#include "relay/client_registry.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "log.hpp"
+
+namespace iroh::server {
+
+namespace {
+constexpr std::string_view kSameIdText =
+    "Another endpoint connected with the same endpoint id. No more messages "
+    "will be received.";
+constexpr std::string_view kHealthyText =
+    "The connection is healthy and has recovered from previous problems";
+
+relay::Bytes status_frame(relay::ProtocolVersion v, relay::StatusCode code, std::string_view text) {
+  std::optional<relay::Bytes> frame;
+  if (v == relay::ProtocolVersion::V1) {
+    frame = relay::encode_server_frame(relay::Health{std::string(text)}, v);
+  } else {
+    frame = relay::encode_server_frame(relay::Status{static_cast<std::uint8_t>(code)}, v);
+  }
+  return frame ? std::move(*frame) : relay::Bytes{};
+}
+}  // namespace
+
+relay::Bytes ClientRegistry::same_id_connected_frame(relay::ProtocolVersion v) {
+  return status_frame(v, relay::StatusCode::SameEndpointIdConnected, kSameIdText);
+}
+
+relay::Bytes ClientRegistry::healthy_frame(relay::ProtocolVersion v) {
+  return status_frame(v, relay::StatusCode::Healthy, kHealthyText);
+}
+
+void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& client) {
+  Shard& shard = shard_of(client->endpoint_id());
+  std::unique_lock lock(shard.mutex);
+  auto& entry = shard.clients[client->endpoint_id()];
+  if (entry.active) {
+    auto& old = entry.active;
+    if (old->try_enqueue_control(same_id_connected_frame(old->version())) !=
+        RelayClientHandle::Enqueue::Ok) {
+      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    entry.inactive.push_back(std::move(old));
+    metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
+  }
+  entry.active = client;
+  metrics_.accepts.fetch_add(1, std::memory_order_relaxed);
+  metrics_.unique_client_keys.fetch_add(1, std::memory_order_relaxed);
+  metrics_.clients_connected.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ClientRegistry::unregister_client(const RelayClientHandle* client, EndpointIdSet sent_to) {
+  const relay::EndpointId id = client->endpoint_id();
+  {
+    Shard& shard = shard_of(id);
+    std::unique_lock lock(shard.mutex);
+    auto it = shard.clients.find(id);
+    if (it == shard.clients.end()) return;
+    Entry& entry = it->second;
+    metrics_.disconnects.fetch_add(1, std::memory_order_relaxed);
+    metrics_.clients_connected.fetch_sub(1, std::memory_order_relaxed);
+
+    if (entry.active.get() != client) {
+      auto pos = std::find_if(entry.inactive.begin(), entry.inactive.end(),
+                              [&](const auto& c) { return c.get() == client; });
+      if (pos != entry.inactive.end()) {
+        entry.inactive.erase(pos);
+        metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+      }
+      entry.sent_to.merge(sent_to);
+      return;
+    }
+
+    if (!entry.inactive.empty()) {
+      entry.active = std::move(entry.inactive.back());
+      entry.inactive.pop_back();
+      metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+      if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
+          RelayClientHandle::Enqueue::Ok) {
+        metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
+      entry.sent_to.merge(sent_to);
+      return;
+    }
+
+    sent_to.merge(entry.sent_to);
+    shard.clients.erase(it);
+  }
+  // The id is gone: the peers it sent to hear EndpointGone (§6.4). Their shards
+  // are locked one at a time, after this one's lock is released.
+  if (!sent_to.empty()) send_endpoint_gone(id, sent_to);
+}
+
+void ClientRegistry::send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers) {
+  auto frame = relay::encode_server_frame(relay::EndpointGone{gone}, relay::ProtocolVersion::V2);
+  if (!frame) return;
+  for (const auto& peer : peers) {
+    const Shard& shard = shard_of(peer);
+    std::shared_lock lock(shard.mutex);
+    auto p = shard.clients.find(peer);
+    if (p == shard.clients.end() || !p->second.active) continue;
+    relay::Bytes copy = *frame;
+    if (p->second.active->try_enqueue_control(std::move(copy)) != RelayClientHandle::Enqueue::Ok) {
+      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+}
+
+ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst, relay::Bytes&& frame,
+                                                RelayClientHandle* sender) {
+  const Shard& shard = shard_of(dst);
+  std::shared_lock lock(shard.mutex);
+  auto it = shard.clients.find(dst);
+  if (it == shard.clients.end() || !it->second.active) return Forward::UnknownDestination;
+  const auto& active = it->second.active;
+  if (cross_worker_ && sender && active->worker() != sender->worker()) {
+    cross_worker_->hand_off(active, std::move(frame), *sender);
+    return Forward::HandedOff;
+  }
+  switch (active->try_enqueue_datagram(std::move(frame), sender)) {
+    case RelayClientHandle::Enqueue::Ok:
+      return Forward::Queued;
+    case RelayClientHandle::Enqueue::Full:
+      return Forward::QueueFull;
+    case RelayClientHandle::Enqueue::FullThrottle:
+      return Forward::QueueFullThrottle;
+    case RelayClientHandle::Enqueue::BudgetFull:
+      return Forward::TotalQueueFull;
+    case RelayClientHandle::Enqueue::Closed:
+      break;
+  }
+  return Forward::RecipientClosed;
+}
+
+std::size_t ClientRegistry::endpoint_count() const {
+  std::size_t n = 0;
+  for (const auto& shard : shards_) {
+    std::shared_lock lock(shard.mutex);
+    n += shard.clients.size();
+  }
+  return n;
+}
+
+template <class F>
+void ClientRegistry::for_each_connection(F&& f) const {
+  for (const auto& shard : shards_) {
+    std::shared_lock lock(shard.mutex);
+    for (const auto& [id, entry] : shard.clients) {
+      if (entry.active) f(entry.active);
+      for (const auto& c : entry.inactive) f(c);
+    }
+  }
+}
+
+RelayQueueDepth ClientRegistry::queue_depth() const {
+  RelayQueueDepth depth;
+  for_each_connection([&depth](const std::shared_ptr<RelayClientHandle>& client) {
+    const std::size_t queued = client->queued_datagrams();
+    const std::size_t bytes = client->queued_bytes();
+    ++depth.clients;
+    depth.total += queued;
+    depth.max = std::max(depth.max, queued);
+    depth.total_bytes += bytes;
+    depth.max_bytes = std::max(depth.max_bytes, bytes);
+  });
+  return depth;
+}
+
+bool ClientRegistry::is_registered(const relay::EndpointId& id) const {
+  const Shard& shard = shard_of(id);
+  std::shared_lock lock(shard.mutex);
+  return shard.clients.contains(id);
+}
+
+void ClientRegistry::close_all() {
+  std::vector<std::shared_ptr<RelayClientHandle>> all;
+  for_each_connection([&all](const std::shared_ptr<RelayClientHandle>& c) { all.push_back(c); });
+  for (auto& c : all) c->close();
+}
+
+void ClientRegistry::clear() {
+  for (auto& shard : shards_) {
+    decltype(shard.clients) gone;
+    {
+      std::unique_lock lock(shard.mutex);
+      gone.swap(shard.clients);
+    }
+  }
+}
+
+}  // namespace iroh::server

@@ -1,0 +1,153 @@
+// EndpointId -> relay connections (spec relay.md §6.2-§6.4): one active
+// connection per id plus a LIFO list of inactive duplicates; forwarding only
+// try-enqueues on the recipient, or hands the datagram to the recipient's
+// worker when it lives on another one (issue 13). Sharded by id, each shard
+// read-mostly (a shared lock per lookup), so that lookups from every worker do
+// not meet on one lock.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "iroh/relay_proto.hpp"
+#include "iroh/server/metrics.hpp"
+
+namespace iroh::server {
+
+using EndpointIdSet = std::unordered_set<relay::EndpointId, relay::EndpointIdHash>;
+
+// What the registry needs from a connection. All members are callable from any
+// thread and must never block on I/O.
+class RelayClientHandle {
+ public:
+  // `worker`: the relay worker whose event loop runs this connection (0 with
+  // one worker).
+  RelayClientHandle(relay::EndpointId id, relay::ProtocolVersion version, unsigned worker = 0)
+      : id_(id), version_(version), worker_(worker) {}
+  virtual ~RelayClientHandle() = default;
+
+  const relay::EndpointId& endpoint_id() const { return id_; }
+  relay::ProtocolVersion version() const { return version_; }
+  unsigned worker() const { return worker_; }
+
+  // An encoded RelayToClientDatagram(Batch) frame. Full: the datagram is
+  // dropped; FullThrottle: dropped, and `sender` (if not null) was recorded as
+  // waiting for this queue to drain; it gets resume_reading() then. BudgetFull:
+  // limits.total_queue_bytes reached.
+  enum class Enqueue { Ok, Full, FullThrottle, BudgetFull, Closed };
+  virtual Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) = 0;
+  // An encoded control frame (EndpointGone, Status, Health, Pong) on the
+  // priority lane.
+  virtual Enqueue try_enqueue_control(relay::Bytes&& frame) = 0;
+  virtual void close() = 0;
+  // Datagrams waiting in this client's send queue (metrics).
+  virtual std::size_t queued_datagrams() { return 0; }
+  // Bytes of those datagrams (limits.client_queue_bytes counts these).
+  virtual std::size_t queued_bytes() { return 0; }
+  // Back-pressure (issue 13): a destination this client was throttled on has
+  // drained. Any thread; only posts.
+  virtual void resume_reading() {}
+  // Back-pressure for a datagram that was handed to another worker and found
+  // the destination's queue full (WaitForDrain: this client was recorded as a
+  // drain waiter) or the daemon-wide budget spent (BudgetBackoff). Any thread;
+  // only posts.
+  enum class SlowDown { WaitForDrain, BudgetBackoff };
+  virtual void slow_down(SlowDown) {}
+  // A weak reference to this handle, kept by destinations this client waits on.
+  virtual std::weak_ptr<RelayClientHandle> weak_handle() = 0;
+
+ protected:
+  void set_identity(relay::EndpointId id, relay::ProtocolVersion version) {
+    id_ = id;
+    version_ = version;
+  }
+
+ private:
+  relay::EndpointId id_;
+  relay::ProtocolVersion version_;
+  unsigned worker_;
+};
+
+// Carries a datagram to a recipient on another worker (relay/workers.hpp).
+// Called on the sender's worker thread, under the registry's shard lock: it
+// only stages the datagram.
+class CrossWorkerForwarder {
+ public:
+  virtual ~CrossWorkerForwarder() = default;
+  virtual void hand_off(std::shared_ptr<RelayClientHandle> dst, relay::Bytes&& frame,
+                        RelayClientHandle& sender) = 0;
+};
+
+class ClientRegistry {
+ public:
+  explicit ClientRegistry(RelayMetrics& metrics) : metrics_(metrics) {}
+  // With more than one worker: where datagrams for clients on another worker
+  // go. Set before any client registers.
+  void set_cross_worker(CrossWorkerForwarder* forwarder) { cross_worker_ = forwarder; }
+
+  void register_client(const std::shared_ptr<RelayClientHandle>& client);
+  // `sent_to` = ids this connection successfully forwarded datagrams to (§6.4).
+  void unregister_client(const RelayClientHandle* client, EndpointIdSet sent_to);
+
+  enum class Forward {
+    Queued,
+    UnknownDestination,
+    QueueFull,          // dropped
+    QueueFullThrottle,  // dropped; the sender waits for the destination to drain
+    TotalQueueFull,     // dropped: limits.total_queue_bytes
+    RecipientClosed,
+    HandedOff,  // staged for the recipient's worker, which enqueues it (or
+                // counts the drop)
+  };
+  // `sender` (may be null) is who to resume when a full destination queue
+  // drains.
+  Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame,
+                  RelayClientHandle* sender = nullptr);
+
+  std::size_t endpoint_count() const;
+  // Walks every connection (active and inactive) under the shared lock.
+  RelayQueueDepth queue_depth() const;
+  bool is_registered(const relay::EndpointId& id) const;
+  void close_all();
+  // Drops every reference (shutdown, after the workers stopped).
+  void clear();
+
+  // Frames the registry sends on (de)activation, encoded for the connection's
+  // version.
+  static relay::Bytes same_id_connected_frame(relay::ProtocolVersion v);
+  static relay::Bytes healthy_frame(relay::ProtocolVersion v);
+
+ private:
+  struct Entry {
+    std::shared_ptr<RelayClientHandle> active;
+    std::vector<std::shared_ptr<RelayClientHandle>> inactive;  // back = most recently deactivated
+    EndpointIdSet sent_to;
+  };
+
+  // Shards never lock each other: an operation that touches several ids takes
+  // their shards one at a time.
+  struct alignas(64) Shard {
+    mutable std::shared_mutex mutex;
+    std::unordered_map<relay::EndpointId, Entry, relay::EndpointIdHash> clients;
+  };
+  static constexpr std::size_t kShards = 16;
+  // A byte of the key the map's hash does not start with: public keys are
+  // uniformly random.
+  Shard& shard_of(const relay::EndpointId& id) { return shards_[id.bytes[20] % kShards]; }
+  const Shard& shard_of(const relay::EndpointId& id) const {
+    return shards_[id.bytes[20] % kShards];
+  }
+  void send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers);
+  template <class F>
+  void for_each_connection(F&& f) const;
+
+  RelayMetrics& metrics_;
+  CrossWorkerForwarder* cross_worker_ = nullptr;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace iroh::server

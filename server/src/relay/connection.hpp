@@ -1,0 +1,266 @@
+// One TCP connection on a relay-service or captive-portal listener (spec relay.md §2-§6): HTTP/1.1
+// requests until an upgrade on /relay, then the relay handshake, then a registered relay client.
+// Its parts live in their own files:
+//   relay/handshake.cpp  TLS, HTTP requests, the WebSocket upgrade, ServerChallenge/ClientAuth or
+//                        the auth header, access control, registration (§2-§4);
+//   relay/session.cpp    the relay phase's reader: WebSocket frames from a large buffer, the rx
+//                        rate limit (§6.8), frame handling and forwarding, back-pressure (issue
+//                        13);
+//   relay/writer.cpp     the send queue's producers (any thread) and the writer that drains it
+//                        with one gather write per batch, the write watchdog and keepalive Pings.
+// Every member is confined to the connection's executor except the send queue and what guards it
+// (queue_mutex_), which other connections' readers and the registry use.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "rate_limiter.hpp"
+#include "relay/ping_tracker.hpp"
+#include "relay/relay_state.hpp"
+#include "relay/send_queue.hpp"
+#include "relay/ws_framing.hpp"
+
+namespace iroh::server {
+
+namespace relay_conn {
+
+using namespace std::chrono_literals;
+
+constexpr std::size_t kMaxHttpHeader = 16 * 1024;
+constexpr std::size_t kMaxHttpBody = 64 * 1024;
+// Issue 19: before authentication the read buffer holds at most an HTTP header (plus one read of
+// slack) and WebSocket messages of at most kMaxHandshakeMessage bytes (ClientAuth is 98 bytes).
+constexpr std::size_t kPreAuthBufferMax = kMaxHttpHeader + 4 * 1024;
+constexpr std::size_t kMaxHandshakeMessage = 1024;
+constexpr std::size_t kHandshakeReadBytes = 2 * 1024;
+static_assert(kPreAuthBufferMax <= config::Limits::kPreAuthReserveBytes);
+// Pongs, Status and EndpointGone share this lane; a client that floods Pings without reading
+// loses Pongs rather than growing memory.
+constexpr std::size_t kControlQueueCapacity = 512;
+// Read buffer kept while waiting for data; anything above is released so idle clients stay small.
+constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
+// Reads while data keeps coming: one syscall yields dozens of 1200-byte datagram frames.
+constexpr std::size_t kBusyReadBytes = 64 * 1024;
+// TLS only: the read an idle client keeps pending pins this much; it doubles while reads fill it.
+constexpr std::size_t kIdleReadBytes = 64;
+// One socket write carries up to this many queued frames (2 iovecs each; Asio passes at most 64
+// to sendmsg) or about this many bytes.
+constexpr std::size_t kMaxBatchFrames = 32;
+constexpr std::size_t kMaxBatchBytes = 64 * 1024;
+// Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
+// waiting for the socket, it lets the other handlers of its thread run (writers above all), so
+// one flooding connection cannot monopolise a thread.
+constexpr std::size_t kReadTurnFrames = 64;
+constexpr std::size_t kReadTurnBytes = 256 * 1024;
+// Back-pressure (issue 13): a sender whose datagram found a full destination queue stops being
+// read until that queue is half empty again, or at most this long.
+constexpr auto kThrottleMaxPause = 20ms;
+// ... and when limits.total_queue_bytes is reached, for this long.
+constexpr auto kBudgetBackoff = 5ms;
+// A destination whose socket write has been pending this long is not draining: senders to it
+// have their datagrams dropped but are not throttled, so a client that never reads cannot slow
+// the senders that also talk to others.
+constexpr auto kStalledWriteAfter = 50ms;
+// Senders recorded as waiting for one destination to drain; beyond it, further ones only drop.
+constexpr std::size_t kMaxDrainWaiters = 256;
+
+using PlainStream = boost::asio::ip::tcp::socket;
+using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
+}  // namespace relay_conn
+
+template <class Stream>
+class Connection final : public RelayClientHandle,
+                         public TrackedConnection,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, boost::asio::ip::tcp::socket>;
+  using Clock = std::chrono::steady_clock;
+  using error_code = boost::system::error_code;
+  template <class T>
+  using awaitable = boost::asio::awaitable<T>;
+  using DrainWaiters = std::vector<std::pair<RelayClientHandle*, std::weak_ptr<RelayClientHandle>>>;
+
+ public:
+  // `tls_context` (TLS only) is the context `args` refer to; kept alive with the connection so a
+  // certificate reload can swap the listener's context while this connection runs.
+  // `counted_ip`: the address counted against limits.max_connections_per_ip, if any.
+  // `worker`: the relay worker whose loop runs the connection (`args` are on its executor).
+  template <class... Args>
+  Connection(std::shared_ptr<RelayServiceState> state, ListenerRole role,
+             std::shared_ptr<const RelaySettings> settings,
+             std::shared_ptr<boost::asio::ssl::context> tls_context,
+             std::optional<boost::asio::ip::address> counted_ip,
+             std::optional<boost::asio::ip::address> pre_auth_ip, unsigned worker, Args&&... args)
+      : RelayClientHandle(relay::EndpointId{}, relay::ProtocolVersion::V2, worker),
+        state_owner_(std::move(state)),
+        state_(*state_owner_),
+        settings_(std::move(settings)),
+        tls_context_(std::move(tls_context)),
+        counted_ip_(std::move(counted_ip)),
+        pre_auth_ip_(std::move(pre_auth_ip)),
+        ws_(std::forward<Args>(args)...),
+        watchdog_(ws_.get_executor()),
+        wake_(ws_.get_executor()),
+        role_(role),
+        ping_(first_ping_interval()),
+        queue_(SendQueue::Caps{settings_->limits.client_queue_capacity,
+                               settings_->limits.client_queue_bytes},
+               state_.queue_budget) {
+    on_open();
+  }
+  ~Connection() override;
+
+  awaitable<void> run(std::shared_ptr<Connection> self);
+
+  // RelayClientHandle (writer.cpp): any thread.
+  Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) override;
+  Enqueue try_enqueue_control(relay::Bytes&& frame) override;
+  std::size_t queued_datagrams() override;
+  std::size_t queued_bytes() override;
+  void resume_reading() override;
+  void slow_down(SlowDown why) override;
+  std::weak_ptr<RelayClientHandle> weak_handle() override {
+    return std::static_pointer_cast<RelayClientHandle>(this->shared_from_this());
+  }
+
+  boost::asio::any_io_executor executor() { return ws_.get_executor(); }
+
+  // TrackedConnection: any thread; only post.
+  void close() override;
+  void drain(const relay::Restarting& restarting) override;
+  std::shared_ptr<TrackedConnection> lock_tracked() override {
+    return this->weak_from_this().lock();
+  }
+
+ private:
+  auto& socket() { return boost::beast::get_lowest_layer(ws_); }
+  std::string peer_text() const;
+  static Clock::duration first_ping_interval();
+  void on_open();
+
+  // handshake.cpp
+  awaitable<bool> establish();
+  awaitable<std::optional<HttpRequest>> serve_http();
+  void finish_response(HttpResponse& res);
+  const HttpRouter& routes() const;
+  awaitable<HttpResponse> dispatch(const HttpRequest& req);
+  awaitable<bool> accept_websocket(HttpRequest& req, relay::ProtocolVersion version);
+  awaitable<std::optional<relay::EndpointId>> authenticate(const HttpRequest& req);
+  awaitable<bool> write_frame(const relay::Bytes& frame, bool timed);
+  void arm_establish_deadline();
+  void release_pre_auth();
+
+  // session.cpp
+  awaitable<void> run_inner();
+  awaitable<bool> read_message();
+  awaitable<bool> fill(std::size_t need);
+  bool ws_protocol_error(const char* what);
+  std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }
+  awaitable<bool> read_ws_message();
+  relay::ByteSpan message_bytes() const { return message_; }
+  std::optional<Clock::time_point> account_rx_now(std::size_t payload);
+  awaitable<void> pause_until(Clock::time_point resume);
+  awaitable<void> read_loop();
+  awaitable<void> throttle_pause();
+  bool handle_frame(relay::ByteSpan message);
+  bool forward(const relay::Datagram& dg);
+  void close_socket();
+  void drain_on_strand(const relay::Restarting& restarting);
+
+  // writer.cpp
+  Enqueue enqueue_control(QueuedFrame&& frame, std::size_t capacity);
+  void wake_writer();
+  bool add_drain_waiter(RelayClientHandle* sender);
+  static void resume_waiters(DrainWaiters& waiters);
+  void begin_write();
+  void end_write();
+  int send_queue_bytes();
+  void on_write_watchdog(error_code ec);
+  awaitable<bool> write_batch();
+  enum class Keepalive { Idle, SendPing, TimedOut };
+  Keepalive keepalive_step(relay::Bytes& ping_frame);
+  std::optional<std::size_t> take_batch(bool may_yield);
+  bool count_written(std::size_t datagram_count, bool sent);
+  void release_batch_storage();
+  awaitable<void> write_loop(std::shared_ptr<Connection> self);
+
+  std::shared_ptr<RelayServiceState> state_owner_;  // outlives every connection
+  RelayServiceState& state_;
+  std::shared_ptr<const RelaySettings> settings_;           // limits as of the accept
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // before ws_: outlives the SSL stream
+  std::optional<boost::asio::ip::address> counted_ip_;
+  std::optional<boost::asio::ip::address> pre_auth_ip_;  // holds a pre-auth reservation while set
+  boost::beast::websocket::stream<Stream> ws_;
+  boost::beast::flat_buffer buffer_;
+  // Reader state: bytes of buffer_ that belong to the message returned last, the reassembly of a
+  // fragmented message, and the current message.
+  std::size_t consumed_ = 0;
+  std::vector<std::uint8_t> fragments_;
+  bool in_fragments_ = false;
+  bool fragments_complete_ = false;
+  bool message_binary_ = false;
+  relay::ByteSpan message_;
+  std::size_t tls_read_chunk_ = relay_conn::kIdleReadBytes;
+  std::size_t max_message_ = relay_conn::kMaxHandshakeMessage;
+  std::array<std::uint8_t, 16> wait_bytes_{};
+  // Writer state, released whenever the writer goes idle.
+  std::vector<QueuedFrame> batch_;
+  std::vector<std::uint8_t> batch_heads_;
+  std::vector<boost::asio::const_buffer> batch_buffers_;
+  std::vector<std::uint8_t> batch_bytes_;
+  boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer wake_;
+  // Allocated when the reader is first throttled: idle clients stay small.
+  std::unique_ptr<boost::asio::steady_timer> throttle_timer_;
+  ListenerRole role_;
+  boost::asio::ip::tcp::endpoint peer_;
+  boost::asio::ip::tcp::endpoint local_;
+  PingTracker ping_;
+
+  std::mutex queue_mutex_;
+  SendQueue queue_;
+  // Senders throttled on this queue, resumed once it drains to its resume mark.
+  DrainWaiters drain_waiters_;
+  bool writer_waiting_ = false;
+  bool closed_ = false;
+  // Steady-clock ticks when the write in flight started, 0 when none (read by senders).
+  std::atomic<Clock::rep> write_started_ns_{0};
+  // Reader back-pressure state.
+  bool throttled_ = false;
+  bool budget_backoff_ = false;
+  bool resume_signal_ = false;
+  // Write watchdog: SIOCOUTQ at the last check and when it last moved.
+  int write_outq_ = -1;
+  Clock::time_point write_progress_at_{};
+
+  bool socket_closed_ = false;
+  bool errored_ = false;
+  bool registered_ = false;
+  bool writing_ = false;
+  bool watchdog_armed_ = false;
+  bool rate_limited_once_ = false;
+  Clock::time_point write_started_{};
+  EndpointIdSet sent_to_;
+  std::optional<RxTokenBucket> rx_limit_;
+};
+
+// Each part explicitly instantiates the members it defines for both streams.
+#define IROH_RELAY_FOR_EACH_STREAM(X) \
+  X(relay_conn::PlainStream)          \
+  X(relay_conn::TlsStream)
+
+}  // namespace iroh::server

@@ -1,0 +1,313 @@
+// The handshake part of Connection (spec relay.md §2-§4): TLS, plain HTTP requests (status
+// routes, /generate_204, /ping, the pkarr API) until a WebSocket upgrade on /relay (§3.1), then
+// the relay handshake: the TLS-exporter auth header or ServerChallenge/ClientAuth (§4), access
+// control and registration, ServerConfirmsAuth.
+#include <openssl/ssl.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "log.hpp"
+#include "relay/connection_impl.hpp"
+#include "relay_service.hpp"
+
+namespace iroh::server {
+
+// TLS, HTTP, upgrade, relay handshake, access control, registration. A separate coroutine so
+// its frame (request, handshake state) is freed before the long-lived relay phase.
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::establish() {
+  const Clock::time_point accepted_at = Clock::now();
+  error_code ec;
+  peer_ = socket().remote_endpoint(ec);
+  local_ = socket().local_endpoint(ec);
+  arm_establish_deadline();
+
+  auto upgrade = co_await serve_http();
+  if (!upgrade) co_return false;
+  auto check = check_upgrade_request(*upgrade);
+  auto version = static_cast<relay::ProtocolVersion>(check.version);
+  if (!co_await accept_websocket(*upgrade, version)) co_return false;
+
+  auto id = co_await authenticate(*upgrade);
+  if (!id) {
+    state_.metrics.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    co_return false;
+  }
+  // The access control in force now (a reload may have replaced it since the accept).
+  std::shared_ptr<AccessControl> access = state_.settings()->access;
+  AccessDecision decision = co_await access->check(*id, *upgrade);
+  if (!decision.allowed) {
+    log::debug("client ", id->to_hex(), " from ", peer_text(), ": denied (", decision.reason, ")");
+    state_.metrics.denied.fetch_add(1, std::memory_order_relaxed);
+    // Named, not a temporary: GCC 12 destroys temporaries inside co_await twice.
+    relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{decision.reason});
+    co_await write_frame(deny, false);
+    co_return false;
+  }
+  // Registered before ServerConfirmsAuth so that a peer that hears about us right after our
+  // confirmation can already reach us; the writer (started later) sends queued frames after it.
+  set_identity(*id, version);
+  state_.registry.register_client(this->shared_from_this());
+  // Authenticated: no longer counted against the pre-auth limits (before the confirmation, so a
+  // client that hears it may open the next connection at once).
+  release_pre_auth();
+  relay::Bytes confirm = relay::encode(relay::ServerConfirmsAuth{});
+  if (!co_await write_frame(confirm, false)) {
+    close_socket();
+    state_.registry.unregister_client(this, {});
+    co_return false;
+  }
+  watchdog_.cancel();
+  state_.metrics.handshake_duration.observe(Clock::now() - accepted_at);
+  // Keeps frames the client sent right behind ClientAuth.
+  buffer_.shrink_to_fit();
+  log::debug("client ", id->to_hex(), " connected from ", peer_text(), " (v", int(version), ")");
+  co_return true;
+}
+
+// Serves plain requests until a valid upgrade on /relay; returns that request.
+template <class Stream>
+asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
+  error_code ec;
+  if constexpr (kTls) {
+    co_await ws_.next_layer().async_handshake(ssl::stream_base::server, ec_token(ec));
+    if (ec) {
+      log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
+      errored_ = true;
+      co_return std::nullopt;
+    }
+  }
+  buffer_.max_size(kPreAuthBufferMax);
+  for (;;) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kMaxHttpHeader);
+    // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
+    parser.body_limit(boost::none);
+    co_await http::async_read_header(ws_.next_layer(), buffer_, parser, ec_token(ec));
+    if (!ec) {
+      const auto& head = parser.get();
+      const std::size_t limit =
+          routes().body_limit(head.method(), target_path(head.target()), kMaxHttpBody);
+      if (parser.content_length() && *parser.content_length() > limit) {
+        ec = http::error::body_limit;
+      } else {
+        parser.body_limit(limit);
+        co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
+      }
+    }
+    if (ec == http::error::header_limit) {
+      // Issue 19: a clear answer instead of a silent close.
+      HttpResponse res{http::status::request_header_fields_too_large, 11};
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = "Request header fields too large";
+      res.keep_alive(false);
+      res.prepare_payload();
+      finish_response(res);
+      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      co_return std::nullopt;
+    }
+    if (ec == http::error::body_limit) {
+      auto res = make_response(parser.get(), http::status::payload_too_large,
+                               "Failed to buffer the request body: length limit exceeded",
+                               "text/plain; charset=utf-8");
+      res.keep_alive(false);
+      finish_response(res);
+      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      co_return std::nullopt;
+    }
+    if (ec) {
+      if (ec != http::error::end_of_stream && ec != asio::error::eof &&
+          ec != asio::error::operation_aborted && ec != http::error::partial_message) {
+        errored_ = true;
+      }
+      co_return std::nullopt;
+    }
+    HttpRequest req = parser.release();
+    auto path = target_path(req.target());
+    if (role_ == ListenerRole::RelayService && path == "/relay" &&
+        req.method() == http::verb::get) {
+      auto check = check_upgrade_request(req);
+      if (check.ok) co_return std::optional<HttpRequest>(std::move(req));
+      auto res =
+          make_response(req, http::status::bad_request, check.error, "text/plain; charset=utf-8");
+      if (check.bad_ws_version) res.set(http::field::sec_websocket_version, "13");
+      finish_response(res);
+      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      if (ec || res.need_eof()) co_return std::nullopt;
+      continue;
+    }
+    auto res = co_await dispatch(req);
+    co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+    if (ec || res.need_eof()) co_return std::nullopt;
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::finish_response(HttpResponse& res) {
+  res.set(http::field::date, http_date());
+  if (role_ == ListenerRole::RelayService) add_security_headers(res.base());
+}
+
+template <class Stream>
+const HttpRouter& Connection<Stream>::routes() const {
+  return role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+}
+
+template <class Stream>
+asio::awaitable<HttpResponse> Connection<Stream>::dispatch(const HttpRequest& req) {
+  const HttpRouter& router = routes();
+  RequestInfo info{peer_, local_, kTls};
+  HttpResponse res;
+  bool failed = false;
+  if (const HttpHandler* handler = router.find(req.method(), target_path(req.target()))) {
+    try {
+      res = co_await (*handler)(req, info);
+    } catch (const std::exception& e) {
+      log::warn("handler for ", req.target(), " failed: ", e.what());
+      failed = true;
+    }
+  } else {
+    res = make_response(req, http::status::not_found, "Not Found");
+  }
+  if (failed)
+    res = make_response(req, http::status::internal_server_error, "Internal Server Error");
+  finish_response(res);
+  co_return res;
+}
+
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::accept_websocket(HttpRequest& req,
+                                                           relay::ProtocolVersion version) {
+  if (buffer_.size() != 0) {
+    // Like the reference: bytes pipelined behind the upgrade request end the connection.
+    log::debug("connection from ", peer_text(), ": data after the upgrade request");
+    co_return false;
+  }
+  // Beast insists on "Connection: upgrade"; the spec does not check it.
+  if (!http::token_list(req[http::field::connection]).exists("upgrade")) {
+    req.set(http::field::connection, "Upgrade");
+  }
+  ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                 websocket::stream_base::none(), false});
+  ws_.set_option(websocket::stream_base::decorator([version](websocket::response_type& res) {
+    // Beast adds its own Server header when none is set.
+    res.set(http::field::server, "iroh-relay");
+    res.set(http::field::sec_websocket_protocol, relay::subprotocol_name(version));
+    res.set(http::field::date, http_date());
+    add_security_headers(res.base());
+  }));
+  ws_.read_message_max(relay::kMaxFrameSize);
+  ws_.auto_fragment(false);
+  ws_.binary(true);
+  error_code ec;
+  co_await ws_.async_accept(req, ec_token(ec));
+  if (ec) {
+    log::debug("websocket accept from ", peer_text(), " failed: ", ec.message());
+    co_return false;
+  }
+  socket().set_option(tcp::no_delay(true), ec);
+  // Plain TCP reads try a non-blocking read first and wait for readability without a buffer.
+  if constexpr (!kTls) socket().non_blocking(true, ec);
+  if (const auto& rx = settings_->limits.client_rx) {
+    std::uint32_t burst = rx->max_burst_bytes ? rx->max_burst_bytes : rx->bytes_per_second / 10;
+    RxTokenBucket bucket(rx->bytes_per_second, burst);
+    if (bucket.valid()) rx_limit_.emplace(bucket);
+  }
+  co_return true;
+}
+
+template <class Stream>
+asio::awaitable<std::optional<relay::EndpointId>> Connection<Stream>::authenticate(
+    const HttpRequest& req) {
+  if constexpr (kTls) {
+    auto header = req.find(relay::kAuthHeader);
+    if (header != req.end()) {
+      if (auto auth = relay::decode_auth_header(header->value())) {
+        std::array<std::uint8_t, 32> ekm{};
+        int ok = SSL_export_keying_material(
+            ws_.next_layer().native_handle(), ekm.data(), ekm.size(), relay::kExporterLabel.data(),
+            relay::kExporterLabel.size(), auth->public_key.bytes.data(),
+            auth->public_key.bytes.size(), 1);
+        if (ok == 1 && relay::verify_key_material(*auth, ekm)) co_return auth->public_key;
+        log::debug("client auth header from ", peer_text(), " did not verify; using challenge");
+      }
+    }
+  }
+  relay::ServerChallenge challenge;
+  randombytes_buf(challenge.challenge.data(), challenge.challenge.size());
+  relay::Bytes challenge_frame = relay::encode(challenge);
+  if (!co_await write_frame(challenge_frame, false)) co_return std::nullopt;
+  if (!co_await read_message()) co_return std::nullopt;
+  auto decoded = relay::decode_handshake(message_bytes());
+  auto* msg = std::get_if<relay::HandshakeMessage>(&decoded);
+  auto* auth = msg ? std::get_if<relay::ClientAuth>(msg) : nullptr;
+  if (!auth) {
+    log::debug("connection from ", peer_text(), ": expected ClientAuth");
+    co_return std::nullopt;
+  }
+  if (!relay::verify_client_auth(*auth, challenge.challenge)) {
+    log::debug("connection from ", peer_text(), ": signature invalid");
+    state_.metrics.denied.fetch_add(1, std::memory_order_relaxed);
+    relay::Bytes deny = relay::encode(relay::ServerDeniesAuth{"signature invalid"});
+    co_await write_frame(deny, false);
+    co_return std::nullopt;
+  }
+  co_return auth->public_key;
+}
+
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::write_frame(const relay::Bytes& frame, bool timed) {
+  if (socket_closed_) co_return false;
+  std::array<std::uint8_t, kMaxServerHeader> head{};
+  std::size_t head_len = ws::encode_server_header(kBinary, frame.size(), head.data());
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head.data(), head_len),
+                                            asio::buffer(frame)};
+  if (timed) begin_write();
+  error_code ec;
+  co_await asio::async_write(ws_.next_layer(), buffers, ec_token(ec));
+  if (timed) end_write();
+  if (ec) {
+    log::debug("write to ", peer_text(), " failed: ", ec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+// Covers TLS + HTTP + relay handshake (§2.5, §4.5).
+template <class Stream>
+void Connection<Stream>::arm_establish_deadline() {
+  watchdog_.expires_after(settings_->limits.handshake_timeout);
+  watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
+    if (ec) return;
+    if (auto self = weak.lock()) {
+      log::debug("connection from ", self->peer_text(), ": handshake timeout");
+      self->state_.metrics.handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      self->close_socket();
+    }
+  });
+}
+
+// The connection authenticated (or ends): its pre-auth reservation goes back.
+template <class Stream>
+void Connection<Stream>::release_pre_auth() {
+  if (!pre_auth_ip_) return;
+  state_.release_pre_auth(*pre_auth_ip_);
+  pre_auth_ip_.reset();
+}
+
+#define IROH_INSTANTIATE_HANDSHAKE(S)                                                     \
+  template asio::awaitable<bool> Connection<S>::establish();                              \
+  template asio::awaitable<std::optional<HttpRequest>> Connection<S>::serve_http();       \
+  template void Connection<S>::finish_response(HttpResponse&);                            \
+  template const HttpRouter& Connection<S>::routes() const;                               \
+  template asio::awaitable<HttpResponse> Connection<S>::dispatch(const HttpRequest&);     \
+  template asio::awaitable<bool> Connection<S>::accept_websocket(HttpRequest&,            \
+                                                                 relay::ProtocolVersion); \
+  template asio::awaitable<std::optional<relay::EndpointId>> Connection<S>::authenticate( \
+      const HttpRequest&);                                                                \
+  template asio::awaitable<bool> Connection<S>::write_frame(const relay::Bytes&, bool);   \
+  template void Connection<S>::arm_establish_deadline();                                  \
+  template void Connection<S>::release_pre_auth();
+IROH_RELAY_FOR_EACH_STREAM(IROH_INSTANTIATE_HANDSHAKE)
+
+}  // namespace iroh::server

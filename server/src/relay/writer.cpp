@@ -1,0 +1,359 @@
+// The writer part of Connection (spec relay.md §6.3, issue 13): the send queue's producers
+// (other connections' readers and the registry, any thread), and the writer coroutine that drains
+// the queue with one gather write per batch, control frames first; the write watchdog; and the
+// server's keepalive Pings (§6.5).
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "log.hpp"
+#include "relay/connection_impl.hpp"
+
+namespace iroh::server {
+
+template <class Stream>
+RelayClientHandle::Enqueue Connection<Stream>::try_enqueue_datagram(relay::Bytes&& frame,
+                                                                    RelayClientHandle* sender) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (closed_) return Enqueue::Closed;
+    switch (queue_.push_datagram(std::move(frame))) {
+      case SendQueue::Push::Ok:
+        break;
+      case SendQueue::Push::BudgetFull:
+        return Enqueue::BudgetFull;
+      case SendQueue::Push::Full:
+        return add_drain_waiter(sender) ? Enqueue::FullThrottle : Enqueue::Full;
+    }
+    if (!writer_waiting_) return Enqueue::Ok;
+    writer_waiting_ = false;
+  }
+  wake_writer();
+  return Enqueue::Ok;
+}
+
+template <class Stream>
+RelayClientHandle::Enqueue Connection<Stream>::try_enqueue_control(relay::Bytes&& frame) {
+  return enqueue_control(QueuedFrame{std::move(frame), kBinary}, kControlQueueCapacity);
+}
+
+template <class Stream>
+std::size_t Connection<Stream>::queued_datagrams() {
+  std::lock_guard lock(queue_mutex_);
+  return queue_.datagram_count();
+}
+
+template <class Stream>
+std::size_t Connection<Stream>::queued_bytes() {
+  std::lock_guard lock(queue_mutex_);
+  return queue_.datagram_bytes();
+}
+
+template <class Stream>
+void Connection<Stream>::resume_reading() {
+  if (auto self = this->weak_from_this().lock()) {
+    asio::post(ws_.get_executor(), [self] {
+      self->resume_signal_ = true;
+      if (self->throttle_timer_) self->throttle_timer_->cancel();
+    });
+  }
+}
+
+// A datagram handed to another worker found its destination full: the same back-pressure as for
+// a local destination (forward() in session.cpp), one post later.
+template <class Stream>
+void Connection<Stream>::slow_down(SlowDown why) {
+  if (auto self = this->weak_from_this().lock()) {
+    asio::post(ws_.get_executor(), [self, why] {
+      if (why == SlowDown::BudgetBackoff) {
+        self->budget_backoff_ = true;
+      } else if (!self->throttled_) {
+        self->throttled_ = true;
+        self->resume_signal_ = false;
+      }
+    });
+  }
+}
+
+template <class Stream>
+RelayClientHandle::Enqueue Connection<Stream>::enqueue_control(QueuedFrame&& frame,
+                                                               std::size_t capacity) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (closed_) return Enqueue::Closed;
+    if (!queue_.push_control(std::move(frame), capacity)) return Enqueue::Full;
+    if (!writer_waiting_) return Enqueue::Ok;
+    writer_waiting_ = false;
+  }
+  wake_writer();
+  return Enqueue::Ok;
+}
+
+template <class Stream>
+void Connection<Stream>::wake_writer() {
+  asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
+}
+
+// queue_mutex_ held. Records `sender` as waiting for this queue to drain, unless this client is
+// not draining at all (see kStalledWriteAfter). False: the sender is not to be throttled.
+template <class Stream>
+bool Connection<Stream>::add_drain_waiter(RelayClientHandle* sender) {
+  if (!sender || sender == this) return false;
+  const auto started = write_started_ns_.load(std::memory_order_relaxed);
+  if (started != 0 &&
+      Clock::now().time_since_epoch() - Clock::duration(started) > kStalledWriteAfter)
+    return false;
+  for (const auto& w : drain_waiters_) {
+    if (w.first == sender) return true;
+  }
+  if (drain_waiters_.size() >= kMaxDrainWaiters) return false;
+  drain_waiters_.emplace_back(sender, sender->weak_handle());
+  return true;
+}
+
+template <class Stream>
+void Connection<Stream>::resume_waiters(
+    std::vector<std::pair<RelayClientHandle*, std::weak_ptr<RelayClientHandle>>>& waiters) {
+  for (auto& w : waiters) {
+    if (auto strong = w.second.lock()) strong->resume_reading();
+  }
+  waiters.clear();
+}
+
+// Write timeout without a timer operation per write: one pending wait checks the write in
+// flight and re-arms itself only while writes keep happening. A write times out only when it
+// made no progress for limits.write_timeout: the kernel's unacknowledged bytes (SIOCOUTQ)
+// neither shrank nor emptied. A client that reads is never closed because the relay itself was
+// slow to run the write's completion (issue 13).
+template <class Stream>
+void Connection<Stream>::begin_write() {
+  write_started_ = Clock::now();
+  write_started_ns_.store(write_started_.time_since_epoch().count(), std::memory_order_relaxed);
+  writing_ = true;
+  if (watchdog_armed_) return;
+  watchdog_armed_ = true;
+  write_progress_at_ = write_started_;
+  write_outq_ = send_queue_bytes();
+  watchdog_.expires_at(write_started_ + settings_->limits.write_timeout);
+  watchdog_.async_wait([weak = this->weak_from_this()](error_code ec) {
+    if (auto self = weak.lock()) self->on_write_watchdog(ec);
+  });
+}
+
+template <class Stream>
+void Connection<Stream>::end_write() {
+  writing_ = false;
+  write_started_ns_.store(0, std::memory_order_relaxed);
+}
+
+// Bytes written to the socket and not yet acknowledged by the peer; -1 if unknown.
+template <class Stream>
+int Connection<Stream>::send_queue_bytes() {
+  int outq = 0;
+  if (::ioctl(socket().native_handle(), SIOCOUTQ, &outq) != 0) return -1;
+  return outq;
+}
+
+template <class Stream>
+void Connection<Stream>::on_write_watchdog(error_code ec) {
+  watchdog_armed_ = false;
+  if (ec || !writing_ || socket_closed_) return;
+  const auto now = Clock::now();
+  const int outq = send_queue_bytes();
+  if (outq == 0 || (outq > 0 && outq != write_outq_)) write_progress_at_ = now;
+  write_outq_ = outq;
+  auto deadline = std::max(write_started_, write_progress_at_) + settings_->limits.write_timeout;
+  if (now >= deadline) {
+    log::debug("client ", endpoint_id().to_hex(), ": write timeout");
+    state_.metrics.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+    close_socket();
+    return;
+  }
+  watchdog_armed_ = true;
+  watchdog_.expires_at(deadline);
+  watchdog_.async_wait([weak = this->weak_from_this()](error_code ec2) {
+    if (auto self = weak.lock()) self->on_write_watchdog(ec2);
+  });
+}
+
+// batch_ as one socket write: scatter-gather for TCP, one contiguous record for TLS.
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::write_batch() {
+  if (socket_closed_) co_return false;
+  batch_heads_.resize(batch_.size() * kMaxServerHeader);
+  batch_buffers_.clear();
+  batch_bytes_.clear();
+  for (std::size_t i = 0; i < batch_.size(); ++i) {
+    std::uint8_t* head = batch_heads_.data() + i * kMaxServerHeader;
+    std::size_t head_len = ws::encode_server_header(batch_[i].opcode, batch_[i].bytes.size(), head);
+    if constexpr (kTls) {
+      batch_bytes_.insert(batch_bytes_.end(), head, head + head_len);
+      batch_bytes_.insert(batch_bytes_.end(), batch_[i].bytes.begin(), batch_[i].bytes.end());
+    } else {
+      batch_buffers_.push_back(asio::buffer(head, head_len));
+      batch_buffers_.push_back(asio::buffer(batch_[i].bytes));
+    }
+  }
+  if constexpr (kTls) batch_buffers_.push_back(asio::buffer(batch_bytes_));
+  begin_write();
+  error_code ec;
+  co_await asio::async_write(ws_.next_layer(), batch_buffers_, ec_token(ec));
+  end_write();
+  if (ec) {
+    log::debug("write to ", peer_text(), " failed: ", ec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+// §6.5: whether a Ping is due (then `ping_frame` holds it, recorded as outstanding) or the
+// outstanding one timed out.
+template <class Stream>
+typename Connection<Stream>::Keepalive Connection<Stream>::keepalive_step(
+    relay::Bytes& ping_frame) {
+  const auto now = Clock::now();
+  switch (ping_.check(now)) {
+    case PingTracker::Due::Nothing:
+      return Keepalive::Idle;
+    case PingTracker::Due::TimedOut:
+      state_.metrics.ping_timeouts.fetch_add(1, std::memory_order_relaxed);
+      log::debug("client ", endpoint_id().to_hex(), ": ping timeout");
+      return Keepalive::TimedOut;
+    case PingTracker::Due::SendPing:
+      break;
+  }
+  relay::Ping ping;
+  randombytes_buf(ping.data.data(), ping.data.size());
+  ping_.on_ping_sent(ping.data, now, 16s + std::chrono::seconds(random_u32(5)));
+  auto encoded = relay::encode_server_frame(ping, version());
+  if (!encoded) return Keepalive::TimedOut;
+  ping_frame = std::move(*encoded);
+  return Keepalive::SendPing;
+}
+
+// Moves the next batch into batch_ (control frames first: the priority lane stays ahead of
+// queued datagrams) and resumes senders waiting for this queue once it is below its resume
+// mark. Returns the number of datagrams taken; nullopt once the queue is closed.
+template <class Stream>
+std::optional<std::size_t> Connection<Stream>::take_batch(bool may_yield) {
+  std::size_t datagram_count = 0;
+  DrainWaiters waiters;
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (closed_) return std::nullopt;
+    datagram_count = queue_.pop_batch(batch_, kMaxBatchFrames, kMaxBatchBytes);
+    if (!drain_waiters_.empty() && queue_.below_resume_mark()) waiters.swap(drain_waiters_);
+    if (batch_.empty() && !may_yield) writer_waiting_ = true;
+  }
+  resume_waiters(waiters);
+  return datagram_count;
+}
+
+// Counts the batch just written (or lost); true if it carried a WebSocket Close.
+template <class Stream>
+bool Connection<Stream>::count_written(std::size_t datagram_count, bool sent) {
+  auto& m = state_.metrics;
+  if (!sent) {
+    m.send_packets_dropped.fetch_add(datagram_count, std::memory_order_relaxed);
+    m.dropped_write_error.fetch_add(datagram_count, std::memory_order_relaxed);
+    return false;
+  }
+  bool close_sent = false;
+  for (const auto& item : batch_) {
+    const auto& frame = item.bytes;
+    if (item.opcode == kClose) close_sent = true;
+    if (item.opcode != kBinary || frame.empty()) continue;
+    if (frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagram) ||
+        frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch)) {
+      std::size_t header =
+          frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
+      m.send_packets_sent.fetch_add(1, std::memory_order_relaxed);
+      m.bytes_sent.fetch_add(frame.size() - std::min(header, frame.size()),
+                             std::memory_order_relaxed);
+    } else if (frame[0] == std::uint8_t(relay::FrameType::Pong)) {
+      m.sent_pong.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  return close_sent;
+}
+
+// Idle: batch storage is only needed while busy.
+template <class Stream>
+void Connection<Stream>::release_batch_storage() {
+  if (batch_.capacity() == 0) return;
+  batch_ = {};
+  batch_heads_ = {};
+  batch_buffers_ = {};
+  batch_bytes_ = {};
+}
+
+// The writer: keepalive Pings, then queued frames in batches; sleeps on wake_ until a producer
+// or the keepalive wakes it.
+template <class Stream>
+asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection> self) {
+  bool may_yield = false;
+  relay::Bytes ping_frame;
+  for (;;) {
+    if (socket_closed_) break;
+    const Keepalive keepalive = keepalive_step(ping_frame);
+    if (keepalive == Keepalive::TimedOut) break;
+    if (keepalive == Keepalive::SendPing) {
+      bool ping_sent = co_await write_frame(ping_frame, true);
+      if (!ping_sent) break;
+      continue;
+    }
+    const std::optional<std::size_t> datagram_count = take_batch(may_yield);
+    if (!datagram_count) break;
+    if (!batch_.empty()) {
+      bool sent = co_await write_batch();
+      bool close_sent = count_written(*datagram_count, sent);
+      batch_.clear();
+      if (!sent || close_sent) break;
+      may_yield = true;
+      continue;
+    }
+    // Before sleeping on the timer (timer and wake-up cost syscalls), let other handlers run
+    // once: senders usually enqueue more, and the next write carries a batch.
+    if (may_yield) {
+      may_yield = false;
+      co_await asio::post(ws_.get_executor(), asio::use_awaitable);
+      continue;
+    }
+    release_batch_storage();
+    wake_.expires_at(ping_.wake_at());
+    error_code ec;
+    co_await wake_.async_wait(ec_token(ec));
+    std::lock_guard lock(queue_mutex_);
+    writer_waiting_ = false;
+  }
+  close_socket();
+  (void)self;
+}
+
+#define IROH_INSTANTIATE_WRITER(S)                                                                \
+  template RelayClientHandle::Enqueue Connection<S>::try_enqueue_datagram(relay::Bytes&&,         \
+                                                                          RelayClientHandle*);    \
+  template RelayClientHandle::Enqueue Connection<S>::try_enqueue_control(relay::Bytes&&);         \
+  template std::size_t Connection<S>::queued_datagrams();                                         \
+  template std::size_t Connection<S>::queued_bytes();                                             \
+  template void Connection<S>::resume_reading();                                                  \
+  template void Connection<S>::slow_down(RelayClientHandle::SlowDown);                            \
+  template RelayClientHandle::Enqueue Connection<S>::enqueue_control(QueuedFrame&&, std::size_t); \
+  template void Connection<S>::wake_writer();                                                     \
+  template bool Connection<S>::add_drain_waiter(RelayClientHandle*);                              \
+  template void Connection<S>::resume_waiters(Connection<S>::DrainWaiters&);                      \
+  template void Connection<S>::begin_write();                                                     \
+  template void Connection<S>::end_write();                                                       \
+  template int Connection<S>::send_queue_bytes();                                                 \
+  template void Connection<S>::on_write_watchdog(error_code);                                     \
+  template asio::awaitable<bool> Connection<S>::write_batch();                                    \
+  template Connection<S>::Keepalive Connection<S>::keepalive_step(relay::Bytes&);                 \
+  template std::optional<std::size_t> Connection<S>::take_batch(bool);                            \
+  template bool Connection<S>::count_written(std::size_t, bool);                                  \
+  template void Connection<S>::release_batch_storage();                                           \
+  template asio::awaitable<void> Connection<S>::write_loop(std::shared_ptr<Connection<S>>);
+IROH_RELAY_FOR_EACH_STREAM(IROH_INSTANTIATE_WRITER)
+
+}  // namespace iroh::server
