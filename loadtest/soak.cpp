@@ -570,14 +570,16 @@ int run(int argc, char** argv) {
     samples.push_back({t / 60, rss ? double(*rss) / 1024 : 0, double(fds)});
     std::printf(
         "[%6.0f s] rss %7.0f KiB  fds %4zu  queue %3.0f dg %7.0f B  clients %3.0f  conns %3.0f  "
-        "store %5.0f  relay sent %8llu recv %8llu  put %6llu  dns %6llu  doh %5llu  errors %llu "
+        "store %5.0f  zones %5.0f  relay sent %8llu recv %8llu  put %6llu  dns %6llu  doh %5llu  "
+        "errors %llu "
         "(+%llu)  cpu relay %4.1f%% soak %4.1f%%\n",
         t, samples.back().rss_kib, fds, metric(page, "relayserver_queued_datagrams"),
         metric(page, "relayserver_queued_bytes"), metric(page, "relayserver_clients_connected"),
         metric(page, "relayserver_open_connections"), metric(page, "dns_server_store_packets"),
-        (unsigned long long)c.relay_sent, (unsigned long long)c.relay_received,
-        (unsigned long long)c.put_ok, (unsigned long long)c.dns_ok, (unsigned long long)c.doh_ok,
-        (unsigned long long)c.errors(), (unsigned long long)(c.errors() - errors_prev),
+        metric(page, "dns_server_cache_zones"), (unsigned long long)c.relay_sent,
+        (unsigned long long)c.relay_received, (unsigned long long)c.put_ok,
+        (unsigned long long)c.dns_ok, (unsigned long long)c.doh_ok, (unsigned long long)c.errors(),
+        (unsigned long long)(c.errors() - errors_prev),
         100 * (cpu_daemon - cpu_daemon_prev) / sample_secs,
         100 * (cpu_self - cpu_self_prev) / sample_secs);
     std::fflush(stdout);
