@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -236,6 +237,31 @@ std::filesystem::path write_relay_config(const std::filesystem::path& dir, std::
       << "log_level: warn\n"
       << extra_yaml;
   return path;
+}
+
+std::vector<std::string> pinned(int cpu, std::vector<std::string> argv) {
+  if (cpu < 0) return argv;
+  argv.insert(argv.begin(), {"taskset", "-c", std::to_string(cpu)});
+  return argv;
+}
+
+void pin_self(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
+std::pair<int, int> pinning(const Args& args) {
+  int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  int relay_cpu = static_cast<int>(args.get_int("relay-cpu", 0));
+  int gen_cpu = static_cast<int>(args.get_int("gen-cpu", 1));
+  if (ncpu < 2 || relay_cpu < 0 || gen_cpu < 0 || relay_cpu >= ncpu || gen_cpu >= ncpu) {
+    return {-1, -1};
+  }
+  pin_self(gen_cpu);
+  return {relay_cpu, gen_cpu};
 }
 
 std::string read_tail(const std::filesystem::path& file, std::size_t max_bytes) {

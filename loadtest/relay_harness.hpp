@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace iroh::loadtest {
@@ -68,6 +69,14 @@ std::uint64_t raise_nofile_limit(std::uint64_t want);
 // Minimal iroh-relay YAML config: plain HTTP on 127.0.0.1:port, no metrics/STUN, quiet logs.
 std::filesystem::path write_relay_config(const std::filesystem::path& dir, std::uint16_t port,
                                          const std::string& extra_yaml = {});
+// `argv` prefixed with `taskset -c cpu` (unchanged for cpu < 0).
+std::vector<std::string> pinned(int cpu, std::vector<std::string> argv);
+// Pins the calling process to `cpu` (nothing for cpu < 0).
+void pin_self(int cpu);
+// --relay-cpu (default 0) and --gen-cpu (default 1): the CPU for the relay and the one this
+// process is pinned to here, so that the relay gets a core of its own; both -1 (no pinning) with
+// fewer than 2 CPUs or a negative or out-of-range choice.
+std::pair<int, int> pinning(const Args& args);
 std::string read_tail(const std::filesystem::path& file, std::size_t max_bytes = 2000);
 
 }  // namespace iroh::loadtest

@@ -51,6 +51,9 @@ namespace relay = iroh::relay;
 namespace lt = iroh::loadtest;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using lt::pin_self;
+using lt::pinned;
+using lt::pinning;
 
 constexpr const char* kUsage =
     "usage: relay_openloop IROH_RELAY_BINARY [options]\n"
@@ -858,12 +861,6 @@ double find_peak(const Target& target, PhaseSpec spec) {
 
 // ---- processes ---------------------------------------------------------------------------------
 
-std::vector<std::string> pinned(int cpu, std::vector<std::string> argv) {
-  if (cpu < 0) return argv;
-  argv.insert(argv.begin(), {"taskset", "-c", std::to_string(cpu)});
-  return argv;
-}
-
 struct RelayProcess {
   std::unique_ptr<lt::ChildProcess> child;
   std::uint16_t port = 0;
@@ -955,32 +952,11 @@ std::string find_in_path(const std::string& name) {
   return {};
 }
 
-void pin_self(int cpu) {
-  if (cpu < 0) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  sched_setaffinity(0, sizeof set, &set);
-}
-
 double ratio(double a, double b) {
   return b > 0 ? a / b : NAN;
 }
 
 // ---- --check: the CI flood test ----------------------------------------------------------------
-
-// CPU pinning of the relay and the generator (both -1 = none): the relay gets one core and the
-// generator another, as in the measurements, so the relay is the bottleneck.
-std::pair<int, int> pinning(const lt::Args& args) {
-  int ncpu = static_cast<int>(std::thread::hardware_concurrency());
-  int relay_cpu = static_cast<int>(args.get_int("relay-cpu", 0));
-  int gen_cpu = static_cast<int>(args.get_int("gen-cpu", 1));
-  if (ncpu < 2 || relay_cpu < 0 || gen_cpu < 0 || relay_cpu >= ncpu || gen_cpu >= ncpu) {
-    return {-1, -1};
-  }
-  pin_self(gen_cpu);
-  return {relay_cpu, gen_cpu};
-}
 
 int run_check(const std::string& relay_binary, const lt::Args& args) {
   auto [relay_cpu, gen_cpu] = pinning(args);

@@ -1,7 +1,8 @@
 // DnsService on loopback against hostile senders (issue 19 items 5 and 6): UDP answers never
 // exceed dns.udp_max_payload, the worst UDP amplification is printed and bounded, response-rate
 // limiting drops and slips (TC) answers over the rate and counts them, and idle TCP connections
-// cost no query/response buffers.
+// cost no query/response buffers. Also: the zone cache drops zones of packets past the eviction
+// age (found by the soak).
 #include "dns/dns_service.hpp"
 
 #include <gtest/gtest.h>
@@ -359,6 +360,37 @@ TEST_F(DnsServiceTest, IdleTcpConnectionsHoldNoBuffers) {
   std::uint8_t reply[512];
   EXPECT_GT(::recv(fds.back(), reply, sizeof reply, 0), 14);
   for (int fd : fds) ::close(fd);
+}
+
+// Found by loadtest/soak: the zone cache kept the zones of packets the store had evicted until
+// 65536 newer zones pushed them out, so RSS grew with every fresh key that was queried once.
+// Zones past zone_store.eviction_secs are now swept (here at every lookup).
+TEST(ZoneCacheTest, DropsZonesOfPacketsPastTheEvictionAge) {
+  auto store = std::make_shared<MemoryStore>();
+  ZoneCache zones(store, 16, std::chrono::hours(1), std::chrono::seconds(0));
+  const auto now_us =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  auto publish = [&](std::uint64_t timestamp_us) {
+    const auto secret = relay::SecretKey::generate();
+    const std::string z32 = pkarr::key_to_z32(secret.public_key());
+    auto packet = pkarr::SignedPacket::sign_records(
+        secret, timestamp_us, {pkarr::Record::make_txt("_iroh." + z32, 30, {"addr=1.2.3.4:5"})});
+    EXPECT_TRUE(std::holds_alternative<pkarr::SignedPacket>(packet));
+    store->put(std::get<pkarr::SignedPacket>(packet));
+    return secret.public_key();
+  };
+  const auto stale = publish(now_us - 2 * 3600 * 1'000'000ULL);  // past the 1 h eviction age
+  const auto fresh = publish(now_us);
+  // The store still holds the stale packet (its eviction pass has not run), so it is answered.
+  EXPECT_EQ(zones.lookup(stale).status, dns::ZoneStatus::Found);
+  EXPECT_EQ(zones.size(), 1u);
+  // The next lookup's sweep drops it; only the fresh zone stays.
+  EXPECT_EQ(zones.lookup(fresh).status, dns::ZoneStatus::Found);
+  EXPECT_EQ(zones.size(), 1u);
+  EXPECT_EQ(zones.lookup(fresh).status, dns::ZoneStatus::Found);
+  EXPECT_EQ(zones.size(), 1u);
 }
 
 }  // namespace

@@ -7,8 +7,35 @@
 
 namespace iroh::server {
 
-ZoneCache::ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity)
-    : store_(std::move(store)), capacity_(capacity) {}
+ZoneCache::ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity,
+                     std::chrono::seconds max_age,
+                     std::chrono::steady_clock::duration sweep_interval)
+    : store_(std::move(store)),
+      capacity_(capacity),
+      max_age_(max_age),
+      sweep_interval_(sweep_interval),
+      next_sweep_(std::chrono::steady_clock::now() + sweep_interval) {}
+
+void ZoneCache::sweep_if_due() {
+  if (max_age_.count() <= 0) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mutex_);
+  if (now < next_sweep_) return;
+  next_sweep_ = now + sweep_interval_;
+  // The store's own cutoff (one home for the rule): zones of packets it evicts go with them.
+  PkarrStoreOptions options;
+  options.max_age = max_age_;
+  const std::uint64_t cutoff = pkarr_eviction_cutoff(options, std::chrono::system_clock::now());
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.zone->timestamp_us < cutoff) {
+      lru_.erase(it->second.position);
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  size_.store(entries_.size(), std::memory_order_relaxed);
+}
 
 std::size_t ZoneCache::size() const {
   return size_.load(std::memory_order_relaxed);
@@ -44,6 +71,7 @@ void ZoneCache::remember(const pkarr::PublicKey& key, std::shared_ptr<const dns:
 }
 
 dns::ZoneLookupResult ZoneCache::lookup(const pkarr::PublicKey& key) {
+  sweep_if_due();
   PkarrGetResult stored = store_->get(key);
   if (const auto* error = std::get_if<PkarrStoreError>(&stored)) {
     log::warn("dns: zone store read failed: ", error->message);
@@ -92,7 +120,8 @@ dns::Resolver make_resolver(const config::Config& config) {
 DnsHandler::DnsHandler(const config::Config& config, std::shared_ptr<PkarrStore> store,
                        LookupMetrics* metrics, std::size_t zone_cache_capacity)
     : resolver_(make_resolver(config)),
-      zones_(std::move(store), zone_cache_capacity),
+      zones_(std::move(store), zone_cache_capacity, config.zone_store.eviction,
+             config.zone_store.eviction_interval),
       lookup_([this](const pkarr::PublicKey& key) { return zones_.lookup(key); }),
       metrics_(metrics) {}
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <list>
 #include <memory>
@@ -28,14 +29,23 @@ namespace iroh::server {
 // current packet (its LRU makes that cheap), and the cached zone is used only if it was built from
 // that very packet (same timestamp and signature): a newer PUT or an eviction is seen at once.
 // What the cache saves is re-parsing the DNS message and rebuilding the zone on every query.
+//
+// Zones of packets older than `max_age` (zone_store.eviction_secs, the store's eviction rule,
+// address-lookup.md §7.2) are dropped by a sweep at most every `sweep_interval`, run by lookup():
+// the store evicts those packets, and a zone nobody asks for again would otherwise stay until
+// `capacity` newer ones push it out (the soak saw RSS grow with every fresh key queried once).
 class ZoneCache {
  public:
-  // `capacity` zones at most (least recently used dropped first); 0 = no caching.
-  ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity);
+  // `capacity` zones at most (least recently used dropped first); 0 = no caching. `max_age` 0 =
+  // no sweep.
+  ZoneCache(std::shared_ptr<PkarrStore> store, std::size_t capacity,
+            std::chrono::seconds max_age = std::chrono::seconds(0),
+            std::chrono::steady_clock::duration sweep_interval = std::chrono::seconds(10));
   dns::ZoneLookupResult lookup(const pkarr::PublicKey& key);
   std::size_t size() const;
 
  private:
+  void sweep_if_due();
   using Lru = std::list<pkarr::PublicKey>;
   struct Entry {
     std::shared_ptr<const dns::PkarrZone> zone;
@@ -46,8 +56,11 @@ class ZoneCache {
 
   std::shared_ptr<PkarrStore> store_;
   std::size_t capacity_;
+  std::chrono::seconds max_age_;
+  std::chrono::steady_clock::duration sweep_interval_;
   mutable std::mutex mutex_;
-  Lru lru_;  // most recent first
+  std::chrono::steady_clock::time_point next_sweep_;  // guarded by mutex_
+  Lru lru_;                                           // most recent first
   std::unordered_map<pkarr::PublicKey, Entry, relay::EndpointIdHash> entries_;
   std::atomic<std::size_t> size_{0};  // entries_.size(), readable without the mutex
 };
