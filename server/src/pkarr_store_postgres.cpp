@@ -113,12 +113,6 @@ void put_be64(std::uint64_t v, char* out) {
   }
 }
 
-std::uint64_t get_be64(const char* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
-
 class PostgresPkarrStore final : public PkarrStore {
  public:
   explicit PostgresPkarrStore(PkarrStoreOptions options)
@@ -541,7 +535,10 @@ PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
     if (PQntuples(r.get()) == 0) return PkarrPutOutcome::NotNewer;
     const bool inserted = PQgetvalue(r.get(), 0, 0)[0] == 't';
     if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
-    cache_.store(packet);
+    // Invalidate rather than store: another daemon's newer packet may have been committed (and
+    // its notification handled) between our commit and this line, and storing ours would then
+    // pin the older packet in the cache. The next get() reads the row.
+    cache_.forget(packet.public_key());
     return inserted ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
   }
 }
@@ -652,7 +649,11 @@ PkarrStoreOpenResult open_postgres_pkarr_store(const PkarrStoreOptions& options)
   char* parse_error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(options.postgres_conninfo.c_str(), &parse_error);
   if (parsed == nullptr) {
+    // libpq quotes the offending text (e.g. `invalid IPv6 host address in URI: "..."`): only
+    // what precedes the quote.
     std::string why = parse_error != nullptr ? first_line(parse_error) : "out of memory";
+    why = why.substr(0, why.find('"'));
+    while (!why.empty() && (why.back() == ' ' || why.back() == ':')) why.pop_back();
     PQfreemem(parse_error);
     return PkarrStoreError{"pkarr store: zone_store.postgres_url: " + why};
   }

@@ -331,6 +331,7 @@ TEST_F(PostgresStoreTest, OutageAndReconnect) {
   const auto key = key_from_index(500);
   const SignedPacket packet = make_packet(key, now_us());
   EXPECT_EQ(put_ok(*store, packet), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(get_ok(*store, key.public_key()), packet);  // read once: cached
 
   cluster("stop", "");
   auto refused = store->put(make_packet(key_from_index(501), now_us()));
