@@ -43,14 +43,15 @@ free_port() {
   /usr/bin/python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"
 }
 
-# start_relay <name> <extra yaml>: prints the HTTP port once the daemon listens.
+# start_relay <name> <extra yaml>: sets $port once the daemon listens (the HTTP listener, where
+# /pkarr is served, exists only with enable_relay).
 start_relay() {
-  local name="$1" port
+  local name="$1"
   port="$(free_port)"
   cat >"$work/$name.yaml" <<YAML
 http_bind_addr: "127.0.0.1:$port"
 enable_metrics: false
-enable_relay: false
+enable_relay: true
 enable_pkarr: true
 pkarr_put_rate_limit: disabled
 log_level: warn
@@ -61,7 +62,7 @@ YAML
   pids+=("$!")
   for _ in $(seq 1 200); do
     /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" \
-      2>/dev/null && { echo "$port"; return 0; }
+      2>/dev/null && return 0
     kill -0 "${pids[-1]}" 2>/dev/null || break
     sleep 0.05
   done
@@ -76,7 +77,7 @@ stop_all() {
 }
 
 echo "== SQLite, 1 daemon (CPU 0), generator on CPU 1"
-port="$(start_relay sqlite "")"
+start_relay sqlite ""
 "${client_pin[@]}" "$gen_bin" "$port" "$packets" "$connections" "$pipeline" | tee "$work/sqlite.out"
 stop_all
 
@@ -88,8 +89,10 @@ pg_port="$(free_port)"
 pg_yaml="zone_store:
   backend: postgres
   postgres_url: \"postgresql://postgres@127.0.0.1:$pg_port/postgres\""
-port_a="$(start_relay a "$pg_yaml")"
-port_b="$(start_relay b "$pg_yaml")"
+start_relay a "$pg_yaml"
+port_a="$port"
+start_relay b "$pg_yaml"
+port_b="$port"
 "${client_pin[@]}" "$gen_bin" "$port_a,$port_b" "$packets" "$connections" "$pipeline" |
   tee "$work/pg.out"
 stop_all

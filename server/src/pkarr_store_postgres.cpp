@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -43,6 +45,9 @@ constexpr const char* kSchemaLock = "1769107301";
 // few seconds of PostgreSQL coming back.
 constexpr std::chrono::milliseconds kBackoffMin{100};
 constexpr std::chrono::milliseconds kBackoffMax{5000};
+// Group commit: batches committing at once per daemon, and packets per batch.
+constexpr std::size_t kLeaders = 2;
+constexpr std::size_t kMaxBatch = 256;
 // How long put/get wait for a free connection before answering Unavailable.
 constexpr std::chrono::seconds kAcquireTimeout{5};
 
@@ -70,6 +75,24 @@ WITH up AS (
      OR (excluded.ts = t.ts AND substring(excluded.packet from 105) > substring(t.packet from 105))
   RETURNING (xmax = 0) AS inserted)
 SELECT inserted, pg_notify('iroh_pkarr', $4 || CASE WHEN inserted THEN ' i' ELSE ' u' END)
+FROM up
+)sql";
+
+// The same upsert for a batch of packets (group commit: one statement, one transaction, one WAL
+// flush for all puts queued meanwhile); keys are distinct within a batch. $1..$3 are arrays,
+// $4 is the payload prefix "<node> p "; the key (hex), the stored ts and " i" / " u" follow.
+constexpr const char* kUpsertBatch = R"sql(
+WITH up AS (
+  INSERT INTO iroh_pkarr_packets AS t (public_key, ts, packet, stored_at)
+  SELECT k, s, p, now() FROM unnest($1::bytea[], $2::int8[], $3::bytea[]) AS i(k, s, p)
+  ON CONFLICT (public_key) DO UPDATE
+    SET ts = excluded.ts, packet = excluded.packet, stored_at = excluded.stored_at
+  WHERE excluded.ts > t.ts
+     OR (excluded.ts = t.ts AND substring(excluded.packet from 105) > substring(t.packet from 105))
+  RETURNING t.public_key, (xmax = 0) AS inserted, t.ts)
+SELECT public_key, inserted,
+       pg_notify('iroh_pkarr', $4 || encode(public_key, 'hex') || ' ' || ts ||
+                               CASE WHEN inserted THEN ' i' ELSE ' u' END)
 FROM up
 )sql";
 
@@ -154,6 +177,21 @@ class PostgresPkarrStore final : public PkarrStore {
   void listen_loop(PGconn* first);
   void on_notification(const char* payload);
 
+  struct PendingPut {
+    const pkarr::SignedPacket* packet;
+    PkarrPutResult result = PkarrStoreError{"not written"};
+    bool done = false;
+  };
+  PkarrPutResult put_one(const pkarr::SignedPacket& packet);
+  void commit_batch(const std::vector<PendingPut*>& batch);
+
+  // Group commit (like the SQLite store): puts queue up, up to kLeaders of them at a time commit
+  // everything queued so far in one statement.
+  std::mutex write_mu_;
+  std::condition_variable write_cv_;
+  std::vector<PendingPut*> queue_;
+  std::size_t leaders_ = 0;
+
   PkarrStoreOptions options_;
   std::string node_;  // random id: our own notifications are already applied
   PacketCache cache_;
@@ -217,6 +255,7 @@ PGconn* PostgresPkarrStore::connect(std::string& error) const {
 bool PostgresPkarrStore::prepare(PGconn* c, std::string& error) const {
   // Parameter types spelled out (bytea 17, int8 20, text 25): the values are sent in binary.
   static const Oid upsert_types[] = {17, 20, 17, 25};
+  static const Oid batch_types[] = {1001, 1016, 1001, 25};  // bytea[], int8[], bytea[], text
   static const Oid key_types[] = {17};
   static const Oid evict_types[] = {20, 20, 25};
   struct Statement {
@@ -226,6 +265,7 @@ bool PostgresPkarrStore::prepare(PGconn* c, std::string& error) const {
     const Oid* types;
   };
   const Statement statements[] = {{"upsert", kUpsert, 4, upsert_types},
+                                  {"upsert_batch", kUpsertBatch, 4, batch_types},
                                   {"get", kGet, 1, key_types},
                                   {"exists", kExists, 1, key_types},
                                   {"evict", kEvict, 3, evict_types}};
@@ -491,6 +531,115 @@ void PostgresPkarrStore::listen_loop(PGconn* first) {
 }
 
 PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
+  // At the max_records bound each new key needs its own check: one at a time.
+  if (options_.max_records > 0 && size() >= options_.max_records) return put_one(packet);
+  PendingPut request{&packet};
+  std::unique_lock lock(write_mu_);
+  queue_.push_back(&request);
+  while (!request.done) {
+    // Queued in another leader's batch, or enough leaders at work: wait for them.
+    if (queue_.empty() || leaders_ >= kLeaders) {
+      write_cv_.wait(lock);
+      continue;
+    }
+    ++leaders_;
+    std::vector<PendingPut*> batch;
+    const std::size_t n = std::min(queue_.size(), kMaxBatch);
+    batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    lock.unlock();
+    commit_batch(batch);
+    lock.lock();
+    for (PendingPut* p : batch) p->done = true;
+    --leaders_;
+    write_cv_.notify_all();
+  }
+  return request.result;
+}
+
+// Binary array parameter (PostgreSQL's array send format): one dimension, no NULLs.
+class ArrayParam {
+ public:
+  ArrayParam(Oid element, std::size_t count) {
+    be32(1);
+    be32(0);
+    be32(element);
+    be32(static_cast<std::uint32_t>(count));
+    be32(1);
+  }
+  void add(const void* data, std::size_t size) {
+    be32(static_cast<std::uint32_t>(size));
+    out_.append(static_cast<const char*>(data), size);
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  void be32(std::uint32_t v) {
+    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+    out_.append(b, 4);
+  }
+  std::string out_;
+};
+
+void PostgresPkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
+  // One row per key: of several packets for one key only the most recent can win (§2.4); the
+  // others are reported NotNewer (their 204 is the same).
+  std::map<std::array<std::uint8_t, 32>, PendingPut*> winners;
+  for (PendingPut* p : batch) {
+    p->result = PkarrPutOutcome::NotNewer;
+    auto [it, fresh] = winners.emplace(p->packet->public_key().bytes, p);
+    if (!fresh && p->packet->more_recent_than(*it->second->packet)) it->second = p;
+  }
+  ArrayParam keys(17, winners.size()), stamps(20, winners.size()), packets(17, winners.size());
+  for (const auto& [key, p] : winners) {
+    char ts[8];
+    put_be64(static_cast<std::uint64_t>(timestamp_key(p->packet->timestamp_us())), ts);
+    const auto bytes = p->packet->bytes();
+    keys.add(key.data(), key.size());
+    stamps.add(ts, sizeof ts);
+    packets.add(bytes.data(), bytes.size());
+  }
+  const std::string prefix = node_ + " p ";
+  const char* values[4] = {keys.bytes().data(), stamps.bytes().data(), packets.bytes().data(),
+                           prefix.c_str()};
+  const int lengths[4] = {static_cast<int>(keys.bytes().size()),
+                          static_cast<int>(stamps.bytes().size()),
+                          static_cast<int>(packets.bytes().size()), 0};
+  const int formats[4] = {1, 1, 1, 0};
+  auto fail_all = [&](const PkarrStoreError& e) {
+    for (PendingPut* p : batch) p->result = e;
+  };
+  for (int attempt = 0;; ++attempt) {
+    auto lease = acquire();
+    if (auto* e = std::get_if<PkarrStoreError>(&lease)) return fail_all(*e);
+    auto [conn, reused] = std::get<Lease>(lease);
+    Result r(PQexecPrepared(conn, "upsert_batch", 4, values, lengths, formats, 1));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+      auto e = failed(conn, "write");
+      // A connection that sat idle may have lost its server (restart): one retry.
+      if (e.kind == PkarrStoreErrorKind::Unavailable && reused && attempt == 0) continue;
+      return fail_all(e);
+    }
+    release(conn);
+    for (int row = 0; row < PQntuples(r.get()); ++row) {
+      if (PQgetlength(r.get(), row, 0) != 32) continue;
+      std::array<std::uint8_t, 32> key;
+      std::memcpy(key.data(), PQgetvalue(r.get(), row, 0), key.size());
+      auto it = winners.find(key);
+      if (it == winners.end()) continue;
+      const bool inserted = PQgetvalue(r.get(), row, 1)[0] == 1;
+      if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
+      it->second->result = inserted ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
+      // Invalidate rather than store: another daemon's newer packet may have been committed (and
+      // its notification handled) since our commit; storing ours would pin the older packet.
+      cache_.forget(it->second->packet->public_key());
+    }
+    return;
+  }
+}
+
+PkarrPutResult PostgresPkarrStore::put_one(const pkarr::SignedPacket& packet) {
   const auto& key = packet.public_key().bytes;
   const auto bytes = packet.bytes();
   char ts[8];

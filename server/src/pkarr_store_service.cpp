@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 // Threads blocked in PkarrStore calls. PUTs queued behind a committing one are committed together,
 // so this bounds the group commit batch; reads mostly hit the store's LRU.
 constexpr std::size_t kStoreThreads = 8;
+// The same for the PostgreSQL backend, whose puts wait longer (issue 15 item 7).
+constexpr std::size_t kPostgresThreads = 32;
 
 // Below this much free space a store that is open read-only is not reopened for writing: it
 // would fail again, and closing the read-only connection for the attempt interrupts reads.
@@ -160,7 +162,10 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
       data_dir_(config.data_dir),
       metrics_(registry),
       store_(std::make_shared<StoreHolder>(metrics_)),
-      pool_(kStoreThreads),
+      // PostgreSQL commits take a network round trip and a WAL flush: more puts in flight make
+      // bigger group commits (the store bounds its connections itself).
+      pool_(config.zone_store.backend == config::ZoneStoreBackend::Postgres ? kPostgresThreads
+                                                                            : kStoreThreads),
       strand_(asio::make_strand(ioc)),
       eviction_timer_(strand_) {
   options_.path = config.zone_store.path;
