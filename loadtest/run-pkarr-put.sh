@@ -6,14 +6,15 @@
 #      cluster in a temporary directory), the generator's connections spread over both
 # and the ratios PUT/s / single-core libsodium verify/s and PostgreSQL / SQLite.
 #   loadtest/run-pkarr-put.sh [build-dir]          (default build/: iroh-relay + pkarr_put_gen)
-# Env: PUT_BENCH_PACKETS (40000), PUT_BENCH_CONNECTIONS (8), PUT_BENCH_PIPELINE (64),
-# PUT_BENCH_PIN (1: servers on CPU 0, generator on CPU 1 when there are >= 2 CPUs),
+# Env: PUT_BENCH_PACKETS (40000), PUT_BENCH_CONNECTIONS (64: the daemon answers one request of a
+# connection at a time, so connections, not pipelining, set how many puts can share a group
+# commit), PUT_BENCH_PIPELINE (64), PUT_BENCH_PIN (1: servers on CPU 0, generator on CPU 1 when there are >= 2 CPUs),
 # PUT_BENCH_PG_SETTINGS ("synchronous_commit=on": extra postgres -c settings; fsync stays on).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$ROOT/build}"
 packets="${PUT_BENCH_PACKETS:-40000}"
-connections="${PUT_BENCH_CONNECTIONS:-8}"
+connections="${PUT_BENCH_CONNECTIONS:-64}"
 pipeline="${PUT_BENCH_PIPELINE:-64}"
 relay_bin="$build/server/iroh-relay"
 gen_bin="$build/loadtest/pkarr_put_gen"
