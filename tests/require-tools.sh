@@ -46,6 +46,9 @@ declare -A PACKAGES=(
   [git]=git
   [flock]=util-linux
   [taskset]=util-linux
+  [initdb]=postgresql-15 # /usr/lib/postgresql/15/bin: the PostgreSQL zone store tests
+  [pg_ctl]=postgresql-15
+  [runuser]=util-linux
 )
 
 # What to check besides the packages, for tools the build makes rather than installs.

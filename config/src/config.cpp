@@ -541,7 +541,8 @@ class Loader {
     cfg.zone_store.path = cfg.data_dir / "pkarr.sqlite3";
     if (auto* f = top.find("zone_store")) {
       Section s = read_map(
-          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity", "max_records"});
+          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity", "max_records",
+               "backend", "postgres_url", "postgres_password_file"});
       if (auto* p = s.find("path")) {
         std::string path = as_string(*p, true);
         if (!path.empty()) cfg.zone_store.path = path;
@@ -556,6 +557,7 @@ class Loader {
       if (auto* m = s.find("max_records")) {
         cfg.zone_store.max_records = as_uint(*m, 0, std::uint64_t{1} << 40);
       }
+      read_zone_store_backend(s, *f, cfg.zone_store);
     }
 
     cfg.dns.enabled = dev_;
@@ -569,6 +571,38 @@ class Loader {
       cfg.dns.rr_ns = "ns1.irohdns.example.";
     }
     if (auto* f = top.find("dns")) read_dns(*f, cfg.dns);
+  }
+
+  // zone_store.backend and its postgres_* keys (issue 15). The URL is not parsed here (that is
+  // libpq's job, at connect); it may carry a password, so no error message repeats it.
+  void read_zone_store_backend(const Section& s, const Field& at, ZoneStoreConfig& store) {
+    if (auto* b = s.find("backend")) {
+      std::string backend = lowercase(scalar(*b, "sqlite or postgres"));
+      if (backend == "sqlite") {
+        store.backend = ZoneStoreBackend::Sqlite;
+      } else if (backend == "postgres") {
+        store.backend = ZoneStoreBackend::Postgres;
+      } else {
+        fail(b->line, b->path,
+             "unknown backend " + in_quotes(b->value.Scalar()) + " (expected sqlite or postgres)");
+      }
+    }
+    if (auto* u = s.find("postgres_url")) store.postgres_url = as_string(*u, true);
+    if (auto* p = s.find("postgres_password_file")) {
+      store.postgres_password_file = as_string(*p, true);
+      if (!store.postgres_password_file.empty()) {
+        if (auto reason = unreadable(store.postgres_password_file)) {
+          fail(p->line, p->path,
+               "cannot read " + store.postgres_password_file.string() + ": " + *reason);
+        }
+      }
+    }
+    if (store.backend == ZoneStoreBackend::Postgres && store.postgres_url.empty()) {
+      const Field* b = s.find("backend");
+      fail(b->line, child_path(at.path, "postgres_url"),
+           "required when backend is postgres (a libpq URI such as "
+           "\"postgresql://iroh@db.example/iroh\")");
+    }
   }
 
   void read_dns(const Field& at, DnsConfig& dns) {

@@ -80,6 +80,9 @@ LookupMetrics::LookupMetrics(prometheus::Registry& r)
           counter(r, "store_errors", "Number of store operations (open, read, write) that failed")),
       store_degraded(gauge(r, "store_degraded",
                            "Store state: 0 ok, 1 degraded (read-only or writes failing), "
-                           "2 unavailable")) {}
+                           "2 unavailable")),
+      store_reconnects(counter(r, "store_reconnects",
+                               "Number of times the store's database connection (PostgreSQL "
+                               "backend) was re-established after it was lost")) {}
 
 }  // namespace iroh::server

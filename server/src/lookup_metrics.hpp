@@ -45,6 +45,8 @@ struct LookupMetrics {
   // 2 unavailable (not open).
   prometheus::Counter& store_errors;
   prometheus::Gauge& store_degraded;
+  // Issue 15: PostgreSQL connections re-established after a loss (LISTEN or statement pool).
+  prometheus::Counter& store_reconnects;
 };
 
 }  // namespace iroh::server

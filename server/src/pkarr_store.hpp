@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,9 @@ class PkarrStore {
   // Full-table counts run so far (1 for a SQLite store: the one at open). Lets tests check that
   // size() never scans.
   virtual std::uint64_t count_scans() const { return 0; }
+  // True while the store works only in part (PostgreSQL unreachable: reads come from the cache,
+  // writes fail with Unavailable); /healthz then says degraded.
+  virtual bool degraded() const { return false; }
 };
 
 // SQLite `synchronous` in WAL mode:
@@ -87,6 +91,15 @@ struct PkarrStoreOptions {
   // chunks, so a mass eviction delays a put by about one chunk (issue 19 item 8).
   std::size_t evict_batch = 1000;
   std::size_t max_records = 0;  // 0 = no bound; else new keys beyond it fail with AtCapacity
+
+  // PostgreSQL backend only (issue 15): libpq URI or conninfo, the password file (first line;
+  // empty = none, then PGPASSWORD / PGPASSFILE apply), the bound on connections used by
+  // put/get/evict (plus one for LISTEN), and a callback for every reconnect after a lost
+  // connection (metrics).
+  std::string postgres_conninfo;
+  std::filesystem::path postgres_password_file;
+  std::size_t postgres_connections = 8;
+  std::function<void()> on_reconnect;
 };
 
 // Microseconds since the Unix epoch of `now - options.max_age`: the cutoff for
@@ -109,5 +122,15 @@ PkarrStoreOpenResult open_sqlite_pkarr_store(const PkarrStoreOptions& options);
 // evict_older_than() does nothing. Holds the database lock until destroyed: destroy it before
 // opening the store for writing again.
 PkarrStoreOpenResult open_sqlite_pkarr_store_read_only(const PkarrStoreOptions& options);
+
+// PostgreSQL store shared by several daemons (issue 15, pkarr_store_postgres.cpp). Creates or
+// migrates the schema (version table iroh_pkarr_schema) and fails if the database cannot be
+// reached or has a newer schema. Newest-wins (§2.4) is one conditional upsert inside PostgreSQL;
+// put() returns after the commit. get() is served from a local LRU that a LISTEN connection keeps
+// coherent with the writes of the other daemons (NOTIFY in each write's transaction) and that is
+// dropped after that connection is re-established. While PostgreSQL is unreachable put() fails
+// with Unavailable, get() answers from the cache, and connections are retried with backoff
+// (100 ms doubling to 5 s). evict_older_than() runs on one daemon at a time (advisory lock).
+PkarrStoreOpenResult open_postgres_pkarr_store(const PkarrStoreOptions& options);
 
 }  // namespace iroh::server

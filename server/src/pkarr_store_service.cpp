@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 // Threads blocked in PkarrStore calls. PUTs queued behind a committing one are committed together,
 // so this bounds the group commit batch; reads mostly hit the store's LRU.
 constexpr std::size_t kStoreThreads = 8;
+// The same for the PostgreSQL backend, whose puts wait longer (issue 15 item 7).
+constexpr std::size_t kPostgresThreads = 32;
 
 // Below this much free space a store that is open read-only is not reopened for writing: it
 // would fail again, and closing the read-only connection for the attempt interrupts reads.
@@ -86,7 +88,8 @@ class StoreHolder final : public PkarrStore {
   PkarrStoreHealth health() const {
     std::lock_guard lock(mu_);
     if (!inner_) return PkarrStoreHealth::Unavailable;
-    return read_only_ || write_failing_ ? PkarrStoreHealth::Degraded : PkarrStoreHealth::Ok;
+    return read_only_ || write_failing_ || inner_->degraded() ? PkarrStoreHealth::Degraded
+                                                              : PkarrStoreHealth::Ok;
   }
 
   PkarrPutResult put(const pkarr::SignedPacket& packet) override {
@@ -121,7 +124,10 @@ class StoreHolder final : public PkarrStore {
 
   std::size_t evict_older_than(std::uint64_t cutoff_us) override {
     auto store = current();
-    return store ? store->evict_older_than(cutoff_us) : 0;
+    const std::size_t removed = store ? store->evict_older_than(cutoff_us) : 0;
+    // The PostgreSQL store's health changes without a put(): refresh the gauge every pass.
+    publish();
+    return removed;
   }
 
   std::size_t size() override {
@@ -132,6 +138,11 @@ class StoreHolder final : public PkarrStore {
   std::uint64_t count_scans() const override {
     auto store = current();
     return store ? store->count_scans() : 0;
+  }
+
+  bool degraded() const override {
+    auto store = current();
+    return store && store->degraded();
   }
 
  private:
@@ -151,7 +162,10 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
       data_dir_(config.data_dir),
       metrics_(registry),
       store_(std::make_shared<StoreHolder>(metrics_)),
-      pool_(kStoreThreads),
+      // PostgreSQL commits take a network round trip and a WAL flush: more puts in flight make
+      // bigger group commits (the store bounds its connections itself).
+      pool_(config.zone_store.backend == config::ZoneStoreBackend::Postgres ? kPostgresThreads
+                                                                            : kStoreThreads),
       strand_(asio::make_strand(ioc)),
       eviction_timer_(strand_) {
   options_.path = config.zone_store.path;
@@ -162,16 +176,48 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
   // SIGKILL and crashes of the process (the brief's durability requirement) without an fsync per
   // commit.
   options_.synchronous = PkarrSynchronous::Normal;
+  postgres_ = config.zone_store.backend == config::ZoneStoreBackend::Postgres;
+  options_.postgres_conninfo = config.zone_store.postgres_url;
+  options_.postgres_password_file = config.zone_store.postgres_password_file;
+  // One connection per store thread: a put never waits for a connection (DNS lookups that miss
+  // the cache share them).
+  options_.postgres_connections = kStoreThreads;
+  options_.on_reconnect = [metrics = &metrics_] { metrics->store_reconnects.Increment(); };
   open_store();
   if (auto count = packet_count()) {
-    log::info("pkarr store ", options_.path.string(), " (", *count, " packets",
+    log::info("pkarr store ", store_name(), " (", *count, " packets",
               store_->read_only() ? ", read-only" : "", ", eviction after ", eviction_age_.count(),
               " s)");
   }
 }
 
+std::string PkarrStoreService::store_name() const {
+  // Never the URL itself: it may carry a password.
+  return postgres_ ? std::string("PostgreSQL (zone_store.postgres_url)") : options_.path.string();
+}
+
 void PkarrStoreService::open_store() {
   std::optional<std::string> failure = create_directory(data_dir_, "data directory (data_dir)");
+  if (postgres_) {
+    // No read-only fallback: while PostgreSQL cannot be reached at all there is nothing to
+    // serve; the eviction loop retries the open every eviction_interval.
+    auto opened = open_postgres_pkarr_store(options_);
+    if (auto* store = std::get_if<std::unique_ptr<PkarrStore>>(&opened)) {
+      store_->set(std::shared_ptr<PkarrStore>(std::move(*store)), false);
+      if (!last_open_error_.empty()) log::info("pkarr store ", store_name(), ": open again");
+      last_open_error_.clear();
+      return;
+    }
+    metrics_.store_errors.Increment();
+    const std::string& message = std::get<PkarrStoreError>(opened).message;
+    if (message != last_open_error_) {
+      log::error(message, "; address lookup has no store, retrying every ",
+                 eviction_interval_.count(), " s");
+      last_open_error_ = message;
+    }
+    store_->set(nullptr, false);
+    return;
+  }
   if (!failure) {
     failure = create_directory(options_.path.parent_path(), "directory of zone_store.path");
   }
@@ -180,7 +226,7 @@ void PkarrStoreService::open_store() {
     if (auto* store = std::get_if<std::unique_ptr<PkarrStore>>(&opened)) {
       store_->set(std::shared_ptr<PkarrStore>(std::move(*store)), false);
       if (!last_open_error_.empty()) {
-        log::info("pkarr store ", options_.path.string(), ": open for writing again");
+        log::info("pkarr store ", store_name(), ": open for writing again");
       }
       last_open_error_.clear();
       return;

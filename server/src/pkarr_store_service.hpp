@@ -1,7 +1,8 @@
-// The address lookup store as a daemon service: opens the one SQLite PkarrStore shared by the
-// pkarr HTTP API and the DNS server (creating the data directory), owns the LookupMetrics, runs
-// the periodic eviction (spec address-lookup.md §7.2) on the io_context, and runs the store's
-// blocking calls on a small thread pool so that no io_context thread waits for SQLite.
+// The address lookup store as a daemon service: opens the one PkarrStore (SQLite, or PostgreSQL
+// shared with other daemons, issue 15) used by the pkarr HTTP API and the DNS server (creating
+// the data directory), owns the LookupMetrics, runs the periodic eviction (spec address-lookup.md
+// §7.2) on the io_context, and runs the store's blocking calls on a small thread pool so that no
+// io_context thread waits for SQLite.
 //
 // Storage trouble is never fatal (issue 19 item 3): if the store cannot be opened for writing
 // (full disk, unwritable or broken file), the service serves it read-only when it can (see
@@ -88,6 +89,8 @@ class PkarrStoreService final : public Service {
   boost::asio::awaitable<void> eviction_loop();
   // Opens the store (read-write, else read-only, else none) into store_. Blocking.
   void open_store();
+  // For logs: the SQLite file, or "PostgreSQL" (the URL may hold a password).
+  std::string store_name() const;
 
   std::chrono::seconds eviction_age_;
   std::chrono::seconds eviction_interval_;
@@ -95,6 +98,7 @@ class PkarrStoreService final : public Service {
   PkarrStoreOptions options_;
   LookupMetrics metrics_;
   std::shared_ptr<StoreHolder> store_;
+  bool postgres_ = false;        // zone_store.backend: postgres (issue 15)
   std::string last_open_error_;  // logged once per distinct message
   // Enough threads that concurrent PUTs queue up behind a committing one and share its commit.
   boost::asio::thread_pool pool_;

@@ -932,7 +932,8 @@ TEST_F(ConfigTest, LookupErrors) {
             "test.yaml:1: zone_store: expected a mapping, found a plain scalar");
   EXPECT_EQ(error_of("zone_store:\n  eviction: 7days\n"),
             "test.yaml:2: zone_store.eviction: unknown key (known keys here: path, eviction_secs, "
-            "eviction_interval_secs, cache_capacity, max_records)");
+            "eviction_interval_secs, cache_capacity, max_records, backend, postgres_url, "
+            "postgres_password_file)");
   EXPECT_EQ(error_of("zone_store:\n  eviction_secs: 0\n"),
             "test.yaml:2: zone_store.eviction_secs: out of range: 0 (allowed 1 to 3153600000)");
   EXPECT_EQ(error_of("zone_store:\n  eviction_interval_secs: 86401\n"),
@@ -1206,6 +1207,33 @@ TEST(ConfigHardening, AccessLimitsLogsShutdown) {
               testing::StartsWith("test.yaml:2: limits.max_connections_per_ip: out of range"));
   EXPECT_THAT(error_of("access:\n  http:\n    url: http://x/\n    timeout_ms: 0\n"),
               testing::StartsWith("test.yaml:4: access.http.timeout_ms: out of range"));
+}
+
+// Issue 15 item 1: zone_store.backend and the postgres_* keys.
+TEST_F(ConfigTest, ZoneStoreBackend) {
+  Config defaults = parse_yaml("", "t");
+  EXPECT_EQ(defaults.zone_store.backend, ZoneStoreBackend::Sqlite);
+  EXPECT_TRUE(defaults.zone_store.postgres_url.empty());
+  EXPECT_TRUE(defaults.zone_store.postgres_password_file.empty());
+
+  Config cfg = parse_yaml(
+      "zone_store:\n  backend: postgres\n  postgres_url: \"postgresql://iroh@127.0.0.1/iroh\"\n",
+      "t");
+  EXPECT_EQ(cfg.zone_store.backend, ZoneStoreBackend::Postgres);
+  EXPECT_EQ(cfg.zone_store.postgres_url, "postgresql://iroh@127.0.0.1/iroh");
+  EXPECT_EQ(parse_yaml("zone_store:\n  backend: SQLite\n", "t").zone_store.backend,
+            ZoneStoreBackend::Sqlite);
+
+  EXPECT_EQ(error_of("zone_store:\n  backend: mysql\n"),
+            "test.yaml:2: zone_store.backend: unknown backend \"mysql\" (expected sqlite or "
+            "postgres)");
+  EXPECT_EQ(error_of("zone_store:\n  backend: postgres\n"),
+            "test.yaml:2: zone_store.postgres_url: required when backend is postgres (a libpq URI "
+            "such as \"postgresql://iroh@db.example/iroh\")");
+  EXPECT_THAT(error_of("zone_store:\n  backend: postgres\n  postgres_url: \"host=/tmp\"\n"
+                       "  postgres_password_file: /nonexistent/pw\n"),
+              StartsWith("test.yaml:4: zone_store.postgres_password_file: cannot read "
+                         "/nonexistent/pw: "));
 }
 
 // Issue 19 item 4: trusted_proxies, the IPv6 key prefix, max_future_skew, zone_store.max_records.

@@ -122,7 +122,10 @@ struct IpNetwork {
   bool contains(const std::array<std::uint8_t, 16>& bytes) const;
 };
 
-// zone_store: the one SQLite store shared by the pkarr HTTP API and the DNS server.
+// zone_store.backend (issue 15): one SQLite file, or a PostgreSQL database shared by N daemons.
+enum class ZoneStoreBackend { Sqlite, Postgres };
+
+// zone_store: the one store shared by the pkarr HTTP API and the DNS server.
 struct ZoneStoreConfig {
   // Always set after loading: zone_store.path, or <data_dir>/pkarr.sqlite3 when empty/absent.
   std::filesystem::path path;
@@ -131,6 +134,11 @@ struct ZoneStoreConfig {
   std::size_t cache_capacity = 65536;          // LRU entries in front of SQLite (0 = no cache)
   // At this many packets PUTs of new keys get 507; updates of stored keys still work. 0 = none.
   std::size_t max_records = 1'000'000;
+  ZoneStoreBackend backend = ZoneStoreBackend::Sqlite;
+  // backend postgres: a libpq URI or conninfo (required); the password comes from
+  // postgres_password_file (read at connect, never logged), else PGPASSWORD / PGPASSFILE.
+  std::string postgres_url{};
+  std::filesystem::path postgres_password_file{};  // empty = none
 };
 
 // enable_pkarr + the pkarr_put_* keys: PUT/GET /pkarr/{z32} on the relay's HTTP(S) listeners.
