@@ -15,26 +15,21 @@
 #include <limits>
 #include <map>
 
+#include "config_detail.hpp"
+
 namespace iroh::config {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string format_error(const std::string& file, int line, const std::string& key,
-                         const std::string& reason) {
-  std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line);
-  out += ": ";
-  if (!key.empty()) out += key + ": ";
-  out += reason;
-  return out;
-}
+using detail::blank_or_comments;
+using detail::domain_name_problem;
+using detail::in_quotes;
+using detail::lowercase;
+using detail::unreadable;
 
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kFloatTag = "tag:yaml.org,2002:float";
-// Config files are hand-written; anything this big is a mistake (or an attack on the parser).
-constexpr std::uintmax_t kMaxFileSize = 1 << 20;
 // relay_threads: more event loops than this is a configuration mistake, not a bigger machine.
 constexpr std::uint64_t kMaxRelayThreads = 1024;
 
@@ -52,43 +47,6 @@ const char* node_kind(const YAML::Node& node) {
       break;
   }
   return "nothing";
-}
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-  });
-  return out;
-}
-
-std::string in_quotes(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-// Tells a mistyped id from a well-formed one whose bytes are not a curve point.
-bool has_endpoint_id_shape(std::string_view text) {
-  auto is_hex = [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  };
-  auto is_base32 = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '2' && c <= '7');
-  };
-  if (text.size() == 64) return std::all_of(text.begin(), text.end(), is_hex);
-  if (text.size() == 52) return std::all_of(text.begin(), text.end(), is_base32);
-  return false;
 }
 
 // A value together with the place it was written, so every error can point at it.
@@ -451,6 +409,7 @@ class Loader {
         fail(mode->line, child_path(at.path, "contact"), "letsencrypt needs a contact address");
       }
     }
+    if (tls.cert_mode == CertMode::LetsEncrypt) detail::apply_acme_env(tls, file_);
     tls_lines_.cert_mode = mode->line;
     if (auto* f = s.find("manual_cert_path")) tls_lines_.cert_path = f->line;
     if (auto* f = s.find("manual_key_path")) tls_lines_.key_path = f->line;
@@ -471,17 +430,6 @@ class Loader {
     };
     check(tls.manual_cert_path, tls_lines_.cert_path, "manual_cert_path", "certificate file");
     check(tls.manual_key_path, tls_lines_.key_path, "manual_key_path", "private key file");
-  }
-
-  static std::optional<std::string> unreadable(const fs::path& path) {
-    std::error_code ec;
-    auto status = fs::status(path, ec);
-    if (ec) return ec.message();
-    if (fs::is_directory(status)) return std::string("is a directory");
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (!file) return std::string(std::strerror(errno));
-    std::fclose(file);
-    return std::nullopt;
   }
 
   // ---- address lookup (enable_pkarr, pkarr_put_*, zone_store, enable_dns, dns) -----------------
@@ -669,30 +617,6 @@ class Loader {
     if (auto* f = s.find("rrl_table_size")) dns.rrl_table_size = as_uint(*f, 1, 1 << 24);
   }
 
-  // Why `text` is not a domain name (letters, digits, '-' and '_' in labels of 1..63 bytes,
-  // at most 253 bytes), or nullopt. "." is the root.
-  static std::optional<std::string> domain_name_problem(std::string_view text) {
-    if (text == ".") return std::nullopt;
-    if (text.ends_with('.')) text.remove_suffix(1);
-    if (text.empty()) return "empty name";
-    if (text.size() > 253) return "longer than 253 bytes";
-    std::size_t start = 0;
-    for (std::size_t i = 0; i <= text.size(); ++i) {
-      if (i < text.size() && text[i] != '.') {
-        char c = text[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_';
-        if (!ok) return "character " + in_quotes(std::string_view(&text[i], 1)) + " not allowed";
-        continue;
-      }
-      std::size_t length = i - start;
-      if (length == 0) return std::string("empty label");
-      if (length > 63) return std::string("label longer than 63 bytes");
-      start = i + 1;
-    }
-    return std::nullopt;
-  }
-
   // A domain name, lower-cased, with the trailing dot added when missing.
   std::string as_fqdn(const Field& f) {
     std::string text = as_string(f);
@@ -704,38 +628,10 @@ class Loader {
     return text;
   }
 
-  // "mname rname serial refresh retry expire minimum" (the DNS server parses it again; checking
-  // here turns a typo into a config error with a line number).
+  // The DNS server parses it again; checking here turns a typo into a config error with a line
+  // number.
   void check_soa(const Field& f, const std::string& text) {
-    std::vector<std::string> parts;
-    std::size_t i = 0;
-    while (i < text.size()) {
-      while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-      std::size_t start = i;
-      while (i < text.size() && text[i] != ' ' && text[i] != '\t') ++i;
-      if (i > start) parts.push_back(text.substr(start, i - start));
-    }
-    const char* shape = " (expected \"mname rname serial refresh retry expire minimum\")";
-    if (parts.size() != 7) {
-      fail(f.line, f.path,
-           "expected 7 fields, found " + std::to_string(parts.size()) + shape);
-    }
-    for (int n = 0; n < 2; ++n) {
-      if (auto problem = domain_name_problem(parts[n])) {
-        fail(f.line, f.path,
-             "invalid domain name " + in_quotes(parts[n]) + " (" + *problem + ")" + shape);
-      }
-    }
-    for (std::size_t n = 2; n < 7; ++n) {
-      std::uint32_t value = 0;
-      const std::string& p = parts[n];
-      auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-      if (ec != std::errc() || end != p.data() + p.size()) {
-        fail(f.line, f.path,
-             "field " + std::to_string(n + 1) + " " + in_quotes(p) +
-                 " is not a 32-bit unsigned number" + shape);
-      }
-    }
+    if (auto problem = detail::soa_problem(text)) fail(f.line, f.path, *problem);
   }
 
   Limits read_limits(const Field& at) {
@@ -840,17 +736,8 @@ class Loader {
       access.mode = mode == "allowlist" ? AccessMode::Allowlist : AccessMode::Denylist;
       for (const Field& item : list_items(field, "a list of endpoint ids")) {
         const std::string& text = scalar(item, "an endpoint id");
-        auto id = relay::EndpointId::parse(text);
-        if (!id && !has_endpoint_id_shape(text)) {
-          fail(item.line, item.path,
-               "invalid endpoint id " + in_quotes(text) +
-                   " (expected 64 hex characters or 52 base32 characters)");
-        }
-        if (!id || !id->is_valid_point()) {
-          fail(item.line, item.path,
-               "invalid endpoint id " + in_quotes(text) + " (not an Ed25519 public key)");
-        }
-        access.endpoints.push_back(*id);
+        if (auto problem = detail::endpoint_id_problem(text)) fail(item.line, item.path, *problem);
+        access.endpoints.push_back(*relay::EndpointId::parse(text));
       }
     } else if (mode == "shared_token") {
       access.mode = AccessMode::SharedToken;
@@ -880,12 +767,8 @@ class Loader {
       const Field* url = http.find("url");
       if (!url) fail(field.line, child_path(field.path, "url"), "required key is missing");
       access.http_url = as_string(*url);
-      std::string scheme = lowercase(access.http_url.substr(0, access.http_url.find("://")));
-      auto rest = access.http_url.find("://");
-      if ((scheme != "http" && scheme != "https") || rest == std::string::npos ||
-          rest + 3 >= access.http_url.size()) {
-        fail(url->line, url->path,
-             "invalid URL " + in_quotes(access.http_url) + " (expected http://... or https://...)");
+      if (auto problem = detail::access_url_problem(access.http_url)) {
+        fail(url->line, url->path, *problem);
       }
       if (auto* f = http.find("bearer_token")) access.http_bearer_token = as_string(*f);
       if (auto* f = http.find("timeout_ms")) {
@@ -935,7 +818,7 @@ class Loader {
 }  // namespace
 
 ConfigError::ConfigError(std::string file, int line, std::string key, std::string reason)
-    : std::runtime_error(format_error(file, line, key, reason)),
+    : std::runtime_error(detail::format_error(file, line, key, reason)),
       file_(std::move(file)),
       line_(line),
       key_(std::move(key)),
@@ -958,20 +841,6 @@ YAML::Node load_document(std::string_view text, const std::string& name) {
   return documents.empty() ? YAML::Node() : documents.front();
 }
 
-// True if every line of `text` is blank or a comment.
-bool blank_or_comments(std::string_view text) {
-  std::size_t start = 0;
-  while (start < text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(start, end - start);
-    const std::size_t first = line.find_first_not_of(" \t\r\f\v");
-    if (first != std::string_view::npos && line[first] != '#') return false;
-    start = end + 1;
-  }
-  return true;
-}
-
 }  // namespace
 
 Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
@@ -987,36 +856,16 @@ Config parse_yaml(std::string_view text, const std::string& name, bool dev) {
 
 Config load_file(const std::filesystem::path& path, bool dev) {
   const std::string name = path.string();
-  std::error_code ec;
-  auto status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
-    throw ConfigError(
-        name, 0, "",
-        "cannot read config file: " + (ec ? ec.message() : std::string("no such file")));
-  }
-  if (!fs::is_regular_file(status)) {
-    throw ConfigError(name, 0, "", "cannot read config file: not a regular file");
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw ConfigError(name, 0, "", std::string("cannot read config file: ") + std::strerror(errno));
-  }
-  std::string text;
-  char buffer[4096];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    text.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > kMaxFileSize) {
-      throw ConfigError(name, 0, "",
-                        "config file is larger than " + std::to_string(kMaxFileSize) + " bytes");
-    }
-  }
-  if (in.bad()) throw ConfigError(name, 0, "", "cannot read config file: read error");
+  std::string text = detail::read_config_text(path);
   // Issue 19 item 1: a file truncated by a failed deploy (or an editor) must not reload as the
   // defaults, which admit everyone; whitespace (tabs too, which YAML would reject as
   // indentation), comments and a bare `~` or `---` count as empty too.
-  if (blank_or_comments(text) || load_document(text, name).IsNull()) {
+  const bool toml = path.extension() == ".toml";
+  if (blank_or_comments(text) || (!toml && load_document(text, name).IsNull())) {
     throw ConfigError(name, 0, "", "empty document");
   }
+  // iroh-relay's own format (docs/migrating.md); anything else is YAML, as before.
+  if (toml) return parse_relay_toml(text, name, dev);
   return parse_yaml(text, name, dev);
 }
 

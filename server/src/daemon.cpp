@@ -105,7 +105,10 @@ struct Daemon::Impl {
 
   // Certificate files of the running config, if it has any to watch.
   std::optional<std::pair<std::string, std::string>> cert_files() const {
-    if (!current.tls || current.tls->cert_mode == config::CertMode::LetsEncrypt) return {};
+    if (!current.tls || current.tls->cert_mode == config::CertMode::LetsEncrypt ||
+        current.tls->cert_mode == config::CertMode::SelfSigned) {
+      return {};
+    }
     return std::pair{current.tls->manual_cert_path.string(), current.tls->manual_key_path.string()};
   }
 };
@@ -253,7 +256,10 @@ bool Daemon::reload(config::Config next) {
     }
     log::set_level(old.log_level);
     std::optional<std::pair<std::string, std::string>> pem;
-    if (next.tls && old.tls && next.tls->cert_mode != config::CertMode::LetsEncrypt) {
+    // Certificate files to reread (a generated self-signed certificate has none).
+    if (next.tls && old.tls && next.tls->cert_mode != config::CertMode::LetsEncrypt &&
+        next.tls->cert_mode != config::CertMode::SelfSigned &&
+        old.tls->cert_mode != config::CertMode::SelfSigned) {
       try {
         pem.emplace(read_text_file(next.tls->manual_cert_path.string()),
                     read_text_file(next.tls->manual_key_path.string()));

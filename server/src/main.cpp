@@ -1,4 +1,4 @@
-// iroh-relay [--dev] [--config|--config-path|-c FILE] [--help] [--version]
+// iroh-relay [--dev] [--config|--config-path|-c FILE] [--dns-config FILE] [--help] [--version]
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -31,13 +31,16 @@
 namespace {
 
 constexpr const char* kUsage =
-    "Usage: iroh-relay [--dev] [--config FILE] [--help] [--version]\n"
+    "Usage: iroh-relay [--dev] [--config FILE] [--dns-config FILE] [--help] [--version]\n"
     "\n"
     "A self-hostable relay server for iroh endpoints.\n"
     "\n"
     "Options:\n"
     "  --dev                    plain HTTP on http_bind_addr (default [::]:3340), no TLS\n"
-    "  -c, --config FILE        YAML configuration file (alias: --config-path)\n"
+    "  -c, --config FILE        YAML configuration file (alias: --config-path); a .toml file\n"
+    "                           is read in iroh-relay's own format\n"
+    "  --dns-config FILE        iroh-dns-server's TOML file: address lookup (pkarr, DNS, DoH)\n"
+    "                           as it configures it (docs/migrating.md)\n"
     "  -h, --help               print this help\n"
     "  -V, --version            print the version\n"
     "\n"
@@ -90,6 +93,10 @@ void add_configured_services(iroh::server::Daemon& daemon) {
         // Replaced through Service::reload_certificate once the ACME service installs one.
         iroh::server::acme::PemPair pem = iroh::server::acme::startup_certificate(*config.tls);
         qad.certificate_pem = iroh::server::quic::PemCertificate{pem.chain_pem, pem.key_pem};
+      } else if (config.tls->cert_mode == iroh::config::CertMode::SelfSigned) {
+        qad.certificate_pem = iroh::server::quic::generate_self_signed_certificate(
+            config.tls->hostname.empty() ? "localhost" : config.tls->hostname[0]);
+        if (!qad.certificate_pem) throw std::runtime_error("qad: cannot generate a certificate");
       } else {
         qad.cert_path = config.tls->manual_cert_path.string();
         qad.key_path = config.tls->manual_key_path.string();
@@ -124,8 +131,14 @@ void add_configured_services(iroh::server::Daemon& daemon) {
     // The store's maintained count (no table scan on the I/O thread, issue 19 item 7).
     lookup_store_size = pkarr_store.packet_count_source();
     lookup_store_health = pkarr_store.health_source();
+    // Lookup on the plain HTTP listener too when it is not the relay listener already (TLS
+    // mode) and the config asks for it (iroh-dns-server's [http] beside [https]).
+    iroh::server::HttpRouter* plain = nullptr;
+    if (config.lookup_on_http_listener && &daemon.plain_router() != &daemon.router()) {
+      plain = &daemon.plain_router();
+    }
     if (config.pkarr.enabled) {
-      iroh::server::add_pkarr_routes(daemon.router(), pkarr_store, config.pkarr);
+      iroh::server::add_pkarr_routes(daemon.router(), pkarr_store, config.pkarr, plain);
     }
     if (config.dns.enabled) {
       // Authoritative DNS (UDP + TCP on dns.bind_addr) and DoH at /dns-query, one handler.
@@ -135,6 +148,7 @@ void add_configured_services(iroh::server::Daemon& daemon) {
       daemon.add_service(std::make_unique<iroh::server::DnsService>(
           daemon.io_context(), config.dns, dns,
           iroh::server::DnsServiceOptions{.metrics_registry = daemon.metrics_registry()}));
+      if (plain) iroh::server::add_doh_routes(*plain, dns);
       iroh::server::add_doh_routes(daemon.router(), std::move(dns));
     }
   }
@@ -149,6 +163,7 @@ int main(int argc, char** argv) {
   }
   bool dev = false;
   std::string config_path;
+  std::string dns_config_path;  // iroh-dns-server's TOML (issue 17)
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--dev") {
@@ -161,6 +176,14 @@ int main(int argc, char** argv) {
       config_path = argv[++i];
     } else if (arg.starts_with("--config=") || arg.starts_with("--config-path=")) {
       config_path = arg.substr(arg.find('=') + 1);
+    } else if (arg == "--dns-config") {
+      if (i + 1 >= argc) {
+        std::cerr << "iroh-relay: " << arg << " needs a file argument\n" << kUsage;
+        return 2;
+      }
+      dns_config_path = argv[++i];
+    } else if (arg.starts_with("--dns-config=")) {
+      dns_config_path = arg.substr(arg.find('=') + 1);
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       return 0;
@@ -175,14 +198,7 @@ int main(int argc, char** argv) {
 
   iroh::config::Config config;
   try {
-    if (!config_path.empty()) {
-      config = iroh::config::load_file(config_path, dev);
-    } else if (dev) {
-      config = iroh::config::dev_default();
-    } else {
-      // Like the reference: no config file means the built-in defaults (plain HTTP on [::]:80).
-      config.source = "<defaults>";
-    }
+    config = iroh::config::load_files(config_path, dns_config_path, dev);
   } catch (const iroh::config::ConfigError& e) {
     std::cerr << e.what() << "\n";
     return 2;
@@ -205,12 +221,13 @@ int main(int argc, char** argv) {
         [&](const boost::system::error_code& ec, int signo) {
           if (ec) return;
           if (signo == SIGHUP) {
-            if (config_path.empty()) {
+            if (config_path.empty() && dns_config_path.empty()) {
               iroh::log::warn("SIGHUP: no config file to reload (started without --config)");
             } else {
-              iroh::log::info("SIGHUP: reloading ", config_path);
+              iroh::log::info("SIGHUP: reloading ",
+                              config_path.empty() ? dns_config_path : config_path);
               try {
-                daemon.reload(iroh::config::load_file(config_path, dev));
+                daemon.reload(iroh::config::load_files(config_path, dns_config_path, dev));
               } catch (const iroh::config::ConfigError& e) {
                 iroh::log::error("reload rejected: ", e.what(), "; keeping the running config");
               }

@@ -454,9 +454,10 @@ void add_cors_preflight_routes(HttpRouter& router) {
   router.add(http::verb::options, "*", preflight);
 }
 
-void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
-                      const config::PkarrConfig& config) {
-  auto api = std::make_shared<PkarrApi>(store, config);
+namespace {
+
+// The /pkarr routes, /healthcheck and CORS preflight on one router.
+void add_pkarr_routes_to(HttpRouter& router, const std::shared_ptr<PkarrApi>& api) {
   const std::string prefix(kPkarrPrefix);
   router.add(
       http::verb::put, prefix,
@@ -482,6 +483,17 @@ void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
                co_return cors_response(req, http::status::ok, "OK");
              });
   add_cors_preflight_routes(router);
+}
+
+}  // namespace
+
+void add_pkarr_routes(HttpRouter& first, PkarrStoreService& store,
+                      const config::PkarrConfig& config, HttpRouter* also) {
+  // One API for every router: the PUT rate limit holds across listeners.
+  auto api = std::make_shared<PkarrApi>(store, config);
+  for (HttpRouter* each : {&first, also}) {
+    if (each) add_pkarr_routes_to(*each, api);
+  }
 }
 
 }  // namespace iroh::server

@@ -89,7 +89,9 @@ void add_cors_preflight_routes(HttpRouter& router);
 
 // Registers the routes above (and 405 for other methods on /pkarr/{z32}). `store` must outlive
 // the router.
+// `also`: a second router served by the same API, rate limiter included (the plain HTTP listener
+// with config lookup_on_http_listener).
 void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
-                      const config::PkarrConfig& config);
+                      const config::PkarrConfig& config, HttpRouter* also = nullptr);
 
 }  // namespace iroh::server

@@ -11,6 +11,7 @@
 
 #include "acme/certificate_store.hpp"
 #include "log.hpp"
+#include "qad/quic_tls.hpp"
 
 namespace iroh::server {
 
@@ -76,6 +77,12 @@ std::shared_ptr<ssl::context> make_server_tls_context(const config::Config& conf
     // (acme/acme_service.hpp) installs the first issued certificate.
     acme::PemPair pem = acme::startup_certificate(tls);
     return make_server_tls_context(pem.chain_pem, pem.key_pem);
+  }
+  if (tls.cert_mode == config::CertMode::SelfSigned) {
+    auto pem = quic::generate_self_signed_certificate(tls.hostname.empty() ? "localhost"
+                                                                           : tls.hostname[0]);
+    if (!pem) throw std::runtime_error("cannot generate a self-signed certificate");
+    return make_server_tls_context(pem->certificate, pem->private_key);
   }
   std::string chain, key;
   try {

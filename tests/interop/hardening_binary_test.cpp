@@ -130,9 +130,9 @@ class RelayBinary : public ::testing::Test {
     std::ofstream(tmp) << text;
     fs::rename(tmp, dir_ / "relay.yaml");
   }
-  tcp::endpoint start() {
+  tcp::endpoint start(const std::string& config_file = "relay.yaml") {
     process_ = std::make_unique<Process>(
-        dir_, std::vector<std::string>{IROH_RELAY_BINARY, "--config", (dir_ / "relay.yaml")});
+        dir_, std::vector<std::string>{IROH_RELAY_BINARY, "--config", (dir_ / config_file)});
     auto port = process_->wait_for(R"(listening http on 127\.0\.0\.1:(\d+))");
     EXPECT_TRUE(port) << process_->log();
     return {asio::ip::make_address("127.0.0.1"),
@@ -377,6 +377,54 @@ TEST_F(RelayBinary, AcceptLoopsBackOffWhenOutOfFileDescriptors) {
     if (!answered) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(answered) << process_->log();
+}
+
+// Issue 17: iroh-relay's own TOML file, unchanged, runs this daemon; its shared_token access admits
+// a client with the token (Authorization: Bearer, or ?token=) and refuses one without.
+TEST_F(RelayBinary, RelayTomlSharedTokenAdmitsAndRefuses) {
+  std::ofstream(dir_ / "relay.toml") << "http_bind_addr = \"127.0.0.1:0\"\n"
+                                        "enable_metrics = false\n"
+                                        "access.shared_token = [\"token-a\", \"token-b\"]\n";
+  auto ep = start("relay.toml");
+  auto alice = SecretKey::generate();
+  auto a = connect(ep, alice, UpgradeOptions{}.with_header("Authorization", "Bearer token-b"));
+  EXPECT_TRUE(a->ping_barrier());
+  UpgradeOptions query;
+  query.target = "/relay?token=token-a";
+  auto b = connect(ep, SecretKey::generate(), query);
+  EXPECT_EQ(attempt(ep, SecretKey::generate()),
+            relay::encode(relay::ServerDeniesAuth{"not authorized"}));
+  RelayTestClient wrong;
+  ASSERT_FALSE(wrong.connect(ep, UpgradeOptions{}.with_header("Authorization", "Bearer token-c")));
+  EXPECT_EQ(wrong.handshake(SecretKey::generate()),
+            relay::encode(relay::ServerDeniesAuth{"not authorized"}));
+  EXPECT_EQ(process_->log().find("token-b"), std::string::npos);
+}
+
+// IROH_RELAY_ACCESS_TOKEN replaces the file's token list (iroh-relay's env override).
+TEST_F(RelayBinary, RelayTomlAccessTokenFromEnvironment) {
+  std::ofstream(dir_ / "relay.toml") << "http_bind_addr = \"127.0.0.1:0\"\n"
+                                        "enable_metrics = false\n"
+                                        "access.shared_token = [\"from-file\"]\n";
+  ::setenv("IROH_RELAY_ACCESS_TOKEN", "from-env", 1);
+  auto ep = start("relay.toml");  // the child inherits the variable at fork
+  ::unsetenv("IROH_RELAY_ACCESS_TOKEN");
+  connect(ep, SecretKey::generate(),
+          UpgradeOptions{}.with_header("Authorization", "Bearer from-env"));
+  RelayTestClient old;
+  ASSERT_FALSE(old.connect(ep, UpgradeOptions{}.with_header("Authorization", "Bearer from-file")));
+  EXPECT_EQ(old.handshake(SecretKey::generate()),
+            relay::encode(relay::ServerDeniesAuth{"not authorized"}));
+}
+
+// A TOML file with a key iroh-relay does not have is refused at start: file:line: key: reason.
+TEST_F(RelayBinary, RelayTomlUnknownKeyRefusedAtStart) {
+  std::ofstream(dir_ / "relay.toml") << "enable_metrics = false\nenable_pkarr = true\n";
+  process_ = std::make_unique<Process>(
+      dir_, std::vector<std::string>{IROH_RELAY_BINARY, "--config", (dir_ / "relay.toml")});
+  EXPECT_EQ(process_->wait_exit(15s), 2);
+  EXPECT_NE(process_->log().find("relay.toml:2: enable_pkarr: unknown key"), std::string::npos)
+      << process_->log();
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 namespace iroh::config {
@@ -1292,5 +1293,440 @@ TEST_F(ConfigTest, LookupHostileInputKeys) {
   EXPECT_EQ(error_of("pkarr_put_rate_limit_ipv6_prefix: 129\n"),
             "test.yaml:1: pkarr_put_rate_limit_ipv6_prefix: out of range: 129 (allowed 1 to 128)");
 }
+}  // namespace
+}  // namespace iroh::config
+
+// ---- iroh-relay's and iroh-dns-server's own TOML files (issue 17, docs/migrating.md) -----------
+
+namespace iroh::config {
+namespace {
+
+std::string toml_error(std::string_view text, bool dev = false) {
+  try {
+    parse_relay_toml(text, "relay.toml", dev);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// Keeps the TOML tests independent of the environment (the YAML fixture's variables, plus the
+// ACME and DNS data-dir overrides).
+class TomlConfig : public ConfigTest {
+ protected:
+  EnvGuard acme_url_{"IROH_RELAY_ACME_URL", nullptr};
+  EnvGuard acme_ca_{"IROH_RELAY_ACME_CA", nullptr};
+  EnvGuard dns_data_{"IROH_DNS_DATA_DIR", nullptr};
+};
+
+TEST_F(TomlConfig, EmptyGivesTheReferenceDefaults) {
+  Config c = parse_relay_toml("", "relay.toml");
+  EXPECT_TRUE(c.enable_relay);
+  EXPECT_EQ(c.http_bind_addr.to_string(), "[::]:80");
+  EXPECT_FALSE(c.tls);
+  EXPECT_FALSE(c.enable_quic_addr_discovery);
+  EXPECT_TRUE(c.enable_metrics);
+  EXPECT_EQ(c.metrics_bind_addr.to_string(), "[::]:9090");
+  EXPECT_EQ(c.access.mode, AccessMode::Everyone);
+  EXPECT_FALSE(c.limits.client_rx);
+  EXPECT_FALSE(c.limits.accept_conn_limit);
+  EXPECT_FALSE(c.stun.enabled);
+  EXPECT_FALSE(c.pkarr.enabled);
+  EXPECT_FALSE(c.dns.enabled);
+  // --dev: port 3340, nothing else switched on (unlike the YAML --dev).
+  Config d = parse_relay_toml("", "relay.toml", true);
+  EXPECT_EQ(d.http_bind_addr.to_string(), "[::]:3340");
+  EXPECT_FALSE(d.stun.enabled);
+  EXPECT_FALSE(d.enable_quic_addr_discovery);
+}
+
+TEST_F(TomlConfig, EveryKeyLoads) {
+  TempDir dir;
+  auto cert = dir.write("relay.crt", "x");
+  auto key = dir.write("relay.key", "x");
+  std::string text = R"(enable_relay = true
+http_bind_addr = "127.0.0.1:8080"
+enable_quic_addr_discovery = true
+enable_metrics = true
+metrics_bind_addr = "127.0.0.1:9999"
+key_cache_capacity = 4096
+access.denylist = [")" +
+                     std::string(kKeyHex) + R"(", ")" + kKeyBase32 + R"("]
+
+[tls]
+https_bind_addr = "127.0.0.1:8443"
+quic_bind_addr = "127.0.0.1:7843"
+hostname = ["relay.example.org", "relay2.example.org"]
+cert_mode = "Manual"
+cert_dir = ")" + dir.path().string() +
+                     R"("
+manual_cert_path = ")" +
+                     cert.string() + R"("
+manual_key_path = ")" +
+                     key.string() + R"("
+prod_tls = false
+contact = "ops@example.org"
+dangerous_http_only = false
+
+[limits]
+accept_conn_limit = 12.5
+accept_conn_burst = 20
+
+[limits.client.rx]
+bytes_per_second = 400
+max_burst_bytes = 800
+)";
+  Config c = parse_relay_toml(text, "relay.toml");
+  EXPECT_TRUE(c.enable_relay);
+  EXPECT_EQ(c.http_bind_addr.to_string(), "127.0.0.1:8080");
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->cert_mode, CertMode::Manual);
+  EXPECT_EQ(c.tls->https_bind_addr.to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(c.tls->quic_bind_addr.to_string(), "127.0.0.1:7843");
+  EXPECT_EQ(c.tls->hostname, (std::vector<std::string>{"relay.example.org", "relay2.example.org"}));
+  EXPECT_EQ(c.tls->cert_dir, dir.path());
+  EXPECT_EQ(c.tls->manual_cert_path, cert);
+  EXPECT_EQ(c.tls->manual_key_path, key);
+  EXPECT_FALSE(c.tls->prod_tls);
+  EXPECT_EQ(c.tls->contact, "ops@example.org");
+  EXPECT_FALSE(c.tls->dangerous_http_only);
+  EXPECT_TRUE(c.enable_quic_addr_discovery);
+  EXPECT_TRUE(c.enable_metrics);
+  EXPECT_EQ(c.metrics_bind_addr.to_string(), "127.0.0.1:9999");
+  EXPECT_EQ(c.key_cache_capacity, 4096u);
+  EXPECT_EQ(c.access.mode, AccessMode::Denylist);
+  EXPECT_EQ(c.access.endpoints.size(), 2u);
+  EXPECT_EQ(c.limits.accept_conn_limit, 12.5);
+  EXPECT_EQ(c.limits.accept_conn_burst, 20u);
+  ASSERT_TRUE(c.limits.client_rx);
+  EXPECT_EQ(c.limits.client_rx->bytes_per_second, 400u);
+  EXPECT_EQ(c.limits.client_rx->max_burst_bytes, 800u);
+
+  // Defaults derived from other keys, as iroh-relay derives them.
+  TempDir d2;
+  Config m = parse_relay_toml(
+      "http_bind_addr = \"127.0.0.2:81\"\n[tls]\ncert_mode = "
+      "\"Reloading\"\ncert_dir = \"" +
+          d2.path().string() + "\"\n",
+      "relay.toml");
+  EXPECT_EQ(m.tls->cert_mode, CertMode::Reloading);
+  EXPECT_EQ(m.tls->https_bind_addr.to_string(), "127.0.0.2:443");
+  EXPECT_EQ(m.tls->quic_bind_addr.to_string(), "127.0.0.2:7842");
+  EXPECT_EQ(m.tls->manual_cert_path, d2.path() / "default.crt");
+  EXPECT_EQ(m.metrics_bind_addr.to_string(), "127.0.0.2:9090");
+  EXPECT_TRUE(m.tls->prod_tls);
+}
+
+TEST_F(TomlConfig, AccessModes) {
+  EXPECT_EQ(parse_relay_toml("access = \"everyone\"", "r.toml").access.mode, AccessMode::Everyone);
+  Config a = parse_relay_toml("access.allowlist = [\"" + std::string(kKeyHex) + "\"]", "r.toml");
+  EXPECT_EQ(a.access.mode, AccessMode::Allowlist);
+  Config h = parse_relay_toml(
+      "access.http = { url = \"https://example.com/foo\", bearer_token = \"foo\" }", "r.toml");
+  EXPECT_EQ(h.access.mode, AccessMode::Http);
+  EXPECT_EQ(h.access.http_url, "https://example.com/foo");
+  EXPECT_EQ(h.access.http_bearer_token, "foo");
+  EXPECT_EQ(h.access.http_cache_ttl.count(), 0);  // iroh-relay asks on every connection
+  Config t = parse_relay_toml("access.shared_token = [\"token-a\", \"token-b\"]", "r.toml");
+  EXPECT_EQ(t.access.mode, AccessMode::SharedToken);
+  EXPECT_EQ(t.access.tokens, (std::vector<std::string>{"token-a", "token-b"}));
+}
+
+TEST_F(TomlConfig, EnvOverrides) {
+  {
+    EnvGuard token("IROH_RELAY_ACCESS_TOKEN", "from-env");
+    Config t = parse_relay_toml("access.shared_token = [\"a\", \"b\"]", "r.toml");
+    EXPECT_EQ(t.access.tokens, std::vector<std::string>{"from-env"});
+    // The env token also stands in for an empty list, as in iroh-relay.
+    EXPECT_EQ(parse_relay_toml("access.shared_token = []", "r.toml").access.tokens,
+              std::vector<std::string>{"from-env"});
+  }
+  {
+    EnvGuard bearer("IROH_RELAY_HTTP_BEARER_TOKEN", "env-bearer");
+    Config h = parse_relay_toml(
+        "[access.http]\nurl = \"http://127.0.0.1:1/\"\nbearer_token = "
+        "\"file\"\n",
+        "r.toml");
+    EXPECT_EQ(h.access.http_bearer_token, "env-bearer");
+  }
+  TempDir dir;
+  auto ca = dir.write("ca.pem", "x");
+  std::string le =
+      "[tls]\ncert_mode = \"LetsEncrypt\"\nhostname = \"r.example\"\ncontact = "
+      "\"a@example\"\n";
+  EXPECT_EQ(parse_relay_toml(le, "r.toml").tls->acme_directory_url,
+            "https://acme-v02.api.letsencrypt.org/directory");
+  {
+    EnvGuard url("IROH_RELAY_ACME_URL", "https://127.0.0.1:14000/dir");
+    EnvGuard ca_env("IROH_RELAY_ACME_CA", ca.c_str());
+    Config c = parse_relay_toml(le, "r.toml");
+    EXPECT_EQ(c.tls->acme_directory_url, "https://127.0.0.1:14000/dir");
+    EXPECT_EQ(c.tls->acme_ca_file, ca);
+    // The YAML format honours them too.
+    Config y = parse_yaml("tls:\n  cert_mode: letsencrypt\n  hostname: r.example\n  contact: a@x\n",
+                          "r.yaml");
+    EXPECT_EQ(y.tls->acme_directory_url, "https://127.0.0.1:14000/dir");
+  }
+  {
+    EnvGuard url("IROH_RELAY_ACME_URL", "http://insecure/dir");
+    EXPECT_THAT(toml_error(le), HasSubstr("IROH_RELAY_ACME_URL: must be an https:// URL"));
+  }
+  {
+    EnvGuard ca_env("IROH_RELAY_ACME_CA", (dir.path() / "missing.pem").c_str());
+    EXPECT_THAT(toml_error(le), HasSubstr("IROH_RELAY_ACME_CA: not a readable file"));
+  }
+}
+
+TEST_F(TomlConfig, ErrorsNameFileLineKeyReason) {
+  EXPECT_EQ(toml_error("enable_relay = true\nbogus = 1\n"),
+            "relay.toml:2: bogus: unknown key (known keys here: enable_relay, http_bind_addr, tls, "
+            "enable_quic_addr_discovery, limits, enable_metrics, metrics_bind_addr, "
+            "key_cache_capacity, access, enable_stun, stun_bind_addr); this daemon's other "
+            "settings are in its YAML format, "
+            "see docs/migrating.md");
+  EXPECT_THAT(toml_error("enable_relay = \"yes\"\n"),
+              StartsWith("relay.toml:1: enable_relay: expected a boolean (true or false), found a "
+                         "string"));
+  EXPECT_THAT(toml_error("\n\nenable_relay = \n"), StartsWith("relay.toml:3: TOML syntax error: "));
+  EXPECT_THAT(toml_error("[limits]\n\naccept_conn_burst = -1\n"),
+              StartsWith("relay.toml:3: limits.accept_conn_burst: out of range: -1"));
+  EXPECT_THAT(toml_error("http_bind_addr = \"localhost:80\"\n"),
+              StartsWith("relay.toml:1: http_bind_addr: invalid socket address"));
+  EXPECT_THAT(toml_error("[tls]\ncert_mode = \"manual\"\n"),
+              StartsWith("relay.toml:2: tls.cert_mode: unknown certificate mode \"manual\""));
+  EXPECT_THAT(toml_error("[tls]\ncert_mode = \"Manual\"\ncert_dir = \"/nonexistent\"\n"),
+              StartsWith("relay.toml:2: tls.manual_cert_path: cannot read certificate file"));
+  EXPECT_THAT(toml_error("enable_quic_addr_discovery = true\n"),
+              StartsWith("relay.toml:1: enable_quic_addr_discovery: QUIC address discovery needs"));
+  EXPECT_THAT(toml_error("[tls]\ncert_mode = \"LetsEncrypt\"\nhostname = \"a\"\n"),
+              StartsWith("relay.toml:2: tls.contact: LetsEncrypt needs a contact email"));
+  EXPECT_THAT(toml_error("[limits.client.rx]\nmax_burst_bytes = 5\n"),
+              StartsWith("relay.toml:2: limits.client.rx.max_burst_bytes: set without"));
+  EXPECT_THAT(toml_error("access = \"nobody\"\n"),
+              StartsWith("relay.toml:1: access: unknown access mode \"nobody\""));
+  EXPECT_THAT(toml_error("access.allowlist = [\"abc\"]\n"),
+              StartsWith("relay.toml:1: access.allowlist[0]: invalid endpoint id \"abc\""));
+  EXPECT_THAT(toml_error("access.shared_token = []\n"),
+              HasSubstr("access.shared_token: the token list must not be empty"));
+  EXPECT_THAT(toml_error("access.shared_token = [\"\"]\n"),
+              StartsWith("relay.toml:1: access.shared_token[0]: must not be empty"));
+  EXPECT_THAT(toml_error("access.http.bearer_token = \"x\"\n"),
+              HasSubstr("access.http.url: required key is missing"));
+  // This daemon's YAML-only keys are refused, not ignored.
+  EXPECT_THAT(toml_error("enable_pkarr = true\n"),
+              StartsWith("relay.toml:1: enable_pkarr: unknown key"));
+  // Older iroh-relay files' STUN keys run STUN.
+  Config stun =
+      parse_relay_toml("enable_stun = true\nstun_bind_addr = \"127.0.0.1:3479\"\n", "r.toml");
+  EXPECT_TRUE(stun.stun.enabled);
+  EXPECT_EQ(stun.stun.bind_addr.to_string(), "127.0.0.1:3479");
+  EXPECT_THAT(toml_error("[limits]\nmax_connections = 5\n"),
+              StartsWith("relay.toml:2: limits.max_connections: unknown key"));
+}
+
+TEST_F(TomlConfig, LoadFileChoosesTheFormatByExtension) {
+  TempDir dir;
+  auto toml = dir.write("relay.toml", "http_bind_addr = \"127.0.0.1:3340\"\n");
+  EXPECT_EQ(load_file(toml).http_bind_addr.to_string(), "127.0.0.1:3340");
+  auto yaml = dir.write("relay.yaml", "http_bind_addr: \"127.0.0.1:3341\"\n");
+  EXPECT_EQ(load_file(yaml).http_bind_addr.to_string(), "127.0.0.1:3341");
+  auto empty = dir.write("empty.toml", "# nothing\n\n");
+  EXPECT_THAT(
+      [&] {
+        try {
+          load_file(empty);
+        } catch (const ConfigError& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      }(),
+      HasSubstr("empty document"));
+}
+
+std::string reference_file(const std::string& name) {
+  std::ifstream in(fs::path(IROH_SOURCE_DIR) / "tests/unit/reference" / name);
+  std::stringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (auto pos = text.find(from); pos != std::string::npos;
+       pos = text.find(from, pos + to.size())) {
+    text.replace(pos, from.size(), to);
+  }
+  return text;
+}
+
+std::string dns_error(const std::string& text, Config& base, bool relay_file) {
+  try {
+    apply_dns_toml(text, "dns.toml", base, relay_file);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+TEST_F(TomlConfig, ReferenceDnsDevConfig) {
+  const std::string dev = reference_file("iroh-dns-server.config.dev.toml");
+  ASSERT_NE(dev.find("[mainline]\nenabled = true"), std::string::npos);
+  TempDir dir;
+  EnvGuard data("IROH_DNS_DATA_DIR", dir.path().c_str());
+  {
+    // As shipped, the DHT fallback is on: refused with the reason (issue 17 item 4).
+    Config base;
+    EXPECT_THAT(dns_error(dev, base, false),
+                StartsWith("dns.toml:25: mainline.enabled: not supported: the mainline DHT "
+                           "fallback is not implemented"));
+  }
+  // With mainline off it loads: the daemon becomes the DNS server, on its listeners.
+  std::string text = replace_all(dev, "[mainline]\nenabled = true", "[mainline]\nenabled = false");
+  Config c;
+  apply_dns_toml(text, "dns.toml", c, false);
+  EXPECT_TRUE(c.pkarr.enabled);
+  EXPECT_TRUE(c.dns.enabled);
+  EXPECT_EQ(c.pkarr.put_rate_limit, PutRateLimitMode::Disabled);
+  EXPECT_EQ(c.http_bind_addr.to_string(), "127.0.0.1:8080");
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->cert_mode, CertMode::SelfSigned);
+  EXPECT_EQ(c.tls->https_bind_addr.to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(c.tls->hostname, std::vector<std::string>{"localhost"});
+  EXPECT_TRUE(c.lookup_on_http_listener);  // [http] serves lookup too, as in iroh-dns-server
+  EXPECT_EQ(c.dns.bind_addr.to_string(), "127.0.0.1:5300");
+  EXPECT_EQ(c.dns.origins, (std::vector<std::string>{"irohdns.example.", "."}));
+  EXPECT_EQ(c.dns.default_soa,
+            "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600");
+  EXPECT_EQ(c.dns.rr_a, "127.0.0.1");
+  EXPECT_FALSE(c.dns.rr_aaaa);
+  EXPECT_EQ(c.dns.rr_ns, "ns1.irohdns.example.");
+  EXPECT_EQ(c.data_dir, dir.path());  // IROH_DNS_DATA_DIR
+  EXPECT_EQ(c.zone_store.path, dir.path() / "pkarr.sqlite3");
+  EXPECT_TRUE(c.enable_metrics);
+  EXPECT_EQ(c.metrics_bind_addr.to_string(), "127.0.0.1:9117");
+
+  // Through load_files: the relay endpoint on the DNS server's listeners refuses everyone.
+  auto path = dir.write("dns.toml", text);
+  Config f = load_files("", path);
+  EXPECT_EQ(f.access.mode, AccessMode::Allowlist);
+  EXPECT_TRUE(f.access.endpoints.empty());
+  EXPECT_EQ(f.source, path);
+  // data_dir in the file wins over IROH_DNS_DATA_DIR.
+  Config g;
+  apply_dns_toml("data_dir = \"/srv/dns\"\n" + text, "dns.toml", g, false);
+  EXPECT_EQ(g.data_dir, "/srv/dns");
+  EXPECT_EQ(g.tls->cert_dir, "/srv/dns/cert_cache");
+}
+
+TEST_F(TomlConfig, ReferenceDnsProdConfig) {
+  const std::string prod = reference_file("iroh-dns-server.config.prod.toml");
+  TempDir dir;
+  EnvGuard data("IROH_DNS_DATA_DIR", dir.path().c_str());
+  // As shipped it lacks letsencrypt_contact, which lets_encrypt needs (iroh-dns-server fails
+  // at start too).
+  Config base;
+  EXPECT_THAT(dns_error(prod, base, false),
+              StartsWith("dns.toml:8: https.letsencrypt_contact: lets_encrypt needs a contact"));
+  // With a contact and moved to loopback ports it loads.
+  std::string text =
+      replace_all(prod, "letsencrypt_prod = true",
+                  "letsencrypt_prod = true\nletsencrypt_contact = \"ops@example.org\"\n"
+                  "bind_addr = \"127.0.0.1\"");
+  text = replace_all(text, "port = 443", "port = 8443");
+  text = replace_all(text, "port = 53\n", "port = 5353\nbind_addr = \"127.0.0.1\"\n");
+  Config c;
+  apply_dns_toml(text, "dns.toml", c, false);
+  EXPECT_EQ(c.pkarr.put_rate_limit, PutRateLimitMode::Smart);
+  ASSERT_TRUE(c.tls);
+  EXPECT_EQ(c.tls->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_EQ(c.tls->https_bind_addr.to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(c.tls->hostname, std::vector<std::string>{"irohdns.example.org"});
+  EXPECT_EQ(c.tls->contact, "ops@example.org");
+  EXPECT_TRUE(c.tls->prod_tls);
+  EXPECT_EQ(c.tls->cert_dir, dir.path() / "cert_cache");
+  EXPECT_EQ(c.dns.bind_addr.to_string(), "127.0.0.1:5353");
+  EXPECT_EQ(c.dns.origins, (std::vector<std::string>{"irohdns.example.org.", "."}));
+  EXPECT_EQ(c.dns.rr_a, "203.0.10.10");
+  // No [http]: the daemon keeps its plain listener (captive portal, ACME HTTP-01).
+  EXPECT_EQ(c.http_bind_addr.to_string(), "[::]:80");
+}
+
+TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
+  TempDir dir;
+  EnvGuard data("IROH_DNS_DATA_DIR", dir.path().c_str());
+  const std::string dns_section =
+      "[dns]\nport = 5300\ndefault_soa = \"a.example b.example 0 1 2 3 4\"\ndefault_ttl = 30\n"
+      "origins = [\".\"]\n";
+  Config relay = parse_relay_toml("http_bind_addr = \"127.0.0.1:3340\"\n", "relay.toml");
+  // The relay's own listener: lookup is served there.
+  Config same = relay;
+  apply_dns_toml("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n" + dns_section, "dns.toml", same,
+                 true);
+  EXPECT_TRUE(same.pkarr.enabled);
+  EXPECT_EQ(same.http_bind_addr.to_string(), "127.0.0.1:3340");
+  EXPECT_EQ(same.dns.bind_addr.to_string(), "[::]:5300");
+  // Another listener is refused with the reason, not dropped.
+  Config other = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 8080\n" + dns_section, other, true),
+              StartsWith("dns.toml:1: http: a lookup listener apart from the relay's is not "
+                         "supported yet (issue 17 item 2): [::]:8080 is not the relay's "
+                         "http_bind_addr 127.0.0.1:3340"));
+  Config https = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 8443\n"
+                        "domains = [\"a\"]\ncert_mode = \"lets_encrypt\"\nletsencrypt_contact = "
+                        "\"a@b\"\n" +
+                            dns_section,
+                        https, true),
+              HasSubstr("https: a lookup listener apart from the relay's is not supported yet "
+                        "(issue 17 item 2): the relay has no HTTPS listener"));
+  Config metrics = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[metrics]\ndisabled = "
+                        "false\nbind_addr = \"127.0.0.1:9117\"\n" +
+                            dns_section,
+                        metrics, true),
+              HasSubstr("metrics: a lookup listener apart from the relay's"));
+  // A relay running TLS: [http] naming its HTTP listener adds lookup there (it otherwise has only
+  // the captive portal); [https] naming its HTTPS listener and certificate is accepted.
+  fs::create_directories(dir.path() / "cert_cache");
+  auto crt = dir.write("cert_cache/localhost.crt", "x");
+  auto key = dir.write("cert_cache/localhost.key", "x");
+  Config tls_relay = parse_relay_toml(
+      "http_bind_addr = \"127.0.0.1:3340\"\n[tls]\ncert_mode = \"Manual\"\n"
+      "https_bind_addr = \"127.0.0.1:3443\"\nmanual_cert_path = \"" +
+          crt.string() + "\"\nmanual_key_path = \"" + key.string() + "\"\n",
+      "relay.toml");
+  apply_dns_toml(
+      "[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 3443\n"
+      "bind_addr = \"127.0.0.1\"\ndomains = [\"localhost\"]\ncert_mode = \"manual\"\n" +
+          dns_section,
+      "dns.toml", tls_relay, true);
+  EXPECT_TRUE(tls_relay.lookup_on_http_listener);
+  EXPECT_EQ(tls_relay.tls->manual_cert_path, crt);
+  // Errors of the DNS file's own keys.
+  Config bad = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[dns]\nport = 5300\n"
+                        "default_soa = \"a b\"\ndefault_ttl = 30\norigins = [\".\"]\n",
+                        bad, true),
+              StartsWith("dns.toml:6: dns.default_soa: expected 7 fields, found 2"));
+  Config no_dns = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n", no_dns, true),
+              HasSubstr("dns: required section [dns] is missing"));
+  Config zs = relay;
+  apply_dns_toml("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n" + dns_section +
+                     "[zone_store]\nmax_batch_size = 100\nmax_batch_time = \"1s\"\neviction = "
+                     "\"7days\"\neviction_interval = \"1m 30s\"\n",
+                 "dns.toml", zs, true);
+  EXPECT_EQ(zs.zone_store.eviction.count(), 7 * 86400);
+  EXPECT_EQ(zs.zone_store.eviction_interval.count(), 90);
+  Config zs_bad = relay;
+  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n" + dns_section +
+                            "[zone_store]\nmax_batch_size = 100\nmax_batch_time = \"1 fortnight\"\n"
+                            "eviction = \"7days\"\neviction_interval = \"10s\"\n",
+                        zs_bad, true),
+              HasSubstr("zone_store.max_batch_time: invalid duration \"1 fortnight\""));
+  // A .yaml --dns-config is refused: the YAML lookup keys live in the --config file.
+  auto yaml = dir.write("dns.yaml", "x: 1\n");
+  EXPECT_THROW(load_files("", yaml), ConfigError);
+}
+
 }  // namespace
 }  // namespace iroh::config

@@ -27,7 +27,9 @@ struct SocketAddr {
   friend bool operator==(const SocketAddr&, const SocketAddr&) = default;
 };
 
-enum class CertMode { Manual, Reloading, LetsEncrypt };
+// SelfSigned: a certificate generated at start for hostname[0] (and localhost, 127.0.0.1, ::1);
+// iroh-dns-server's [https] cert_mode = "self_signed" (--dns-config), not a YAML value.
+enum class CertMode { Manual, Reloading, LetsEncrypt, SelfSigned };
 
 struct TlsConfig {
   CertMode cert_mode = CertMode::Manual;
@@ -204,6 +206,10 @@ struct Config {
   PkarrConfig pkarr;                         // enable_pkarr, pkarr_put_*
   ZoneStoreConfig zone_store{"/var/lib/iroh-relay/pkarr.sqlite3"};
   DnsConfig dns;                             // enable_dns, dns
+  // With tls: serve address lookup (pkarr, DoH) on the plain HTTP listener as well, which
+  // otherwise has only the captive portal and ACME. Set by iroh-dns-server's [http] beside its
+  // [https] (--dns-config, docs/migrating.md); not a YAML key.
+  bool lookup_on_http_listener = false;
   std::filesystem::path data_dir = "/var/lib/iroh-relay";
   std::string log_level = "info";            // trace, debug, info, warn, error
   std::string log_format = "text";           // text, json
@@ -244,5 +250,27 @@ Config load_file(const std::filesystem::path& path, bool dev = false);
 // Same from text (for tests); `name` is used as the file name in errors. Empty text gives the
 // defaults here (dev_default() and the tests rely on it); load_file refuses it.
 Config parse_yaml(std::string_view text, const std::string& name, bool dev = false);
+
+// ---- the reference programs' own TOML files (docs/migrating.md) --------------------------------
+
+// iroh-relay's TOML config (its binary's keys and defaults, env overrides IROH_RELAY_ACME_URL,
+// IROH_RELAY_ACME_CA, IROH_RELAY_ACCESS_TOKEN, IROH_RELAY_HTTP_BEARER_TOKEN). Keys iroh-relay does
+// not have -> ConfigError (this daemon's other settings are YAML). load_file() calls this for a
+// file whose name ends in .toml.
+Config parse_relay_toml(std::string_view text, const std::string& name, bool dev = false);
+
+// iroh-dns-server's TOML config applied to `cfg`: address lookup on (pkarr, DNS, DoH), with
+// [dns], [zone_store], pkarr_put_rate_limit, data_dir (else $IROH_DNS_DATA_DIR, else
+// ~/.local/share/iroh-dns). `relay_file`: cfg came from a --config file, whose listeners stay;
+// an [http]/[https]/[metrics] listener that is not one of them is refused (lookup runs on the
+// relay's listeners). Without a relay file the DNS server's listeners become the daemon's.
+void apply_dns_toml(std::string_view text, const std::string& name, Config& cfg, bool relay_file);
+
+// The daemon's config from `--config relay` (YAML, or TOML by the .toml extension) and/or
+// `--dns-config dns` (iroh-dns-server's TOML); an empty path = not given. Neither: the built-in
+// defaults (dev_default() with `dev`). Only --dns-config: a lookup server like iroh-dns-server,
+// whose relay endpoint admits no one (access: an empty allowlist).
+Config load_files(const std::filesystem::path& relay, const std::filesystem::path& dns,
+                  bool dev = false);
 
 }  // namespace iroh::config
