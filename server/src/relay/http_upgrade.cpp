@@ -25,14 +25,9 @@ bool iequals(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string format_endpoint(const tcp::endpoint& ep) {
-  auto addr = ep.address();
-  if (addr.is_v6()) {
-    auto v6 = addr.to_v6();
-    if (v6.is_v4_mapped())
-      return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string() + ":" +
-             std::to_string(ep.port());
-    return "[" + v6.to_string() + "]:" + std::to_string(ep.port());
-  }
+  // An IPv4 client on a dual-stack listener is shown as IPv4 (counted_address unmaps it).
+  auto addr = counted_address(ep);
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
   return addr.to_string() + ":" + std::to_string(ep.port());
 }
 
