@@ -57,10 +57,11 @@ constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
 constexpr std::size_t kBusyReadBytes = 64 * 1024;
 // TLS only: the read an idle client keeps pending pins this much; it doubles while reads fill it.
 constexpr std::size_t kIdleReadBytes = 64;
-// One socket write carries up to this many queued frames (2 iovecs each; Asio passes at most 64
-// to sendmsg) or about this many bytes.
-constexpr std::size_t kMaxBatchFrames = 32;
-constexpr std::size_t kMaxBatchBytes = 64 * 1024;
+// One socket write carries up to this many queued frames (2 iovecs each, well under IOV_MAX; the
+// plain-TCP writer calls sendmsg itself because Asio passes at most 64 iovecs per call) or about
+// this many bytes.
+constexpr std::size_t kMaxBatchFrames = 128;
+constexpr std::size_t kMaxBatchBytes = 256 * 1024;
 // Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
 // waiting for the socket, it lets the other handlers of its thread run (writers above all), so
 // one flooding connection cannot monopolise a thread.
@@ -191,6 +192,8 @@ class Connection final : public RelayClientHandle,
   int send_queue_bytes();
   void on_write_watchdog(error_code ec);
   awaitable<bool> write_batch();
+  std::size_t send_now(const std::vector<boost::asio::const_buffer>& buffers);
+  static bool consume_buffers(std::vector<boost::asio::const_buffer>& buffers, std::size_t n);
   enum class Keepalive { Idle, SendPing, TimedOut };
   Keepalive keepalive_step(relay::Bytes& ping_frame);
   std::optional<std::size_t> take_batch(bool may_yield);

@@ -2,6 +2,7 @@
 // §5, §6): WebSocket frames parsed from a large buffer (many per read), the rx rate limit (§6.8),
 // frame handling and forwarding through the registry, a per-turn budget and TCP back-pressure
 // (issue 13).
+#include <bit>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -325,7 +326,12 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
           co_await ws_.next_layer().async_read_some(buffer_.prepare(want), ec_token(ec));
       if (ec) co_return false;
       buffer_.commit(n);
-      tls_read_chunk_ = n == want ? std::min(want * 2, kBusyReadBytes) : kIdleReadBytes;
+      // SSL_read returns at most one record (16 KiB): a short read while busy still means busy.
+      // Dropping to kIdleReadBytes after every record made each record take ~9 reads through
+      // the TLS layer's machinery (issue 13); shrinking to the size actually read keeps a busy
+      // connection's reads record-sized and an idle one's (a Ping, ~30 bytes) at 64 bytes.
+      tls_read_chunk_ = n == want ? std::min(want * 2, kBusyReadBytes)
+                                  : std::max(kIdleReadBytes, std::bit_ceil(n));
     }
   }
   co_return true;

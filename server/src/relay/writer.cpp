@@ -4,9 +4,14 @@
 // server's keepalive Pings (§6.5).
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
 
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
@@ -178,6 +183,40 @@ void Connection<Stream>::on_write_watchdog(error_code ec) {
   });
 }
 
+// One non-blocking sendmsg of `buffers` (plain TCP only); the bytes taken, 0 if the socket is
+// full, SIZE_MAX on error (logged).
+template <class Stream>
+std::size_t Connection<Stream>::send_now(const std::vector<asio::const_buffer>& buffers) {
+  std::array<iovec, 2 * kMaxBatchFrames> iov;
+  const std::size_t count = std::min(buffers.size(), iov.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    iov[i].iov_base = const_cast<void*>(buffers[i].data());
+    iov[i].iov_len = buffers[i].size();
+  }
+  msghdr msg{};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  for (;;) {
+    ssize_t n = ::sendmsg(socket().native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return std::size_t(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    log::debug("write to ", peer_text(), " failed: ", std::strerror(errno));
+    return SIZE_MAX;
+  }
+}
+
+// Drops the first `n` bytes of `buffers`; true if nothing is left.
+template <class Stream>
+bool Connection<Stream>::consume_buffers(std::vector<asio::const_buffer>& buffers, std::size_t n) {
+  std::size_t done = 0;
+  while (done < buffers.size() && n >= buffers[done].size()) n -= buffers[done++].size();
+  buffers.erase(buffers.begin(), buffers.begin() + std::ptrdiff_t(done));
+  if (buffers.empty()) return true;
+  buffers.front() += n;
+  return false;
+}
+
 // batch_ as one socket write: scatter-gather for TCP, one contiguous record for TLS.
 template <class Stream>
 asio::awaitable<bool> Connection<Stream>::write_batch() {
@@ -196,7 +235,16 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
       batch_buffers_.push_back(asio::buffer(batch_[i].bytes));
     }
   }
-  if constexpr (kTls) batch_buffers_.push_back(asio::buffer(batch_bytes_));
+  if constexpr (kTls) {
+    batch_buffers_.push_back(asio::buffer(batch_bytes_));
+  } else {
+    // Plain TCP: the whole batch in one sendmsg, without an asynchronous operation when the
+    // socket takes it all (the usual case). Only what is left goes through async_write, which
+    // waits for the socket correctly (issue 13: per-batch cost).
+    std::size_t written = send_now(batch_buffers_);
+    if (written == SIZE_MAX) co_return false;
+    if (consume_buffers(batch_buffers_, written)) co_return true;
+  }
   begin_write();
   error_code ec;
   co_await asio::async_write(ws_.next_layer(), batch_buffers_, ec_token(ec));
@@ -260,7 +308,9 @@ bool Connection<Stream>::count_written(std::size_t datagram_count, bool sent) {
     m.dropped_write_error.fetch_add(datagram_count, std::memory_order_relaxed);
     return false;
   }
+  // Summed here and added once per batch: the counters are shared by every worker.
   bool close_sent = false;
+  std::uint64_t packets = 0, bytes = 0, pongs = 0;
   for (const auto& item : batch_) {
     const auto& frame = item.bytes;
     if (item.opcode == kClose) close_sent = true;
@@ -269,13 +319,17 @@ bool Connection<Stream>::count_written(std::size_t datagram_count, bool sent) {
         frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch)) {
       std::size_t header =
           frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
-      m.send_packets_sent.fetch_add(1, std::memory_order_relaxed);
-      m.bytes_sent.fetch_add(frame.size() - std::min(header, frame.size()),
-                             std::memory_order_relaxed);
+      ++packets;
+      bytes += frame.size() - std::min(header, frame.size());
     } else if (frame[0] == std::uint8_t(relay::FrameType::Pong)) {
-      m.sent_pong.fetch_add(1, std::memory_order_relaxed);
+      ++pongs;
     }
   }
+  if (packets) {
+    m.send_packets_sent.fetch_add(packets, std::memory_order_relaxed);
+    m.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  if (pongs) m.sent_pong.fetch_add(pongs, std::memory_order_relaxed);
   return close_sent;
 }
 
@@ -349,6 +403,8 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
   template int Connection<S>::send_queue_bytes();                                                 \
   template void Connection<S>::on_write_watchdog(error_code);                                     \
   template asio::awaitable<bool> Connection<S>::write_batch();                                    \
+  template std::size_t Connection<S>::send_now(const std::vector<asio::const_buffer>&);           \
+  template bool Connection<S>::consume_buffers(std::vector<asio::const_buffer>&, std::size_t);    \
   template Connection<S>::Keepalive Connection<S>::keepalive_step(relay::Bytes&);                 \
   template std::optional<std::size_t> Connection<S>::take_batch(bool);                            \
   template bool Connection<S>::count_written(std::size_t, bool);                                  \
