@@ -20,8 +20,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -113,9 +111,9 @@ class Connection final : public RelayClientHandle,
         tls_context_(std::move(tls_context)),
         counted_ip_(std::move(counted_ip)),
         pre_auth_ip_(std::move(pre_auth_ip)),
-        ws_(std::forward<Args>(args)...),
-        watchdog_(ws_.get_executor()),
-        wake_(ws_.get_executor()),
+        stream_(std::forward<Args>(args)...),
+        watchdog_(stream_.get_executor()),
+        wake_(stream_.get_executor()),
         role_(role),
         ping_(first_ping_interval()),
         queue_(SendQueue::Caps{settings_->limits.client_queue_capacity,
@@ -138,7 +136,7 @@ class Connection final : public RelayClientHandle,
     return std::static_pointer_cast<RelayClientHandle>(this->shared_from_this());
   }
 
-  boost::asio::any_io_executor executor() { return ws_.get_executor(); }
+  boost::asio::any_io_executor executor() { return stream_.get_executor(); }
 
   // TrackedConnection: any thread; only post.
   void close() override;
@@ -148,7 +146,7 @@ class Connection final : public RelayClientHandle,
   }
 
  private:
-  auto& socket() { return boost::beast::get_lowest_layer(ws_); }
+  auto& socket() { return boost::beast::get_lowest_layer(stream_); }
   std::string peer_text() const;
   static Clock::duration first_ping_interval();
   void on_open();
@@ -203,11 +201,15 @@ class Connection final : public RelayClientHandle,
 
   std::shared_ptr<RelayServiceState> state_owner_;  // outlives every connection
   RelayServiceState& state_;
-  std::shared_ptr<const RelaySettings> settings_;           // limits as of the accept
-  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // before ws_: outlives the SSL stream
+  std::shared_ptr<const RelaySettings> settings_;  // limits as of the accept
+  std::shared_ptr<boost::asio::ssl::context>
+      tls_context_;  // before stream_: outlives the SSL stream
   std::optional<boost::asio::ip::address> counted_ip_;
   std::optional<boost::asio::ip::address> pre_auth_ip_;  // holds a pre-auth reservation while set
-  boost::beast::websocket::stream<Stream> ws_;
+  // The connection's byte stream. After the opening handshake (answered by accept_websocket
+  // itself), WebSocket framing is relay/ws_framing.hpp's, so no Beast websocket::stream (its
+  // state and read buffer cost ~2 KiB per idle client, issue 13).
+  Stream stream_;
   boost::beast::flat_buffer buffer_;
   // Reader state: bytes of buffer_ that belong to the message returned last, the reassembly of a
   // fragmented message, and the current message.

@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/detail/hybi13.hpp>
 
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
@@ -70,7 +71,7 @@ template <class Stream>
 asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
   error_code ec;
   if constexpr (kTls) {
-    co_await ws_.next_layer().async_handshake(ssl::stream_base::server, ec_token(ec));
+    co_await stream_.async_handshake(ssl::stream_base::server, ec_token(ec));
     if (ec) {
       log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
       errored_ = true;
@@ -83,7 +84,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     parser.header_limit(kMaxHttpHeader);
     // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
     parser.body_limit(boost::none);
-    co_await http::async_read_header(ws_.next_layer(), buffer_, parser, ec_token(ec));
+    co_await http::async_read_header(stream_, buffer_, parser, ec_token(ec));
     if (!ec) {
       const auto& head = parser.get();
       const std::size_t limit =
@@ -92,7 +93,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
         ec = http::error::body_limit;
       } else {
         parser.body_limit(limit);
-        co_await http::async_read(ws_.next_layer(), buffer_, parser, ec_token(ec));
+        co_await http::async_read(stream_, buffer_, parser, ec_token(ec));
       }
     }
     if (ec == http::error::header_limit) {
@@ -103,7 +104,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       res.keep_alive(false);
       res.prepare_payload();
       finish_response(res);
-      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      co_await http::async_write(stream_, res, ec_token(ec));
       co_return std::nullopt;
     }
     if (ec == http::error::body_limit) {
@@ -112,7 +113,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
                                "text/plain; charset=utf-8");
       res.keep_alive(false);
       finish_response(res);
-      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      co_await http::async_write(stream_, res, ec_token(ec));
       co_return std::nullopt;
     }
     if (ec) {
@@ -132,12 +133,12 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
           make_response(req, http::status::bad_request, check.error, "text/plain; charset=utf-8");
       if (check.bad_ws_version) res.set(http::field::sec_websocket_version, "13");
       finish_response(res);
-      co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+      co_await http::async_write(stream_, res, ec_token(ec));
       if (ec || res.need_eof()) co_return std::nullopt;
       continue;
     }
     auto res = co_await dispatch(req);
-    co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
+    co_await http::async_write(stream_, res, ec_token(ec));
     if (ec || res.need_eof()) co_return std::nullopt;
   }
 }
@@ -183,24 +184,37 @@ asio::awaitable<bool> Connection<Stream>::accept_websocket(HttpRequest& req,
     log::debug("connection from ", peer_text(), ": data after the upgrade request");
     co_return false;
   }
-  // Beast insists on "Connection: upgrade"; the spec does not check it.
-  if (!http::token_list(req[http::field::connection]).exists("upgrade")) {
-    req.set(http::field::connection, "Upgrade");
-  }
-  ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
-                                                 websocket::stream_base::none(), false});
-  ws_.set_option(websocket::stream_base::decorator([version](websocket::response_type& res) {
-    // Beast adds its own Server header when none is set.
-    res.set(http::field::server, "iroh-relay");
-    res.set(http::field::sec_websocket_protocol, relay::subprotocol_name(version));
-    res.set(http::field::date, http_date());
-    add_security_headers(res.base());
-  }));
-  ws_.read_message_max(relay::kMaxFrameSize);
-  ws_.auto_fragment(false);
-  ws_.binary(true);
+  // The opening handshake's answer (RFC 6455 §4.2.2). check_upgrade_request() validated the
+  // Upgrade, version and subprotocol headers; what Beast's accept checked beyond them stays
+  // checked here: HTTP/1.1, a Host header and a key of at most 24 characters (a base64 16-byte
+  // nonce). The spec does not check the Connection header, so neither do we.
   error_code ec;
-  co_await ws_.async_accept(req, ec_token(ec));
+  const auto key = req[http::field::sec_websocket_key];
+  const char* bad =
+      req.version() != 11                        ? "bad HTTP version"
+      : req.find(http::field::host) == req.end() ? "missing Host"
+      : key.empty() || key.size() > websocket::detail::sec_ws_key_type::static_capacity
+          ? "bad Sec-WebSocket-Key"
+          : nullptr;
+  if (bad) {
+    log::debug("websocket accept from ", peer_text(), " failed: ", bad);
+    auto res = make_response(req, http::status::bad_request, bad, "text/plain; charset=utf-8");
+    res.keep_alive(false);
+    finish_response(res);
+    co_await http::async_write(stream_, res, ec_token(ec));
+    co_return false;
+  }
+  websocket::detail::sec_ws_accept_type accept;
+  websocket::detail::make_sec_ws_accept(accept, key);
+  http::response<http::empty_body> res{http::status::switching_protocols, 11};
+  res.set(http::field::upgrade, "websocket");
+  res.set(http::field::connection, "upgrade");
+  res.set(http::field::sec_websocket_accept, beast::string_view(accept.data(), accept.size()));
+  res.set(http::field::server, "iroh-relay");
+  res.set(http::field::sec_websocket_protocol, relay::subprotocol_name(version));
+  res.set(http::field::date, http_date());
+  add_security_headers(res.base());
+  co_await http::async_write(stream_, res, ec_token(ec));
   if (ec) {
     log::debug("websocket accept from ", peer_text(), " failed: ", ec.message());
     co_return false;
@@ -225,7 +239,7 @@ asio::awaitable<std::optional<relay::EndpointId>> Connection<Stream>::authentica
       if (auto auth = relay::decode_auth_header(header->value())) {
         std::array<std::uint8_t, 32> ekm{};
         int ok = SSL_export_keying_material(
-            ws_.next_layer().native_handle(), ekm.data(), ekm.size(), relay::kExporterLabel.data(),
+            stream_.native_handle(), ekm.data(), ekm.size(), relay::kExporterLabel.data(),
             relay::kExporterLabel.size(), auth->public_key.bytes.data(),
             auth->public_key.bytes.size(), 1);
         if (ok == 1 && relay::verify_key_material(*auth, ekm)) co_return auth->public_key;
@@ -264,7 +278,7 @@ asio::awaitable<bool> Connection<Stream>::write_frame(const relay::Bytes& frame,
                                             asio::buffer(frame)};
   if (timed) begin_write();
   error_code ec;
-  co_await asio::async_write(ws_.next_layer(), buffers, ec_token(ec));
+  co_await asio::async_write(stream_, buffers, ec_token(ec));
   if (timed) end_write();
   if (ec) {
     log::debug("write to ", peer_text(), " failed: ", ec.message());

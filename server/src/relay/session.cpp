@@ -49,14 +49,14 @@ Clock::duration Connection<Stream>::first_ping_interval() {
 template <class Stream>
 void Connection<Stream>::close() {
   if (auto self = this->weak_from_this().lock()) {
-    asio::post(ws_.get_executor(), [self] { self->close_socket(); });
+    asio::post(stream_.get_executor(), [self] { self->close_socket(); });
   }
 }
 
 template <class Stream>
 void Connection<Stream>::drain(const relay::Restarting& restarting) {
   if (auto self = this->weak_from_this().lock()) {
-    asio::post(ws_.get_executor(), [self, restarting] { self->drain_on_strand(restarting); });
+    asio::post(stream_.get_executor(), [self, restarting] { self->drain_on_strand(restarting); });
   }
 }
 
@@ -77,7 +77,7 @@ asio::awaitable<void> Connection<Stream>::run_inner() {
   bool established = co_await establish();
   if (!established) co_return;
   ping_.on_receive(Clock::now());
-  asio::co_spawn(ws_.get_executor(), write_loop(this->shared_from_this()), asio::detached);
+  asio::co_spawn(stream_.get_executor(), write_loop(this->shared_from_this()), asio::detached);
   co_await read_loop();
   close_socket();
   state_.registry.unregister_client(this, std::move(sent_to_));
@@ -102,7 +102,7 @@ asio::awaitable<void> Connection<Stream>::read_loop() {
       turn_frames = turn_bytes = 0;
     } else if (++turn_frames >= kReadTurnFrames || turn_bytes >= kReadTurnBytes) {
       turn_frames = turn_bytes = 0;
-      co_await asio::post(ws_.get_executor(), asio::use_awaitable);
+      co_await asio::post(stream_.get_executor(), asio::use_awaitable);
     }
   }
 }
@@ -119,7 +119,7 @@ asio::awaitable<void> Connection<Stream>::throttle_pause() {
     resume_signal_ = false;
     co_return;
   }
-  if (!throttle_timer_) throttle_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+  if (!throttle_timer_) throttle_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
   throttle_timer_->expires_after(wait_for_drain ? Clock::duration(kThrottleMaxPause)
                                                 : Clock::duration(kBudgetBackoff));
   error_code ec;
@@ -235,7 +235,7 @@ std::optional<Clock::time_point> Connection<Stream>::account_rx_now(std::size_t 
 
 template <class Stream>
 asio::awaitable<void> Connection<Stream>::pause_until(Clock::time_point resume) {
-  asio::steady_timer pause(ws_.get_executor());
+  asio::steady_timer pause(stream_.get_executor());
   pause.expires_at(resume);
   error_code ec;
   co_await pause.async_wait(ec_token(ec));
@@ -323,7 +323,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       if (want <= kIdleReadBytes && buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes)
         buffer_.shrink_to_fit();
       std::size_t n =
-          co_await ws_.next_layer().async_read_some(buffer_.prepare(want), ec_token(ec));
+          co_await stream_.async_read_some(buffer_.prepare(want), ec_token(ec));
       if (ec) co_return false;
       buffer_.commit(n);
       // SSL_read returns at most one record (16 KiB): a short read while busy still means busy.

@@ -59,7 +59,7 @@ std::size_t Connection<Stream>::queued_bytes() {
 template <class Stream>
 void Connection<Stream>::resume_reading() {
   if (auto self = this->weak_from_this().lock()) {
-    asio::post(ws_.get_executor(), [self] {
+    asio::post(stream_.get_executor(), [self] {
       self->resume_signal_ = true;
       if (self->throttle_timer_) self->throttle_timer_->cancel();
     });
@@ -71,7 +71,7 @@ void Connection<Stream>::resume_reading() {
 template <class Stream>
 void Connection<Stream>::slow_down(SlowDown why) {
   if (auto self = this->weak_from_this().lock()) {
-    asio::post(ws_.get_executor(), [self, why] {
+    asio::post(stream_.get_executor(), [self, why] {
       if (why == SlowDown::BudgetBackoff) {
         self->budget_backoff_ = true;
       } else if (!self->throttled_) {
@@ -98,7 +98,7 @@ RelayClientHandle::Enqueue Connection<Stream>::enqueue_control(QueuedFrame&& fra
 
 template <class Stream>
 void Connection<Stream>::wake_writer() {
-  asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
+  asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->wake_.cancel(); });
 }
 
 // queue_mutex_ held. Records `sender` as waiting for this queue to drain, unless this client is
@@ -247,7 +247,7 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
   }
   begin_write();
   error_code ec;
-  co_await asio::async_write(ws_.next_layer(), batch_buffers_, ec_token(ec));
+  co_await asio::async_write(stream_, batch_buffers_, ec_token(ec));
   end_write();
   if (ec) {
     log::debug("write to ", peer_text(), " failed: ", ec.message());
@@ -372,7 +372,7 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
     // once: senders usually enqueue more, and the next write carries a batch.
     if (may_yield) {
       may_yield = false;
-      co_await asio::post(ws_.get_executor(), asio::use_awaitable);
+      co_await asio::post(stream_.get_executor(), asio::use_awaitable);
       continue;
     }
     release_batch_storage();
