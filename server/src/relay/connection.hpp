@@ -57,9 +57,10 @@ constexpr std::size_t kBusyReadBytes = 64 * 1024;
 constexpr std::size_t kIdleReadBytes = 64;
 // One socket write carries up to this many queued frames (2 iovecs each, well under IOV_MAX; the
 // plain-TCP writer calls sendmsg itself because Asio passes at most 64 iovecs per call) or about
-// this many bytes.
+// this many bytes. The bytes bound what a batch in flight holds outside the queue's byte caps
+// (pop_batch gives its bytes back), so a slow reader pins at most this much beyond them.
 constexpr std::size_t kMaxBatchFrames = 128;
-constexpr std::size_t kMaxBatchBytes = 256 * 1024;
+constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 // Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
 // waiting for the socket, it lets the other handlers of its thread run (writers above all), so
 // one flooding connection cannot monopolise a thread.
