@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "integration/daemon_fixture.hpp"
-#include "integration/tls_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
+#include "integration/tls_fixture.hpp"
 #include "iroh/server/daemon.hpp"
 
 namespace iroh::test {
@@ -130,6 +130,8 @@ TEST_F(RelayServerTest, UpgradeErrors) {
        "invalid header value for sec-websocket-version: unsupported websocket version, only "
        "supporting 13"},
       {without("Sec-WebSocket-Protocol"), "missing header: sec-websocket-protocol"},
+      // Longer than a base64 16-byte nonce (RFC 6455 §4.1): refused by the opening handshake.
+      {with("Sec-WebSocket-Key", std::string(25, 'A')), "bad Sec-WebSocket-Key"},
       {with("Sec-WebSocket-Protocol", "iroh-relay-v3"),
        "invalid header value for sec-websocket-protocol: unsupported relay version: we support "
        "iroh-relay-v2, iroh-relay-v1 but you only provide iroh-relay-v3"},
