@@ -24,10 +24,6 @@
 #include "stun_service.hpp"
 #include "token_cli.hpp"
 
-#ifndef IROH_RELAY_VERSION
-#define IROH_RELAY_VERSION "0.0.0"
-#endif
-
 namespace {
 
 constexpr const char* kUsage =

@@ -23,10 +23,6 @@
 #include "log.hpp"
 #include "relay_service.hpp"
 
-#ifndef IROH_RELAY_VERSION
-#define IROH_RELAY_VERSION "0.0.0"
-#endif
-
 namespace iroh::server {
 
 namespace asio = boost::asio;

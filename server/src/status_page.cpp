@@ -7,10 +7,6 @@
 #include <cstdio>
 #include <map>
 
-#ifndef IROH_RELAY_VERSION
-#define IROH_RELAY_VERSION "0.0.0"
-#endif
-
 namespace iroh::server {
 
 namespace {

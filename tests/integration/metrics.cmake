@@ -3,4 +3,3 @@ iroh_gtest(metrics_test
   LIBS iroh_server nlohmann_json::nlohmann_json
   LABELS integration)
 target_include_directories(metrics_test PRIVATE ${PROJECT_SOURCE_DIR}/server/src)
-target_compile_definitions(metrics_test PRIVATE IROH_RELAY_VERSION="${PROJECT_VERSION}")

@@ -11,10 +11,6 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <stdexcept>
 
-#ifndef IROH_RELAY_VERSION
-#define IROH_RELAY_VERSION "0.0.0"
-#endif
-
 namespace iroh::server::acme {
 
 namespace asio = boost::asio;
