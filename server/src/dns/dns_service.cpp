@@ -277,24 +277,41 @@ void DnsService::start() {
   Impl& d = *impl_;
   const auto address = resolve_bind_host(d.config.bind_addr, "dns.bind_addr");
   const bool reuse_port = d.udp_sockets > 1;
-  for (unsigned i = 0; i < d.udp_sockets; ++i) {
-    auto listener = std::make_shared<Impl::UdpListener>(
-        d.io,
-        UdpBatchLimits{.batch = kBatch, .max_request = kMaxUdpQuery, .max_reply = kMaxUdpResponse},
-        UdpBatchNames{.log_prefix = "dns: udp ", .reuse_port_error = "dns.bind_addr: SO_REUSEPORT"},
-        Impl::UdpHandler{impl_});
-    // Port 0: the first socket picks the port, the others (and TCP) join it.
-    listener->open_and_bind(i == 0 ? udp::endpoint(address, d.config.bind_addr.port) : d.udp_bound,
-                            reuse_port);
-    if (i == 0) d.udp_bound = listener->local_endpoint();
-    d.udp.push_back(std::move(listener));
+  // Port 0 lets UDP pick the port and TCP joins it; that port may be taken for TCP by someone
+  // else, so a picked port is given up and another one picked (a bounded number of times).
+  // A configured port is bound once: failing is the operator's error to see.
+  const bool pick_port = d.config.bind_addr.port == 0;
+  constexpr int kPickAttempts = 16;
+  for (int attempt = 1;; ++attempt) {
+    for (unsigned i = 0; i < d.udp_sockets; ++i) {
+      auto listener = std::make_shared<Impl::UdpListener>(
+          d.io,
+          UdpBatchLimits{
+              .batch = kBatch, .max_request = kMaxUdpQuery, .max_reply = kMaxUdpResponse},
+          UdpBatchNames{.log_prefix = "dns: udp ",
+                        .reuse_port_error = "dns.bind_addr: SO_REUSEPORT"},
+          Impl::UdpHandler{impl_});
+      // Port 0: the first socket picks the port, the others (and TCP) join it.
+      listener->open_and_bind(
+          i == 0 ? udp::endpoint(address, d.config.bind_addr.port) : d.udp_bound, reuse_port);
+      if (i == 0) d.udp_bound = listener->local_endpoint();
+      d.udp.push_back(std::move(listener));
+    }
+    const tcp::endpoint tcp_ep(address, d.udp_bound.port());
+    d.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(d.io));
+    d.acceptor->open(tcp_ep.protocol());
+    if (address.is_v6()) d.acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()));
+    d.acceptor->set_option(tcp::acceptor::reuse_address(true));
+    boost::system::error_code ec;
+    d.acceptor->bind(tcp_ep, ec);
+    if (!ec) break;
+    if (!pick_port || ec != asio::error::address_in_use || attempt == kPickAttempts) {
+      boost::asio::detail::throw_error(ec, "bind");
+    }
+    for (auto& listener : d.udp) listener->stop();
+    d.udp.clear();
+    d.acceptor.reset();
   }
-  const tcp::endpoint tcp_ep(address, d.udp_bound.port());
-  d.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(d.io));
-  d.acceptor->open(tcp_ep.protocol());
-  if (address.is_v6()) d.acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()));
-  d.acceptor->set_option(tcp::acceptor::reuse_address(true));
-  d.acceptor->bind(tcp_ep);
   d.acceptor->listen();
   d.tcp_bound = d.acceptor->local_endpoint();
   log::info("dns: listening on udp ", d.udp_bound, " (", d.udp_sockets, " socket",
