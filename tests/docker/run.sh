@@ -17,8 +17,8 @@
 # runs so images and build layers are reused) and stops it at the end. Needs root.
 # IROH_SKIP_DOCKER_TESTS=1 makes it print a skip and exit 77 (ctest: skipped); scripts/fresh-check
 # sets it, as its container cannot run docker. The daemon and base image code is in lib.sh.
-# IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the image builds when both images exist (iterating on
-# the compose file or the checks).
+# IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the build of each image that exists already (iterating on
+# the compose files or the checks).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Inside a container (scripts/fresh-check) there is no docker daemon to be had: cgroups and
@@ -119,21 +119,26 @@ if [ -n "$DOCKER_LIB_BASE_BUILT" ]; then phase_done "base image (debootstrap + i
 else phase_done "base image (cached)"; fi
 
 # ---- our images -------------------------------------------------------------------------------
-if [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] &&
-   docker image inspect "$RELAY_IMAGE" "$PROMETHEUS_IMAGE" "$POSTGRES_IMAGE" >/dev/null 2>&1; then
-  echo "IROH_DOCKER_TEST_REUSE_IMAGES: using the existing $RELAY_IMAGE, $PROMETHEUS_IMAGE and $POSTGRES_IMAGE"
-else
+reuse() { # reuse IMAGE: true when asked to reuse images and IMAGE exists
+  [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] && docker image inspect "$1" >/dev/null 2>&1 &&
+    echo "IROH_DOCKER_TEST_REUSE_IMAGES: using the existing $1"
+}
+if ! reuse "$RELAY_IMAGE"; then
   phase "iroh-relay image"
   timeout 3000 docker build --network host -f "$ROOT/docker/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -t "$RELAY_IMAGE" "$ROOT" >"$WORK/build-relay.log" 2>&1 ||
     { tail -n 40 "$WORK/build-relay.log"; die "docker build of docker/Dockerfile failed"; }
   grep -m1 '^runtime packages:' "$WORK/build-relay.log"
   phase_done "iroh-relay image"
+fi
+if ! reuse "$PROMETHEUS_IMAGE"; then
   phase "prometheus image"
   timeout 900 docker build --network host -f "$ROOT/docker/prometheus.Dockerfile" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$PROMETHEUS_IMAGE" "$ROOT" >"$WORK/build-prometheus.log" 2>&1 ||
     { tail -n 40 "$WORK/build-prometheus.log"; die "docker build of docker/prometheus.Dockerfile failed"; }
   phase_done "prometheus image"
+fi
+if ! reuse "$POSTGRES_IMAGE"; then
   phase "postgres image"
   timeout 900 docker build --network host -f "$ROOT/docker/postgres.Dockerfile" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$POSTGRES_IMAGE" "$ROOT" >"$WORK/build-postgres.log" 2>&1 ||
