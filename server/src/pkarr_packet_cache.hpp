@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,10 @@ struct PacketKeyHash {
 
 // LRU of key -> latest packet, or nullopt for "known absent". `epoch` changes on every write so
 // that a reader that loaded a row before a concurrent write does not cache the stale row.
+//
+// The recent per-key changes (bounded) let a writer whose database commit may have raced with
+// other writes of the same key find out whether it did (store_committed): a node's own PUT then
+// keeps the cache warm instead of dropping the entry (issue 15).
 class PacketCache {
  public:
   explicit PacketCache(std::size_t capacity) : capacity_(capacity), index_(16, PacketKeyHash()) {}
@@ -66,13 +71,41 @@ class PacketCache {
   void store(const pkarr::SignedPacket& packet) {
     std::lock_guard lock(mu_);
     ++epoch_;
+    note_locked(packet.public_key());
     set_locked(packet.public_key(), packet);
+  }
+
+  // `packet` was committed to a database that other writers share (the PostgreSQL store) by a
+  // write that started at `seen_epoch` (epoch() read before sending it). Stored when nothing else
+  // changed its key in this cache since then; otherwise a later write (another daemon's, whose
+  // notification was handled before this call, or a concurrent one of ours) may be newer than
+  // `packet`, and the entry is dropped so that the next get() reads the database. Also dropped
+  // when the changes since seen_epoch are no longer all known (clear(), eviction, or more than
+  // kRecentChanges changes since). Returns whether it stored the packet.
+  bool store_committed(const pkarr::SignedPacket& packet, std::uint64_t seen_epoch) {
+    std::lock_guard lock(mu_);
+    const auto& key = packet.public_key();
+    bool raced = seen_epoch < complete_since_;
+    // Newest first; only the changes after seen_epoch (usually a handful) are looked at.
+    for (auto it = recent_.rbegin(); !raced && it != recent_.rend() && it->first > seen_epoch;
+         ++it) {
+      raced = it->second == key;
+    }
+    ++epoch_;
+    note_locked(key);
+    if (raced) {
+      erase_locked(key);
+      return false;
+    }
+    set_locked(key, packet);
+    return true;
   }
 
   void evict_older_than(std::uint64_t cutoff_us) {
     // Whole cache, once per eviction pass (not per chunk).
     std::lock_guard lock(mu_);
     ++epoch_;
+    complete_since_ = epoch_;
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (it->second && it->second->timestamp_us() < cutoff_us) {
         index_.erase(it->first);
@@ -87,16 +120,15 @@ class PacketCache {
   void forget(const pkarr::PublicKey& key) {
     std::lock_guard lock(mu_);
     ++epoch_;
-    auto it = index_.find(key);
-    if (it == index_.end()) return;
-    entries_.erase(it->second);
-    index_.erase(it);
+    note_locked(key);
+    erase_locked(key);
   }
 
   // Writes may have been missed (e.g. notifications while disconnected): start over.
   void clear() {
     std::lock_guard lock(mu_);
     ++epoch_;
+    complete_since_ = epoch_;
     index_.clear();
     entries_.clear();
   }
@@ -108,6 +140,24 @@ class PacketCache {
 
  private:
   using Entry = std::pair<pkarr::PublicKey, std::optional<pkarr::SignedPacket>>;
+  // Changes remembered for store_committed: far more than the writes that can happen during one
+  // database round trip, and ~160 KiB per cache.
+  static constexpr std::size_t kRecentChanges = 4096;
+
+  void note_locked(const pkarr::PublicKey& key) {
+    recent_.emplace_back(epoch_, key);
+    if (recent_.size() > kRecentChanges) {
+      complete_since_ = recent_.front().first;
+      recent_.pop_front();
+    }
+  }
+
+  void erase_locked(const pkarr::PublicKey& key) {
+    auto it = index_.find(key);
+    if (it == index_.end()) return;
+    entries_.erase(it->second);
+    index_.erase(it);
+  }
 
   void set_locked(const pkarr::PublicKey& key, const std::optional<pkarr::SignedPacket>& value) {
     if (capacity_ == 0) return;
@@ -128,6 +178,10 @@ class PacketCache {
   std::mutex mu_;
   std::size_t capacity_;
   std::uint64_t epoch_ = 0;
+  // (epoch, key) of the last kRecentChanges per-key changes, oldest first; every per-key change
+  // with an epoch above complete_since_ is in it.
+  std::deque<std::pair<std::uint64_t, pkarr::PublicKey>> recent_;
+  std::uint64_t complete_since_ = 0;
   std::list<Entry> entries_;
   std::unordered_map<pkarr::PublicKey, std::list<Entry>::iterator, PacketKeyHash> index_;
 };

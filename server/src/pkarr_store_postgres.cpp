@@ -6,7 +6,8 @@
 // of one INSERT ... ON CONFLICT DO UPDATE, so PostgreSQL's row lock decides between two daemons
 // racing on one key, and the statement is its own transaction: put() reports an outcome only after
 // the commit. The same statement NOTIFYs the write (delivered at commit), which the LISTEN
-// connection of every daemon turns into a cache invalidation.
+// connection of every daemon turns into a cache invalidation. The writing daemon caches its own
+// committed packet unless it saw another write of the key meanwhile (PacketCache::store_committed).
 #include <libpq-fe.h>
 #include <poll.h>
 #include <sodium.h>
@@ -610,6 +611,8 @@ void PostgresPkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
   auto fail_all = [&](const PkarrStoreError& e) {
     for (PendingPut* p : batch) p->result = e;
   };
+  // Before the commit: store_committed() compares against the changes of a key seen after it.
+  const std::uint64_t seen_epoch = cache_.epoch();
   for (int attempt = 0;; ++attempt) {
     auto lease = acquire();
     if (auto* e = std::get_if<PkarrStoreError>(&lease)) return fail_all(*e);
@@ -631,9 +634,9 @@ void PostgresPkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
       const bool inserted = PQgetvalue(r.get(), row, 1)[0] == 1;
       if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
       it->second->result = inserted ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
-      // Invalidate rather than store: another daemon's newer packet may have been committed (and
-      // its notification handled) since our commit; storing ours would pin the older packet.
-      cache_.forget(it->second->packet->public_key());
+      // Keeps the cache warm for the GET/DNS that usually follow a PUT, unless another write of
+      // the key was seen since the commit started (see store_committed()).
+      cache_.store_committed(*it->second->packet, seen_epoch);
     }
     return;
   }
@@ -651,6 +654,7 @@ PkarrPutResult PostgresPkarrStore::put_one(const pkarr::SignedPacket& packet) {
   const int lengths[4] = {static_cast<int>(key.size()), 8, static_cast<int>(bytes.size()), 0};
   const int formats[4] = {1, 1, 1, 0};
 
+  const std::uint64_t seen_epoch = cache_.epoch();  // see commit_batch()
   // A connection that sat idle may have lost its server (restart): one retry on a fresh one.
   for (int attempt = 0;; ++attempt) {
     auto lease = acquire();
@@ -684,10 +688,10 @@ PkarrPutResult PostgresPkarrStore::put_one(const pkarr::SignedPacket& packet) {
     if (PQntuples(r.get()) == 0) return PkarrPutOutcome::NotNewer;
     const bool inserted = PQgetvalue(r.get(), 0, 0)[0] == 't';
     if (inserted) count_.fetch_add(1, std::memory_order_relaxed);
-    // Invalidate rather than store: another daemon's newer packet may have been committed (and
-    // its notification handled) between our commit and this line, and storing ours would then
-    // pin the older packet in the cache. The next get() reads the row.
-    cache_.forget(packet.public_key());
+    // Stored unless another write of the key was seen since the commit started: another daemon's
+    // newer packet may have been committed (and its notification handled) meanwhile, and storing
+    // ours would then pin the older packet (see store_committed()).
+    cache_.store_committed(packet, seen_epoch);
     return inserted ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
   }
 }

@@ -7,7 +7,9 @@
 # turnutils_stunclient (STUN), quic-go (QAD),
 # Prometheus's HTTP API (up == 1 through deploy/prometheus/prometheus.yml), and that the daemon
 # runs as a non-root user holding only CAP_NET_BIND_SERVICE. Grafana is not started: its image
-# cannot be pulled here.
+# cannot be pulled here. Then docker/compose.postgres.yaml (issue 15): PostgreSQL from
+# docker/postgres.Dockerfile and two daemons sharing it; a PUT on node A is served by node B
+# (GET /pkarr, same bytes; DNS with kdig) and a newer PUT on B replaces it on A.
 #
 # Usage: run.sh WORKDIR QAD_GO_CLIENT
 # If no docker daemon answers, starts `dockerd --bridge=none --iptables=false` with its own
@@ -15,8 +17,8 @@
 # runs so images and build layers are reused) and stops it at the end. Needs root.
 # IROH_SKIP_DOCKER_TESTS=1 makes it print a skip and exit 77 (ctest: skipped); scripts/fresh-check
 # sets it, as its container cannot run docker. The daemon and base image code is in lib.sh.
-# IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the image builds when both images exist (iterating on
-# the compose file or the checks).
+# IROH_DOCKER_TEST_REUSE_IMAGES=1 skips the build of each image that exists already (iterating on
+# the compose files or the checks).
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # Inside a container (scripts/fresh-check) there is no docker daemon to be had: cgroups and
@@ -34,11 +36,14 @@ RUNDIR=/run/iroh-relay-docker-test  # dockerd's sockets: short paths (108-byte l
 PROJECT=iroh-relay-test
 RELAY_IMAGE=iroh-relay-test:latest
 PROMETHEUS_IMAGE=iroh-relay-test-prometheus:latest
+POSTGRES_IMAGE=iroh-relay-test-postgres:latest
+PG_PROJECT=iroh-relay-test-pg
 
 PY=/usr/bin/python3
 pass=0 fail=0
 phases=()
 compose_up=""
+compose_pg_up=""
 phase_start=$SECONDS
 phase() { # phase NAME: ends the previous phase's timer
   echo "== $1"
@@ -65,6 +70,9 @@ open(dst, "w").write(text)' "$@"
 compose() {
   timeout 600 docker-compose -p "$PROJECT" -f "$ROOT/docker/compose.yaml" "$@"
 }
+compose_pg() {
+  timeout 600 docker-compose -p "$PG_PROJECT" -f "$ROOT/docker/compose.postgres.yaml" "$@"
+}
 
 cleanup() {
   local rc=$?
@@ -72,6 +80,11 @@ cleanup() {
   if [ -n "$compose_up" ]; then
     compose logs --no-color >"$WORK/compose.log" 2>&1
     compose down -v --remove-orphans >"$WORK/compose-down.log" 2>&1 || echo "warning: compose down failed"
+  fi
+  if [ -n "$compose_pg_up" ]; then
+    compose_pg logs --no-color >"$WORK/compose-pg.log" 2>&1
+    compose_pg down -v --remove-orphans >"$WORK/compose-pg-down.log" 2>&1 ||
+      echo "warning: compose down (postgres) failed"
   fi
   docker_lib_cleanup
   echo
@@ -106,31 +119,41 @@ if [ -n "$DOCKER_LIB_BASE_BUILT" ]; then phase_done "base image (debootstrap + i
 else phase_done "base image (cached)"; fi
 
 # ---- our images -------------------------------------------------------------------------------
-if [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] &&
-   docker image inspect "$RELAY_IMAGE" "$PROMETHEUS_IMAGE" >/dev/null 2>&1; then
-  echo "IROH_DOCKER_TEST_REUSE_IMAGES: using the existing $RELAY_IMAGE and $PROMETHEUS_IMAGE"
-else
+reuse() { # reuse IMAGE: true when asked to reuse images and IMAGE exists
+  [ -n "${IROH_DOCKER_TEST_REUSE_IMAGES:-}" ] && docker image inspect "$1" >/dev/null 2>&1 &&
+    echo "IROH_DOCKER_TEST_REUSE_IMAGES: using the existing $1"
+}
+if ! reuse "$RELAY_IMAGE"; then
   phase "iroh-relay image"
   timeout 3000 docker build --network host -f "$ROOT/docker/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -t "$RELAY_IMAGE" "$ROOT" >"$WORK/build-relay.log" 2>&1 ||
     { tail -n 40 "$WORK/build-relay.log"; die "docker build of docker/Dockerfile failed"; }
   grep -m1 '^runtime packages:' "$WORK/build-relay.log"
   phase_done "iroh-relay image"
+fi
+if ! reuse "$PROMETHEUS_IMAGE"; then
   phase "prometheus image"
   timeout 900 docker build --network host -f "$ROOT/docker/prometheus.Dockerfile" \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$PROMETHEUS_IMAGE" "$ROOT" >"$WORK/build-prometheus.log" 2>&1 ||
     { tail -n 40 "$WORK/build-prometheus.log"; die "docker build of docker/prometheus.Dockerfile failed"; }
   phase_done "prometheus image"
 fi
+if ! reuse "$POSTGRES_IMAGE"; then
+  phase "postgres image"
+  timeout 900 docker build --network host -f "$ROOT/docker/postgres.Dockerfile" \
+    --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$POSTGRES_IMAGE" "$ROOT" >"$WORK/build-postgres.log" 2>&1 ||
+    { tail -n 40 "$WORK/build-postgres.log"; die "docker build of docker/postgres.Dockerfile failed"; }
+  phase_done "postgres image"
+fi
 mb() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1e6 }'; }
-echo "image sizes: iroh-relay $(mb "$RELAY_IMAGE"), prometheus $(mb "$PROMETHEUS_IMAGE"), base $(mb "$BASE_IMAGE")"
+echo "image sizes: iroh-relay $(mb "$RELAY_IMAGE"), prometheus $(mb "$PROMETHEUS_IMAGE"), postgres $(mb "$POSTGRES_IMAGE"), base $(mb "$BASE_IMAGE")"
 
 # ---- compose ----------------------------------------------------------------------------------
 phase "compose up"
 # Host networking: free ports instead of the defaults (53, 80, 443, ...), except that the plain
 # HTTP listener gets a free port below 1024, so the non-root daemon's CAP_NET_BIND_SERVICE is
 # exercised.
-read -r HTTP HTTPS STUN QAD DNS METRICS PROM < <("$PY" - <<'PY'
+read -r HTTP HTTPS STUN QAD DNS METRICS PROM PGPORT A_HTTP A_DNS A_METRICS B_HTTP B_DNS B_METRICS < <("$PY" - <<'PY'
 import socket
 held = []
 def grab(kinds, lo=0, hi=0):
@@ -150,10 +173,11 @@ def grab(kinds, lo=0, hi=0):
         return socks[0].getsockname()[1]
     raise SystemExit("no free port")
 T, U = socket.SOCK_STREAM, socket.SOCK_DGRAM
-print(grab([T], 900, 1000), grab([T]), grab([U]), grab([U]), grab([U, T]), grab([T]), grab([T]))
+print(grab([T], 900, 1000), grab([T]), grab([U]), grab([U]), grab([U, T]), grab([T]), grab([T]),
+      grab([T]), grab([T]), grab([U, T]), grab([T]), grab([T]), grab([U, T]), grab([T]))
 PY
 )
-[ -n "$PROM" ] || die "cannot find free ports"
+[ -n "$B_METRICS" ] || die "cannot find free ports"
 echo "ports: http $HTTP, https $HTTPS, stun $STUN, qad $QAD, dns $DNS, metrics $METRICS, prometheus $PROM"
 # docker/relay.yaml and deploy/prometheus/prometheus.yml as shipped, but for the ports (and a 1 s
 # scrape interval). Each replaced text must be there: the test notices when the files change.
@@ -218,3 +242,73 @@ check "Prometheus (deploy/prometheus/prometheus.yml) scrapes the relay: up == 1"
 check "Prometheus loaded the alert rules of deploy/prometheus/alerts.yml" \
   bash -c "curl -sS --max-time 5 http://127.0.0.1:$PROM/api/v1/rules | grep -q '\"file\":\"/etc/prometheus/alerts.yml\"'"
 phase_done "checks"
+
+# ---- two lookup nodes on one PostgreSQL (docker/compose.postgres.yaml, issue 15) ---------------
+phase "postgres compose up"
+echo "ports: postgres $PGPORT, node A http $A_HTTP dns $A_DNS, node B http $B_HTTP dns $B_DNS"
+# docker/lookup-{a,b}.yaml as shipped, but for the ports.
+for node in a b; do
+  if [ "$node" = a ]; then h=$A_HTTP d=$A_DNS m=$A_METRICS; else h=$B_HTTP d=$B_DNS m=$B_METRICS; fi
+  n=8001 ns=5301 nm=9101
+  [ "$node" = b ] && n=8002 ns=5302 nm=9102
+  replace_all "$ROOT/docker/lookup-$node.yaml" "$WORK/lookup-$node.yaml" \
+    "\"[::]:$n\"" "\"[::]:$h\"" "\"[::]:$ns\"" "\"[::]:$d\"" "\"127.0.0.1:$nm\"" "\"127.0.0.1:$m\"" \
+    '@127.0.0.1:5432/' "@127.0.0.1:$PGPORT/" \
+    || die "cannot derive the test config from docker/lookup-$node.yaml"
+done
+IROH_PG_PASSWORD="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+export IROH_PG_PASSWORD POSTGRES_PORT="$PGPORT" IROH_POSTGRES_IMAGE="$POSTGRES_IMAGE"
+export IROH_LOOKUP_A_CONFIG="$WORK/lookup-a.yaml" IROH_LOOKUP_B_CONFIG="$WORK/lookup-b.yaml"
+export IROH_LOOKUP_A_HEALTH_URL="http://127.0.0.1:$A_HTTP/ping" IROH_LOOKUP_B_HEALTH_URL="http://127.0.0.1:$B_HTTP/ping"
+export IROH_PG_HEALTH_INTERVAL=1s
+check "docker-compose config accepts docker/compose.postgres.yaml" compose_pg config -q
+compose_pg down -v --remove-orphans >/dev/null 2>&1  # leftovers of an interrupted run
+compose_pg_up=1
+# service_healthy: the nodes start once PostgreSQL answers pg_isready.
+compose_pg up -d --no-build postgres lookup-a lookup-b >"$WORK/compose-pg-up.log" 2>&1 ||
+  { cat "$WORK/compose-pg-up.log"; die "docker-compose up (postgres) failed"; }
+node_a="$(compose_pg ps -q lookup-a)" node_b="$(compose_pg ps -q lookup-b)" pg="$(compose_pg ps -q postgres)"
+if [ -z "$node_a" ] || [ -z "$node_b" ] || [ -z "$pg" ]; then die "containers of compose.postgres.yaml missing"; fi
+both_healthy() {
+  for c in "$node_a" "$node_b"; do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$c")" = healthy ] || return 1
+  done
+}
+docker_lib_wait_for 90 both_healthy || { docker logs "$node_a" 2>&1 | tail -n 20; docker logs "$node_b" 2>&1 | tail -n 20; }
+phase_done "postgres compose up"
+
+phase "postgres checks"
+check "postgres (docker/postgres.Dockerfile) and both nodes report healthy" bash -c "
+  [ \"\$(docker inspect -f '{{.State.Health.Status}}' $pg)\" = healthy ] &&
+  [ \"\$(docker inspect -f '{{.State.Health.Status}}' $node_a)\" = healthy ] &&
+  [ \"\$(docker inspect -f '{{.State.Health.Status}}' $node_b)\" = healthy ]"
+check "both nodes' /healthz report the PostgreSQL store ok" bash -c "
+  curl -sS --max-time 5 http://127.0.0.1:$A_HTTP/healthz | tee /dev/stderr | grep -q '\"store\":\"ok\"' &&
+  curl -sS --max-time 5 http://127.0.0.1:$B_HTTP/healthz | tee /dev/stderr | grep -q '\"store\":\"ok\"'"
+rm -f "$WORK/pg-key" "$WORK/pg-put1" "$WORK/pg-put2"
+z=""
+check "PUT /pkarr on node A (PyNaCl + dnspython) gets 2xx" bash -c "
+  '$PY' '$ROOT/tests/docker/pkarr_publish.py' --key '$WORK/pg-key' --out '$WORK/pg-put1' \
+    http://127.0.0.1:$A_HTTP - addr=192.0.2.20:4433 >'$WORK/pg-z32'"
+z="$(cat "$WORK/pg-z32" 2>/dev/null)"
+echo "key $z"
+check "node B serves the same bytes on GET /pkarr (curl)" bash -c "
+  curl -sS --max-time 5 -f -o '$WORK/pg-get-b' http://127.0.0.1:$B_HTTP/pkarr/$z && cmp '$WORK/pg-put1' '$WORK/pg-get-b'"
+check "node B answers DNS _iroh.<key>.irohdns.example. TXT (kdig)" bash -c "
+  kdig @127.0.0.1 -p $B_DNS +time=3 +retry=1 _iroh.$z.irohdns.example. TXT | tee /dev/stderr | grep -q 'addr=192.0.2.20:4433'"
+# Node A cached its own packet (GET, DNS); B's newer packet reaches A's cache through NOTIFY.
+check "a newer PUT on node B is served by node A within 5 s (GET /pkarr and DNS)" bash -c "
+  curl -sS --max-time 5 -f -o /dev/null http://127.0.0.1:$A_HTTP/pkarr/$z &&
+  '$PY' '$ROOT/tests/docker/pkarr_publish.py' --key '$WORK/pg-key' --out '$WORK/pg-put2' \
+    http://127.0.0.1:$B_HTTP - addr=192.0.2.21:4433 >/dev/null &&
+  for i in \$(seq 1 50); do
+    curl -sS --max-time 5 -f -o '$WORK/pg-get-a' http://127.0.0.1:$A_HTTP/pkarr/$z &&
+      cmp -s '$WORK/pg-put2' '$WORK/pg-get-a' && break
+    sleep 0.1
+  done && cmp '$WORK/pg-put2' '$WORK/pg-get-a' &&
+  kdig @127.0.0.1 -p $A_DNS +time=3 +retry=1 _iroh.$z.irohdns.example. TXT | tee /dev/stderr | grep -q 'addr=192.0.2.21:4433'"
+check "the daemons log in as the unprivileged role iroh (not a superuser)" bash -c "
+  docker exec $pg /usr/lib/postgresql/15/bin/psql -X -h /tmp -p $PGPORT -U postgres -d iroh -Atc \
+    \"SELECT usename, usesuper FROM pg_stat_activity JOIN pg_user USING (usename) WHERE application_name LIKE 'iroh-relay-%' GROUP BY 1, 2\" |
+    tee /dev/stderr | grep -qx 'iroh|f'"
+phase_done "postgres checks"

@@ -1,6 +1,7 @@
 // PostgresPkarrStore (issue 15): §2.4 ordering inside PostgreSQL, two stores on one database
 // (coherence through LISTEN/NOTIFY, races), eviction under the advisory lock, max_records, the
-// schema version, and an outage (PostgreSQL stopped and started again).
+// schema version, an outage (PostgreSQL stopped and started again), and a daemon's own PUT
+// keeping its cache warm (PacketCache::store_committed; the PacketCache tests open no socket).
 //
 // Every test process starts its own PostgreSQL 15 cluster with tests/interop/pg/pg_cluster.sh
 // (temporary directory, 127.0.0.1, a free port) and removes it at the end.
@@ -19,6 +20,7 @@
 #include <functional>
 #include <thread>
 
+#include "pkarr_packet_cache.hpp"
 #include "pkarr_store.hpp"
 
 namespace iroh::server {
@@ -325,6 +327,30 @@ TEST_F(PostgresStoreTest, OpenErrors) {
 
 // PostgreSQL stopped: put() fails with Unavailable, get() serves cached keys, degraded(); started
 // again: put() works again within 15 s, no reopen.
+// Issue 15: a PUT stores the committed packet in the writer's cache (the GET/DNS answers that
+// follow need no database read), and another store's newer write still replaces it there.
+TEST_F(PostgresStoreTest, OwnPutKeepsTheCacheWarm) {
+  auto a = open();
+  auto b = open();
+  ASSERT_TRUE(a && b);
+  const auto key = key_from_index(600);
+  const std::uint64_t ts = now_us();
+  const SignedPacket first = make_packet(key, ts, "https://one.example./");
+  EXPECT_EQ(put_ok(*a, first), PkarrPutOutcome::Inserted);
+  // Rows deleted behind the stores' back (no notification): what A answers comes from its cache.
+  sql("DELETE FROM iroh_pkarr_packets");
+  EXPECT_EQ(get_ok(*a, key.public_key()), first);
+  EXPECT_FALSE(get_ok(*b, key.public_key()));  // B never saw the packet: read from the table
+
+  const SignedPacket newer = make_packet(key, ts + 1, "https://two.example./");
+  EXPECT_EQ(put_ok(*b, newer), PkarrPutOutcome::Inserted);
+  EXPECT_TRUE(eventually([&] { return get_ok(*a, key.public_key()) == newer; }, 5s));
+  // An older packet is refused by PostgreSQL and leaves A's cache alone.
+  EXPECT_EQ(put_ok(*a, first), PkarrPutOutcome::NotNewer);
+  sql("DELETE FROM iroh_pkarr_packets");
+  EXPECT_EQ(get_ok(*b, key.public_key()), newer);  // B cached its own PUT too
+}
+
 TEST_F(PostgresStoreTest, OutageAndReconnect) {
   auto store = open();
   ASSERT_TRUE(store);
@@ -350,6 +376,66 @@ TEST_F(PostgresStoreTest, OutageAndReconnect) {
   EXPECT_EQ(get_ok(*store, key.public_key()), later);
   EXPECT_TRUE(eventually([&] { return !store->degraded(); }, 15s));
   EXPECT_GE(reconnects_.load(), 1);
+}
+
+// PacketCache::store_committed, deterministically (no database, no socket).
+TEST(PacketCache, StoreCommittedStoresWhenTheKeyDidNotChangeMeanwhile) {
+  ASSERT_GE(sodium_init(), 0);
+  PacketCache cache(16);
+  const SignedPacket p = make_packet(key_from_index(1), 1000);
+  const std::uint64_t seen = cache.epoch();
+  cache.forget(key_from_index(2).public_key());  // another key's notification: irrelevant
+  EXPECT_TRUE(cache.store_committed(p, seen));
+  std::optional<SignedPacket> out;
+  ASSERT_TRUE(cache.lookup(p.public_key(), out));
+  EXPECT_EQ(out, p);
+}
+
+TEST(PacketCache, StoreCommittedDropsTheEntryAfterAnotherWriteOfTheKey) {
+  ASSERT_GE(sodium_init(), 0);
+  PacketCache cache(16);
+  const auto key = key_from_index(3);
+  const SignedPacket older = make_packet(key, 1000);
+  std::optional<SignedPacket> out;
+  // Our commit started, another daemon committed a newer packet and its notification was handled
+  // before our store: storing ours would pin the older packet.
+  std::uint64_t seen = cache.epoch();
+  cache.forget(key.public_key());
+  EXPECT_FALSE(cache.store_committed(older, seen));
+  EXPECT_FALSE(cache.lookup(key.public_key(), out));
+  // The same with an entry cached before: it is dropped, not kept.
+  cache.insert_if_unchanged(key.public_key(), older, cache.epoch());
+  seen = cache.epoch();
+  cache.forget(key.public_key());
+  EXPECT_FALSE(cache.store_committed(older, seen));
+  EXPECT_FALSE(cache.lookup(key.public_key(), out));
+  // Two of our own writes of one key committing at once: the one stored second may be older.
+  const std::uint64_t seen1 = cache.epoch();
+  const std::uint64_t seen2 = cache.epoch();
+  EXPECT_TRUE(cache.store_committed(make_packet(key, 2000), seen2));
+  EXPECT_FALSE(cache.store_committed(older, seen1));
+  EXPECT_FALSE(cache.lookup(key.public_key(), out));
+}
+
+TEST(PacketCache, StoreCommittedDropsTheEntryWhenChangesWereNotTracked) {
+  ASSERT_GE(sodium_init(), 0);
+  PacketCache cache(16);
+  const SignedPacket p = make_packet(key_from_index(4), 1000);
+  std::optional<SignedPacket> out;
+  std::uint64_t seen = cache.epoch();
+  cache.clear();  // LISTEN reconnected: notifications may have been missed
+  EXPECT_FALSE(cache.store_committed(p, seen));
+  seen = cache.epoch();
+  cache.evict_older_than(1);
+  EXPECT_FALSE(cache.store_committed(p, seen));
+  // More changes of other keys since the commit started than the cache remembers.
+  seen = cache.epoch();
+  for (std::uint32_t i = 0; i < 5000; ++i) cache.forget(key_from_index(100 + i).public_key());
+  EXPECT_FALSE(cache.store_committed(p, seen));
+  EXPECT_FALSE(cache.lookup(p.public_key(), out));
+  // Afterwards (nothing since): stored again.
+  EXPECT_TRUE(cache.store_committed(p, cache.epoch()));
+  EXPECT_TRUE(cache.lookup(p.public_key(), out));
 }
 
 }  // namespace

@@ -53,4 +53,27 @@ TEST(DeployExamples, PackagedDefaultConfigLoads) {
   EXPECT_TRUE(c.enable_relay);
 }
 
+TEST(DeployExamples, ComposePostgresNodesShareOneDatabase) {
+  // docker/compose.postgres.yaml (issue 15): two lookup nodes that differ only in their ports and
+  // application_name, on the same database, without relaying.
+  const auto dir = std::filesystem::path(IROH_SOURCE_DIR) / "docker";
+  auto a = iroh::config::load_file(dir / "lookup-a.yaml");
+  auto b = iroh::config::load_file(dir / "lookup-b.yaml");
+  for (const auto* c : {&a, &b}) {
+    EXPECT_EQ(c->zone_store.backend, iroh::config::ZoneStoreBackend::Postgres);
+    EXPECT_TRUE(c->pkarr.enabled);
+    EXPECT_TRUE(c->dns.enabled);
+    EXPECT_EQ(c->access.mode, iroh::config::AccessMode::Allowlist);
+    EXPECT_TRUE(c->access.endpoints.empty());
+    EXPECT_TRUE(c->zone_store.postgres_password_file.empty());  // PGPASSWORD from compose
+  }
+  EXPECT_EQ(a.zone_store.postgres_url,
+            "postgresql://iroh@127.0.0.1:5432/iroh?application_name=iroh-relay-a");
+  EXPECT_EQ(b.zone_store.postgres_url,
+            "postgresql://iroh@127.0.0.1:5432/iroh?application_name=iroh-relay-b");
+  EXPECT_NE(a.http_bind_addr.to_string(), b.http_bind_addr.to_string());
+  EXPECT_NE(a.dns.bind_addr.to_string(), b.dns.bind_addr.to_string());
+  EXPECT_EQ(a.dns.origins, b.dns.origins);
+}
+
 }  // namespace
