@@ -333,7 +333,7 @@ class Loader {
     Section s = read_map(
         at, {"cert_mode", "https_bind_addr", "quic_bind_addr", "hostname", "cert_dir",
              "manual_cert_path", "manual_key_path", "prod_tls", "contact", "dangerous_http_only",
-             "acme_directory_url", "acme_ca_file"});
+             "acme_directory_url", "acme_ca_file", "acme_challenge"});
     TlsConfig tls;
     const Field* mode = s.find("cert_mode");
     if (!mode) fail(at.line, child_path(at.path, "cert_mode"), "required key is missing");
@@ -393,6 +393,19 @@ class Loader {
       std::error_code ec;
       if (!std::filesystem::is_regular_file(tls.acme_ca_file, ec)) {
         fail(f->line, f->path, "not a readable file: " + tls.acme_ca_file.string());
+      }
+    }
+
+    if (auto* f = s.find("acme_challenge")) {
+      std::string text = lowercase(scalar(*f, "http-01 or tls-alpn-01"));
+      if (text == "http-01") {
+        tls.acme_challenge = AcmeChallenge::Http01;
+      } else if (text == "tls-alpn-01") {
+        tls.acme_challenge = AcmeChallenge::TlsAlpn01;
+      } else {
+        fail(f->line, f->path,
+             "unknown challenge type " + in_quotes(f->value.Scalar()) +
+                 " (expected http-01 or tls-alpn-01)");
       }
     }
 

@@ -208,6 +208,8 @@ class DnsTomlLoader {
       if (!tls.prod_tls) {
         tls.acme_directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory";
       }
+      // iroh-dns-server orders through tokio-rustls-acme: TLS-ALPN-01 on the HTTPS port.
+      tls.acme_challenge = AcmeChallenge::TlsAlpn01;
     } else if (mode_text == "self_signed") {
       tls.cert_mode = CertMode::SelfSigned;  // generated at start, like iroh-dns-server's rcgen one
     } else {

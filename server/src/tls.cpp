@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "acme/certificate_store.hpp"
+#include "acme/tls_alpn.hpp"
 #include "log.hpp"
 #include "qad/quic_tls.hpp"
 
@@ -66,6 +67,8 @@ std::shared_ptr<ssl::context> make_server_tls_context(const std::string& chain_p
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     throw std::runtime_error("the private key does not match the certificate");
   }
+  // TLS-ALPN-01 (RFC 8737): pending ACME validations answer on every HTTPS listener.
+  acme::TlsAlpnChallenges::attach(ctx->native_handle());
   return ctx;
 }
 

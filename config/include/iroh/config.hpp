@@ -30,6 +30,9 @@ struct SocketAddr {
 // SelfSigned: a certificate generated at start for hostname[0] (and localhost, 127.0.0.1, ::1);
 // iroh-dns-server's [https] cert_mode = "self_signed" (--dns-config), not a YAML value.
 enum class CertMode { Manual, Reloading, LetsEncrypt, SelfSigned };
+// tls.acme_challenge: HTTP-01 on http_bind_addr (port 80), or TLS-ALPN-01 (RFC 8737) on the
+// HTTPS listener itself (port 443 only; what the reference iroh-relay uses).
+enum class AcmeChallenge { Http01, TlsAlpn01 };
 
 struct TlsConfig {
   CertMode cert_mode = CertMode::Manual;
@@ -46,6 +49,7 @@ struct TlsConfig {
   // prod_tls. acme_ca_file: PEM bundle trusted for the ACME server's HTTPS (empty = system store).
   std::string acme_directory_url = "https://acme-v02.api.letsencrypt.org/directory";
   std::filesystem::path acme_ca_file;
+  AcmeChallenge acme_challenge = AcmeChallenge::Http01;
 };
 
 struct ClientRxLimit {

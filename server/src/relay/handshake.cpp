@@ -6,6 +6,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "acme/tls_alpn.hpp"
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
@@ -74,6 +75,10 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     if (ec) {
       log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
       errored_ = true;
+      co_return std::nullopt;
+    }
+    // RFC 8737 §3: an acme-tls/1 connection ends after the handshake (no HTTP on it).
+    if (acme::TlsAlpnChallenges::negotiated(ws_.next_layer().native_handle())) {
       co_return std::nullopt;
     }
   }
