@@ -191,6 +191,16 @@ struct DnsConfig {
   std::size_t rrl_table_size = 65536;
 };
 
+// lookup_listeners (issue 17, iroh-dns-server's [http] / [https]): address lookup (pkarr, DoH,
+// /healthz) on listeners of its own beside the relay's, the HTTPS one with its own certificate.
+struct LookupListeners {
+  std::optional<SocketAddr> http_bind_addr;  // plain HTTP
+  // https_bind_addr, hostname (the domains), cert_mode Manual (manual_cert_path / key_path),
+  // SelfSigned or LetsEncrypt (ACME fields as in the relay's tls section); quic_bind_addr unused.
+  std::optional<TlsConfig> https;
+  bool any() const { return http_bind_addr.has_value() || https.has_value(); }
+};
+
 struct Config {
   std::filesystem::path source;              // file the config came from ("<dev default>" if none)
   bool dev = false;
@@ -214,6 +224,7 @@ struct Config {
   // otherwise has only the captive portal and ACME. Set by iroh-dns-server's [http] beside its
   // [https] (--dns-config, docs/migrating.md); not a YAML key.
   bool lookup_on_http_listener = false;
+  LookupListeners lookup_listeners;
   std::filesystem::path data_dir = "/var/lib/iroh-relay";
   std::string log_level = "info";            // trace, debug, info, warn, error
   std::string log_format = "text";           // text, json

@@ -155,7 +155,15 @@ void Connection<Stream>::finish_response(HttpResponse& res) {
 
 template <class Stream>
 const HttpRouter& Connection<Stream>::routes() const {
-  return role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+  switch (role_) {
+    case ListenerRole::CaptivePortal:
+      return state_.captive_router;
+    case ListenerRole::Lookup:
+      return state_.lookup_router;
+    case ListenerRole::RelayService:
+      break;
+  }
+  return state_.relay_router;
 }
 
 template <class Stream>
