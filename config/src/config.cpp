@@ -107,7 +107,9 @@ class Loader {
          "shutdown_grace_secs", "enable_pkarr", "pkarr_put_rate_limit", "pkarr_put_burst",
          "pkarr_put_refill_secs", "zone_store", "enable_dns", "dns",
          // issue 19 item 4
-         "trusted_proxies", "pkarr_put_rate_limit_ipv6_prefix", "pkarr_max_future_skew_secs"});
+         "trusted_proxies", "pkarr_put_rate_limit_ipv6_prefix", "pkarr_max_future_skew_secs",
+         // issue 17: lookup on its own listeners
+         "lookup_listeners"});
 
     if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
     if (auto* f = top.find("http_bind_addr")) {
@@ -187,6 +189,7 @@ class Loader {
     }
 
     if (cfg.tls) check_tls_files(cfg, *tls_field);
+    if (auto* f = top.find("lookup_listeners")) read_lookup_listeners(*f, cfg);
     return cfg;
   }
 
@@ -333,7 +336,7 @@ class Loader {
     Section s = read_map(
         at, {"cert_mode", "https_bind_addr", "quic_bind_addr", "hostname", "cert_dir",
              "manual_cert_path", "manual_key_path", "prod_tls", "contact", "dangerous_http_only",
-             "acme_directory_url", "acme_ca_file"});
+             "acme_directory_url", "acme_ca_file", "acme_challenge"});
     TlsConfig tls;
     const Field* mode = s.find("cert_mode");
     if (!mode) fail(at.line, child_path(at.path, "cert_mode"), "required key is missing");
@@ -396,6 +399,19 @@ class Loader {
       }
     }
 
+    if (auto* f = s.find("acme_challenge")) {
+      std::string text = lowercase(scalar(*f, "http-01 or tls-alpn-01"));
+      if (text == "http-01") {
+        tls.acme_challenge = AcmeChallenge::Http01;
+      } else if (text == "tls-alpn-01") {
+        tls.acme_challenge = AcmeChallenge::TlsAlpn01;
+      } else {
+        fail(f->line, f->path,
+             "unknown challenge type " + in_quotes(f->value.Scalar()) +
+                 " (expected http-01 or tls-alpn-01)");
+      }
+    }
+
     if (tls.cert_mode == CertMode::LetsEncrypt) {
       if (dev_) {
         fail(mode->line, mode->path,
@@ -433,6 +449,87 @@ class Loader {
   }
 
   // ---- address lookup (enable_pkarr, pkarr_put_*, zone_store, enable_dns, dns) -----------------
+
+  // lookup_listeners: http_bind_addr and/or https (a tls-like section: https_bind_addr required,
+  // cert_mode manual | self_signed | letsencrypt, hostname = the domains; manual files default
+  // to cert_dir/<first hostname>.crt / .key like iroh-dns-server's cert_cache).
+  void read_lookup_listeners(const Field& at, Config& cfg) {
+    Section s = read_map(at, {"http_bind_addr", "https"});
+    if (auto* f = s.find("http_bind_addr"))
+      cfg.lookup_listeners.http_bind_addr = as_socket_addr(*f);
+    if (auto* f = s.find("https")) {
+      Section h = read_map(*f, {"https_bind_addr", "cert_mode", "hostname", "cert_dir",
+                                "manual_cert_path", "manual_key_path", "prod_tls", "contact",
+                                "acme_directory_url", "acme_ca_file", "acme_challenge"});
+      const Field* bind = h.find("https_bind_addr");
+      if (!bind) fail(f->line, child_path(f->path, "https_bind_addr"), "required key is missing");
+      const Field* mode = h.find("cert_mode");
+      if (!mode) fail(f->line, child_path(f->path, "cert_mode"), "required key is missing");
+      // Everything but self_signed reads like the relay's tls section.
+      const bool self_signed =
+          lowercase(scalar(*mode, "manual, self_signed or letsencrypt")) == "self_signed";
+      TlsConfig tls;
+      if (self_signed) {
+        tls.cert_mode = CertMode::SelfSigned;
+        tls.https_bind_addr = as_socket_addr(*bind);
+        if (auto* n = h.find("hostname")) {
+          if (n->value.IsSequence()) {
+            for (const Field& item : list_items(*n, "a host name or a list of host names")) {
+              tls.hostname.push_back(as_string(item));
+            }
+          } else {
+            tls.hostname.push_back(as_string(*n));
+          }
+        }
+      } else {
+        const std::string mode_text = lowercase(mode->value.Scalar());
+        if (mode_text != "manual" && mode_text != "letsencrypt") {
+          fail(mode->line, mode->path,
+               "unknown certificate mode " + in_quotes(mode->value.Scalar()) +
+                   " (expected manual, self_signed or letsencrypt)");
+        }
+        const TlsLines relay_lines = tls_lines_;
+        tls = read_tls(*f, cfg.http_bind_addr);
+        tls_lines_ = relay_lines;
+        if (tls.cert_mode == CertMode::LetsEncrypt) {
+          fail(mode->line, mode->path,
+               "letsencrypt on the lookup listener is not supported yet (issue 17); use manual "
+               "or self_signed");
+        }
+        if (tls.cert_mode == CertMode::Manual) {
+          if (!h.find("manual_cert_path") || !h.find("manual_key_path")) {
+            if (tls.hostname.empty()) {
+              fail(mode->line, child_path(f->path, "hostname"),
+                   "manual without manual_cert_path needs a hostname (it names the files)");
+            }
+            const std::string base = detail::escape_hostname(tls.hostname.front());
+            if (!h.find("manual_cert_path")) tls.manual_cert_path = tls.cert_dir / (base + ".crt");
+            if (!h.find("manual_key_path")) tls.manual_key_path = tls.cert_dir / (base + ".key");
+          }
+          for (const char* key : {"manual_cert_path", "manual_key_path"}) {
+            const fs::path& path = std::string_view(key) == "manual_cert_path"
+                                       ? tls.manual_cert_path
+                                       : tls.manual_key_path;
+            if (auto reason = unreadable(path)) {
+              const Field* k = h.find(key);
+              fail(k ? k->line : mode->line, child_path(f->path, key),
+                   "cannot read " + in_quotes(path.string()) + ": " + *reason);
+            }
+          }
+        }
+      }
+      if (cfg.tls && tls.https_bind_addr.port != 0 &&
+          detail::same_addr(tls.https_bind_addr, cfg.tls->https_bind_addr)) {
+        fail(bind->line, bind->path, "is the relay's tls.https_bind_addr; leave it out there");
+      }
+      cfg.lookup_listeners.https = std::move(tls);
+    }
+    if (cfg.lookup_listeners.http_bind_addr && cfg.lookup_listeners.http_bind_addr->port != 0 &&
+        detail::same_addr(*cfg.lookup_listeners.http_bind_addr, cfg.http_bind_addr)) {
+      const Field* f = s.find("http_bind_addr");
+      fail(f->line, f->path, "is the relay's http_bind_addr; leave it out there");
+    }
+  }
 
   // Called after data_dir is known (the store path defaults to a file in it).
   void read_lookup(const Section& top, Config& cfg) {

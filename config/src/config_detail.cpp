@@ -1,5 +1,7 @@
 #include "config_detail.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -190,6 +192,33 @@ bool blank_or_comments(std::string_view text) {
     start = end + 1;
   }
   return true;
+}
+
+// The same address: "::" and "0:0:0:0:0:0:0:0" are one.
+bool same_addr(const SocketAddr& a, const SocketAddr& b) {
+  if (a.port != b.port) return false;
+  in6_addr a6{}, b6{};
+  in_addr a4{}, b4{};
+  if (inet_pton(AF_INET6, a.host.c_str(), &a6) == 1 &&
+      inet_pton(AF_INET6, b.host.c_str(), &b6) == 1) {
+    return std::memcmp(&a6, &b6, sizeof a6) == 0;
+  }
+  if (inet_pton(AF_INET, a.host.c_str(), &a4) == 1 &&
+      inet_pton(AF_INET, b.host.c_str(), &b4) == 1) {
+    return a4.s_addr == b4.s_addr;
+  }
+  return a.host == b.host;
+}
+
+std::string escape_hostname(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.') {
+      out += c;
+    }
+  }
+  return out;
 }
 
 void apply_acme_env(TlsConfig& tls, const std::string& source) {

@@ -31,6 +31,10 @@ std::optional<std::string> domain_name_problem(std::string_view text);
 std::optional<std::string> soa_problem(const std::string& text);
 // Why `path` cannot be read as a file, or nullopt.
 std::optional<std::string> unreadable(const std::filesystem::path& path);
+// The same listener address: "::" and "0:0:0:0:0:0:0:0" are one.
+bool same_addr(const SocketAddr& a, const SocketAddr& b);
+// iroh-dns-server's file name for a manual certificate: characters outside [a-zA-Z0-9.-] removed.
+std::string escape_hostname(const std::string& name);
 // The whole file (at most 1 MiB); throws ConfigError naming the file.
 std::string read_config_text(const std::filesystem::path& path);
 // True if every line of `text` is blank or a '#' comment (YAML and TOML share the syntax).

@@ -1,8 +1,9 @@
 // iroh-dns-server's TOML config file (iroh 1.0.3, iroh-dns-server/src/config.rs `Config`) on top
 // of the daemon's Config: address lookup (pkarr PUT/GET, DNS, DoH) with the reference's keys and
-// defaults (spec address-lookup.md §8). This daemon serves lookup on the relay's HTTP(S)
-// listeners; a [http]/[https]/[metrics] listener of the DNS server's own that differs from the
-// relay's is refused with the reason (issue 17 item 2), never dropped. Mapping: docs/migrating.md.
+// defaults (spec address-lookup.md §8). With a relay config, an [http]/[https] on the relay's own
+// addresses joins those listeners; one elsewhere becomes a lookup listener of its own
+// (lookup_listeners, issue 17 item 2) with its own certificate. A [metrics] listener apart from
+// the relay's is refused with the reason, never dropped. Mapping: docs/migrating.md.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -21,40 +22,11 @@ using detail::TomlReader;
 using Item = TomlReader::Item;
 
 constexpr const char* kHint = "; see docs/migrating.md";
-constexpr const char* kOwnListener =
-    "a lookup listener apart from the relay's is not supported yet (issue 17 item 2): ";
+constexpr const char* kOwnListener = "a metrics listener apart from the relay's is not supported: ";
 
 const Item* find(const TomlReader::Section& s, std::string_view key) {
   auto it = s.find(key);
   return it == s.end() ? nullptr : &it->second;
-}
-
-// The same address: "::" and "0:0:0:0:0:0:0:0" are one.
-bool same_addr(const SocketAddr& a, const SocketAddr& b) {
-  if (a.port != b.port) return false;
-  in6_addr a6{}, b6{};
-  in_addr a4{}, b4{};
-  if (inet_pton(AF_INET6, a.host.c_str(), &a6) == 1 &&
-      inet_pton(AF_INET6, b.host.c_str(), &b6) == 1) {
-    return std::memcmp(&a6, &b6, sizeof a6) == 0;
-  }
-  if (inet_pton(AF_INET, a.host.c_str(), &a4) == 1 &&
-      inet_pton(AF_INET, b.host.c_str(), &b4) == 1) {
-    return a4.s_addr == b4.s_addr;
-  }
-  return a.host == b.host;
-}
-
-// iroh-dns-server's file name for a manual certificate: characters outside [a-zA-Z0-9.-] removed.
-std::string escape_hostname(const std::string& name) {
-  std::string out;
-  for (char c : name) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.') {
-      out += c;
-    }
-  }
-  return out;
 }
 
 // iroh-dns-server's data directory when neither data_dir nor IROH_DNS_DATA_DIR is set:
@@ -152,11 +124,10 @@ class DnsTomlLoader {
       return;
     }
     const bool relay_tls = cfg_.tls && !cfg_.tls->dangerous_http_only && !cfg_.dev;
-    if (!same_addr(addr, cfg_.http_bind_addr)) {
-      r_.fail(at.line, at.path,
-              std::string(kOwnListener) + addr.to_string() + " is not the relay's http_bind_addr " +
-                  cfg_.http_bind_addr.to_string() +
-                  "; set [http] to that address or remove the section");
+    if (!detail::same_addr(addr, cfg_.http_bind_addr)) {
+      // A listener of its own (lookup_listeners.http_bind_addr), as iroh-dns-server has.
+      cfg_.lookup_listeners.http_bind_addr = addr;
+      return;
     }
     // In TLS mode that listener has only the captive portal and ACME; lookup joins them.
     if (relay_tls) cfg_.lookup_on_http_listener = true;
@@ -181,7 +152,7 @@ class DnsTomlLoader {
         r_.fail(domains->line, domains->path, "manual needs a domain (it names the files)");
       }
       tls.cert_mode = CertMode::Manual;
-      std::string base = escape_hostname(tls.hostname.front());
+      std::string base = detail::escape_hostname(tls.hostname.front());
       tls.manual_cert_path = cert_cache / (base + ".crt");
       tls.manual_key_path = cert_cache / (base + ".key");
       for (const auto& path : {tls.manual_cert_path, tls.manual_key_path}) {
@@ -208,6 +179,8 @@ class DnsTomlLoader {
       if (!tls.prod_tls) {
         tls.acme_directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory";
       }
+      // iroh-dns-server orders through tokio-rustls-acme: TLS-ALPN-01 on the HTTPS port.
+      tls.acme_challenge = AcmeChallenge::TlsAlpn01;
     } else if (mode_text == "self_signed") {
       tls.cert_mode = CertMode::SelfSigned;  // generated at start, like iroh-dns-server's rcgen one
     } else {
@@ -228,13 +201,19 @@ class DnsTomlLoader {
     // Lookup runs on the relay's HTTPS listener, with the relay's certificate: the DNS server's
     // [https] is accepted when it describes that listener and certificate.
     const bool relay_tls = cfg_.tls && !cfg_.tls->dangerous_http_only && !cfg_.dev;
+    if (!relay_tls || !detail::same_addr(tls.https_bind_addr, cfg_.tls->https_bind_addr)) {
+      // A listener of its own with its own certificate (lookup_listeners.https).
+      if (tls.cert_mode == CertMode::LetsEncrypt) {
+        r_.fail(at.line, at.path + ".cert_mode",
+                "lets_encrypt on a lookup listener apart from the relay's is not supported yet "
+                "(issue 17); use manual or self_signed there, or point [https] at the relay's "
+                "HTTPS listener");
+      }
+      cfg_.lookup_listeners.https = std::move(tls);
+      return;
+    }
     std::string differs;
-    if (!relay_tls) {
-      differs = "the relay has no HTTPS listener";
-    } else if (!same_addr(tls.https_bind_addr, cfg_.tls->https_bind_addr)) {
-      differs = tls.https_bind_addr.to_string() + " is not the relay's tls.https_bind_addr " +
-                cfg_.tls->https_bind_addr.to_string();
-    } else if (tls.cert_mode == CertMode::SelfSigned) {
+    if (tls.cert_mode == CertMode::SelfSigned) {
       if (cfg_.tls->cert_mode != CertMode::SelfSigned) {
         differs = "self_signed, but the relay serves its own certificate";
       }
@@ -260,8 +239,9 @@ class DnsTomlLoader {
     }
     if (!differs.empty()) {
       r_.fail(at.line, at.path,
-              std::string(kOwnListener) + differs +
-                  "; point [https] at the relay's HTTPS listener and certificate, or remove it");
+              "[https] is on the relay's HTTPS listener, but " + differs +
+                  " (one listener serves one certificate); give [https] a port of its own, "
+                  "or the relay's certificate");
     }
   }
 
@@ -328,9 +308,10 @@ class DnsTomlLoader {
     }
     // One metrics listener: the lookup metrics are on the relay's. Without a [metrics] section
     // that is where they go; a section asking for another listener is refused.
-    if (at && enabled && (!cfg_.enable_metrics || !same_addr(addr, cfg_.metrics_bind_addr))) {
+    if (at && enabled &&
+        (!cfg_.enable_metrics || !detail::same_addr(addr, cfg_.metrics_bind_addr))) {
       r_.fail(at->line, at->path,
-              std::string(kOwnListener) + "metrics on " + addr.to_string() +
+              std::string(kOwnListener) + "lookup metrics on " + addr.to_string() +
                   (cfg_.enable_metrics ? " are served on the relay's metrics_bind_addr " +
                                              cfg_.metrics_bind_addr.to_string()
                                        : std::string(", but the relay's metrics are off")) +

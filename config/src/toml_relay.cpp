@@ -139,6 +139,8 @@ class RelayTomlLoader {
         r_.fail(mode->line, at.path + ".contact", "LetsEncrypt needs a contact email");
       }
       detail::apply_acme_env(tls, r_.file());
+      // iroh-relay orders through tokio-rustls-acme, which answers TLS-ALPN-01 on the HTTPS port.
+      tls.acme_challenge = AcmeChallenge::TlsAlpn01;
     }
     return tls;
   }

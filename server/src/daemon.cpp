@@ -66,6 +66,12 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (a.stun.enabled != b.stun.enabled) out.push_back("enable_stun");
   if (!(a.stun.bind_addr == b.stun.bind_addr)) out.push_back("stun_bind_addr");
   if (a.data_dir != b.data_dir) out.push_back("data_dir");
+  const auto& la = a.lookup_listeners;
+  const auto& lb = b.lookup_listeners;
+  if (!(la.http_bind_addr == lb.http_bind_addr) || la.https.has_value() != lb.https.has_value() ||
+      (la.https && !(la.https->https_bind_addr == lb.https->https_bind_addr))) {
+    out.push_back("lookup_listeners");
+  }
   return out;
 }
 
@@ -130,6 +136,10 @@ HttpRouter& Daemon::router() {
 
 HttpRouter& Daemon::plain_router() {
   return impl_->relay->plain_router();
+}
+
+HttpRouter& Daemon::lookup_router() {
+  return impl_->relay->lookup_router();
 }
 
 void Daemon::add_service(std::unique_ptr<Service> service) {
@@ -216,6 +226,12 @@ std::optional<asio::ip::tcp::endpoint> Daemon::http_endpoint() const {
 }
 std::optional<asio::ip::tcp::endpoint> Daemon::https_endpoint() const {
   return impl_->relay->https_endpoint();
+}
+std::optional<asio::ip::tcp::endpoint> Daemon::lookup_http_endpoint() const {
+  return impl_->relay->lookup_http_endpoint();
+}
+std::optional<asio::ip::tcp::endpoint> Daemon::lookup_https_endpoint() const {
+  return impl_->relay->lookup_https_endpoint();
 }
 const config::Config& Daemon::config() const {
   return impl_->config;

@@ -61,6 +61,9 @@ void add_status_and_metrics(iroh::server::Daemon& daemon,
   status.registry = daemon.metrics_registry();
   status.lookup_store_size = lookup_store_size;
   status.lookup_store_health = std::move(lookup_store_health);
+  // lookup_listeners (issue 17) answer /healthz (and the status page) like the relay listener.
+  if (config.lookup_listeners.any())
+    iroh::server::add_status_routes(daemon.lookup_router(), status);
   iroh::server::add_status_routes(daemon.router(), std::move(status));
   if (config.enable_metrics) {
     daemon.add_service(iroh::server::make_metrics_service(daemon, std::move(lookup_store_size)));
@@ -133,8 +136,11 @@ void add_configured_services(iroh::server::Daemon& daemon) {
     if (config.lookup_on_http_listener && &daemon.plain_router() != &daemon.router()) {
       plain = &daemon.plain_router();
     }
+    // And on lookup_listeners, when configured (issue 17 item 2).
+    iroh::server::HttpRouter* own =
+        config.lookup_listeners.any() ? &daemon.lookup_router() : nullptr;
     if (config.pkarr.enabled) {
-      iroh::server::add_pkarr_routes(daemon.router(), pkarr_store, config.pkarr, plain);
+      iroh::server::add_pkarr_routes(daemon.router(), pkarr_store, config.pkarr, {plain, own});
     }
     if (config.dns.enabled) {
       // Authoritative DNS (UDP + TCP on dns.bind_addr) and DoH at /dns-query, one handler.
@@ -145,6 +151,7 @@ void add_configured_services(iroh::server::Daemon& daemon) {
           daemon.io_context(), config.dns, dns,
           iroh::server::DnsServiceOptions{.metrics_registry = daemon.metrics_registry()}));
       if (plain) iroh::server::add_doh_routes(*plain, dns);
+      if (own) iroh::server::add_doh_routes(*own, dns);
       iroh::server::add_doh_routes(daemon.router(), std::move(dns));
     }
   }

@@ -34,7 +34,6 @@ HttpResponse cors_response(const HttpRequest& req, http::status status, std::str
   return res;
 }
 
-
 // Why `text` is not a public key, for the 400 detail (the checks of pkarr::key_from_z32).
 std::string invalid_key_reason(std::string_view text) {
   if (text.size() != pkarr::kZ32KeyLength) {
@@ -488,10 +487,11 @@ void add_pkarr_routes_to(HttpRouter& router, const std::shared_ptr<PkarrApi>& ap
 }  // namespace
 
 void add_pkarr_routes(HttpRouter& first, PkarrStoreService& store,
-                      const config::PkarrConfig& config, HttpRouter* also) {
+                      const config::PkarrConfig& config, const std::vector<HttpRouter*>& also) {
   // One API for every router: the PUT rate limit holds across listeners.
   auto api = std::make_shared<PkarrApi>(store, config);
-  for (HttpRouter* each : {&first, also}) {
+  add_pkarr_routes_to(first, api);
+  for (HttpRouter* each : also) {
     if (each) add_pkarr_routes_to(*each, api);
   }
 }

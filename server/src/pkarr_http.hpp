@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "iroh/config.hpp"
 #include "iroh/pkarr.hpp"
@@ -89,9 +90,9 @@ void add_cors_preflight_routes(HttpRouter& router);
 
 // Registers the routes above (and 405 for other methods on /pkarr/{z32}). `store` must outlive
 // the router.
-// `also`: a second router served by the same API, rate limiter included (the plain HTTP listener
-// with config lookup_on_http_listener).
+// `also`: more routers served by the same API, rate limiter included (the plain HTTP listener
+// with config lookup_on_http_listener, the lookup_listeners' router); null entries are skipped.
 void add_pkarr_routes(HttpRouter& router, PkarrStoreService& store,
-                      const config::PkarrConfig& config, HttpRouter* also = nullptr);
+                      const config::PkarrConfig& config, const std::vector<HttpRouter*>& also = {});
 
 }  // namespace iroh::server

@@ -34,6 +34,8 @@ struct RelayService::Impl {
   std::vector<std::unique_ptr<RelayListener>> listeners;
   std::optional<tcp::endpoint> http_endpoint;
   std::optional<tcp::endpoint> https_endpoint;
+  std::optional<tcp::endpoint> lookup_http_endpoint;
+  std::optional<tcp::endpoint> lookup_https_endpoint;
 
   void open(const config::SocketAddr& addr, std::string_view key, ListenerRole role, bool tls);
 };
@@ -60,9 +62,16 @@ void RelayService::Impl::open(const config::SocketAddr& addr, std::string_view k
     if (w == 0) {
       // Port 0 binds the first acceptor anywhere; the others join it there.
       ep = a.local_endpoint();
-      // Stable format, parsed by tests and scripts: "listening <http|https> on <ip:port>".
-      log::info("listening ", tls ? "https" : "http", " on ", format_endpoint(ep));
-      (tls ? https_endpoint : http_endpoint) = ep;
+      // Stable format, parsed by tests and scripts: "listening <http|https> on <ip:port>"
+      // ("lookup-http" / "lookup-https" for lookup_listeners).
+      const bool lookup = role == ListenerRole::Lookup;
+      log::info("listening ", lookup ? "lookup-" : "", tls ? "https" : "http", " on ",
+                format_endpoint(ep));
+      if (lookup) {
+        (tls ? lookup_https_endpoint : lookup_http_endpoint) = ep;
+      } else {
+        (tls ? https_endpoint : http_endpoint) = ep;
+      }
     }
     asio::co_spawn(a.get_executor(), accept_loop(state, *listener), asio::detached);
     listeners.push_back(std::move(listener));
@@ -79,6 +88,10 @@ RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
     state.tls_mode = true;
   }
   register_builtin_routes(state, !tls_mode);
+  if (config.lookup_listeners.https) {
+    state.set_lookup_tls_context(make_server_tls_context(
+        *config.lookup_listeners.https, config.source.string(), "lookup_listeners.https"));
+  }
 }
 
 RelayService::~RelayService() {
@@ -94,6 +107,10 @@ HttpRouter& RelayService::plain_router() {
   return impl_->state->tls_mode ? impl_->state->captive_router : impl_->state->relay_router;
 }
 
+HttpRouter& RelayService::lookup_router() {
+  return impl_->state->lookup_router;
+}
+
 bool RelayService::tls_mode() const {
   return impl_->state->tls_mode;
 }
@@ -106,6 +123,10 @@ void RelayService::apply(const config::Config& next) {
 
 void RelayService::set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx) {
   impl_->state->set_tls_context(std::move(ctx));
+}
+
+void RelayService::set_lookup_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx) {
+  impl_->state->set_lookup_tls_context(std::move(ctx));
 }
 
 void RelayService::drain(std::chrono::milliseconds reconnect_in,
@@ -127,16 +148,27 @@ void RelayService::stop_accepting() {
 
 void RelayService::start() {
   const auto& cfg = impl_->state->config;
-  if (!cfg.enable_relay || impl_->workers) return;
+  const auto& lookup = cfg.lookup_listeners;
+  if ((!cfg.enable_relay && !lookup.any()) || impl_->workers) return;
   impl_->workers =
       std::make_unique<RelayWorkers>(relay_worker_count(cfg.relay_threads), impl_->state->metrics);
   if (impl_->workers->size() > 1) impl_->state->registry.set_cross_worker(impl_->workers.get());
   log::info("relay: ", impl_->workers->size(), " worker(s)");
-  if (impl_->state->tls_mode) {
+  if (!cfg.enable_relay) {
+    // Only the lookup listeners below.
+  } else if (impl_->state->tls_mode) {
     impl_->open(cfg.tls->https_bind_addr, "https_bind_addr", ListenerRole::RelayService, true);
     impl_->open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::CaptivePortal, false);
   } else {
     impl_->open(cfg.http_bind_addr, "http_bind_addr", ListenerRole::RelayService, false);
+  }
+  if (lookup.https) {
+    impl_->open(lookup.https->https_bind_addr, "lookup_listeners.https.https_bind_addr",
+                ListenerRole::Lookup, true);
+  }
+  if (lookup.http_bind_addr) {
+    impl_->open(*lookup.http_bind_addr, "lookup_listeners.http_bind_addr", ListenerRole::Lookup,
+                false);
   }
   impl_->workers->start();
 }
@@ -161,6 +193,12 @@ std::optional<tcp::endpoint> RelayService::http_endpoint() const {
 }
 std::optional<tcp::endpoint> RelayService::https_endpoint() const {
   return impl_->https_endpoint;
+}
+std::optional<tcp::endpoint> RelayService::lookup_http_endpoint() const {
+  return impl_->lookup_http_endpoint;
+}
+std::optional<tcp::endpoint> RelayService::lookup_https_endpoint() const {
+  return impl_->lookup_https_endpoint;
 }
 RelayQueueDepth RelayService::queue_depth() const {
   return impl_->state->registry.queue_depth();

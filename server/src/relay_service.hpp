@@ -29,6 +29,8 @@ class RelayService {
   // Routes of the plain listener: the captive-portal one in TLS mode, router() otherwise.
   HttpRouter& plain_router();
   bool tls_mode() const;
+  // Routes of the lookup_listeners (issue 17); nothing listens there unless configured.
+  HttpRouter& lookup_router();
 
   // Reload: the limits and access control of `next` for connections accepted (limits) or
   // authenticated (access) from now on. Throws config::ConfigError (nothing changes) if the
@@ -36,6 +38,8 @@ class RelayService {
   void apply(const config::Config& next);
   // New TLS handshakes use `ctx`; running connections keep the context they started with.
   void set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
+  // The same for the lookup HTTPS listener's own certificate.
+  void set_lookup_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
 
   // Starts the relay workers (config relay_threads), binds the listeners (one acceptor per
   // worker) and starts accepting. Throws boost::system::system_error.
@@ -52,6 +56,8 @@ class RelayService {
 
   std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> lookup_http_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> lookup_https_endpoint() const;
   std::size_t client_count() const;
   RelayQueueDepth queue_depth() const;
   std::int64_t open_connections() const;

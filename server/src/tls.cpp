@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "acme/certificate_store.hpp"
+#include "acme/tls_alpn.hpp"
 #include "log.hpp"
 #include "qad/quic_tls.hpp"
 
@@ -66,12 +67,18 @@ std::shared_ptr<ssl::context> make_server_tls_context(const std::string& chain_p
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     throw std::runtime_error("the private key does not match the certificate");
   }
+  // TLS-ALPN-01 (RFC 8737): pending ACME validations answer on every HTTPS listener.
+  acme::TlsAlpnChallenges::attach(ctx->native_handle());
   return ctx;
 }
 
 std::shared_ptr<ssl::context> make_server_tls_context(const config::Config& config) {
-  const auto& tls = *config.tls;
-  const std::string source = config.source.string();
+  return make_server_tls_context(*config.tls, config.source.string(), "tls");
+}
+
+std::shared_ptr<ssl::context> make_server_tls_context(const config::TlsConfig& tls,
+                                                      const std::string& source,
+                                                      const std::string& section) {
   if (tls.cert_mode == config::CertMode::LetsEncrypt) {
     // The cached ACME certificate, or a temporary self-signed one until the ACME service
     // (acme/acme_service.hpp) installs the first issued certificate.
@@ -88,20 +95,20 @@ std::shared_ptr<ssl::context> make_server_tls_context(const config::Config& conf
   try {
     chain = read_text_file(tls.manual_cert_path.string());
   } catch (const std::exception& e) {
-    throw config::ConfigError(source, 0, "tls.manual_cert_path",
+    throw config::ConfigError(source, 0, section + ".manual_cert_path",
                               std::string("cannot load certificate chain: ") + e.what());
   }
   try {
     key = read_text_file(tls.manual_key_path.string());
   } catch (const std::exception& e) {
-    throw config::ConfigError(source, 0, "tls.manual_key_path",
+    throw config::ConfigError(source, 0, section + ".manual_key_path",
                               std::string("cannot load private key: ") + e.what());
   }
   try {
     return make_server_tls_context(chain, key);
   } catch (const std::exception& e) {
     throw config::ConfigError(
-        source, 0, "tls.manual_cert_path",
+        source, 0, section + ".manual_cert_path",
         tls.manual_cert_path.string() + " / " + tls.manual_key_path.string() + ": " + e.what());
   }
 }

@@ -11,6 +11,11 @@ namespace iroh::server {
 
 // Loads tls.manual_cert_path / tls.manual_key_path. Throws config::ConfigError naming the key.
 std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const config::Config& config);
+// The same for any TLS section (the lookup listener's own, issue 17); errors name
+// `<section>.<key>` in `source`.
+std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const config::TlsConfig& tls,
+                                                                   const std::string& source,
+                                                                   const std::string& section);
 
 // The same from PEM text (certificate chain, private key). Throws std::runtime_error when the
 // PEM does not parse or the key does not match the certificate.

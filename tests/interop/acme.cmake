@@ -7,3 +7,11 @@ if(TARGET iroh-relay AND TARGET iroh-relay-client)
             $<TARGET_FILE:iroh-relay-client>)
   set_tests_properties(interop_acme_pebble PROPERTIES LABELS interop TIMEOUT 300)
 endif()
+
+# TLS-ALPN-01 (RFC 8737) with pebble's HTTP-01 port closed, from an unchanged iroh-relay TOML
+# (cert_mode LetsEncrypt) with IROH_RELAY_ACME_URL / IROH_RELAY_ACME_CA (acme_pebble_tls_alpn.sh).
+if(TARGET iroh-relay)
+  add_test(NAME interop_acme_pebble_tls_alpn
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/acme_pebble_tls_alpn.sh $<TARGET_FILE:iroh-relay>)
+  set_tests_properties(interop_acme_pebble_tls_alpn PROPERTIES LABELS interop TIMEOUT 180)
+endif()

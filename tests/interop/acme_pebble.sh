@@ -16,80 +16,18 @@ RELAY=$1
 CLIENT=$2
 "$(dirname "${BASH_SOURCE[0]}")/../require-tools.sh" pebble curl openssl python3 || exit 1
 VALIDITY=90          # seconds; renewal is due when a third is left (after 60 s)
-WORK=$(mktemp -d /tmp/acme-pebble.XXXXXX)
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$WORK"/*.log; do
-    [ -f "$f" ] || continue
-    echo "---- $f (last 30 lines)" >&2
-    tail -n 30 "$f" >&2
-  done
-  exit 1
-}
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_for <file> <pattern> <seconds> <pid>: bounded wait for a log line; fails if pid dies.
-wait_for() {
-  local file=$1 pattern=$2 seconds=$3 pid=$4
-  for _ in $(seq 1 $((seconds * 5))); do
-    grep -q -- "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || fail "process $pid exited while waiting for '$pattern' in $file"
-    sleep 0.2
-  done
-  fail "timed out after ${seconds}s waiting for '$pattern' in $file"
-}
+# shellcheck source=acme_pebble_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/acme_pebble_lib.sh"
 
 served_serial() {
   openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost </dev/null 2>/dev/null |
     openssl x509 -noout -serial | cut -d= -f2
 }
 
-# ---- pebble's own HTTPS certificate (the relay trusts it through tls.acme_ca_file) -------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=acme-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-  -keyout "$WORK/pebble.key" -out "$WORK/pebble.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' >"$WORK/ext.cnf"
-openssl x509 -req -in "$WORK/pebble.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-  -CAcreateserial -days 1 -extfile "$WORK/ext.cnf" -out "$WORK/pebble.pem" 2>/dev/null
-
-ACME_PORT=$(free_port)
-MGMT_PORT=$(free_port)
 HTTP_PORT=$(free_port)
 HTTPS_PORT=$(free_port)
 TLS_ALPN_PORT=$(free_port)
-
-cat >"$WORK/pebble.json" <<EOF
-{"pebble": {
-  "listenAddress": "127.0.0.1:$ACME_PORT",
-  "managementListenAddress": "127.0.0.1:$MGMT_PORT",
-  "certificate": "$WORK/pebble.pem",
-  "privateKey": "$WORK/pebble.key",
-  "httpPort": $HTTP_PORT,
-  "tlsPort": $TLS_ALPN_PORT,
-  "ocspResponderURL": "",
-  "externalAccountBindingRequired": false,
-  "certificateValidityPeriod": $VALIDITY
-}}
-EOF
-# No random VA sleeps, no injected badNonce rejections (both only slow the test down).
-PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config "$WORK/pebble.json" \
-  >"$WORK/pebble.log" 2>&1 &
-PEBBLE_PID=$!
-PIDS+=("$PEBBLE_PID")
-wait_for "$WORK/pebble.log" "Listening on: 127.0.0.1:$ACME_PORT" 20 "$PEBBLE_PID"
+start_pebble "$HTTP_PORT" "$TLS_ALPN_PORT" "$VALIDITY"
 
 cat >"$WORK/relay.yaml" <<EOF
 http_bind_addr: "127.0.0.1:$HTTP_PORT"

@@ -7,7 +7,10 @@
    metrics on [metrics]; the relay endpoint refuses everyone. As shipped (mainline enabled) it
    is refused at start naming the key.
 2. `--config relay.toml --dns-config dns.toml`: lookup on the relay's listener; a DNS [http]
-   listener elsewhere is refused at start with the reason.
+   listener elsewhere serves lookup on a listener of its own (lookup_listeners).
+3. The relay's HTTPS listener with its manual certificate and the DNS server's [https] on another
+   port with its own self-signed one (TOML), and the YAML lookup_listeners.https with a manual
+   certificate of its own: different certificates served, pkarr PUT/GET and /healthz there.
 
 usage: toml_configs.py <iroh-relay>   (Debian's python3: dnspython, nacl)
 """
@@ -134,6 +137,103 @@ def publish_and_resolve(http_port, dns_port, label):
     return signer, payload
 
 
+def der_fingerprint(der):
+    import hashlib
+    return hashlib.sha256(der).hexdigest() if der else ""
+
+
+def subject_of(der):
+    pem = ssl.DER_cert_to_PEM_cert(der) if der else ""
+    return subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def make_cert(work, name):
+    key, crt = os.path.join(work, name + ".key"), os.path.join(work, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=DNS:" + name, "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def lookup_over_own_https(r, relay_https, lookup_https, dns_port, label, lookup_cn):
+    started = (r.wait_for(r"dns: listening on udp") and r.wait_for(r"listening https on")
+               and r.wait_for(r"listening lookup-https on"))
+    check(bool(started), f"{label}: daemon started" + ("" if started else r.text()[-300:]))
+    if not started:
+        return
+    status, _, relay_cert = request(relay_https, "GET", "/ping", tls=True)
+    check(status == 200, f"{label}: relay /ping over its HTTPS ({status})")
+    signer = Signer()
+    payload = signer.record_payload(int(time.time() * 1_000_000), ["relay=https://r.example./"])
+    status, _, lookup_cert = request(lookup_https, "PUT", "/pkarr/" + signer.z32, payload,
+                                     tls=True)
+    check(status == 204, f"{label}: PUT /pkarr on the lookup HTTPS listener -> 204 ({status})")
+    status, body, _ = request(lookup_https, "GET", "/pkarr/" + signer.z32, tls=True)
+    check(status == 200 and body == payload, f"{label}: GET /pkarr there ({status})")
+    status, _, _ = request(lookup_https, "GET", "/healthz", tls=True)
+    check(status == 200, f"{label}: /healthz there ({status})")
+    check(der_fingerprint(relay_cert) != der_fingerprint(lookup_cert),
+          f"{label}: the two listeners serve different certificates")
+    check("relay.example" in subject_of(relay_cert),
+          f"{label}: relay certificate {subject_of(relay_cert)}")
+    check(lookup_cn in subject_of(lookup_cert),
+          f"{label}: lookup certificate {subject_of(lookup_cert)}")
+    q = dns.message.make_query(f"_iroh.{signer.z32}.irohdns.example.", dns.rdatatype.TXT)
+    try:
+        res = dns.query.udp(q, "127.0.0.1", port=dns_port, timeout=5)
+        texts = [b"".join(rr.strings) for rrset in res.answer for rr in rrset]
+        check(texts == [b"relay=https://r.example./"], f"{label}: DNS answers the PUT ({texts})")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"{label}: DNS query: {e}")
+
+
+def own_https_check(work, relays):
+    relay_crt, relay_key = make_cert(work, "relay.example")
+    relay_https, lookup_https, dns_port, relay_http = (free_port() for _ in range(4))
+    relay_toml = os.path.join(work, "relay-tls.toml")
+    with open(relay_toml, "w") as f:
+        f.write(f'http_bind_addr = "127.0.0.1:{relay_http}"\nenable_metrics = false\n'
+                f'[tls]\ncert_mode = "Manual"\nhttps_bind_addr = "127.0.0.1:{relay_https}"\n'
+                f'hostname = "relay.example"\nmanual_cert_path = "{relay_crt}"\n'
+                f'manual_key_path = "{relay_key}"\n')
+    dns_toml = os.path.join(work, "dns-tls.toml")
+    with open(dns_toml, "w") as f:
+        f.write(f'data_dir = "{work}/tls-data"\n'
+                f'[https]\nport = {lookup_https}\nbind_addr = "127.0.0.1"\n'
+                'domains = ["localhost"]\ncert_mode = "self_signed"\n'
+                f'[dns]\nport = {dns_port}\nbind_addr = "127.0.0.1"\n'
+                'default_soa = "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600"\n'
+                'default_ttl = 900\norigins = ["irohdns.example.", "."]\n'
+                '[metrics]\ndisabled = true\n')
+    r = Relay(work, ["--config", relay_toml, "--dns-config", dns_toml], "own-https")
+    relays.append(r)
+    lookup_over_own_https(r, relay_https, lookup_https, dns_port, "own [https] (TOML)",
+                          "localhost")
+    r.stop()
+
+    # The YAML equivalent: lookup_listeners.https with a manual certificate of its own.
+    lookup_crt, lookup_key = make_cert(work, "dns.example")
+    relay_https, lookup_https, dns_port, relay_http = (free_port() for _ in range(4))
+    yaml_path = os.path.join(work, "relay.yaml")
+    with open(yaml_path, "w") as f:
+        f.write(f'http_bind_addr: "127.0.0.1:{relay_http}"\nenable_metrics: false\n'
+                f'data_dir: "{work}/yaml-data"\n'
+                f'tls:\n  cert_mode: manual\n  https_bind_addr: "127.0.0.1:{relay_https}"\n'
+                f'  manual_cert_path: "{relay_crt}"\n  manual_key_path: "{relay_key}"\n'
+                'enable_pkarr: true\nenable_dns: true\n'
+                f'dns:\n  bind_addr: "127.0.0.1:{dns_port}"\n  origins: ["irohdns.example.", "."]\n'
+                'lookup_listeners:\n  https:\n'
+                f'    https_bind_addr: "127.0.0.1:{lookup_https}"\n    cert_mode: manual\n'
+                f'    hostname: dns.example\n    cert_dir: "{work}"\n')
+    r = Relay(work, ["--config", yaml_path], "own-https-yaml")
+    relays.append(r)
+    lookup_over_own_https(r, relay_https, lookup_https, dns_port, "lookup_listeners (YAML)",
+                          "dns.example")
+    r.stop()
+
+
 def main():
     work = scratch_dir("toml-configs")
     relays = []
@@ -211,17 +311,28 @@ def main():
             check(status == 200, f"relay.toml + dns.toml: relay /ping ({status})")
         r.stop()
 
-        # A DNS [http] listener that is not the relay's: refused at start with the reason.
-        other = both.replace(f"[http]\nport = {relay_port}", f"[http]\nport = {free_port()}")
+        # A DNS [http] listener that is not the relay's: lookup on a listener of its own.
+        own_http = free_port()
+        other = both.replace(f"[http]\nport = {relay_port}", f"[http]\nport = {own_http}")
         other_path = os.path.join(work, "other.toml")
         with open(other_path, "w") as f:
             f.write(other)
         r = Relay(work, ["--config", relay_toml, "--dns-config", other_path], "other")
         relays.append(r)
-        code = r.wait_exit(15)
-        check(code == 2 and "other.toml:2: http: a lookup listener apart from the relay's is not "
-              "supported yet" in r.text(), f"other [http] refused at start (exit {code}): "
-              f"{r.text().strip()[-300:]}")
+        started = r.wait_for(r"dns: listening on udp") and r.wait_for(r"listening lookup-http on")
+        check(bool(started), "own [http]: daemon started" + ("" if started else r.text()[-300:]))
+        if started:
+            publish_and_resolve(own_http, dns_port2, "own [http]")
+            status, _, _ = request(own_http, "GET", "/healthz")
+            check(status == 200, f"own [http]: /healthz ({status})")
+            status, _, _ = request(own_http, "GET", "/relay")
+            check(status == 404, f"own [http]: no relay endpoint there ({status})")
+        r.stop()
+
+        # Issue 17 item 2: the relay's HTTPS listener with its own (manual) certificate, the DNS
+        # server's [https] on another port with its own self-signed one: both serve, with
+        # different certificates, and pkarr PUT/GET works on the lookup listener.
+        own_https_check(work, relays)
     finally:
         for r in relays:
             r.stop()

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -15,8 +17,10 @@
 #include "acme/acme_crypto.hpp"
 #include "acme/certificate_store.hpp"
 #include "acme/https_client.hpp"
+#include "acme/tls_alpn.hpp"
 #include "iroh/config.hpp"
 #include "qad/quic_tls.hpp"
+#include "tls.hpp"
 
 namespace acme = iroh::server::acme;
 using nlohmann::json;
@@ -287,4 +291,157 @@ TEST(AcmeConfig, DirectoryAndCaFileKeys) {
   cfg = parse_yaml(base + "  acme_ca_file: " + (dir / "ca.pem").string() + "\n", "t");
   EXPECT_EQ(cfg.tls->acme_ca_file, dir / "ca.pem");
   std::filesystem::remove_all(dir);
+}
+
+TEST(AcmeConfig, ChallengeKey) {
+  using iroh::config::AcmeChallenge;
+  using iroh::config::parse_yaml;
+  const std::string base =
+      "tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n"
+      "  contact: a@example.com\n";
+  EXPECT_EQ(parse_yaml(base, "t").tls->acme_challenge, AcmeChallenge::Http01);
+  EXPECT_EQ(parse_yaml(base + "  acme_challenge: tls-alpn-01\n", "t").tls->acme_challenge,
+            AcmeChallenge::TlsAlpn01);
+  EXPECT_EQ(parse_yaml(base + "  acme_challenge: HTTP-01\n", "t").tls->acme_challenge,
+            AcmeChallenge::Http01);
+  try {
+    parse_yaml(base + "  acme_challenge: dns-01\n", "relay.yaml");
+    FAIL() << "dns-01 accepted";
+  } catch (const iroh::config::ConfigError& e) {
+    EXPECT_EQ(e.line(), 5);
+    EXPECT_EQ(e.key(), "tls.acme_challenge");
+  }
+  // The reference relay's LetsEncrypt mode answers TLS-ALPN-01 (tokio-rustls-acme).
+  auto toml = iroh::config::parse_relay_toml(
+      "[tls]\ncert_mode = \"LetsEncrypt\"\nhostname = \"a.example\"\ncontact = \"a@example.com\"\n",
+      "relay.toml");
+  EXPECT_EQ(toml.tls->acme_challenge, AcmeChallenge::TlsAlpn01);
+}
+
+namespace {
+
+struct Handshake {
+  bool ok = false;
+  std::string alpn;
+  std::string subject_cn;
+  bool acme_extension = false;
+  bool acme_extension_critical = false;
+  std::string acme_extension_value;  // the DER extnValue
+};
+
+// A TLS handshake over an in-memory BIO pair (no sockets) with `server`, offering `alpn` (wire
+// format) and `sni`.
+Handshake memory_handshake(SSL_CTX* server, const char* sni, const std::string& alpn) {
+  Handshake out;
+  SSL_CTX* client_ctx = SSL_CTX_new(TLS_client_method());
+  SSL* client = SSL_new(client_ctx);
+  SSL* srv = SSL_new(server);
+  BIO* client_bio = nullptr;
+  BIO* server_bio = nullptr;
+  BIO_new_bio_pair(&client_bio, 0, &server_bio, 0);
+  SSL_set_bio(client, client_bio, client_bio);
+  SSL_set_bio(srv, server_bio, server_bio);
+  SSL_set_connect_state(client);
+  SSL_set_accept_state(srv);
+  if (sni) SSL_set_tlsext_host_name(client, sni);
+  if (!alpn.empty()) {
+    SSL_set_alpn_protos(client, reinterpret_cast<const unsigned char*>(alpn.data()),
+                        unsigned(alpn.size()));
+  }
+  for (int i = 0; i < 50 && !out.ok; ++i) {
+    int c = SSL_do_handshake(client);
+    int s = SSL_do_handshake(srv);
+    out.ok = c == 1 && s == 1;
+  }
+  const unsigned char* proto = nullptr;
+  unsigned proto_len = 0;
+  SSL_get0_alpn_selected(client, &proto, &proto_len);
+  out.alpn.assign(reinterpret_cast<const char*>(proto), proto_len);
+  if (X509* peer = SSL_get1_peer_certificate(client)) {
+    char cn[256] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, cn, sizeof cn);
+    out.subject_cn = cn;
+    ASN1_OBJECT* oid = OBJ_txt2obj(acme::kAcmeIdentifierOid, 1);
+    int index = X509_get_ext_by_OBJ(peer, oid, -1);
+    ASN1_OBJECT_free(oid);
+    if (index >= 0) {
+      X509_EXTENSION* ext = X509_get_ext(peer, index);
+      out.acme_extension = true;
+      out.acme_extension_critical = X509_EXTENSION_get_critical(ext) == 1;
+      const ASN1_OCTET_STRING* data = X509_EXTENSION_get_data(ext);
+      out.acme_extension_value.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                                      std::size_t(ASN1_STRING_length(data)));
+    }
+    X509_free(peer);
+  }
+  SSL_free(client);
+  SSL_free(srv);
+  SSL_CTX_free(client_ctx);
+  return out;
+}
+
+std::string alpn_wire(std::initializer_list<std::string_view> names) {
+  std::string out;
+  for (auto n : names) {
+    out += char(n.size());
+    out += n;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(AcmeTlsAlpn, ValidationCertificateCarriesTheCriticalAcmeIdentifier) {
+  auto [cert_pem, key_pem] = acme::make_tls_alpn_certificate("Relay.Example", "tok.thumb");
+  EXPECT_TRUE(acme::certificate_matches(cert_pem, key_pem, {"relay.example"}));
+  EXPECT_FALSE(acme::certificate_matches(cert_pem, key_pem, {"localhost"}));
+  EXPECT_THROW(acme::make_tls_alpn_certificate("", "x"), std::runtime_error);
+  EXPECT_THROW(acme::make_tls_alpn_certificate("a,DNS:b", "x"), std::runtime_error);
+}
+
+TEST(AcmeTlsAlpn, ResponderAnswersOnlyAcmeTlsForAPendingDomain) {
+  auto pem = iroh::server::quic::generate_self_signed_certificate("relay.example");
+  ASSERT_TRUE(pem);
+  auto relay_ctx = iroh::server::make_server_tls_context(pem->certificate, pem->private_key);
+  SSL_CTX* server = relay_ctx->native_handle();
+  auto& challenges = acme::TlsAlpnChallenges::instance();
+  const std::string acme_tls = alpn_wire({"acme-tls/1"});
+  const std::string http11 = alpn_wire({"http/1.1"});
+
+  // Nothing pending: acme-tls/1 gets the relay certificate and no ALPN.
+  Handshake h = memory_handshake(server, "relay.example", acme_tls);
+  EXPECT_TRUE(h.ok);
+  EXPECT_EQ(h.alpn, "");
+  EXPECT_FALSE(h.acme_extension);
+
+  challenges.publish("Relay.Example", "token.thumbprint");
+  h = memory_handshake(server, "relay.example", acme_tls);
+  ASSERT_TRUE(h.ok);
+  EXPECT_EQ(h.alpn, "acme-tls/1");
+  EXPECT_TRUE(h.acme_extension);
+  EXPECT_TRUE(h.acme_extension_critical);
+  unsigned char digest[32];
+  const std::string key_auth = "token.thumbprint";
+  SHA256(reinterpret_cast<const unsigned char*>(key_auth.data()), key_auth.size(), digest);
+  EXPECT_EQ(h.acme_extension_value,
+            std::string("\x04\x20", 2) + std::string(reinterpret_cast<char*>(digest), 32));
+
+  // Normal clients are unaffected while the challenge is pending.
+  for (const std::string& alpn : {http11, std::string()}) {
+    h = memory_handshake(server, "relay.example", alpn);
+    EXPECT_TRUE(h.ok);
+    EXPECT_FALSE(h.acme_extension);
+    EXPECT_EQ(h.subject_cn, "relay.example");
+  }
+  // acme-tls/1 beside http/1.1, another name, or no SNI: the relay certificate.
+  h = memory_handshake(server, "other.example", acme_tls);
+  EXPECT_FALSE(h.acme_extension);
+  h = memory_handshake(server, nullptr, acme_tls);
+  EXPECT_FALSE(h.acme_extension);
+
+  challenges.withdraw("relay.example");
+  EXPECT_EQ(challenges.pending(), 0u);
+  h = memory_handshake(server, "relay.example", acme_tls);
+  EXPECT_TRUE(h.ok);
+  EXPECT_FALSE(h.acme_extension);
 }

@@ -324,7 +324,8 @@ TEST_F(ConfigTest, DevOnTopOfFile) {
 TEST_F(ConfigTest, DevWithTlsIsHttpOnlyAndSkipsCertFilesWithoutQad) {
   // The certificate would only be used by QAD, switched off here: missing files are fine.
   Config cfg = parse_yaml(
-      "tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\nenable_quic_addr_discovery: false\n",
+      "tls:\n  cert_mode: manual\n  cert_dir: /nonexistent-dir\nenable_quic_addr_discovery: "
+      "false\n",
       "t.yaml", true);
   ASSERT_TRUE(cfg.tls);
   EXPECT_TRUE(cfg.tls->dangerous_http_only);
@@ -1664,26 +1665,40 @@ TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
   EXPECT_TRUE(same.pkarr.enabled);
   EXPECT_EQ(same.http_bind_addr.to_string(), "127.0.0.1:3340");
   EXPECT_EQ(same.dns.bind_addr.to_string(), "[::]:5300");
-  // Another listener is refused with the reason, not dropped.
+  // Another listener: lookup on a listener of its own (issue 17 item 2).
   Config other = relay;
-  EXPECT_THAT(dns_error("[http]\nport = 8080\n" + dns_section, other, true),
-              StartsWith("dns.toml:1: http: a lookup listener apart from the relay's is not "
-                         "supported yet (issue 17 item 2): [::]:8080 is not the relay's "
-                         "http_bind_addr 127.0.0.1:3340"));
+  apply_dns_toml("[http]\nport = 8080\n" + dns_section, "dns.toml", other, true);
+  EXPECT_EQ(other.http_bind_addr.to_string(), "127.0.0.1:3340");
+  ASSERT_TRUE(other.lookup_listeners.http_bind_addr);
+  EXPECT_EQ(other.lookup_listeners.http_bind_addr->to_string(), "[::]:8080");
+  EXPECT_FALSE(other.lookup_listeners.https);
+  // [https] apart from the relay's (which has none): its own listener and certificate.
+  Config own_https = relay;
+  apply_dns_toml(
+      "[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 8443\n"
+      "domains = [\"a.example\"]\ncert_mode = \"self_signed\"\n" +
+          dns_section,
+      "dns.toml", own_https, true);
+  EXPECT_FALSE(own_https.tls);
+  ASSERT_TRUE(own_https.lookup_listeners.https);
+  EXPECT_EQ(own_https.lookup_listeners.https->https_bind_addr.to_string(), "[::]:8443");
+  EXPECT_EQ(own_https.lookup_listeners.https->cert_mode, CertMode::SelfSigned);
+  EXPECT_EQ(own_https.lookup_listeners.https->hostname, std::vector<std::string>{"a.example"});
+  // lets_encrypt there is not supported yet: refused with the reason, not dropped.
   Config https = relay;
   EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 8443\n"
                         "domains = [\"a\"]\ncert_mode = \"lets_encrypt\"\nletsencrypt_contact = "
                         "\"a@b\"\n" +
                             dns_section,
                         https, true),
-              HasSubstr("https: a lookup listener apart from the relay's is not supported yet "
-                        "(issue 17 item 2): the relay has no HTTPS listener"));
+              HasSubstr("https.cert_mode: lets_encrypt on a lookup listener apart from the "
+                        "relay's is not supported yet"));
   Config metrics = relay;
   EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[metrics]\ndisabled = "
                         "false\nbind_addr = \"127.0.0.1:9117\"\n" +
                             dns_section,
                         metrics, true),
-              HasSubstr("metrics: a lookup listener apart from the relay's"));
+              HasSubstr("metrics: a metrics listener apart from the relay's is not supported"));
   // A relay running TLS: [http] naming its HTTP listener adds lookup there (it otherwise has only
   // the captive portal); [https] naming its HTTPS listener and certificate is accepted.
   fs::create_directories(dir.path() / "cert_cache");
@@ -1726,6 +1741,61 @@ TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
   // A .yaml --dns-config is refused: the YAML lookup keys live in the --config file.
   auto yaml = dir.write("dns.yaml", "x: 1\n");
   EXPECT_THROW(load_files("", yaml), ConfigError);
+}
+
+}  // namespace
+}  // namespace iroh::config
+
+namespace iroh::config {
+namespace {
+
+// Issue 17 item 2: the YAML lookup_listeners section.
+TEST_F(ConfigTest, LookupListeners) {
+  TempDir dir;
+  auto crt = dir.write("dns.example.crt", "x");
+  auto key = dir.write("dns.example.key", "x");
+  Config c = parse_yaml(
+      "http_bind_addr: 127.0.0.1:3340\nlookup_listeners:\n  http_bind_addr: 127.0.0.1:8080\n"
+      "  https:\n    https_bind_addr: 127.0.0.1:8443\n    cert_mode: manual\n"
+      "    hostname: dns.example\n    cert_dir: " +
+          dir.path().string() + "\n",
+      "t.yaml");
+  ASSERT_TRUE(c.lookup_listeners.http_bind_addr);
+  EXPECT_EQ(c.lookup_listeners.http_bind_addr->to_string(), "127.0.0.1:8080");
+  ASSERT_TRUE(c.lookup_listeners.https);
+  EXPECT_EQ(c.lookup_listeners.https->https_bind_addr.to_string(), "127.0.0.1:8443");
+  EXPECT_EQ(c.lookup_listeners.https->cert_mode, CertMode::Manual);
+  EXPECT_EQ(c.lookup_listeners.https->manual_cert_path, crt);
+  EXPECT_EQ(c.lookup_listeners.https->manual_key_path, key);
+  EXPECT_FALSE(c.tls);  // the relay's own TLS is untouched
+
+  Config s = parse_yaml(
+      "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:0\n"
+      "    cert_mode: self_signed\n    hostname: [a.example, b.example]\n",
+      "t.yaml");
+  EXPECT_EQ(s.lookup_listeners.https->cert_mode, CertMode::SelfSigned);
+  EXPECT_EQ(s.lookup_listeners.https->hostname.size(), 2u);
+  EXPECT_FALSE(s.lookup_listeners.http_bind_addr);
+
+  EXPECT_EQ(error_of("lookup_listeners:\n  https:\n    cert_mode: self_signed\n"),
+            "test.yaml:2: lookup_listeners.https.https_bind_addr: required key is missing");
+  EXPECT_EQ(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"),
+            "test.yaml:2: lookup_listeners.https.cert_mode: required key is missing");
+  EXPECT_THAT(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: reloading\n"),
+              HasSubstr("test.yaml:4: lookup_listeners.https.cert_mode: unknown certificate mode"));
+  EXPECT_THAT(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: manual\n    hostname: nofile.example\n"),
+              HasSubstr("lookup_listeners.https.manual_cert_path: cannot read"));
+  EXPECT_THAT(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: letsencrypt\n    hostname: a.example\n"
+                       "    contact: a@example.com\n"),
+              HasSubstr("letsencrypt on the lookup listener is not supported yet"));
+  EXPECT_THAT(error_of("http_bind_addr: 127.0.0.1:3340\nlookup_listeners:\n"
+                       "  http_bind_addr: 127.0.0.1:3340\n"),
+              HasSubstr("test.yaml:3: lookup_listeners.http_bind_addr: is the relay's"));
+  EXPECT_THAT(error_of("lookup_listeners:\n  bogus: 1\n"),
+              HasSubstr("lookup_listeners.bogus: unknown key"));
 }
 
 }  // namespace

@@ -30,6 +30,9 @@ struct SocketAddr {
 // SelfSigned: a certificate generated at start for hostname[0] (and localhost, 127.0.0.1, ::1);
 // iroh-dns-server's [https] cert_mode = "self_signed" (--dns-config), not a YAML value.
 enum class CertMode { Manual, Reloading, LetsEncrypt, SelfSigned };
+// tls.acme_challenge: HTTP-01 on http_bind_addr (port 80), or TLS-ALPN-01 (RFC 8737) on the
+// HTTPS listener itself (port 443 only; what the reference iroh-relay uses).
+enum class AcmeChallenge { Http01, TlsAlpn01 };
 
 struct TlsConfig {
   CertMode cert_mode = CertMode::Manual;
@@ -46,6 +49,7 @@ struct TlsConfig {
   // prod_tls. acme_ca_file: PEM bundle trusted for the ACME server's HTTPS (empty = system store).
   std::string acme_directory_url = "https://acme-v02.api.letsencrypt.org/directory";
   std::filesystem::path acme_ca_file;
+  AcmeChallenge acme_challenge = AcmeChallenge::Http01;
 };
 
 struct ClientRxLimit {
@@ -187,6 +191,16 @@ struct DnsConfig {
   std::size_t rrl_table_size = 65536;
 };
 
+// lookup_listeners (issue 17, iroh-dns-server's [http] / [https]): address lookup (pkarr, DoH,
+// /healthz) on listeners of its own beside the relay's, the HTTPS one with its own certificate.
+struct LookupListeners {
+  std::optional<SocketAddr> http_bind_addr;  // plain HTTP
+  // https_bind_addr, hostname (the domains), cert_mode Manual (manual_cert_path / key_path),
+  // SelfSigned or LetsEncrypt (ACME fields as in the relay's tls section); quic_bind_addr unused.
+  std::optional<TlsConfig> https;
+  bool any() const { return http_bind_addr.has_value() || https.has_value(); }
+};
+
 struct Config {
   std::filesystem::path source;              // file the config came from ("<dev default>" if none)
   bool dev = false;
@@ -210,6 +224,7 @@ struct Config {
   // otherwise has only the captive portal and ACME. Set by iroh-dns-server's [http] beside its
   // [https] (--dns-config, docs/migrating.md); not a YAML key.
   bool lookup_on_http_listener = false;
+  LookupListeners lookup_listeners;
   std::filesystem::path data_dir = "/var/lib/iroh-relay";
   std::string log_level = "info";            // trace, debug, info, warn, error
   std::string log_format = "text";           // text, json

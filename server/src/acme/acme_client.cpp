@@ -187,27 +187,30 @@ asio::awaitable<IssuedCertificate> AcmeClient::order_certificate(const AcmeOrder
     if (status != "pending") {
       throw std::runtime_error("authorization for " + domain + " is " + status);
     }
+    const std::string& type = request.challenge;
     std::string challenge_url, token;
     for (const json& ch : authz.value("challenges", json::array())) {
-      if (ch.is_object() && ch.value("type", std::string()) == "http-01") {
-        challenge_url = string_member(ch, "url", "http-01 challenge");
-        token = string_member(ch, "token", "http-01 challenge");
+      if (ch.is_object() && ch.value("type", std::string()) == type) {
+        challenge_url = string_member(ch, "url", type + " challenge");
+        token = string_member(ch, "token", type + " challenge");
       }
     }
     if (challenge_url.empty()) {
-      throw std::runtime_error("authorization for " + domain + " offers no http-01 challenge");
+      throw std::runtime_error("authorization for " + domain + " offers no " + type + " challenge");
     }
     if (token.empty() || token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu"
                                                  "vwxyz0123456789-_") != std::string::npos) {
-      throw std::runtime_error("http-01 challenge for " + domain + ": malformed token");
+      throw std::runtime_error(type + " challenge for " + domain + ": malformed token");
     }
-    publish_(token, token + "." + thumbprint);
+    // http-01 is looked up by token (the URL path), tls-alpn-01 by domain (the SNI).
+    const std::string key = type == "tls-alpn-01" ? domain : token;
+    publish_(key, token + "." + thumbprint);
     struct Withdraw {
       ChallengePublisher& publish;
-      std::string token;
-      ~Withdraw() { publish(token, ""); }
-    } withdraw{publish_, token};
-    log::info("acme: answering http-01 for ", domain);
+      std::string key;
+      ~Withdraw() { publish(key, ""); }
+    } withdraw{publish_, key};
+    log::info("acme: answering ", type, " for ", domain);
     const std::string empty_object = "{}";
     Reply started = co_await post(challenge_url, empty_object);
     (void)started;

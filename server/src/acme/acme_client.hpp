@@ -1,4 +1,5 @@
-// An RFC 8555 ACME client that orders one certificate with HTTP-01 challenges: directory, nonces,
+// An RFC 8555 ACME client that orders one certificate with HTTP-01 or TLS-ALPN-01 (RFC 8737)
+// challenges: directory, nonces,
 // account (newAccount with the ES256 key, contact, terms agreed), newOrder, authorizations,
 // challenges, finalize with a CSR, polling (bounded, honouring Retry-After) and the PEM chain.
 #pragma once
@@ -21,14 +22,15 @@ struct IssuedCertificate {
   std::string key_pem;
 };
 
-// Publishes (token, key authorization) for the HTTP-01 responder while a challenge is pending;
-// `publish(token, "")` withdraws it.
+// Publishes (key, key authorization) for the responder while a challenge is pending;
+// `publish(key, "")` withdraws it. key: the token for http-01, the domain for tls-alpn-01.
 using ChallengePublisher = std::function<void(const std::string& token, const std::string& value)>;
 
 struct AcmeOrderRequest {
   std::string directory_url;
   std::vector<std::string> names;
-  std::string contact;  // e-mail; sent as mailto:<contact>
+  std::string contact;                // e-mail; sent as mailto:<contact>
+  std::string challenge = "http-01";  // or "tls-alpn-01"
   // Polling of authorizations and orders: at most `poll_attempts` polls per object, waiting
   // Retry-After (capped at `max_poll_delay`) or a doubling delay from `first_poll_delay`.
   int poll_attempts = 30;

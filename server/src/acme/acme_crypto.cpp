@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -284,6 +285,60 @@ std::string make_csr_der(const EcKey& key, const std::vector<std::string>& names
   unsigned char* out = reinterpret_cast<unsigned char*>(der.data());
   i2d_X509_REQ(req.get(), &out);
   return der;
+}
+
+std::pair<std::string, std::string> make_tls_alpn_certificate(std::string_view domain,
+                                                              std::string_view key_authorization) {
+  if (domain.empty() || domain.find_first_of(",:\n") != std::string_view::npos) {
+    throw std::runtime_error("invalid host name for a certificate: " + std::string(domain));
+  }
+  EcKey key = EcKey::generate();
+  X509Ptr cert(X509_new());
+  if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) fail("cannot create a cert");
+  std::array<unsigned char, 16> serial{};
+  if (RAND_bytes(serial.data(), int(serial.size())) != 1) fail("RAND_bytes");
+  serial[0] &= 0x7f;
+  std::unique_ptr<BIGNUM, BnFree> bn(BN_bin2bn(serial.data(), int(serial.size()), nullptr));
+  if (!bn || !BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert.get()))) fail("serial");
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 7L * 24 * 3600);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  const std::string host(domain);
+  if (host.size() <= 64) {
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>(host.c_str()), -1, -1, 0);
+  }
+  X509_set_issuer_name(cert.get(), name);
+  if (X509_set_pubkey(cert.get(), key.native()) != 1) fail("cannot set the public key");
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  const std::string san = "DNS:" + host;
+  X509_EXTENSION* san_ext = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, san.c_str());
+  if (san_ext == nullptr) fail("cannot build the subjectAltName extension");
+  int added = X509_add_ext(cert.get(), san_ext, -1);
+  X509_EXTENSION_free(san_ext);
+  if (added != 1) fail("cannot add the subjectAltName extension");
+  // extnValue = DER of Authorization ::= OCTET STRING (SIZE (32)): 04 20 <SHA-256>.
+  std::array<unsigned char, 2 + SHA256_DIGEST_LENGTH> value{0x04, SHA256_DIGEST_LENGTH};
+  SHA256(reinterpret_cast<const unsigned char*>(key_authorization.data()), key_authorization.size(),
+         value.data() + 2);
+  ASN1_OBJECT* oid = OBJ_txt2obj(kAcmeIdentifierOid, 1);
+  ASN1_OCTET_STRING* data = ASN1_OCTET_STRING_new();
+  X509_EXTENSION* acme_ext = nullptr;
+  if (oid && data && ASN1_OCTET_STRING_set(data, value.data(), int(value.size())) == 1) {
+    acme_ext = X509_EXTENSION_create_by_OBJ(nullptr, oid, /*crit=*/1, data);
+  }
+  ASN1_OBJECT_free(oid);
+  ASN1_OCTET_STRING_free(data);
+  if (acme_ext == nullptr) fail("cannot build the acmeIdentifier extension");
+  added = X509_add_ext(cert.get(), acme_ext, -1);
+  X509_EXTENSION_free(acme_ext);
+  if (added != 1) fail("cannot add the acmeIdentifier extension");
+  if (X509_sign(cert.get(), key.native(), EVP_sha256()) <= 0) fail("cannot sign the certificate");
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509(bio.get(), cert.get()) != 1) fail("cannot encode the cert");
+  return {bio_string(bio.get()), key.to_pem()};
 }
 
 CertificateInfo certificate_info(std::string_view chain_pem) {

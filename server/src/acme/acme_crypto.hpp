@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 typedef struct evp_pkey_st EVP_PKEY;
@@ -53,6 +54,15 @@ std::string jws_es256(const EcKey& key, std::string_view url, std::string_view n
 
 // DER PKCS#10 request for `names` (subjectAltName dNSName each, CN = the first), signed by `key`.
 std::string make_csr_der(const EcKey& key, const std::vector<std::string>& names);
+
+// RFC 8737 §3: the self-signed validation certificate of a TLS-ALPN-01 challenge for `domain`:
+// subjectAltName dNSName = domain only, and the critical id-pe-acmeIdentifier extension
+// (1.3.6.1.5.5.7.1.31) holding the SHA-256 of `key_authorization` as a DER OCTET STRING. Fresh
+// P-256 key, valid for 7 days. Returns (certificate PEM, key PEM).
+std::pair<std::string, std::string> make_tls_alpn_certificate(std::string_view domain,
+                                                              std::string_view key_authorization);
+// The extension's OID in dotted form.
+inline constexpr const char* kAcmeIdentifierOid = "1.3.6.1.5.5.7.1.31";
 
 // What the renewal logic needs to know about a PEM chain's leaf certificate.
 struct CertificateInfo {

@@ -16,6 +16,7 @@
 
 #include "acme/acme_client.hpp"
 #include "acme/certificate_store.hpp"
+#include "acme/tls_alpn.hpp"
 #include "log.hpp"
 
 namespace iroh::server::acme {
@@ -118,16 +119,30 @@ struct AcmeServiceState {
               tls.acme_directory_url, ": ", why);
     EcKey account_key = store.load_or_create_account_key();
     std::shared_ptr<ChallengeTokens> published = tokens;
-    AcmeClient client(strand, *http, std::move(account_key),
-                      [published](const std::string& token, const std::string& value) {
-                        std::lock_guard lock(published->mutex);
-                        if (value.empty()) {
-                          published->values.erase(token);
-                        } else {
-                          published->values[token] = value;
-                        }
-                      });
+    const bool tls_alpn = tls.acme_challenge == config::AcmeChallenge::TlsAlpn01;
+    ChallengePublisher publish;
+    if (tls_alpn) {
+      // RFC 8737: the HTTPS listeners answer acme-tls/1 for `domain` (tls_alpn.hpp).
+      publish = [](const std::string& domain, const std::string& value) {
+        if (value.empty()) {
+          TlsAlpnChallenges::instance().withdraw(domain);
+        } else {
+          TlsAlpnChallenges::instance().publish(domain, value);
+        }
+      };
+    } else {
+      publish = [published](const std::string& token, const std::string& value) {
+        std::lock_guard lock(published->mutex);
+        if (value.empty()) {
+          published->values.erase(token);
+        } else {
+          published->values[token] = value;
+        }
+      };
+    }
+    AcmeClient client(strand, *http, std::move(account_key), std::move(publish));
     AcmeOrderRequest request;
+    request.challenge = tls_alpn ? "tls-alpn-01" : "http-01";
     request.directory_url = tls.acme_directory_url;
     request.names = tls.hostname;
     request.contact = tls.contact;
@@ -236,7 +251,8 @@ void AcmeService::reload(const config::Config& next) {
   asio::post(state->strand, [state, tls = *next.tls] {
     const config::TlsConfig& old = state->tls;
     if (tls.hostname == old.hostname && tls.contact == old.contact &&
-        tls.acme_directory_url == old.acme_directory_url) {
+        tls.acme_directory_url == old.acme_directory_url &&
+        tls.acme_challenge == old.acme_challenge) {
       return;
     }
     if (tls.acme_ca_file != old.acme_ca_file || tls.cert_dir != old.cert_dir) {
@@ -245,6 +261,7 @@ void AcmeService::reload(const config::Config& next) {
     state->tls.hostname = tls.hostname;
     state->tls.contact = tls.contact;
     state->tls.acme_directory_url = tls.acme_directory_url;
+    state->tls.acme_challenge = tls.acme_challenge;
     state->recheck = true;
     state->timer.cancel();
     log::info("acme: settings reloaded; checking the certificate again");

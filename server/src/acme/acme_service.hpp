@@ -1,10 +1,12 @@
 // tls.cert_mode LetsEncrypt: keeps the HTTPS listener supplied with an ACME certificate.
 //
 // At start a cached certificate in cert_dir that covers the hostnames and is not yet due for
-// renewal is installed without network access; otherwise one is ordered (HTTP-01, answered on
-// the plain listener's /.well-known/acme-challenge/<token>). Renewal is due when less than a
-// third of the lifetime (at most 30 days) is left; a timer wakes the service then. Failures are
-// logged and retried with a doubling delay (30 s to 1 h); nothing here stops the daemon.
+// renewal is installed without network access; otherwise one is ordered (tls.acme_challenge:
+// HTTP-01, answered on the plain listener's /.well-known/acme-challenge/<token>, or TLS-ALPN-01,
+// answered by the HTTPS listeners during the handshake, acme/tls_alpn.hpp). Renewal is due when
+// less than a third of the lifetime (at most 30 days) is left; a timer wakes the service then.
+// Failures are logged and retried with a doubling delay (30 s to 1 h); nothing here stops the
+// daemon.
 #pragma once
 
 #include <memory>

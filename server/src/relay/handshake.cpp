@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/detail/hybi13.hpp>
 
+#include "acme/tls_alpn.hpp"
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
@@ -75,6 +76,10 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     if (ec) {
       log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
       errored_ = true;
+      co_return std::nullopt;
+    }
+    // RFC 8737 §3: an acme-tls/1 connection ends after the handshake (no HTTP on it).
+    if (acme::TlsAlpnChallenges::negotiated(ws_.next_layer().native_handle())) {
       co_return std::nullopt;
     }
   }
@@ -151,7 +156,15 @@ void Connection<Stream>::finish_response(HttpResponse& res) {
 
 template <class Stream>
 const HttpRouter& Connection<Stream>::routes() const {
-  return role_ == ListenerRole::CaptivePortal ? state_.captive_router : state_.relay_router;
+  switch (role_) {
+    case ListenerRole::CaptivePortal:
+      return state_.captive_router;
+    case ListenerRole::Lookup:
+      return state_.lookup_router;
+    case ListenerRole::RelayService:
+      break;
+  }
+  return state_.relay_router;
 }
 
 template <class Stream>

@@ -42,7 +42,8 @@ void start_connection(const std::shared_ptr<RelayServiceState>& state,
                       tcp::socket socket, std::optional<asio::ip::address> counted_ip,
                       std::optional<asio::ip::address> pre_auth_ip) {
   if (listener.tls) {
-    auto ctx = state->tls_context();
+    auto ctx =
+        listener.role == ListenerRole::Lookup ? state->lookup_tls_context() : state->tls_context();
     auto& ctx_ref = *ctx;
     auto conn = std::make_shared<Connection<TlsStream>>(
         state, listener.role, std::move(settings), std::move(ctx), std::move(counted_ip),

@@ -67,6 +67,16 @@ void RelayServiceState::set_tls_context(std::shared_ptr<asio::ssl::context> ctx)
   tls_context_ = std::move(ctx);
 }
 
+std::shared_ptr<asio::ssl::context> RelayServiceState::lookup_tls_context() const {
+  std::lock_guard lock(settings_mutex_);
+  return lookup_tls_context_;
+}
+
+void RelayServiceState::set_lookup_tls_context(std::shared_ptr<asio::ssl::context> ctx) {
+  std::lock_guard lock(settings_mutex_);
+  lookup_tls_context_ = std::move(ctx);
+}
+
 bool RelayServiceState::take_accept_token(const config::Limits& limits) {
   if (!limits.accept_conn_limit) return true;
   std::lock_guard lock(accept_mutex_);

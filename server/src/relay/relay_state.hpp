@@ -25,7 +25,9 @@
 
 namespace iroh::server {
 
-enum class ListenerRole { RelayService, CaptivePortal };
+// Lookup: the address-lookup listeners of config lookup_listeners (issue 17), with their own
+// routes and certificate; no relay upgrade, no relay-connection limits.
+enum class ListenerRole { RelayService, CaptivePortal, Lookup };
 
 class TrackedConnection {
  public:
@@ -78,6 +80,7 @@ struct RelayServiceState {
   QueueBudget pre_auth_budget;  // limits.pre_auth_bytes
   HttpRouter relay_router;
   HttpRouter captive_router;
+  HttpRouter lookup_router;
   ConnectionSet connections;
   bool tls_mode = false;
   std::atomic<bool> stopping{false};
@@ -86,6 +89,9 @@ struct RelayServiceState {
   void set_settings(std::shared_ptr<const RelaySettings> next);
   std::shared_ptr<boost::asio::ssl::context> tls_context() const;
   void set_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
+  // The lookup HTTPS listener's own certificate (lookup_listeners.https).
+  std::shared_ptr<boost::asio::ssl::context> lookup_tls_context() const;
+  void set_lookup_tls_context(std::shared_ptr<boost::asio::ssl::context> ctx);
 
   // limits.accept_conn_limit / accept_conn_burst: a token bucket over accepted connections.
   bool take_accept_token(const config::Limits& limits);
@@ -104,6 +110,7 @@ struct RelayServiceState {
   mutable std::mutex settings_mutex_;
   std::shared_ptr<const RelaySettings> settings_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
+  std::shared_ptr<boost::asio::ssl::context> lookup_tls_context_;
   std::mutex accept_mutex_;
   double accept_tokens_ = 0;
   std::chrono::steady_clock::time_point accept_refilled_;

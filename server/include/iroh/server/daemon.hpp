@@ -57,6 +57,9 @@ class Daemon {
   // captive-portal listener (port 80; e.g. ACME HTTP-01 registers
   // "/.well-known/acme-challenge/" as a Prefix route here); in plain mode it is router().
   HttpRouter& plain_router();
+  // Before start(): routes of config lookup_listeners (issue 17: address lookup on listeners of
+  // its own, the HTTPS one with its own certificate).
+  HttpRouter& lookup_router();
   void add_service(std::unique_ptr<Service> service);
 
   void start();
@@ -89,6 +92,8 @@ class Daemon {
   // in TLS mode it is the captive-portal listener and https_endpoint() the relay service.
   std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> lookup_http_endpoint() const;
+  std::optional<boost::asio::ip::tcp::endpoint> lookup_https_endpoint() const;
 
   // The config the daemon was constructed with (reloads do not change it; see current_config()).
   const config::Config& config() const;
