@@ -31,6 +31,9 @@ std::optional<std::string> domain_name_problem(std::string_view text);
 std::optional<std::string> soa_problem(const std::string& text);
 // Why `path` cannot be read as a file, or nullopt.
 std::optional<std::string> unreadable(const std::filesystem::path& path);
+// Why `path` cannot serve as mesh.psk_file (unreadable, group/other access, empty or shorter
+// than 32 bytes), or nullopt with `psk` set to its trimmed contents.
+std::optional<std::string> mesh_psk_problem(const std::filesystem::path& path, std::string& psk);
 // The whole file (at most 1 MiB); throws ConfigError naming the file.
 std::string read_config_text(const std::filesystem::path& path);
 // True if every line of `text` is blank or a '#' comment (YAML and TOML share the syntax).
