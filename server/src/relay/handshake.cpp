@@ -6,6 +6,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "iroh/mesh_proto.hpp"
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
@@ -24,6 +25,11 @@ asio::awaitable<bool> Connection<Stream>::establish() {
 
   auto upgrade = co_await serve_http();
   if (!upgrade) co_return false;
+  if (target_path(upgrade->target()) == mesh::kPath) {
+    // Issue 16: a peer node's mesh link, not a relay client.
+    co_await serve_mesh_link(*upgrade);
+    co_return false;
+  }
   auto check = check_upgrade_request(*upgrade);
   auto version = static_cast<relay::ProtocolVersion>(check.version);
   if (!co_await accept_websocket(*upgrade, version)) co_return false;
@@ -135,6 +141,11 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
       if (ec || res.need_eof()) co_return std::nullopt;
       continue;
+    }
+    // Issue 16 (docs/mesh.md §3): only with a mesh configured; otherwise a 404 like any path.
+    if (role_ == ListenerRole::RelayService && path == mesh::kPath && state_.mesh &&
+        req.method() == http::verb::get && websocket::is_upgrade(req)) {
+      co_return std::optional<HttpRequest>(std::move(req));
     }
     auto res = co_await dispatch(req);
     co_await http::async_write(ws_.next_layer(), res, ec_token(ec));
