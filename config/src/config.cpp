@@ -109,7 +109,9 @@ class Loader {
          // issue 19 item 4
          "trusted_proxies", "pkarr_put_rate_limit_ipv6_prefix", "pkarr_max_future_skew_secs",
          // issue 17: lookup on its own listeners
-         "lookup_listeners"});
+         "lookup_listeners",
+         // issue 16
+         "mesh"});
 
     if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
     if (auto* f = top.find("http_bind_addr")) {
@@ -187,6 +189,8 @@ class Loader {
     if (auto* f = top.find("shutdown_grace_secs")) {
       cfg.shutdown_grace = std::chrono::seconds(as_uint(*f, 0, 3600));
     }
+
+    if (auto* f = top.find("mesh")) cfg.mesh = read_mesh(*f);
 
     if (cfg.tls) check_tls_files(cfg, *tls_field);
     if (auto* f = top.find("lookup_listeners")) read_lookup_listeners(*f, cfg);
@@ -798,6 +802,31 @@ class Loader {
     rx.max_burst_bytes =
         burst ? static_cast<std::uint32_t>(as_uint(*burst, 1, kU32Max)) : rx.bytes_per_second / 10;
     return rx;
+  }
+
+  // Issue 16 (docs/mesh.md §2): the other nodes serving this relay URL and the shared key.
+  MeshConfig read_mesh(const Field& at) {
+    MeshConfig mesh;
+    Section s = read_map(at, {"peers", "psk_file"});
+    if (auto* f = s.find("peers")) {
+      for (const Field& item : list_items(*f, "a list of peer URLs")) {
+        std::string error;
+        auto peer = parse_mesh_peer(as_string(item), error);
+        if (!peer) fail(item.line, item.path, error);
+        mesh.peers.push_back(std::move(*peer));
+      }
+    }
+    const Field* psk = s.find("psk_file");
+    if (psk) {
+      mesh.psk_file = as_string(*psk);
+      if (auto problem = detail::mesh_psk_problem(mesh.psk_file, mesh.psk)) {
+        fail(psk->line, psk->path, *problem);
+      }
+    }
+    if (!mesh.peers.empty() && !psk) {
+      fail(at.line, at.path + ".psk_file", "required when mesh.peers is set");
+    }
+    return mesh;
   }
 
   AccessConfig read_access(const Field& at) {

@@ -35,6 +35,9 @@ std::optional<std::string> unreadable(const std::filesystem::path& path);
 bool same_addr(const SocketAddr& a, const SocketAddr& b);
 // iroh-dns-server's file name for a manual certificate: characters outside [a-zA-Z0-9.-] removed.
 std::string escape_hostname(const std::string& name);
+// Why `path` cannot serve as mesh.psk_file (unreadable, group/other access, empty or shorter
+// than 32 bytes), or nullopt with `psk` set to its trimmed contents.
+std::optional<std::string> mesh_psk_problem(const std::filesystem::path& path, std::string& psk);
 // The whole file (at most 1 MiB); throws ConfigError naming the file.
 std::string read_config_text(const std::filesystem::path& path);
 // True if every line of `text` is blank or a '#' comment (YAML and TOML share the syntax).

@@ -134,6 +134,8 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
         {"rate_limited", m.dropped_rate_limited},
         {"unencodable", m.dropped_unencodable},
         {"handoff_full", m.dropped_handoff_full},
+        {"mesh_down", m.dropped_mesh_down},
+        {"mesh_link_full", m.dropped_mesh_link_full},
     };
     for (const auto& [reason, value] : reasons) {
       f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
@@ -204,6 +206,42 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
     auto f = family(gauge_names[i].first, gauge_names[i].second, MetricType::Gauge);
     f.metric.push_back(gauge_sample(gauge_values[i]));
     out.push_back(std::move(f));
+  }
+  if (!m.mesh_peers.empty()) {
+    // Issue 16 (docs/mesh.md §7): per configured peer, labelled with its URL.
+    auto up = family("relayserver_mesh_peer_up",
+                     "1 while the outgoing mesh link to the peer is up.", MetricType::Gauge);
+    auto dgrams = family("relayserver_mesh_forwarded_datagrams_total",
+                         "Datagrams forwarded to the mesh peer.", MetricType::Counter);
+    auto bytes =
+        family("relayserver_mesh_forwarded_bytes_total",
+               "Bytes of datagram frames forwarded to the mesh peer.", MetricType::Counter);
+    double peers_up = 0;
+    for (const auto& p : m.mesh_peers) {
+      const bool is_up = p->up.load(std::memory_order_relaxed);
+      peers_up += is_up ? 1 : 0;
+      auto g = gauge_sample(is_up ? 1 : 0);
+      g.label = {{"peer", p->url}};
+      up.metric.push_back(std::move(g));
+      dgrams.metric.push_back(counter_sample(load(p->forwarded_datagrams), {{"peer", p->url}}));
+      bytes.metric.push_back(counter_sample(load(p->forwarded_bytes), {{"peer", p->url}}));
+    }
+    out.push_back(std::move(up));
+    out.push_back(std::move(dgrams));
+    out.push_back(std::move(bytes));
+    auto n = family("relayserver_mesh_peers_up", "Mesh peers whose outgoing link is up.",
+                    MetricType::Gauge);
+    n.metric.push_back(gauge_sample(peers_up));
+    out.push_back(std::move(n));
+    auto remote = family("relayserver_mesh_remote_endpoints",
+                         "Endpoints known to be connected at mesh peers.", MetricType::Gauge);
+    remote.metric.push_back(
+        gauge_sample(double(m.mesh_remote_endpoints.load(std::memory_order_relaxed))));
+    out.push_back(std::move(remote));
+    auto refused = family("relayserver_mesh_links_refused_total",
+                          "Incoming mesh links that failed authentication.", MetricType::Counter);
+    refused.metric.push_back(counter_sample(load(m.mesh_links_refused)));
+    out.push_back(std::move(refused));
   }
   if (queue_depth_) {
     const RelayQueueDepth depth = queue_depth_();

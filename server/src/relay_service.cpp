@@ -171,10 +171,16 @@ void RelayService::start() {
                 false);
   }
   impl_->workers->start();
+  // Issue 16: the dialers run on the first worker; links are few and mostly idle.
+  if (impl_->state->mesh) {
+    log::info("mesh: ", cfg.mesh.peers.size(), " peer(s)");
+    impl_->state->mesh->start(impl_->workers->context(0));
+  }
 }
 
 void RelayService::stop() {
   stop_accepting();
+  if (impl_->state->mesh) impl_->state->mesh->stop();
   impl_->state->connections.close_all();
 }
 
@@ -184,6 +190,7 @@ void RelayService::join() {
   // The loops are stopped: nothing runs any more. References the registry still holds go while
   // the loops exist, then the acceptors, then the loops with whatever their handlers hold.
   impl_->state->registry.clear();
+  if (impl_->state->mesh) impl_->state->mesh->clear();
   impl_->listeners.clear();
   impl_->workers.reset();
 }

@@ -175,11 +175,26 @@ std::string render_status_page(const StatusPageSources& sources) {
     row(html, "datagrams relayed", std::to_string(load(m->send_packets_sent)));
     row(html, "datagrams dropped",
         std::to_string(load(m->dropped_unknown_destination) + load(m->dropped_queue_full) +
-                       load(m->dropped_total_queue_full) +
-                       load(m->dropped_write_error) + load(m->dropped_rate_limited) +
-                       load(m->dropped_unencodable) + load(m->dropped_handoff_full)));
+                       load(m->dropped_total_queue_full) + load(m->dropped_write_error) +
+                       load(m->dropped_rate_limited) + load(m->dropped_unencodable) +
+                       load(m->dropped_handoff_full) + load(m->dropped_mesh_down) +
+                       load(m->dropped_mesh_link_full)));
     row(html, "handshakes denied", std::to_string(load(m->denied)));
     html += "</table>\n";
+    if (!m->mesh_peers.empty()) {
+      // Issue 16 (docs/mesh.md §7).
+      html += "<h2>Mesh</h2>\n<table>\n";
+      row(html, "remote endpoints known",
+          std::to_string(m->mesh_remote_endpoints.load(std::memory_order_relaxed)));
+      row(html, "datagrams dropped (mesh down)", std::to_string(load(m->dropped_mesh_down)));
+      for (const auto& p : m->mesh_peers) {
+        row(html, "peer " + p->url,
+            std::string(p->up.load(std::memory_order_relaxed) ? "up" : "down") + ", " +
+                std::to_string(load(p->forwarded_datagrams)) + " datagrams / " +
+                format_bytes(load(p->forwarded_bytes)) + " forwarded");
+      }
+      html += "</table>\n";
+    }
   }
 
   if (sources.lookup_store_size) {

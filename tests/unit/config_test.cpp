@@ -923,8 +923,9 @@ TEST_F(ConfigTest, LookupErrors) {
             "test.yaml:1: pkarr_put_burst: out of range: 0 (allowed 1 to 1048576)");
   EXPECT_EQ(error_of("pkarr_put_burst: -1\n"),
             "test.yaml:1: pkarr_put_burst: expected a non-negative integer, found \"-1\"");
-  EXPECT_EQ(error_of("pkarr_put_refill_secs: 0\n"),
-            "test.yaml:1: pkarr_put_refill_secs: out of range: 0 (must be a finite number above 0)");
+  EXPECT_EQ(
+      error_of("pkarr_put_refill_secs: 0\n"),
+      "test.yaml:1: pkarr_put_refill_secs: out of range: 0 (must be a finite number above 0)");
   EXPECT_EQ(error_of("pkarr_put_refill_secs: .nan\n"),
             "test.yaml:1: pkarr_put_refill_secs: expected a number, found \".nan\"");
   EXPECT_EQ(error_of("pkarr_put_refill_secs: 1e9\n"),
@@ -1741,6 +1742,68 @@ TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
   // A .yaml --dns-config is refused: the YAML lookup keys live in the --config file.
   auto yaml = dir.write("dns.yaml", "x: 1\n");
   EXPECT_THROW(load_files("", yaml), ConfigError);
+}
+
+// Issue 16 (docs/mesh.md §2): mesh.peers and mesh.psk_file.
+TEST_F(ConfigTest, MeshDefaultsToNoPeers) {
+  Config cfg = parse_yaml("", "t");
+  EXPECT_TRUE(cfg.mesh.peers.empty());
+  EXPECT_TRUE(cfg.mesh.psk.empty());
+}
+
+TEST_F(ConfigTest, MeshPeersAndKey) {
+  TempDir dir;
+  fs::path key = dir.write("mesh.key", "  0123456789abcdef0123456789abcdef\n");
+  fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+  Config cfg = parse_yaml(
+      "mesh:\n  peers: [http://127.0.0.1:3341, \"https://[::1]/x\", "
+      "https://b.example]\n  psk_file: " +
+          key.string() + "\n",
+      "t");
+  ASSERT_EQ(cfg.mesh.peers.size(), 3u);
+  EXPECT_FALSE(cfg.mesh.peers[0].tls);
+  EXPECT_EQ(cfg.mesh.peers[0].host, "127.0.0.1");
+  EXPECT_EQ(cfg.mesh.peers[0].port, 3341);
+  EXPECT_TRUE(cfg.mesh.peers[1].tls);
+  EXPECT_EQ(cfg.mesh.peers[1].host, "::1");
+  EXPECT_EQ(cfg.mesh.peers[1].port, 443);
+  EXPECT_EQ(cfg.mesh.peers[2].host, "b.example");
+  EXPECT_EQ(cfg.mesh.psk, "0123456789abcdef0123456789abcdef");
+}
+
+TEST_F(ConfigTest, MeshErrors) {
+  TempDir dir;
+  fs::path open_key = dir.write("open.key", "0123456789abcdef0123456789abcdef\n");
+  fs::permissions(open_key, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                                fs::perms::others_read);
+  fs::path short_key = dir.write("short.key", "tooshort\n");
+  fs::permissions(short_key, fs::perms::owner_read | fs::perms::owner_write);
+  fs::path empty_key = dir.write("empty.key", "\n");
+  fs::permissions(empty_key, fs::perms::owner_read | fs::perms::owner_write);
+
+  EXPECT_EQ(error_of("mesh:\n  peers: [http://a.example]\n"),
+            "test.yaml:1: mesh.psk_file: required when mesh.peers is set");
+  EXPECT_EQ(error_of("mesh:\n  peers: [ftp://a.example]\n  psk_file: /x\n"),
+            "test.yaml:2: mesh.peers[0]: expected an http:// or https:// URL, found "
+            "\"ftp://a.example\"");
+  EXPECT_EQ(error_of("mesh:\n  peers:\n    - http://a.example:99999\n"),
+            "test.yaml:3: mesh.peers[0]: invalid port in \"http://a.example:99999\"");
+  EXPECT_EQ(error_of("mesh:\n  peers: [\"http://:80\"]\n"),
+            "test.yaml:2: mesh.peers[0]: no host in \"http://:80\"");
+  EXPECT_EQ(error_of("mesh:\n  peers: http://a.example\n"),
+            "test.yaml:2: mesh.peers: expected a list of peer URLs, found a plain scalar");
+  EXPECT_EQ(error_of("mesh:\n  key: x\n"),
+            "test.yaml:2: mesh.key: unknown key (known keys here: peers, psk_file)");
+  EXPECT_EQ(error_of("mesh:\n  psk_file: " + open_key.string() + "\n"),
+            "test.yaml:2: mesh.psk_file: " + open_key.string() +
+                " is accessible to group or others (mode 0644); chmod 600 it");
+  EXPECT_EQ(error_of("mesh:\n  psk_file: " + short_key.string() + "\n"),
+            "test.yaml:2: mesh.psk_file: " + short_key.string() +
+                " holds 8 bytes; at least 32 are needed (e.g. `openssl rand -hex 32`)");
+  EXPECT_EQ(error_of("mesh:\n  psk_file: " + empty_key.string() + "\n"),
+            "test.yaml:2: mesh.psk_file: " + empty_key.string() + " is empty");
+  EXPECT_THAT(error_of("mesh:\n  psk_file: /nonexistent/mesh.key\n"),
+              StartsWith("test.yaml:2: mesh.psk_file: cannot read /nonexistent/mesh.key: "));
 }
 
 }  // namespace

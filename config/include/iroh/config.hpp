@@ -201,6 +201,24 @@ struct LookupListeners {
   bool any() const { return http_bind_addr.has_value() || https.has_value(); }
 };
 
+// Relay mesh (issue 16, docs/mesh.md): one relay URL served by several nodes.
+struct MeshPeer {
+  std::string url;  // as written: http(s)://host[:port][/...]
+  bool tls = false;
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 80;
+};
+
+struct MeshConfig {
+  std::vector<MeshPeer> peers;  // empty = no mesh (exactly the single-node relay)
+  std::filesystem::path psk_file;
+  // The key itself, read at load time (surrounding whitespace trimmed); at least 32 bytes.
+  std::string psk;
+};
+
+// `text` as a mesh peer URL, or nullopt with `error` set.
+std::optional<MeshPeer> parse_mesh_peer(std::string_view text, std::string& error);
+
 struct Config {
   std::filesystem::path source;              // file the config came from ("<dev default>" if none)
   bool dev = false;
@@ -229,6 +247,7 @@ struct Config {
   std::string log_level = "info";            // trace, debug, info, warn, error
   std::string log_format = "text";           // text, json
   std::chrono::seconds shutdown_grace{10};   // shutdown_grace_secs: SIGTERM drain budget
+  MeshConfig mesh;                           // mesh.peers, mesh.psk_file (issue 16)
 };
 
 // How `next` admits clients `current` refused, for the WARN on reload ("allowlist (2 ids) ->

@@ -1,6 +1,7 @@
 #include "relay/client_registry.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <mutex>
 
 #include "log.hpp"
@@ -34,6 +35,19 @@ relay::Bytes ClientRegistry::healthy_frame(relay::ProtocolVersion v) {
 }
 
 void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& client) {
+  if (mesh_) {
+    // Wall-clock nanoseconds, strictly increasing here: comparable across nodes whose clocks
+    // agree to better than the time between two connections of one id (docs/mesh.md §6.2).
+    const auto now = std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    std::uint64_t last = last_generation_.load(std::memory_order_relaxed);
+    std::uint64_t next;
+    do {
+      next = std::max(now, last + 1);
+    } while (!last_generation_.compare_exchange_weak(last, next, std::memory_order_relaxed));
+    client->mesh_generation = next;
+  }
   Shard& shard = shard_of(client->endpoint_id());
   std::unique_lock lock(shard.mutex);
   auto& entry = shard.clients[client->endpoint_id()];
@@ -47,6 +61,7 @@ void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& c
     metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
   }
   entry.active = client;
+  if (mesh_) mesh_->local_present(client->endpoint_id(), client->mesh_generation);
   metrics_.accepts.fetch_add(1, std::memory_order_relaxed);
   metrics_.unique_client_keys.fetch_add(1, std::memory_order_relaxed);
   metrics_.clients_connected.fetch_add(1, std::memory_order_relaxed);
@@ -71,10 +86,13 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
         metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
       }
       entry.sent_to.merge(sent_to);
-      return;
-    }
-
-    if (!entry.inactive.empty()) {
+      // Inactive because a peer has a newer connection (mesh, §6.2), and that was the last
+      // local one: the id is gone from here.
+      if (entry.active || !entry.inactive.empty()) return;
+      sent_to.swap(entry.sent_to);
+      shard.clients.erase(it);
+      if (mesh_) mesh_->local_gone(id);
+    } else if (!entry.inactive.empty()) {
       entry.active = std::move(entry.inactive.back());
       entry.inactive.pop_back();
       metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
@@ -82,16 +100,49 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
           RelayClientHandle::Enqueue::Ok) {
         metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
       }
+      if (mesh_) mesh_->local_present(id, entry.active->mesh_generation);
       entry.sent_to.merge(sent_to);
       return;
+    } else {
+      sent_to.merge(entry.sent_to);
+      shard.clients.erase(it);
+      if (mesh_) mesh_->local_gone(id);
     }
-
-    sent_to.merge(entry.sent_to);
-    shard.clients.erase(it);
   }
+  // Still connected at a mesh peer: not gone yet (docs/mesh.md §6.3).
+  if (mesh_ && mesh_->keeps_alive(id, sent_to)) return;
   // The id is gone: the peers it sent to hear EndpointGone (§6.4). Their shards
   // are locked one at a time, after this one's lock is released.
   if (!sent_to.empty()) send_endpoint_gone(id, sent_to);
+}
+
+void ClientRegistry::mesh_reconcile(const relay::EndpointId& id,
+                                    std::optional<std::uint64_t> best_remote) {
+  Shard& shard = shard_of(id);
+  std::unique_lock lock(shard.mutex);
+  auto it = shard.clients.find(id);
+  if (it == shard.clients.end()) return;
+  Entry& entry = it->second;
+  if (entry.active && best_remote && *best_remote > entry.active->mesh_generation) {
+    // A newer connection at a peer wins (§6.2), exactly like a newer local one.
+    auto& old = entry.active;
+    if (old->try_enqueue_control(same_id_connected_frame(old->version())) !=
+        RelayClientHandle::Enqueue::Ok) {
+      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    entry.inactive.push_back(std::move(old));
+    entry.active.reset();
+    metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
+  } else if (!entry.active && !best_remote && !entry.inactive.empty()) {
+    entry.active = std::move(entry.inactive.back());
+    entry.inactive.pop_back();
+    metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+    if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
+        RelayClientHandle::Enqueue::Ok) {
+      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (mesh_) mesh_->local_present(id, entry.active->mesh_generation);
+  }
 }
 
 void ClientRegistry::send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers) {

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -70,6 +72,26 @@ class RelayClientHandle {
   relay::EndpointId id_;
   relay::ProtocolVersion version_;
   unsigned worker_;
+
+ public:
+  // Issue 16 (docs/mesh.md §6.2): orders connections of one id across the mesh; set by
+  // register_client.
+  std::uint64_t mesh_generation = 0;
+};
+
+// The relay mesh's view of the registry (relay/mesh.hpp, issue 16). local_present and
+// local_gone are called under the id's shard lock and must only enqueue.
+class MeshObserver {
+ public:
+  virtual ~MeshObserver() = default;
+  // `id` is now active here (a new connection, or an inactive one promoted).
+  virtual void local_present(const relay::EndpointId& id, std::uint64_t generation) = 0;
+  // `id` has no connection here any more.
+  virtual void local_gone(const relay::EndpointId& id) = 0;
+  // Outside the lock, after the last local connection of `id` left: true if `id` is still
+  // connected at a peer. It then keeps `receivers` for EndpointGone when `id` leaves the whole
+  // mesh (docs/mesh.md §6.3).
+  virtual bool keeps_alive(const relay::EndpointId& id, EndpointIdSet& receivers) = 0;
 };
 
 // Carries a datagram to a recipient on another worker (relay/workers.hpp).
@@ -88,6 +110,8 @@ class ClientRegistry {
   // With more than one worker: where datagrams for clients on another worker
   // go. Set before any client registers.
   void set_cross_worker(CrossWorkerForwarder* forwarder) { cross_worker_ = forwarder; }
+  // With a mesh (issue 16). Set before any client registers.
+  void set_mesh_observer(MeshObserver* observer) { mesh_ = observer; }
 
   void register_client(const std::shared_ptr<RelayClientHandle>& client);
   // `sent_to` = ids this connection successfully forwarded datagrams to (§6.4).
@@ -107,6 +131,24 @@ class ClientRegistry {
   // drains.
   Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame,
                   RelayClientHandle* sender = nullptr);
+
+  // Issue 16 (docs/mesh.md §6.2): `best_remote` = the newest generation of `id` at a reachable
+  // peer. A local active connection older than that becomes inactive (SameEndpointIdConnected);
+  // with no remote left, the newest inactive local one becomes active again (Healthy).
+  void mesh_reconcile(const relay::EndpointId& id, std::optional<std::uint64_t> best_remote);
+  // f(id, generation) for every active connection, under its shard's lock (the mesh's presence
+  // snapshot, §5.4).
+  template <class F>
+  void for_each_active(F&& f) const {
+    for (const auto& shard : shards_) {
+      std::shared_lock lock(shard.mutex);
+      for (const auto& [id, entry] : shard.clients) {
+        if (entry.active) f(id, entry.active->mesh_generation);
+      }
+    }
+  }
+  // EndpointGone(gone) to the active connections of `peers` (§6.4).
+  void send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers);
 
   std::size_t endpoint_count() const;
   // Walks every connection (active and inactive) under the shared lock.
@@ -141,12 +183,13 @@ class ClientRegistry {
   const Shard& shard_of(const relay::EndpointId& id) const {
     return shards_[id.bytes[20] % kShards];
   }
-  void send_endpoint_gone(const relay::EndpointId& gone, const EndpointIdSet& peers);
   template <class F>
   void for_each_connection(F&& f) const;
 
   RelayMetrics& metrics_;
   CrossWorkerForwarder* cross_worker_ = nullptr;
+  MeshObserver* mesh_ = nullptr;
+  std::atomic<std::uint64_t> last_generation_{0};
   std::array<Shard, kShards> shards_;
 };
 

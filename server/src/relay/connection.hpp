@@ -163,6 +163,8 @@ class Connection final : public RelayClientHandle,
   awaitable<bool> write_frame(const relay::Bytes& frame, bool timed);
   void arm_establish_deadline();
   void release_pre_auth();
+  // mesh_accept.cpp (issue 16): an incoming mesh link on GET /relay/mesh.
+  awaitable<void> serve_mesh_link(HttpRequest& req);
 
   // session.cpp
   awaitable<void> run_inner();

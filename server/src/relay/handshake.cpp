@@ -8,6 +8,7 @@
 #include <boost/beast/websocket/detail/hybi13.hpp>
 
 #include "acme/tls_alpn.hpp"
+#include "iroh/mesh_proto.hpp"
 #include "log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
@@ -26,6 +27,11 @@ asio::awaitable<bool> Connection<Stream>::establish() {
 
   auto upgrade = co_await serve_http();
   if (!upgrade) co_return false;
+  if (target_path(upgrade->target()) == mesh::kPath) {
+    // Issue 16: a peer node's mesh link, not a relay client.
+    co_await serve_mesh_link(*upgrade);
+    co_return false;
+  }
   auto check = check_upgrade_request(*upgrade);
   auto version = static_cast<relay::ProtocolVersion>(check.version);
   if (!co_await accept_websocket(*upgrade, version)) co_return false;
@@ -141,6 +147,11 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       co_await http::async_write(stream_, res, ec_token(ec));
       if (ec || res.need_eof()) co_return std::nullopt;
       continue;
+    }
+    // Issue 16 (docs/mesh.md §3): only with a mesh configured; otherwise a 404 like any path.
+    if (role_ == ListenerRole::RelayService && path == mesh::kPath && state_.mesh &&
+        req.method() == http::verb::get && websocket::is_upgrade(req)) {
+      co_return std::optional<HttpRequest>(std::move(req));
     }
     auto res = co_await dispatch(req);
     co_await http::async_write(stream_, res, ec_token(ec));

@@ -42,6 +42,10 @@ RelayServiceState::RelayServiceState(const config::Config& c, RelayMetrics& m)
       settings_(std::make_shared<RelaySettings>(
           RelaySettings{c.limits, std::make_shared<AccessControl>(c.access, c.source.string())})) {
   reset_accept_bucket(c.limits);
+  if (c.enable_relay && !c.mesh.peers.empty()) {
+    mesh = std::make_unique<Mesh>(c.mesh, registry, m);
+    registry.set_mesh_observer(mesh.get());
+  }
 }
 
 std::shared_ptr<const RelaySettings> RelayServiceState::settings() const {

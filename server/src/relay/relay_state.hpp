@@ -21,6 +21,7 @@
 #include "iroh/server/metrics.hpp"
 #include "key_cache.hpp"
 #include "relay/client_registry.hpp"
+#include "relay/mesh.hpp"
 #include "relay/send_queue.hpp"
 
 namespace iroh::server {
@@ -82,6 +83,8 @@ struct RelayServiceState {
   HttpRouter captive_router;
   HttpRouter lookup_router;
   ConnectionSet connections;
+  // Issue 16: the relay mesh, null without mesh.peers (a single-node relay).
+  std::unique_ptr<Mesh> mesh;
   bool tls_mode = false;
   std::atomic<bool> stopping{false};
 

@@ -173,6 +173,25 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
       if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
       break;
     case ClientRegistry::Forward::UnknownDestination:
+      // Issue 16 (docs/mesh.md §6.1): not active here; maybe at a mesh peer. The registry did
+      // not consume the frame.
+      if (state_.mesh) {
+        switch (state_.mesh->forward(dg.peer, *frame)) {
+          case Mesh::Route::Forwarded:
+            if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
+            return true;
+          case Mesh::Route::MeshDown:
+            m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+            m.dropped_mesh_down.fetch_add(1, std::memory_order_relaxed);
+            return true;
+          case Mesh::Route::LinkFull:
+            m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+            m.dropped_mesh_link_full.fetch_add(1, std::memory_order_relaxed);
+            return true;
+          case Mesh::Route::Unknown:
+            break;
+        }
+      }
       // A registered id authenticated with its key, so it is a valid point; only unknown
       // destinations need the (cached) point check. Like the reference, an invalid key closes
       // the sender rather than being dropped silently.

@@ -12,6 +12,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace iroh::server {
 
@@ -64,6 +67,16 @@ struct RelayQueueDepth {
   std::size_t max_bytes = 0;    // the largest single queue, in bytes
 };
 
+// One relay mesh peer (issue 16, docs/mesh.md §7).
+struct MeshPeerMetrics {
+  explicit MeshPeerMetrics(std::string u) : url(std::move(u)) {}
+  const std::string url;
+  std::atomic<bool> up{false};     // the outgoing link is authenticated
+  Counter forwarded_datagrams{0};  // datagrams sent to this peer
+  Counter forwarded_bytes{0};      // their encoded relay frames, in bytes
+  Counter link_full{0};            // datagrams dropped: the link's queue was full
+};
+
 struct RelayMetrics {
   Counter bytes_sent{0};
   Counter bytes_recv{0};
@@ -97,6 +110,8 @@ struct RelayMetrics {
                                            // delays reading instead of dropping)
   Counter dropped_unencodable{0};          // empty or oversize datagram dropped at the sender
   Counter dropped_handoff_full{0};  // the recipient's worker's hand-off queue was full (issue 13)
+  Counter dropped_mesh_down{0};     // dst known only at mesh peers whose links are down (issue 16)
+  Counter dropped_mesh_link_full{0};  // the mesh link to dst's peer had a full queue (issue 16)
 
   // Not in the reference: connection-level outcomes.
   Counter denied{0};                // handshakes answered with ServerDeniesAuth
@@ -116,6 +131,11 @@ struct RelayMetrics {
   // Gauges.
   std::atomic<std::int64_t> clients_connected{0};  // authenticated relay connections
   std::atomic<std::int64_t> open_connections{0};   // TCP connections on the relay listeners
+
+  // Relay mesh (issue 16): one per configured peer, filled before the services start.
+  std::vector<std::unique_ptr<MeshPeerMetrics>> mesh_peers;
+  std::atomic<std::int64_t> mesh_remote_endpoints{0};  // endpoints known at peers
+  Counter mesh_links_refused{0};                       // incoming links that failed authentication
 };
 
 }  // namespace iroh::server
