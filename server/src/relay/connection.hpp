@@ -20,6 +20,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -213,6 +215,8 @@ class Connection final : public RelayClientHandle,
   // itself), WebSocket framing is relay/ws_framing.hpp's, so no Beast websocket::stream (its
   // state and read buffer cost ~2 KiB per idle client, issue 13).
   Stream stream_;
+  // Only on a relay mesh link (relay/mesh_accept.cpp): Beast's WebSocket over stream_.
+  std::unique_ptr<boost::beast::websocket::stream<Stream&>> mesh_ws_;
   boost::beast::flat_buffer buffer_;
   // Reader state: bytes of buffer_ that belong to the message returned last, the reassembly of a
   // fragmented message, and the current message.

@@ -85,7 +85,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       co_return std::nullopt;
     }
     // RFC 8737 §3: an acme-tls/1 connection ends after the handshake (no HTTP on it).
-    if (acme::TlsAlpnChallenges::negotiated(ws_.next_layer().native_handle())) {
+    if (acme::TlsAlpnChallenges::negotiated(stream_.native_handle())) {
       co_return std::nullopt;
     }
   }

@@ -15,27 +15,31 @@ asio::awaitable<void> Connection<Stream>::serve_mesh_link(HttpRequest& req) {
     log::debug("mesh: connection from ", who, ": data after the upgrade request");
     co_return;
   }
-  meshlink::set_link_options(ws_, boost::beast::role_type::server);
-  ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+  // A mesh link keeps Beast's WebSocket (pings, idle timeout) over the connection's stream; a
+  // member, so that the link's writer, which the connection owns, never outlives it.
+  mesh_ws_ = std::make_unique<websocket::stream<Stream&>>(stream_);
+  auto& ws = *mesh_ws_;
+  meshlink::set_link_options(ws, boost::beast::role_type::server);
+  ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
     res.set(http::field::server, "iroh-relay");
     res.set(http::field::sec_websocket_protocol, mesh::kSubprotocol);
     res.set(http::field::date, http_date());
     add_security_headers(res.base());
   }));
   error_code ec;
-  co_await ws_.async_accept(req, ec_token(ec));
+  co_await ws.async_accept(req, ec_token(ec));
   if (ec) {
     log::debug("mesh: websocket accept from ", who, " failed: ", ec.message());
     co_return;
   }
   socket().set_option(tcp::no_delay(true), ec);
   const bool authenticated =
-      co_await meshlink::accept_handshake(ws_, *state_.mesh, state_.metrics, who);
+      co_await meshlink::accept_handshake(ws, *state_.mesh, state_.metrics, who);
   if (!authenticated) co_return;
   // Authenticated: no handshake deadline, no pre-auth reservation any more.
   watchdog_.cancel();
   release_pre_auth();
-  co_await meshlink::serve_incoming(ws_, *state_.mesh, this->shared_from_this(), who);
+  co_await meshlink::serve_incoming(ws, *state_.mesh, this->shared_from_this(), who);
 }
 
 #define IROH_INSTANTIATE_MESH_ACCEPT(S) \
