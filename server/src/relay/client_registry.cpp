@@ -34,6 +34,48 @@ relay::Bytes ClientRegistry::healthy_frame(relay::ProtocolVersion v) {
   return status_frame(v, relay::StatusCode::Healthy, kHealthyText);
 }
 
+void ClientRegistry::deactivate_active(Entry& entry) {
+  if (entry.active->try_enqueue_control(same_id_connected_frame(entry.active->version())) !=
+      RelayClientHandle::Enqueue::Ok) {
+    metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  entry.inactive.push_back(std::move(entry.active));
+  entry.active.reset();
+  metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
+}
+
+void ClientRegistry::reactivate_newest(const relay::EndpointId& id, Entry& entry) {
+  entry.active = std::move(entry.inactive.back());
+  entry.inactive.pop_back();
+  metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
+  if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
+      RelayClientHandle::Enqueue::Ok) {
+    metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (mesh_) mesh_->local_present(id, entry.active->mesh_generation);
+}
+
+bool count_queue_drop(RelayMetrics& m, ClientRegistry::Forward outcome) {
+  Counter* reason = nullptr;
+  switch (outcome) {
+    case ClientRegistry::Forward::QueueFull:
+    case ClientRegistry::Forward::QueueFullThrottle:
+      reason = &m.dropped_queue_full;
+      break;
+    case ClientRegistry::Forward::TotalQueueFull:
+      reason = &m.dropped_total_queue_full;
+      break;
+    case ClientRegistry::Forward::RecipientClosed:
+      reason = &m.dropped_write_error;
+      break;
+    default:
+      return false;
+  }
+  m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
+  reason->fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& client) {
   if (mesh_) {
     // Wall-clock nanoseconds, strictly increasing here: comparable across nodes whose clocks
@@ -51,15 +93,7 @@ void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& c
   Shard& shard = shard_of(client->endpoint_id());
   std::unique_lock lock(shard.mutex);
   auto& entry = shard.clients[client->endpoint_id()];
-  if (entry.active) {
-    auto& old = entry.active;
-    if (old->try_enqueue_control(same_id_connected_frame(old->version())) !=
-        RelayClientHandle::Enqueue::Ok) {
-      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
-    }
-    entry.inactive.push_back(std::move(old));
-    metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
-  }
+  if (entry.active) deactivate_active(entry);
   entry.active = client;
   if (mesh_) mesh_->local_present(client->endpoint_id(), client->mesh_generation);
   metrics_.accepts.fetch_add(1, std::memory_order_relaxed);
@@ -93,14 +127,7 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
       shard.clients.erase(it);
       if (mesh_) mesh_->local_gone(id);
     } else if (!entry.inactive.empty()) {
-      entry.active = std::move(entry.inactive.back());
-      entry.inactive.pop_back();
-      metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
-      if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
-          RelayClientHandle::Enqueue::Ok) {
-        metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (mesh_) mesh_->local_present(id, entry.active->mesh_generation);
+      reactivate_newest(id, entry);
       entry.sent_to.merge(sent_to);
       return;
     } else {
@@ -125,23 +152,9 @@ void ClientRegistry::mesh_reconcile(const relay::EndpointId& id,
   Entry& entry = it->second;
   if (entry.active && best_remote && *best_remote > entry.active->mesh_generation) {
     // A newer connection at a peer wins (§6.2), exactly like a newer local one.
-    auto& old = entry.active;
-    if (old->try_enqueue_control(same_id_connected_frame(old->version())) !=
-        RelayClientHandle::Enqueue::Ok) {
-      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
-    }
-    entry.inactive.push_back(std::move(old));
-    entry.active.reset();
-    metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
+    deactivate_active(entry);
   } else if (!entry.active && !best_remote && !entry.inactive.empty()) {
-    entry.active = std::move(entry.inactive.back());
-    entry.inactive.pop_back();
-    metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
-    if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
-        RelayClientHandle::Enqueue::Ok) {
-      metrics_.control_dropped.fetch_add(1, std::memory_order_relaxed);
-    }
-    if (mesh_) mesh_->local_present(id, entry.active->mesh_generation);
+    reactivate_newest(id, entry);
   }
 }
 

@@ -185,6 +185,12 @@ class ClientRegistry {
   }
   template <class F>
   void for_each_connection(F&& f) const;
+  // Shard lock held. The active connection steps aside for a newer one (here or at a mesh
+  // peer): told SameEndpointIdConnected, kept as the newest inactive duplicate (§6.2).
+  void deactivate_active(Entry& entry);
+  // Shard lock held, entry.inactive not empty: the newest inactive duplicate becomes active
+  // again, told Healthy, and announced to mesh peers.
+  void reactivate_newest(const relay::EndpointId& id, Entry& entry);
 
   RelayMetrics& metrics_;
   CrossWorkerForwarder* cross_worker_ = nullptr;
@@ -192,5 +198,10 @@ class ClientRegistry {
   std::atomic<std::uint64_t> last_generation_{0};
   std::array<Shard, kShards> shards_;
 };
+
+// Counts a datagram that ClientRegistry::forward dropped at a full queue (QueueFull,
+// QueueFullThrottle), at limits.total_queue_bytes (TotalQueueFull) or at a closed recipient:
+// send_packets_dropped plus the reason. False, counting nothing, for any other outcome.
+bool count_queue_drop(RelayMetrics& m, ClientRegistry::Forward outcome);
 
 }  // namespace iroh::server

@@ -149,7 +149,9 @@ void Mesh::deliver(const mesh::Forward& f) {
   relay::EndpointId src;
   std::copy_n(f.frame.begin() + 1, src.bytes.size(), src.bytes.begin());
   auto& m = metrics_;
-  switch (registry_.forward(f.dst, relay::Bytes(f.frame.begin(), f.frame.end()), nullptr)) {
+  const auto outcome =
+      registry_.forward(f.dst, relay::Bytes(f.frame.begin(), f.frame.end()), nullptr);
+  switch (outcome) {
     case ClientRegistry::Forward::Queued:
     case ClientRegistry::Forward::HandedOff: {
       bool known;
@@ -171,16 +173,9 @@ void Mesh::deliver(const mesh::Forward& f) {
       break;
     case ClientRegistry::Forward::QueueFull:
     case ClientRegistry::Forward::QueueFullThrottle:
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
-      break;
     case ClientRegistry::Forward::TotalQueueFull:
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_total_queue_full.fetch_add(1, std::memory_order_relaxed);
-      break;
     case ClientRegistry::Forward::RecipientClosed:
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
+      count_queue_drop(m, outcome);
       break;
   }
 }

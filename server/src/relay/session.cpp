@@ -119,7 +119,8 @@ asio::awaitable<void> Connection<Stream>::throttle_pause() {
     resume_signal_ = false;
     co_return;
   }
-  if (!throttle_timer_) throttle_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+  if (!throttle_timer_)
+    throttle_timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
   throttle_timer_->expires_after(wait_for_drain ? Clock::duration(kThrottleMaxPause)
                                                 : Clock::duration(kBudgetBackoff));
   error_code ec;
@@ -167,7 +168,8 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
     m.dropped_unencodable.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  switch (state_.registry.forward(dg.peer, std::move(*frame), this)) {
+  const auto outcome = state_.registry.forward(dg.peer, std::move(*frame), this);
+  switch (outcome) {
     case ClientRegistry::Forward::Queued:
     case ClientRegistry::Forward::HandedOff:
       if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
@@ -209,19 +211,15 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
         // A resume from an earlier wait must not end this one.
         resume_signal_ = false;
       }
-      [[fallthrough]];
-    case ClientRegistry::Forward::QueueFull:
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_queue_full.fetch_add(1, std::memory_order_relaxed);
+      count_queue_drop(m, outcome);
       break;
     case ClientRegistry::Forward::TotalQueueFull:
       budget_backoff_ = true;
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_total_queue_full.fetch_add(1, std::memory_order_relaxed);
+      count_queue_drop(m, outcome);
       break;
+    case ClientRegistry::Forward::QueueFull:
     case ClientRegistry::Forward::RecipientClosed:
-      m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
-      m.dropped_write_error.fetch_add(1, std::memory_order_relaxed);
+      count_queue_drop(m, outcome);
       break;
   }
   return true;
@@ -341,8 +339,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
                    registered_ ? tls_read_chunk_ : std::min(tls_read_chunk_, kHandshakeReadBytes));
       if (want <= kIdleReadBytes && buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes)
         buffer_.shrink_to_fit();
-      std::size_t n =
-          co_await stream_.async_read_some(buffer_.prepare(want), ec_token(ec));
+      std::size_t n = co_await stream_.async_read_some(buffer_.prepare(want), ec_token(ec));
       if (ec) co_return false;
       buffer_.commit(n);
       // SSL_read returns at most one record (16 KiB): a short read while busy still means busy.
