@@ -63,15 +63,7 @@ stop_relay() {
 # ---- 1. issuance -------------------------------------------------------------------------------
 start_relay relay1
 wait_for "$WORK/relay1.log" "acme: certificate installed" 90 "$RELAY_PID"
-curl -sf --cacert "$WORK/ca.pem" "https://127.0.0.1:$MGMT_PORT/roots/0" -o "$WORK/root.pem" ||
-  fail "cannot fetch pebble's root from its management API"
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/root.pem" \
-  --resolve "localhost:$HTTPS_PORT:127.0.0.1" "https://localhost:$HTTPS_PORT/ping") ||
-  fail "curl --cacert <pebble root> https://localhost:$HTTPS_PORT/ping failed (exit $?)"
-[ "$code" = 200 ] || fail "/ping over HTTPS answered $code"
-issuer=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost </dev/null \
-  2>/dev/null | openssl x509 -noout -issuer)
-case "$issuer" in *Pebble*) ;; *) fail "served certificate's issuer is not pebble's: $issuer" ;; esac
+check_issued_certificate
 [ "$(stat -c %a "$WORK/certs/acme-key.pem")" = 600 ] || fail "acme-key.pem is not mode 0600"
 [ "$(stat -c %a "$WORK/certs/acme-account.key")" = 600 ] || fail "acme-account.key is not 0600"
 # The validator fetched the token from the plain listener; anything else there is still a 404.

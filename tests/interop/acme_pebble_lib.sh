@@ -72,3 +72,20 @@ JSON
   PIDS+=("$PEBBLE_PID")
   wait_for "$WORK/pebble.log" "Listening on: 127.0.0.1:$ACME_PORT" 20 "$PEBBLE_PID"
 }
+
+# check_issued_certificate: the relay on $HTTPS_PORT serves a certificate pebble issued for
+# localhost. Fetches pebble's root to $WORK/root.pem, checks GET /ping over HTTPS trusting only
+# it, and sets `issuer` to the served certificate's issuer (offering http/1.1, as a relay client
+# does, so that a TLS-ALPN-01 responder never answers this connection).
+check_issued_certificate() {
+  curl -sf --cacert "$WORK/ca.pem" "https://127.0.0.1:$MGMT_PORT/roots/0" -o "$WORK/root.pem" ||
+    fail "cannot fetch pebble's root from its management API"
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/root.pem" \
+    --resolve "localhost:$HTTPS_PORT:127.0.0.1" "https://localhost:$HTTPS_PORT/ping") ||
+    fail "curl --cacert <pebble root> https://localhost:$HTTPS_PORT/ping failed (exit $?)"
+  [ "$code" = 200 ] || fail "/ping over HTTPS answered $code"
+  issuer=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost \
+    -alpn http/1.1 </dev/null 2>/dev/null | openssl x509 -noout -issuer)
+  case "$issuer" in *Pebble*) ;; *) fail "served certificate's issuer is not pebble's: $issuer" ;; esac
+}

@@ -44,15 +44,7 @@ grep -q "acme: answering http-01" "$WORK/relay.log" && fail "the relay tried htt
 python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$CLOSED_PORT))==0)" ||
   fail "something listens on pebble's httpPort $CLOSED_PORT"
 
-curl -sf --cacert "$WORK/ca.pem" "https://127.0.0.1:$MGMT_PORT/roots/0" -o "$WORK/root.pem" ||
-  fail "cannot fetch pebble's root from its management API"
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/root.pem" \
-  --resolve "localhost:$HTTPS_PORT:127.0.0.1" "https://localhost:$HTTPS_PORT/ping") ||
-  fail "curl --cacert <pebble root> https://localhost:$HTTPS_PORT/ping failed (exit $?)"
-[ "$code" = 200 ] || fail "/ping over HTTPS answered $code"
-issuer=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost \
-  -alpn http/1.1 </dev/null 2>/dev/null | openssl x509 -noout -issuer)
-case "$issuer" in *Pebble*) ;; *) fail "served certificate's issuer is not pebble's: $issuer" ;; esac
+check_issued_certificate
 # With no challenge pending, acme-tls/1 is not negotiated and the issued certificate is served.
 out=$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -servername localhost -alpn acme-tls/1 \
   </dev/null 2>/dev/null || true)
