@@ -4,23 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "iroh/encoding.hpp"
+
 namespace iroh::client {
 
 namespace {
-
-constexpr char kHex[] = "0123456789abcdef";
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
@@ -41,10 +35,7 @@ std::string errno_text() {
 std::string encode_secret_key(const relay::SecretKey& key) {
   std::string out(kSecretKeyFileTag);
   out += '\n';
-  for (auto b : key.seed) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
+  out += encoding::hex_encode(key.seed);
   out += '\n';
   return out;
 }
@@ -61,13 +52,10 @@ std::optional<relay::SecretKey> decode_secret_key(std::string_view text) {
   if (lines.size() != 2 || lines[0] != kSecretKeyFileTag || lines[1].size() != 64) {
     return std::nullopt;
   }
+  auto decoded = encoding::hex_decode(lines[1]);
+  if (!decoded) return std::nullopt;
   std::array<std::uint8_t, 32> seed{};
-  for (std::size_t i = 0; i < 32; ++i) {
-    int hi = hex_value(lines[1][2 * i]);
-    int lo = hex_value(lines[1][2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    seed[i] = static_cast<std::uint8_t>(hi << 4 | lo);
-  }
+  std::copy(decoded->begin(), decoded->end(), seed.begin());
   return relay::SecretKey::from_seed(seed);
 }
 

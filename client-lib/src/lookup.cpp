@@ -21,6 +21,7 @@ extern "C" {
 #include <memory>
 #include <random>
 
+#include "iroh/encoding.hpp"
 #include "iroh/relay_client.hpp"
 
 namespace iroh::client {
@@ -295,28 +296,6 @@ asio::awaitable<pkarr::EndpointInfo> resolve_dns(std::string server, std::string
   co_return parse_txt_response(response, query);
 }
 
-namespace {
-
-std::string base64url(pkarr::ByteSpan bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (auto b : bytes) {
-    acc = acc << 8 | b;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) out += kAlphabet[(acc << (6 - bits)) & 63];
-  return out;
-}
-
-}  // namespace
-
 asio::awaitable<pkarr::EndpointInfo> resolve_doh(std::string doh_url, std::string origin,
                                                  relay::EndpointId id, DohMethod method,
                                                  HttpOptions options) {
@@ -325,8 +304,8 @@ asio::awaitable<pkarr::EndpointInfo> resolve_doh(std::string doh_url, std::strin
   std::vector<std::pair<std::string, std::string>> headers{{"Accept", "application/dns-message"}};
   HttpResponse response;
   if (method == DohMethod::Get) {
-    auto url =
-        doh_url + (doh_url.find('?') == std::string::npos ? "?" : "&") + "dns=" + base64url(query);
+    auto url = doh_url + (doh_url.find('?') == std::string::npos ? "?" : "&") +
+               "dns=" + encoding::base64url_encode(query);
     response = co_await http_request("GET", url, {}, headers, options);
   } else {
     headers.emplace_back("Content-Type", "application/dns-message");

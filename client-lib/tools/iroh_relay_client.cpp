@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "iroh/encoding.hpp"
 #include "iroh/http_client.hpp"
 #include "iroh/identity.hpp"
 #include "iroh/lookup.hpp"
@@ -167,13 +168,7 @@ std::string printable(relay::ByteSpan bytes) {
   bool text = true;
   for (auto b : bytes) text = text && b >= 0x20 && b < 0x7f;
   if (text) return std::string(bytes.begin(), bytes.end());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "0x";
-  for (auto b : bytes) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+  return "0x" + iroh::encoding::hex_encode(bytes);
 }
 
 void print_info(const pkarr::EndpointInfo& info) {

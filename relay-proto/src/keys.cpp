@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "iroh/encoding.hpp"
 #include "iroh/relay_proto.hpp"
 
 namespace iroh::relay {
@@ -155,13 +156,6 @@ constexpr std::uint8_t kEdwardsD[32] = {
     0x98, 0xe8, 0x79, 0x77, 0x79, 0x40, 0xc7, 0x8c, 0x73, 0xfe, 0x6f, 0x2b, 0xee, 0x6c, 0x03, 0x52};
 
 // ---- text encodings -----------------------------------------------------------------------------
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 int base32_value(char c) {
   if (c >= 'A' && c <= 'Z') return c - 'A';
   if (c >= 'a' && c <= 'z') return c - 'a';
@@ -169,37 +163,26 @@ int base32_value(char c) {
   return -1;
 }
 
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-int base64url_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// Unpadded base-2^bits text to bytes; rejects characters outside the alphabet, impossible lengths
-// and non-zero leftover bits (canonical encodings only).
-template <class ValueOf>
-std::optional<Bytes> decode_radix(std::string_view text, int bits, ValueOf value_of) {
+// Unpadded RFC 4648 §6 base32 text to bytes; rejects characters outside the alphabet, impossible
+// lengths and non-zero leftover bits (canonical encodings only). Base32 appears only here (the
+// z-base-32 of pkarr is another alphabet and bit order); hex and base64url live in iroh/encoding.
+std::optional<Bytes> decode_base32(std::string_view text) {
   Bytes out;
-  out.reserve(text.size() * bits / 8);
+  out.reserve(text.size() * 5 / 8);
   std::uint32_t acc = 0;
   int acc_bits = 0;
   for (char c : text) {
-    const int v = value_of(c);
+    const int v = base32_value(c);
     if (v < 0) return std::nullopt;
-    acc = (acc << bits) | static_cast<std::uint32_t>(v);
-    acc_bits += bits;
+    acc = (acc << 5) | static_cast<std::uint32_t>(v);
+    acc_bits += 5;
     if (acc_bits >= 8) {
       acc_bits -= 8;
       out.push_back(static_cast<std::uint8_t>(acc >> acc_bits));
       acc &= (1u << acc_bits) - 1;
     }
   }
-  if (acc_bits >= bits || acc != 0) return std::nullopt;
+  if (acc_bits >= 5 || acc != 0) return std::nullopt;
   return out;
 }
 
@@ -209,26 +192,17 @@ constexpr std::size_t kAuthHeaderBytes = 32 + 1 + 64 + 16;
 
 // ---- EndpointId ---------------------------------------------------------------------------------
 std::string EndpointId::to_hex() const {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (std::uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
+  return encoding::hex_encode(bytes);
 }
 
 std::optional<EndpointId> EndpointId::parse(std::string_view text) {
   EndpointId id;
   if (text.size() == 64) {
-    for (std::size_t i = 0; i < 32; ++i) {
-      const int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      id.bytes[i] = static_cast<std::uint8_t>(hi << 4 | lo);
-    }
+    auto decoded = encoding::hex_decode(text);
+    if (!decoded) return std::nullopt;
+    std::memcpy(id.bytes.data(), decoded->data(), 32);
   } else if (text.size() == 52) {
-    auto decoded = decode_radix(text, 5, base32_value);
+    auto decoded = decode_base32(text);
     if (!decoded || decoded->size() != 32) return std::nullopt;
     std::memcpy(id.bytes.data(), decoded->data(), 32);
   } else {
@@ -327,25 +301,12 @@ std::string encode_auth_header(const KeyMaterialAuth& auth) {
   std::memcpy(raw.data() + 33, auth.signature.data(), 64);
   std::memcpy(raw.data() + 97, auth.suffix.data(), 16);
 
-  std::string out;
-  out.reserve((raw.size() * 8 + 5) / 6);
-  std::uint32_t acc = 0;
-  int acc_bits = 0;
-  for (std::uint8_t b : raw) {
-    acc = (acc << 8) | b;
-    acc_bits += 8;
-    while (acc_bits >= 6) {
-      acc_bits -= 6;
-      out.push_back(kBase64Url[(acc >> acc_bits) & 63]);
-    }
-  }
-  if (acc_bits > 0) out.push_back(kBase64Url[(acc << (6 - acc_bits)) & 63]);
-  return out;
+  return encoding::base64url_encode(raw);
 }
 
 std::optional<KeyMaterialAuth> decode_auth_header(std::string_view header_value) {
   if (header_value.size() != (kAuthHeaderBytes * 8 + 5) / 6) return std::nullopt;
-  const auto raw = decode_radix(header_value, 6, base64url_value);
+  const auto raw = encoding::base64url_decode(header_value);
   if (!raw || raw->size() != kAuthHeaderBytes || (*raw)[32] != 64) return std::nullopt;
   KeyMaterialAuth auth;
   std::memcpy(auth.public_key.bytes.data(), raw->data(), 32);

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "iroh/encoding.hpp"
+
 namespace iroh::server {
 
 namespace {
@@ -61,12 +63,7 @@ std::string issue_capability_token(const relay::SecretKey& issuer,
   sodium_memzero(sk.data(), sk.size());
   token.insert(token.end(), sig.begin(), sig.end());
 
-  std::string out(sodium_base64_ENCODED_LEN(token.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                  '\0');
-  sodium_bin2base64(out.data(), out.size(), token.data(), token.size(),
-                    sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-  out.resize(std::char_traits<char>::length(out.c_str()));
-  return out;
+  return encoding::base64url_encode(token);
 }
 
 std::variant<CapabilityToken, CapabilityError> verify_capability_token(
@@ -74,12 +71,10 @@ std::variant<CapabilityToken, CapabilityError> verify_capability_token(
     const relay::EndpointId& presenter, std::uint64_t now_unix) {
   constexpr std::size_t kMaxBytes = kFixedPayload + kMaxCapabilityNote + kSignature;
   if (token.empty() || token.size() > (kMaxBytes * 4 + 2) / 3) return CapabilityError::Malformed;
-  std::array<std::uint8_t, kMaxBytes> raw{};
-  std::size_t len = 0;
-  if (sodium_base642bin(raw.data(), raw.size(), token.data(), token.size(), nullptr, &len, nullptr,
-                        sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
-    return CapabilityError::Malformed;
-  }
+  const auto decoded = encoding::base64url_decode(token);
+  if (!decoded) return CapabilityError::Malformed;
+  const std::vector<std::uint8_t>& raw = *decoded;
+  const std::size_t len = raw.size();
   if (len < kFixedPayload + kSignature || raw[0] != kVersion) return CapabilityError::Malformed;
   std::size_t note_len = raw[kFixedPayload - 1];
   if (note_len > kMaxCapabilityNote || len != kFixedPayload + note_len + kSignature) {

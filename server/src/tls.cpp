@@ -11,6 +11,7 @@
 
 #include "acme/certificate_store.hpp"
 #include "acme/tls_alpn.hpp"
+#include "iroh/encoding.hpp"
 #include "log.hpp"
 #include "qad/quic_tls.hpp"
 
@@ -123,13 +124,7 @@ std::string certificate_fingerprint(const std::string& chain_pem) {
   unsigned int len = 0;
   X509_digest(cert, EVP_sha256(), digest, &len);
   X509_free(cert);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return encoding::hex_encode(encoding::ByteSpan(digest, len));
 }
 
 }  // namespace iroh::server

@@ -5,12 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <iostream>
 #include <optional>
 #include <string>
 
 #include "capability_token.hpp"
+#include "iroh/encoding.hpp"
 #include "tls.hpp"
 
 namespace iroh::server {
@@ -37,31 +39,27 @@ std::optional<relay::SecretKey> read_key(const std::string& path) {
   }
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
     text.pop_back();
-  relay::SecretKey key;
-  std::size_t len = 0;
-  if (text.size() != 64 ||
-      sodium_hex2bin(key.seed.data(), key.seed.size(), text.data(), text.size(), nullptr, &len,
-                     nullptr) != 0 ||
-      len != 32) {
+  const auto seed = encoding::hex_decode(text);
+  if (!seed || seed->size() != 32) {
     std::cerr << "iroh-relay token: " << path << ": expected 64 hex characters (an Ed25519 seed)\n";
     return std::nullopt;
   }
+  relay::SecretKey key;
+  std::copy(seed->begin(), seed->end(), key.seed.begin());
   return key;
 }
 
 int keygen(const std::string& path) {
   relay::SecretKey key = relay::SecretKey::generate();
-  char hex[65];
-  sodium_bin2hex(hex, sizeof hex, key.seed.data(), key.seed.size());
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) {
     std::cerr << "iroh-relay token: cannot create " << path << " (it must not exist yet)\n";
     return 1;
   }
-  std::string line = std::string(hex) + "\n";
+  std::string line = encoding::hex_encode(key.seed) + "\n";
   bool ok = ::write(fd, line.data(), line.size()) == ssize_t(line.size());
   ok = ::close(fd) == 0 && ok;
-  sodium_memzero(hex, sizeof hex);
+  sodium_memzero(line.data(), line.size());  // the seed's text is as secret as the seed
   if (!ok) {
     std::cerr << "iroh-relay token: cannot write " << path << "\n";
     return 1;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "iroh/encoding.hpp"
 #include "log.hpp"
 
 // GCC 12 false positive on asio's awaitable frame allocator (also silenced in client-lib/tools).
@@ -235,7 +236,7 @@ asio::awaitable<IssuedCertificate> AcmeClient::order_certificate(const AcmeOrder
   EcKey cert_key = EcKey::generate();
   const std::string finalize_url = string_member(order, "finalize", "order");
   const std::string finalize =
-      json{{"csr", base64url(make_csr_der(cert_key, request.names))}}.dump();
+      json{{"csr", encoding::base64url_encode(make_csr_der(cert_key, request.names))}}.dump();
   Reply finalized = co_await post(finalize_url, finalize);
   (void)finalized;
   order = co_await poll(order_url, request, kOrderProcessing);

@@ -23,6 +23,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "iroh/encoding.hpp"
+
 namespace iroh::server::acme {
 
 namespace {
@@ -95,52 +97,7 @@ std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-constexpr char kB64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 }  // namespace
-
-std::string base64url(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  auto at = [&](std::size_t k) { return static_cast<unsigned char>(bytes[k]); };
-  for (; i + 3 <= bytes.size(); i += 3) {
-    unsigned v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
-    out += kB64Url[(v >> 18) & 63];
-    out += kB64Url[(v >> 12) & 63];
-    out += kB64Url[(v >> 6) & 63];
-    out += kB64Url[v & 63];
-  }
-  if (bytes.size() - i == 1) {
-    unsigned v = at(i) << 16;
-    out += kB64Url[(v >> 18) & 63];
-    out += kB64Url[(v >> 12) & 63];
-  } else if (bytes.size() - i == 2) {
-    unsigned v = (at(i) << 16) | (at(i + 1) << 8);
-    out += kB64Url[(v >> 18) & 63];
-    out += kB64Url[(v >> 12) & 63];
-    out += kB64Url[(v >> 6) & 63];
-  }
-  return out;
-}
-
-std::string base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) throw std::runtime_error("base64url: bad length");
-  std::string out;
-  unsigned acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const char* p = std::strchr(kB64Url, c);
-    if (c == '\0' || p == nullptr) throw std::runtime_error("base64url: bad character");
-    acc = (acc << 6) | unsigned(p - kB64Url);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += char((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 void EcKey::Free::operator()(EVP_PKEY* key) const {
   EVP_PKEY_free(key);
@@ -187,15 +144,15 @@ std::string EcKey::jwk_json() const {
     fail("cannot read the EC public key");
   }
   std::unique_ptr<BIGNUM, BnFree> xp(x), yp(y);
-  return R"({"crv":"P-256","kty":"EC","x":")" + base64url(bn_fixed(x, 32)) + R"(","y":")" +
-         base64url(bn_fixed(y, 32)) + R"("})";
+  return R"({"crv":"P-256","kty":"EC","x":")" + encoding::base64url_encode(bn_fixed(x, 32)) +
+         R"(","y":")" + encoding::base64url_encode(bn_fixed(y, 32)) + R"("})";
 }
 
 std::string EcKey::thumbprint() const {
   std::string jwk = jwk_json();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(jwk.data()), jwk.size(), digest);
-  return base64url(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+  return encoding::base64url_encode(encoding::ByteSpan(digest, sizeof digest));
 }
 
 std::string EcKey::sign_es256(std::string_view data) const {
@@ -238,11 +195,11 @@ std::string jws_es256(const EcKey& key, std::string_view url, std::string_view n
     header += R"("kid":)" + quoted(kid);
   }
   header += R"(,"nonce":)" + quoted(nonce) + R"(,"url":)" + quoted(url) + "}";
-  std::string protected_b64 = base64url(header);
-  std::string payload_b64 = base64url(payload);
+  std::string protected_b64 = encoding::base64url_encode(header);
+  std::string payload_b64 = encoding::base64url_encode(payload);
   std::string signature = key.sign_es256(protected_b64 + "." + payload_b64);
   return R"({"protected":")" + protected_b64 + R"(","payload":")" + payload_b64 +
-         R"(","signature":")" + base64url(signature) + R"("})";
+         R"(","signature":")" + encoding::base64url_encode(signature) + R"("})";
 }
 
 std::string make_csr_der(const EcKey& key, const std::vector<std::string>& names) {

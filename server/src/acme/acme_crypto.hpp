@@ -17,10 +17,6 @@ typedef struct evp_pkey_st EVP_PKEY;
 
 namespace iroh::server::acme {
 
-std::string base64url(std::string_view bytes);
-// Strict: the unpadded URL-safe alphabet only; throws on anything else.
-std::string base64url_decode(std::string_view text);
-
 // A P-256 private key (account key or certificate key).
 class EcKey {
  public:

@@ -1,11 +1,10 @@
 #include "dns/doh.hpp"
 
-#include <openssl/evp.h>
-
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "iroh/encoding.hpp"
 #include "pkarr_http.hpp"
 
 namespace iroh::server {
@@ -140,7 +139,11 @@ HttpResponse handle_get(const HttpRequest& req, DnsHandler& handler) {
   if (dns_param == params.end()) {
     return lookup_json_error(req, http::status::bad_request, "missing parameter 'dns'");
   }
-  auto query = decode_base64url((*dns_param).value);
+  // RFC 8484 §4.1: base64url without padding (iroh/encoding's strict decoder). Text longer than
+  // any DNS message can encode to is refused before decoding.
+  const std::string text = (*dns_param).value;
+  std::optional<encoding::Bytes> query;
+  if (text.size() <= 2 * dns::kMaxMessageSize) query = encoding::base64url_decode(text);
   if (!query) {
     return lookup_json_error(req, http::status::bad_request, "'dns' is not unpadded base64url");
   }
@@ -148,32 +151,6 @@ HttpResponse handle_get(const HttpRequest& req, DnsHandler& handler) {
 }
 
 }  // namespace
-
-std::optional<std::vector<std::uint8_t>> decode_base64url(std::string_view text) {
-  // Translated to the standard alphabet and padded for OpenSSL's decoder.
-  if (text.size() % 4 == 1 || text.size() > 2 * dns::kMaxMessageSize) return std::nullopt;
-  std::string standard;
-  standard.reserve(text.size() + 3);
-  for (char c : text) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
-      standard.push_back(c);
-    } else if (c == '-') {
-      standard.push_back('+');
-    } else if (c == '_') {
-      standard.push_back('/');
-    } else {
-      return std::nullopt;  // includes '=' padding
-    }
-  }
-  const std::size_t padding = (4 - text.size() % 4) % 4;
-  standard.append(padding, '=');
-  std::vector<std::uint8_t> out(standard.size() / 4 * 3);
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(standard.data()),
-                                static_cast<int>(standard.size()));
-  if (n < 0 || static_cast<std::size_t>(n) < padding) return std::nullopt;
-  out.resize(static_cast<std::size_t>(n) - padding);
-  return out;
-}
 
 void add_doh_routes(HttpRouter& router, std::shared_ptr<DnsHandler> handler) {
   router.add(

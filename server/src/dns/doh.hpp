@@ -21,8 +21,4 @@ namespace iroh::server {
 // Registers GET and POST /dns-query (and the CORS preflight routes).
 void add_doh_routes(HttpRouter& router, std::shared_ptr<DnsHandler> handler);
 
-// Strict base64url without padding (RFC 4648 §5, RFC 8484 §4.1): nullopt for '=' padding,
-// characters outside the URL alphabet or an impossible length.
-std::optional<std::vector<std::uint8_t>> decode_base64url(std::string_view text);
-
 }  // namespace iroh::server
