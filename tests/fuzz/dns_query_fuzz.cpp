@@ -1,4 +1,4 @@
-// libFuzzer target: the authoritative DNS engine (server/src/dns/dns_resolver) on untrusted query
+// libFuzzer target: the authoritative DNS engine (dns/, iroh/dns.hpp) on untrusted query
 // messages, over every transport and with small and large output buffers, against zones of
 // stored packets. Nothing may crash; every answered query must give a response that parses, fits
 // the transport's limit and echoes the query ID.
@@ -7,7 +7,7 @@
 #include <map>
 #include <vector>
 
-#include "dns/dns_resolver.hpp"
+#include "iroh/dns.hpp"
 
 using namespace iroh;
 

@@ -1,11 +1,11 @@
-// The authoritative DNS engine (server/src/dns/dns_resolver) against spec address-lookup.md §5.3,
+// The authoritative DNS engine (dns/, iroh/dns.hpp) against spec address-lookup.md §5.3,
 // §5.4 and the walk-through of §12 (steps 3-5 and 8 over the wire; 6-7 are the DoH helpers), with
 // vectors A-D, every rcode path, EDNS, truncation and malformed queries.
+#include "iroh/dns.hpp"
+
 #include <gtest/gtest.h>
 
 #include <map>
-
-#include "dns/dns_resolver.hpp"
 
 namespace iroh::dns {
 namespace {

@@ -18,8 +18,8 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "dns/dns_resolver.hpp"
 #include "iroh/config.hpp"
+#include "iroh/dns.hpp"
 #include "lookup_metrics.hpp"
 #include "pkarr_store.hpp"
 

@@ -1,4 +1,4 @@
-#include "dns_resolver.hpp"
+#include "iroh/dns.hpp"
 
 extern "C" {
 #include <libknot/libknot.h>
@@ -201,6 +201,10 @@ bool PkarrZone::same_packet(const pkarr::SignedPacket& packet) const {
 
 // ---- Resolver -----------------------------------------------------------------------------------
 
+// The steps of one answer, named after Knot DNS's (knot/nameserver/internet.c): prepare the
+// response (parse, limits, question, OPT), solve_name (which zone, or which error), solve_answer,
+// solve_authority, solve_additional, then finish (header, counts, outcome). Each step writes into
+// one Context; the order of the writes is the order of the sections in the message.
 struct Resolver::Impl {
   std::vector<Bytes> origins;  // lower-case wire names, configured order
   Bytes soa_rdata;
@@ -212,6 +216,25 @@ struct Resolver::Impl {
     std::size_t name_size;
     std::uint16_t type;
     std::uint16_t rclass;
+  };
+
+  // One query being answered.
+  struct Context {
+    ByteSpan query;
+    std::uint8_t* wire;  // the response
+    Question q;
+    const knot_rrset_t* opt;  // the query's OPT RR, if any
+    Writer w;
+    knot_rrset_t response_opt{};
+    bool has_opt = false;
+    std::uint16_t rcode = kRcodeNoError;
+    bool aa = false;
+    const Bytes* origin = nullptr;  // the matched origin (solve_name)
+    int depth = 0;                  // labels of the query name below it
+    bool exists = false;            // the query name exists (with any type)
+    std::size_t matched = 0;        // RRs of the query type found (written or not)
+    std::uint16_t ancount = 0, nscount = 0;
+    std::uint32_t min_ttl = 0;
   };
 
   // The index of the first origin that is an ancestor-or-self of `name` and the number of labels
@@ -232,12 +255,6 @@ struct Resolver::Impl {
     });
   }
 
-  bool put_negative_soa(Writer& w, const Bytes& origin) const {
-    // RFC 2308 §3: the negative-caching TTL is the smaller of the SOA TTL and its minimum.
-    return w.put(origin.data(), KNOT_RRTYPE_SOA, KNOT_CLASS_IN, std::min(kSoaTtl, soa_minimum),
-                 soa_rdata);
-  }
-
   const std::optional<Bytes>& static_rdata(std::uint16_t type) const {
     static const std::optional<Bytes> none;
     switch (type) {
@@ -250,6 +267,196 @@ struct Resolver::Impl {
       default:
         return none;
     }
+  }
+
+  // Header shared by every response: ID, opcode, RD and CD copied, QR=1.
+  static void write_header(std::uint8_t* wire, ByteSpan query, std::uint16_t rcode, bool aa) {
+    std::memset(wire, 0, kHeaderSize);
+    knot_wire_set_id(wire, knot_wire_get_id(query.data()));
+    knot_wire_set_qr(wire);
+    knot_wire_set_opcode(wire, knot_wire_get_opcode(query.data()));
+    if (knot_wire_get_rd(query.data())) knot_wire_set_rd(wire);
+    if (knot_wire_get_cd(query.data())) knot_wire_set_cd(wire);
+    if (aa) knot_wire_set_aa(wire);
+    knot_wire_set_rcode(wire, static_cast<std::uint8_t>(KNOT_EDNS_RCODE_LO(rcode)));
+  }
+
+  // The response size limit (UDP: the requester's EDNS size, or 512 without EDNS).
+  static std::size_t response_limit(const knot_rrset_t* opt, Transport transport,
+                                    std::size_t out_size) {
+    std::size_t limit = std::min<std::size_t>(out_size, kMaxMessageSize);
+    if (transport == Transport::Udp) {
+      const std::size_t requested =
+          opt ? std::max<std::size_t>(knot_edns_get_payload(opt), kClassicUdpSize)
+              : kClassicUdpSize;
+      limit = std::min(limit, requested);
+    }
+    return limit;
+  }
+
+  // The OPT RR that answers the query's (version 0, payload max(requested, 512), DO copied); its
+  // room is kept from the start so that it is written even when the answer is truncated.
+  static void prepare_opt(Context& c) {
+    if (c.opt == nullptr) return;
+    const std::uint16_t payload = static_cast<std::uint16_t>(
+        std::max<std::size_t>(knot_edns_get_payload(c.opt), kClassicUdpSize));
+    if (knot_edns_init(&c.response_opt, payload, 0, KNOT_EDNS_VERSION, nullptr) != KNOT_EOK) {
+      return;
+    }
+    c.has_opt = true;
+    if (knot_edns_do(c.opt)) knot_edns_set_do(&c.response_opt);
+    c.w.reserve(knot_edns_wire_size(&c.response_opt));
+  }
+
+  // Which zone answers, or which error (in the order of the module header): false if the query
+  // gets only an rcode.
+  bool solve_name(Context& c) const {
+    if (c.opt != nullptr && knot_edns_get_version(c.opt) != KNOT_EDNS_VERSION) {
+      c.rcode = kRcodeBadVers;
+    } else if (knot_wire_get_opcode(c.query.data()) != KNOT_OPCODE_QUERY) {
+      c.rcode = kRcodeNotImp;
+    } else if (c.q.type == KNOT_RRTYPE_AXFR || c.q.type == KNOT_RRTYPE_IXFR ||
+               c.q.rclass != KNOT_CLASS_IN) {
+      c.rcode = kRcodeRefused;
+    } else if (const auto match = match_origin(c.q.name); !match) {
+      c.rcode = kRcodeRefused;
+    } else {
+      c.aa = true;
+      c.origin = &origins[match->first];
+      c.depth = match->second;
+      return true;
+    }
+    return false;
+  }
+
+  void solve_answer(Context& c, const ZoneLookup& zones) const {
+    if (c.depth == 0) {
+      solve_apex(c);
+    } else {
+      solve_pkarr(c, zones);
+    }
+  }
+
+  // The apex: the static records.
+  void solve_apex(Context& c) const {
+    c.exists = true;
+    if (c.q.type == KNOT_RRTYPE_SOA) {
+      if (c.w.put(c.q.name, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, kSoaTtl, soa_rdata)) ++c.ancount;
+      c.matched = 1;
+    } else if (const auto& rdata = static_rdata(c.q.type); rdata) {
+      const std::uint32_t ttl = c.q.type == KNOT_RRTYPE_NS ? kNsTtl : kAddressTtl;
+      if (c.w.put(c.q.name, c.q.type, KNOT_CLASS_IN, ttl, *rdata)) ++c.ancount;
+      c.matched = 1;
+    }
+  }
+
+  // `R.K.O`: the RRset of the query type at relative name R in the pkarr zone of key K (§5.3).
+  void solve_pkarr(Context& c, const ZoneLookup& zones) const {
+    // K = the label directly left of the origin, R = the labels left of K.
+    const knot_dname_t* key_label = c.q.name;
+    for (int i = 0; i < c.depth - 1; ++i) key_label = knot_wire_next_label(key_label, nullptr);
+    const auto key = key_of_label(key_label);
+    if (!key) {
+      c.exists = static_name_exists(c.q.name);
+      return;
+    }
+    const std::string relative = relative_name(c.q.name, key_label);
+    const ZoneLookupResult found = zones ? zones(*key) : ZoneLookupResult{};
+    if (found.status == ZoneStatus::Error) {
+      c.rcode = kRcodeRefused;
+      return;
+    }
+    if (found.status != ZoneStatus::Found || !found.zone) return;
+    for (const pkarr::ZoneRecord& r : found.zone->records) {
+      if (r.relative_name != relative) continue;
+      c.exists = true;
+      if (r.record.type != c.q.type) continue;
+      ++c.matched;
+      if (c.w.put(c.q.name, r.record.type, r.record.rclass, r.record.ttl, r.record.rdata)) {
+        ++c.ancount;
+        c.min_ttl = c.ancount == 1 ? r.record.ttl : std::min(c.min_ttl, r.record.ttl);
+      }
+    }
+    if (!c.exists) c.exists = pkarr::name_exists(found.zone->records, relative);
+  }
+
+  // Strict z32 of 32 bytes. Unlike pkarr::key_from_z32 this skips the Ed25519 point check (a
+  // field exponentiation, most of the CPU time of a query): no packet can be stored for a key
+  // that is not a point (PUT checks it), so the store finds nothing and the answer is NXDOMAIN
+  // with the SOA, exactly what the static zone gives for such a name.
+  static std::optional<pkarr::PublicKey> key_of_label(const knot_dname_t* label) {
+    if (*label != pkarr::kZ32KeyLength) return std::nullopt;
+    const auto bytes =
+        pkarr::z32_decode(std::string_view(reinterpret_cast<const char*>(label + 1), *label));
+    if (!bytes || bytes->size() != pkarr::kPublicKeySize) return std::nullopt;
+    pkarr::PublicKey key;
+    std::copy(bytes->begin(), bytes->end(), key.bytes.begin());
+    return key;
+  }
+
+  // The labels of `name` left of `key_label` as presentation text without the trailing dot ("" at
+  // the key itself), the form of pkarr::ZoneRecord::relative_name.
+  static std::string relative_name(const knot_dname_t* name, const knot_dname_t* key_label) {
+    knot_dname_storage_t relative_wire;
+    const std::size_t prefix = static_cast<std::size_t>(key_label - name);
+    std::memcpy(relative_wire, name, prefix);
+    relative_wire[prefix] = 0;
+    knot_dname_txt_storage_t relative_text;
+    if (knot_dname_to_str(relative_text, relative_wire, sizeof(relative_text)) == nullptr) {
+      return {};
+    }
+    std::string_view relative = relative_text;
+    if (relative.ends_with('.')) relative.remove_suffix(1);
+    return std::string(relative);
+  }
+
+  // The apex NS with an SOA answer; the SOA of the origin with a negative answer (NODATA, or
+  // NXDOMAIN when the name does not exist).
+  void solve_authority(Context& c) const {
+    if (c.depth == 0 && c.q.type == KNOT_RRTYPE_SOA && ns_rdata &&
+        c.w.put(c.q.name, KNOT_RRTYPE_NS, KNOT_CLASS_IN, kNsTtl, *ns_rdata)) {
+      ++c.nscount;
+    }
+    if (c.rcode != kRcodeNoError || c.matched != 0) return;
+    if (!c.exists) c.rcode = kRcodeNxDomain;
+    // RFC 2308 §3: the negative-caching TTL is the smaller of the SOA TTL and its minimum.
+    if (c.w.put(c.origin->data(), KNOT_RRTYPE_SOA, KNOT_CLASS_IN, std::min(kSoaTtl, soa_minimum),
+                soa_rdata)) {
+      ++c.nscount;
+    }
+  }
+
+  // The OPT RR (with the extended rcode bits), into the room kept for it.
+  static void solve_additional(Context& c) {
+    if (!c.has_opt) return;
+    knot_edns_set_ext_rcode(&c.response_opt,
+                            static_cast<std::uint8_t>(KNOT_EDNS_RCODE_HI(c.rcode)));
+    c.w.release(knot_edns_wire_size(&c.response_opt));
+    if (c.w.put(c.response_opt, true)) knot_wire_set_arcount(c.wire, 1);
+    knot_rrset_clear(&c.response_opt, nullptr);
+  }
+
+  static Answer finish(Context& c) {
+    write_header(c.wire, c.query, c.rcode, c.aa);
+    if (c.w.truncated()) knot_wire_set_tc(c.wire);
+    knot_wire_set_qdcount(c.wire, 1);
+    knot_wire_set_ancount(c.wire, c.ancount);
+    knot_wire_set_nscount(c.wire, c.nscount);
+    solve_additional(c);
+    Answer answer;
+    answer.rcode = c.rcode;
+    answer.size = c.w.size();
+    answer.answers = c.ancount;
+    answer.truncated = c.w.truncated();
+    answer.min_ttl = c.min_ttl;
+    if (c.rcode == kRcodeNoError) {
+      answer.outcome = c.matched > 0 ? Outcome::Success : Outcome::NotFound;
+    } else if (c.rcode == kRcodeNxDomain) {
+      answer.outcome = Outcome::NotFound;
+    } else {
+      answer.outcome = Outcome::Error;
+    }
+    return answer;
   }
 };
 
@@ -270,29 +477,16 @@ Resolver& Resolver::operator=(Resolver&&) noexcept = default;
 
 Answer Resolver::resolve(ByteSpan query, Transport transport, const ZoneLookup& zones,
                          std::span<std::uint8_t> out) const {
-  const Impl& z = *impl_;
-  Answer answer;
   if (query.size() < kHeaderSize || query.size() > kMaxMessageSize ||
       knot_wire_get_qr(query.data()) || out.size() < kHeaderSize) {
-    return answer;  // Dropped
+    return Answer{};  // Dropped
   }
   std::uint8_t* wire = out.data();
-
-  // Header shared by every response: ID, opcode, RD and CD copied, QR=1.
-  auto write_header = [&](std::uint16_t rcode, bool aa) {
-    std::memset(wire, 0, kHeaderSize);
-    knot_wire_set_id(wire, knot_wire_get_id(query.data()));
-    knot_wire_set_qr(wire);
-    knot_wire_set_opcode(wire, knot_wire_get_opcode(query.data()));
-    if (knot_wire_get_rd(query.data())) knot_wire_set_rd(wire);
-    if (knot_wire_get_cd(query.data())) knot_wire_set_cd(wire);
-    if (aa) knot_wire_set_aa(wire);
-    knot_wire_set_rcode(wire, static_cast<std::uint8_t>(KNOT_EDNS_RCODE_LO(rcode)));
+  auto header_only = [&](std::uint16_t rcode, Outcome outcome) {
+    Impl::write_header(wire, query, rcode, false);
+    Answer answer;
     answer.rcode = rcode;
-  };
-  auto formerr = [&] {
-    write_header(kRcodeFormErr, false);
-    answer.outcome = Outcome::Malformed;
+    answer.outcome = outcome;
     answer.size = kHeaderSize;
     return answer;
   };
@@ -301,161 +495,37 @@ Answer Resolver::resolve(ByteSpan query, Transport transport, const ZoneLookup& 
   std::uint8_t copy[kMaxMessageSize];
   std::memcpy(copy, query.data(), query.size());
   PktPtr pkt(knot_pkt_new(copy, static_cast<std::uint16_t>(query.size()), nullptr));
-  if (!pkt) return formerr();
-  if (knot_pkt_parse(pkt.get(), 0) != KNOT_EOK || knot_wire_get_qdcount(copy) != 1 ||
+  if (!pkt || knot_pkt_parse(pkt.get(), 0) != KNOT_EOK || knot_wire_get_qdcount(copy) != 1 ||
       pkt->qname_size == 0) {
-    return formerr();
+    return header_only(kRcodeFormErr, Outcome::Malformed);
   }
 
-  const Impl::Question q{knot_pkt_qname(pkt.get()), pkt->qname_size, knot_pkt_qtype(pkt.get()),
-                         knot_pkt_qclass(pkt.get())};
   const knot_rrset_t* opt = pkt->opt_rr;
-
-  std::size_t limit = std::min<std::size_t>(out.size(), kMaxMessageSize);
-  if (transport == Transport::Udp) {
-    const std::size_t requested =
-        opt ? std::max<std::size_t>(knot_edns_get_payload(opt), kClassicUdpSize) : kClassicUdpSize;
-    limit = std::min(limit, requested);
-  }
+  const std::size_t limit = Impl::response_limit(opt, transport, out.size());
   const std::size_t question_size = knot_pkt_question_size(pkt.get());
   if (kHeaderSize + question_size > limit) {
     // Not even the question fits the requester's limit: header only, TC set.
-    write_header(kRcodeNoError, false);
+    Answer answer = header_only(kRcodeNoError, Outcome::NotFound);
     knot_wire_set_tc(wire);
     answer.truncated = true;
-    answer.outcome = Outcome::NotFound;
-    answer.size = kHeaderSize;
     return answer;
   }
   // Question echoed with the original case.
   std::memcpy(wire + kHeaderSize, knot_pkt_wire_qname(pkt.get()), question_size);
   knot_wire_set_qdcount(wire, 1);
 
-  Writer w(wire, kHeaderSize + question_size, limit);
-  knot_rrset_t response_opt;
-  bool has_opt = false;
-  if (opt != nullptr) {
-    const std::uint16_t payload = static_cast<std::uint16_t>(
-        std::max<std::size_t>(knot_edns_get_payload(opt), kClassicUdpSize));
-    if (knot_edns_init(&response_opt, payload, 0, KNOT_EDNS_VERSION, nullptr) == KNOT_EOK) {
-      has_opt = true;
-      if (knot_edns_do(opt)) knot_edns_set_do(&response_opt);
-      w.reserve(knot_edns_wire_size(&response_opt));
-    }
+  Impl::Context c{.query = query,
+                  .wire = wire,
+                  .q = {knot_pkt_qname(pkt.get()), pkt->qname_size, knot_pkt_qtype(pkt.get()),
+                        knot_pkt_qclass(pkt.get())},
+                  .opt = opt,
+                  .w = Writer(wire, kHeaderSize + question_size, limit)};
+  Impl::prepare_opt(c);
+  if (impl_->solve_name(c)) {
+    impl_->solve_answer(c, zones);
+    impl_->solve_authority(c);
   }
-
-  std::uint16_t rcode = kRcodeNoError;
-  bool aa = false;
-  std::uint16_t ancount = 0, nscount = 0;
-  std::size_t matched = 0;
-
-  if (opt != nullptr && knot_edns_get_version(opt) != KNOT_EDNS_VERSION) {
-    rcode = kRcodeBadVers;
-  } else if (knot_wire_get_opcode(query.data()) != KNOT_OPCODE_QUERY) {
-    rcode = kRcodeNotImp;
-  } else if (q.type == KNOT_RRTYPE_AXFR || q.type == KNOT_RRTYPE_IXFR ||
-             q.rclass != KNOT_CLASS_IN) {
-    rcode = kRcodeRefused;
-  } else if (const auto match = z.match_origin(q.name); !match) {
-    rcode = kRcodeRefused;
-  } else {
-    aa = true;
-    const Bytes& origin = z.origins[match->first];
-    const int depth = match->second;
-    bool exists = false;
-    if (depth == 0) {
-      // The apex: static records.
-      exists = true;
-      if (q.type == KNOT_RRTYPE_SOA) {
-        if (w.put(q.name, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, kSoaTtl, z.soa_rdata)) ++ancount;
-        matched = 1;
-        if (z.ns_rdata && w.put(q.name, KNOT_RRTYPE_NS, KNOT_CLASS_IN, kNsTtl, *z.ns_rdata)) {
-          ++nscount;
-        }
-      } else if (const auto& rdata = z.static_rdata(q.type); rdata) {
-        const std::uint32_t ttl = q.type == KNOT_RRTYPE_NS ? kNsTtl : kAddressTtl;
-        if (w.put(q.name, q.type, KNOT_CLASS_IN, ttl, *rdata)) ++ancount;
-        matched = 1;
-      }
-    } else {
-      // K = the label directly left of the origin, R = the labels left of K.
-      const knot_dname_t* key_label = q.name;
-      for (int i = 0; i < depth - 1; ++i) key_label = knot_wire_next_label(key_label, nullptr);
-      // Strict z32 of 32 bytes. Unlike pkarr::key_from_z32 this skips the Ed25519 point check
-      // (a field exponentiation, most of the CPU time of a query): no packet can be stored for a
-      // key that is not a point (PUT checks it), so the store finds nothing and the answer is
-      // NXDOMAIN with the SOA, exactly what the static zone gives for such a name.
-      std::optional<pkarr::PublicKey> key;
-      if (*key_label == pkarr::kZ32KeyLength) {
-        const auto bytes = pkarr::z32_decode(
-            std::string_view(reinterpret_cast<const char*>(key_label + 1), *key_label));
-        if (bytes && bytes->size() == pkarr::kPublicKeySize) {
-          key.emplace();
-          std::copy(bytes->begin(), bytes->end(), key->bytes.begin());
-        }
-      }
-      if (key) {
-        knot_dname_storage_t relative_wire;
-        const std::size_t prefix = static_cast<std::size_t>(key_label - q.name);
-        std::memcpy(relative_wire, q.name, prefix);
-        relative_wire[prefix] = 0;
-        knot_dname_txt_storage_t relative_text;
-        std::string_view relative;
-        if (knot_dname_to_str(relative_text, relative_wire, sizeof(relative_text)) != nullptr) {
-          relative = relative_text;
-          if (relative.ends_with('.')) relative.remove_suffix(1);
-        }
-        const ZoneLookupResult found = zones ? zones(*key) : ZoneLookupResult{};
-        if (found.status == ZoneStatus::Error) {
-          rcode = kRcodeRefused;
-        } else if (found.status == ZoneStatus::Found && found.zone) {
-          for (const pkarr::ZoneRecord& r : found.zone->records) {
-            if (r.relative_name != relative) continue;
-            exists = true;
-            if (r.record.type != q.type) continue;
-            ++matched;
-            if (w.put(q.name, r.record.type, r.record.rclass, r.record.ttl, r.record.rdata)) {
-              ++ancount;
-              answer.min_ttl = ancount == 1 ? r.record.ttl : std::min(answer.min_ttl, r.record.ttl);
-            }
-          }
-          if (!exists) exists = pkarr::name_exists(found.zone->records, relative);
-        }
-      } else {
-        exists = z.static_name_exists(q.name);
-      }
-    }
-    if (rcode == kRcodeNoError && matched == 0) {
-      if (!exists) rcode = kRcodeNxDomain;
-      if (z.put_negative_soa(w, origin)) ++nscount;
-    }
-  }
-
-  write_header(rcode, aa);
-  if (w.truncated()) knot_wire_set_tc(wire);
-  knot_wire_set_qdcount(wire, 1);
-  knot_wire_set_ancount(wire, ancount);
-  knot_wire_set_nscount(wire, nscount);
-  std::size_t size = w.size();
-  if (has_opt) {
-    knot_edns_set_ext_rcode(&response_opt, static_cast<std::uint8_t>(KNOT_EDNS_RCODE_HI(rcode)));
-    const std::size_t opt_size = knot_edns_wire_size(&response_opt);
-    w.release(opt_size);
-    if (w.put(response_opt, true)) knot_wire_set_arcount(wire, 1);
-    size = w.size();
-    knot_rrset_clear(&response_opt, nullptr);
-  }
-  answer.size = size;
-  answer.answers = ancount;
-  answer.truncated = w.truncated();
-  if (rcode == kRcodeNoError) {
-    answer.outcome = matched > 0 ? Outcome::Success : Outcome::NotFound;
-  } else if (rcode == kRcodeNxDomain) {
-    answer.outcome = Outcome::NotFound;
-  } else {
-    answer.outcome = Outcome::Error;
-  }
-  return answer;
+  return Impl::finish(c);
 }
 
 // ---- DoH JSON helpers ---------------------------------------------------------------------------
