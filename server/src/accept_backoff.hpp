@@ -24,7 +24,7 @@
 #include <optional>
 #include <string>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

@@ -14,7 +14,7 @@
 #include <ctime>
 
 #include "capability_token.hpp"
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "relay_service.hpp"
 #include "tls.hpp"
 

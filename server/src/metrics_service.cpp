@@ -19,8 +19,8 @@
 #include <unordered_set>
 
 #include "accept_backoff.hpp"
-#include "bind_address.hpp"
-#include "log.hpp"
+#include "core/bind_address.hpp"
+#include "core/log.hpp"
 #include "relay_service.hpp"
 
 namespace iroh::server {

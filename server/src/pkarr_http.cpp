@@ -9,8 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/log.hpp"
+#include "core/net.hpp"
 #include "iroh/pkarr.hpp"
-#include "log.hpp"
 #include "lookup_metrics.hpp"
 #include "pkarr_store_service.hpp"
 
@@ -254,27 +255,16 @@ std::size_t PutRateLimiter::KeyHash::operator()(const Key& key) const noexcept {
 
 PutRateLimiter::PutRateLimiter(std::uint32_t burst, double refill_secs, std::size_t max_keys,
                                unsigned ipv6_prefix)
-    : interval_(
-          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(refill_secs))),
+    : gcra_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(refill_secs)),
+            burst),
       ipv6_prefix_(std::clamp(ipv6_prefix, 1u, 128u)),
-      tolerance_(interval_ * (std::max<std::uint32_t>(burst, 1) - 1)),
       max_keys_(std::max<std::size_t>(max_keys, 1)),
       last_sweep_(Clock::now()) {}
 
 std::optional<PutRateLimiter::Clock::duration> PutRateLimiter::check(
     const asio::ip::address& client, Clock::time_point now) {
-  Key key{};
-  if (client.is_v4()) {
-    key = asio::ip::make_address_v6(asio::ip::v4_mapped, client.to_v4()).to_bytes();
-  } else {
-    key = client.to_v6().to_bytes();
-    if (!client.to_v6().is_v4_mapped()) {
-      // Host bits cleared: every address of the prefix shares the bucket.
-      for (unsigned bit = ipv6_prefix_; bit < 128; ++bit) {
-        key[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
-      }
-    }
-  }
+  // IPv4 clients one bucket per address; IPv6 ones per prefix (host bits cleared).
+  const Key key = net::prefix_key(client, 32, ipv6_prefix_);
   std::lock_guard lock(mutex_);
   if (now - last_sweep_ >= kSweepInterval) sweep_locked(now);
   auto it = tat_.find(key);
@@ -282,15 +272,11 @@ std::optional<PutRateLimiter::Clock::duration> PutRateLimiter::check(
     if (tat_.size() >= max_keys_) {
       // Sweep early (at most once a second) before refusing a new client.
       if (now - last_sweep_ >= std::chrono::seconds(1)) sweep_locked(now);
-      if (tat_.size() >= max_keys_) return interval_;
+      if (tat_.size() >= max_keys_) return gcra_.interval();
     }
     it = tat_.emplace(key, now).first;
   }
-  // GCRA: a request fits if the theoretical arrival time is at most `tolerance` ahead of now.
-  const Clock::time_point tat = std::max(it->second, now);
-  if (tat - now > tolerance_) return tat - now - tolerance_;
-  it->second = tat + interval_;
-  return std::nullopt;
+  return gcra_.admit(it->second, now);
 }
 
 void PutRateLimiter::sweep_locked(Clock::time_point now) {
@@ -366,20 +352,8 @@ std::vector<std::optional<asio::ip::address>> hop_list(std::string_view list, Pa
   return out;
 }
 
-asio::ip::address unmapped(const asio::ip::address& addr) {
-  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-  }
-  return addr;
-}
-
 bool is_trusted(const asio::ip::address& addr, const config::PkarrConfig& config) {
-  std::array<std::uint8_t, 16> bytes{};
-  if (addr.is_v4()) {
-    bytes = asio::ip::make_address_v6(asio::ip::v4_mapped, addr.to_v4()).to_bytes();
-  } else {
-    bytes = addr.to_v6().to_bytes();
-  }
+  const auto bytes = net::v6_bytes(addr);
   return std::any_of(config.trusted_proxies.begin(), config.trusted_proxies.end(),
                      [&](const config::IpNetwork& n) { return n.contains(bytes); });
 }
@@ -401,7 +375,7 @@ asio::ip::address client_behind(const std::vector<std::optional<asio::ip::addres
   asio::ip::address client = peer;
   for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
     if (!*it) break;
-    client = unmapped(**it);
+    client = net::unmapped(**it);
     if (!is_trusted(client, config)) break;
   }
   return client;
@@ -411,14 +385,14 @@ asio::ip::address client_behind(const std::vector<std::optional<asio::ip::addres
 
 asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
                                  const config::PkarrConfig& config) {
-  const asio::ip::address peer = unmapped(info.peer.address());
+  const asio::ip::address peer = net::unmapped(info.peer.address());
   if (config.put_rate_limit != config::PutRateLimitMode::Smart || !is_trusted(peer, config)) {
     return peer;
   }
   const std::string xff = joined_fields(req, "x-forwarded-for");
   if (!xff.empty()) return client_behind(hop_list(xff, parse_ip), peer, config);
   if (auto it = req.find("x-real-ip"); it != req.end()) {
-    if (auto addr = parse_ip(it->value())) return unmapped(*addr);
+    if (auto addr = parse_ip(it->value())) return net::unmapped(*addr);
   }
   const std::string forwarded = joined_fields(req, "forwarded");
   if (!forwarded.empty())

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rate_limit.hpp"
 #include "iroh/config.hpp"
 #include "iroh/pkarr.hpp"
 #include "iroh/server/http_router.hpp"
@@ -59,9 +60,8 @@ class PutRateLimiter {
   };
   void sweep_locked(Clock::time_point now);
 
-  Clock::duration interval_;   // one token per interval
+  Gcra gcra_;
   unsigned ipv6_prefix_;
-  Clock::duration tolerance_;  // interval * (burst - 1)
   std::size_t max_keys_;
   mutable std::mutex mutex_;
   Clock::time_point last_sweep_;

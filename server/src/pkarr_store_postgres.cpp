@@ -28,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "pkarr_packet_cache.hpp"
 #include "pkarr_store.hpp"
 

@@ -12,7 +12,7 @@
 #include <thread>
 #include <utility>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 namespace {

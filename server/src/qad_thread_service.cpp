@@ -6,7 +6,7 @@
 #include <future>
 #include <stdexcept>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

@@ -8,8 +8,8 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 
-#include "bind_address.hpp"
-#include "log.hpp"
+#include "core/bind_address.hpp"
+#include "core/log.hpp"
 #include "relay/http_upgrade.hpp"
 #include "relay/listener.hpp"
 #include "relay/relay_state.hpp"

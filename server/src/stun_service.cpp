@@ -11,9 +11,9 @@
 #include <utility>
 #include <vector>
 
-#include "bind_address.hpp"
+#include "core/bind_address.hpp"
+#include "core/log.hpp"
 #include "iroh/stun.hpp"
-#include "log.hpp"
 #include "udp_batch_listener.hpp"
 
 namespace iroh::server {

@@ -11,8 +11,8 @@
 
 #include "acme/certificate_store.hpp"
 #include "acme/tls_alpn.hpp"
+#include "core/log.hpp"
 #include "iroh/encoding.hpp"
-#include "log.hpp"
 #include "qad/quic_tls.hpp"
 
 namespace iroh::server {

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

@@ -18,11 +18,11 @@
 #include <thread>
 
 #include "capability_token.hpp"
+#include "core/log.hpp"
 #include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "integration/tls_fixture.hpp"
 #include "iroh/server/daemon.hpp"
-#include "log.hpp"
 
 namespace iroh::test {
 namespace {

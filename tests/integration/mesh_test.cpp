@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "core/log.hpp"
 #include "iroh/config.hpp"
 #include "iroh/relay_client.hpp"
 #include "iroh/server/daemon.hpp"
-#include "log.hpp"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"

@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <mutex>
 
+#include "core/log.hpp"
 #include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "integration/tls_fixture.hpp"
-#include "log.hpp"
 
 namespace iroh::test {
 namespace {

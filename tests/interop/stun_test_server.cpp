@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "stun_service.hpp"
 
 int main(int argc, char** argv) {

@@ -3,10 +3,10 @@
 # reuse it.
 pkg_check_modules(QAD_GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 file(GLOB qad_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/server/src/qad/*.cpp)
-# rate_limiter.cpp: the new-connection limits of qad_service.cpp (keyed hash from libsodium).
-add_library(qad_for_tests STATIC ${qad_sources} ${PROJECT_SOURCE_DIR}/server/src/rate_limiter.cpp)
+# iroh_core: the log and the new-connection limits of qad_service.cpp.
+add_library(qad_for_tests STATIC ${qad_sources})
 target_include_directories(qad_for_tests PUBLIC ${PROJECT_SOURCE_DIR}/server/src)
-target_link_libraries(qad_for_tests PUBLIC relay_proto iroh_asio PkgConfig::QAD_GNUTLS prometheus-cpp::core
+target_link_libraries(qad_for_tests PUBLIC iroh_core relay_proto iroh_asio PkgConfig::QAD_GNUTLS prometheus-cpp::core
                       OpenSSL::Crypto PkgConfig::SODIUM)
 
 # Codec: RFC 9001 Appendix A vectors, spec §12.4 vectors, malformed input.

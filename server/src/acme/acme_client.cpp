@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "core/log.hpp"
 #include "iroh/encoding.hpp"
-#include "log.hpp"
 
 // GCC 12 false positive on asio's awaitable frame allocator (also silenced in client-lib/tools).
 #if defined(__GNUC__) && !defined(__clang__)

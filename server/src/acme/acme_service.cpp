@@ -17,7 +17,8 @@
 #include "acme/acme_client.hpp"
 #include "acme/certificate_store.hpp"
 #include "acme/tls_alpn.hpp"
-#include "log.hpp"
+#include "core/log.hpp"
+#include "core/time_text.hpp"
 
 namespace iroh::server::acme {
 
@@ -35,12 +36,7 @@ constexpr auto kMinIssuanceInterval = std::chrono::seconds(30);
 constexpr auto kMaxSleep = std::chrono::hours(24);
 
 std::string utc_text(Clock::time_point t) {
-  std::time_t tt = Clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return format_utc(t, kRfc3339);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "qad/quic_tls.hpp"
 
 namespace iroh::server::acme {

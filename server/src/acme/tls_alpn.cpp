@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "acme/acme_crypto.hpp"
-#include "log.hpp"
+#include "core/log.hpp"
 #include "tls.hpp"
 
 namespace iroh::server::acme {

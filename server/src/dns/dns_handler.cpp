@@ -3,7 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

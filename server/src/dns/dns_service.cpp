@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "accept_backoff.hpp"
-#include "bind_address.hpp"
-#include "log.hpp"
-#include "rate_limiter.hpp"
+#include "core/bind_address.hpp"
+#include "core/log.hpp"
+#include "core/rate_limit.hpp"
 #include "udp_batch_listener.hpp"
 
 namespace iroh::server {

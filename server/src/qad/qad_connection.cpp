@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "core/net.hpp"
+
 namespace iroh::server::quic {
 namespace {
 
@@ -34,11 +36,8 @@ ObservedAddressFrame observed_address_of(const UdpEndpoint& endpoint, std::uint6
   ObservedAddressFrame frame;
   frame.sequence = sequence;
   frame.port = endpoint.port();
-  auto address = endpoint.address();
-  // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; report them as IPv4 (spec §7.1).
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
-  }
+  // IPv4 clients of a dual-stack socket are reported as IPv4 (spec §7.1).
+  const auto address = net::unmapped(endpoint.address());
   if (address.is_v4()) {
     const auto bytes = address.to_v4().to_bytes();
     std::copy(bytes.begin(), bytes.end(), frame.ip.begin());

@@ -21,10 +21,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/rate_limit.hpp"
 #include "qad/qad_connection.hpp"
 #include "qad/qad_metrics.hpp"
 #include "qad/quic_tls.hpp"
-#include "rate_limiter.hpp"
 
 namespace iroh::server {
 

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <mutex>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

@@ -28,7 +28,7 @@
 #include <optional>
 #include <vector>
 
-#include "rate_limiter.hpp"
+#include "core/rate_limit.hpp"
 #include "relay/ping_tracker.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/send_queue.hpp"

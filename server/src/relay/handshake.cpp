@@ -8,8 +8,8 @@
 #include <boost/beast/websocket/detail/hybi13.hpp>
 
 #include "acme/tls_alpn.hpp"
+#include "core/log.hpp"
 #include "iroh/mesh_proto.hpp"
-#include "log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <boost/asio/awaitable.hpp>
 #include <cctype>
-#include <ctime>
 
+#include "core/time_text.hpp"
 #include "relay_service.hpp"
 #include "status_page.hpp"
 
@@ -32,12 +32,7 @@ std::string format_endpoint(const tcp::endpoint& ep) {
 }
 
 std::string http_date() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  return format_utc(std::chrono::system_clock::now(), kImfFixdate);
 }
 
 std::optional<std::string> captive_portal_response(std::string_view challenge) {

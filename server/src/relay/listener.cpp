@@ -3,7 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "relay/connection.hpp"
 #include "relay/connection_impl.hpp"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

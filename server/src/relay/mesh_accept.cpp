@@ -1,7 +1,7 @@
 // The acceptor side of a relay mesh link (issue 16, docs/mesh.md §3-§5): GET /relay/mesh on the
 // relay listener, upgraded to a WebSocket, authenticated with the pre-shared key, then served by
 // relay/mesh_link.hpp for as long as it lasts.
-#include "log.hpp"
+#include "core/log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay/mesh_link.hpp"
 #include "relay_service.hpp"

@@ -20,8 +20,8 @@
 #include <mutex>
 #include <string>
 
+#include "core/log.hpp"
 #include "iroh/mesh_proto.hpp"
-#include "log.hpp"
 #include "relay/mesh.hpp"
 
 namespace iroh::server::meshlink {

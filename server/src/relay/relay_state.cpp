@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/net.hpp"
+
 namespace iroh::server {
 
 namespace asio = boost::asio;
@@ -84,15 +86,7 @@ void RelayServiceState::set_lookup_tls_context(std::shared_ptr<asio::ssl::contex
 bool RelayServiceState::take_accept_token(const config::Limits& limits) {
   if (!limits.accept_conn_limit) return true;
   std::lock_guard lock(accept_mutex_);
-  auto now = Clock::now();
-  double burst = accept_burst(limits);
-  accept_tokens_ = std::min(
-      burst, accept_tokens_ + std::chrono::duration<double>(now - accept_refilled_).count() *
-                                  *limits.accept_conn_limit);
-  accept_refilled_ = now;
-  if (accept_tokens_ < 1.0) return false;
-  accept_tokens_ -= 1.0;
-  return true;
+  return accept_bucket_.take(Clock::now());
 }
 
 bool RelayServiceState::add_ip(const asio::ip::address& ip, const config::Limits& limits) {
@@ -142,17 +136,13 @@ double RelayServiceState::accept_burst(const config::Limits& limits) {
 }
 
 void RelayServiceState::reset_accept_bucket(const config::Limits& limits) {
+  // A new bucket, full: changed limits start afresh.
   std::lock_guard lock(accept_mutex_);
-  accept_tokens_ = accept_burst(limits);
-  accept_refilled_ = Clock::now();
+  accept_bucket_ = TokenBucket(limits.accept_conn_limit.value_or(0), accept_burst(limits));
 }
 
 asio::ip::address counted_address(const asio::ip::tcp::endpoint& ep) {
-  auto a = ep.address();
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  }
-  return a;
+  return net::unmapped(ep.address());
 }
 
 }  // namespace iroh::server

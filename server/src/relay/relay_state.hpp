@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "access_control.hpp"
+#include "core/rate_limit.hpp"
 #include "iroh/config.hpp"
 #include "iroh/server/http_router.hpp"
 #include "iroh/server/metrics.hpp"
@@ -115,8 +116,7 @@ struct RelayServiceState {
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   std::shared_ptr<boost::asio::ssl::context> lookup_tls_context_;
   std::mutex accept_mutex_;
-  double accept_tokens_ = 0;
-  std::chrono::steady_clock::time_point accept_refilled_;
+  TokenBucket accept_bucket_{0, 1};  // limits.accept_conn_limit; set by reset_accept_bucket
   std::mutex ip_mutex_;
   std::unordered_map<boost::asio::ip::address, std::size_t> per_ip_;
   std::unordered_map<boost::asio::ip::address, std::size_t> unauth_per_ip_;

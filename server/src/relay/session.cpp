@@ -8,7 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <limits>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay_service.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "log.hpp"
+#include "core/log.hpp"
 
 namespace iroh::server {
 

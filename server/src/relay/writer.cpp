@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "log.hpp"
+#include "core/log.hpp"
 #include "relay/connection_impl.hpp"
 
 namespace iroh::server {

@@ -1,11 +1,12 @@
-#include "log.hpp"
+#include "core/log.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "core/time_text.hpp"
 
 namespace iroh::log {
 namespace {
@@ -86,15 +87,13 @@ Level level() {
 }
 
 void write(Level l, std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto millis =
+  // RFC 3339 with milliseconds: "2026-12-02T23:45:53.123Z".
+  const auto now = std::chrono::system_clock::now();
+  const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char stamp[64];
-  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(millis));
+  char fraction[8];
+  std::snprintf(fraction, sizeof fraction, ".%03dZ", int(millis));
+  const std::string stamp = server::format_utc(now, "%Y-%m-%dT%H:%M:%S") + fraction;
   std::string line;
   if (g_format.load(std::memory_order_relaxed) == Format::Json) {
     std::string level(level_name(l));

@@ -1,4 +1,4 @@
-#include "bind_address.hpp"
+#include "core/bind_address.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>

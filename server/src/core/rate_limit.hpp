@@ -1,6 +1,8 @@
-// The rate limiters (one home for token buckets):
+// The rate limiters (one home for token buckets and GCRA):
 //  * RxTokenBucket: per-client receive bytes, exactly the reference's algorithm (relay.md §6.8).
-//  * TokenBucket: one global events-per-second limit (QAD new connections).
+//  * TokenBucket: one global events-per-second limit (QAD new connections, relay accepts).
+//  * Gcra: the generic cell rate algorithm, one theoretical arrival time per key; the per-key
+//    tables below and pkarr_http's PutRateLimiter keep their TATs and share this arithmetic.
 //  * PrefixRateLimiter: events per second per source prefix in a fixed table (DNS response-rate
 //    limiting, QAD new connections per source).
 #pragma once
@@ -96,6 +98,34 @@ class TokenBucket {
   Clock::time_point last_{};
 };
 
+// GCRA, the virtual-scheduling form of ITU-T I.371 (the `governor` crate's algorithm, pkarr spec
+// §4.5): one event per `interval`, up to `burst` at once. The state of one key is its theoretical
+// arrival time (TAT); a TAT in the past (or a new key's TAT = now) means the full burst is there.
+// Stateless itself: callers own the TATs (and their locking).
+class Gcra {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Gcra(Clock::duration interval, std::uint64_t burst)
+      : interval_(interval),
+        tolerance_(interval * static_cast<Clock::rep>(std::max<std::uint64_t>(burst, 1) - 1)) {}
+
+  // nullopt (and `tat` advanced by one interval) if an event at `now` conforms; otherwise how
+  // long until it would, `tat` unchanged.
+  std::optional<Clock::duration> admit(Clock::time_point& tat, Clock::time_point now) const {
+    const Clock::time_point start = std::max(tat, now);
+    if (start - now > tolerance_) return start - now - tolerance_;
+    tat = start + interval_;
+    return std::nullopt;
+  }
+
+  Clock::duration interval() const { return interval_; }
+
+ private:
+  Clock::duration interval_;
+  Clock::duration tolerance_;  // interval * (burst - 1)
+};
+
 // Events per second per source prefix (IPv4 /ipv4_prefix, IPv6 /ipv6_prefix; IPv4-mapped IPv6
 // counts as IPv4), like knotd's RRL table: a fixed array of `table_size` GCRA slots indexed by a
 // keyed hash of the prefix, so memory is bounded whatever the number of sources, and prefixes
@@ -122,11 +152,10 @@ class PrefixRateLimiter {
 
  private:
   Options options_;
-  std::int64_t interval_ns_;   // one event per interval
-  std::int64_t tolerance_ns_;  // interval * (burst - 1)
+  std::optional<Gcra> gcra_;  // unset = no limit
   std::array<std::uint8_t, 16> hash_key_;
   std::mutex mutex_;
-  std::vector<std::int64_t> tat_;  // GCRA theoretical arrival time per slot, ns since epoch
+  std::vector<Clock::time_point> tat_;  // GCRA theoretical arrival time per slot
 };
 
 }  // namespace iroh::server
