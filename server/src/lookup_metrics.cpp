@@ -2,29 +2,23 @@
 
 #include <string>
 
+#include "core/metric.hpp"
+
 namespace iroh::server {
 namespace {
 
+// iroh-dns-server's names: dns_server_<field>_total for counters, dns_server_<field> for gauges.
 prometheus::Counter& counter(prometheus::Registry& registry, const std::string& field,
                              const std::string& help) {
-  return prometheus::BuildCounter()
-      .Name("dns_server_" + field + "_total")
-      .Help(help)
-      .Register(registry)
-      .Add({});
+  return metric::counter(registry, "dns_server_" + field + "_total", help);
 }
 
 prometheus::Gauge& gauge(prometheus::Registry& registry, const std::string& field,
                          const std::string& help) {
-  return prometheus::BuildGauge().Name("dns_server_" + field).Help(help).Register(registry).Add({});
+  return metric::gauge(registry, "dns_server_" + field, help);
 }
 
-prometheus::Histogram& histogram(prometheus::Registry& registry, const std::string& name,
-                                 const std::string& help,
-                                 prometheus::Histogram::BucketBoundaries b) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add({},
-                                                                                   std::move(b));
-}
+using metric::histogram;
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
+#include "core/metric.hpp"
 #include "iroh/stun.hpp"
 #include "udp_batch_listener.hpp"
 
@@ -44,28 +45,19 @@ stun::Endpoint to_stun_endpoint(const sockaddr_storage& ss) {
   return stun::Endpoint::v6(a, ntohs(sin6.sin6_port));
 }
 
-namespace {
-
-prometheus::Counter& stun_counter(prometheus::Registry& registry, const std::string& name,
-                                  const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
-}
-
-}  // namespace
-
 StunMetrics::StunMetrics(prometheus::Registry& registry)
-    : requests(stun_counter(registry, "stun_requests_total", "Number of stun requests made.")),
-      ipv4_success(stun_counter(registry, "stun_ipv4_success_total",
-                                "Number of successful requests over ipv4.")),
-      ipv6_success(stun_counter(registry, "stun_ipv6_success_total",
-                                "Number of successful requests over ipv6.")),
-      bad_requests(stun_counter(
+    : requests(metric::counter(registry, "stun_requests_total", "Number of stun requests made.")),
+      ipv4_success(metric::counter(registry, "stun_ipv4_success_total",
+                                   "Number of successful requests over ipv4.")),
+      ipv6_success(metric::counter(registry, "stun_ipv6_success_total",
+                                   "Number of successful requests over ipv6.")),
+      bad_requests(metric::counter(
           registry, "stun_bad_requests_total",
           "Number of bad requests, either non-stun packets or incorrect binding request.")),
-      failures(stun_counter(registry, "stun_failures_total", "Number of failures.")),
-      ignored(stun_counter(registry, "stun_ignored_total",
-                           "Number of datagrams ignored: not STUN, indications, responses, "
-                           "oversize.")) {}
+      failures(metric::counter(registry, "stun_failures_total", "Number of failures.")),
+      ignored(metric::counter(registry, "stun_ignored_total",
+                              "Number of datagrams ignored: not STUN, indications, responses, "
+                              "oversize.")) {}
 
 // What the listeners of one service share; outlives stop() while a loop is winding down.
 struct StunShared {

@@ -2,20 +2,17 @@
 
 #include <string>
 
+#include "core/metric.hpp"
+
 namespace iroh::server {
 namespace {
 
-prometheus::Counter& counter(prometheus::Registry& registry, const std::string& name,
-                             const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(registry).Add({});
-}
+using metric::counter;
 
 prometheus::Counter& dropped_counter(prometheus::Registry& registry, const std::string& reason) {
-  return prometheus::BuildCounter()
-      .Name("relayserver_qad_datagrams_dropped_total")
-      .Help("Number of UDP datagrams the QAD service dropped, by reason.")
-      .Register(registry)
-      .Add({{"reason", reason}});
+  return counter(registry, "relayserver_qad_datagrams_dropped_total",
+                 "Number of UDP datagrams the QAD service dropped, by reason.",
+                 {{"reason", reason}});
 }
 
 }  // namespace
@@ -42,19 +39,13 @@ QadMetrics::QadMetrics(prometheus::Registry& registry)
                   "Number of QUIC Version Negotiation packets sent by the QAD service.")),
       stateless_resets_sent(counter(registry, "relayserver_qad_stateless_resets_sent_total",
                                     "Number of QUIC Stateless Resets sent by the QAD service.")),
-      open_connections(prometheus::BuildGauge()
-                           .Name("relayserver_qad_open_connections")
-                           .Help("QAD QUIC connections open now, handshaking or established.")
-                           .Register(registry)
-                           .Add({})),
+      open_connections(metric::gauge(registry, "relayserver_qad_open_connections",
+                                     "QAD QUIC connections open now, handshaking or established.")),
       // Loopback handshakes take ~1 ms; real clients an RTT or two plus signing.
       handshake_duration(
-          prometheus::BuildHistogram()
-              .Name("relayserver_qad_handshake_duration_seconds")
-              .Help("Time from a QAD client's first Initial to handshake completion.")
-              .Register(registry)
-              .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                               0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
+          metric::histogram(registry, "relayserver_qad_handshake_duration_seconds",
+                            "Time from a QAD client's first Initial to handshake completion.",
+                            {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5})),
       dropped{dropped_counter(registry, "undecodable"),
               dropped_counter(registry, "unknown_connection"),
               dropped_counter(registry, "small_initial"),
