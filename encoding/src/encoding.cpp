@@ -24,6 +24,38 @@ int base64url_value(char c) {
   return -1;
 }
 
+// RFC 4648 §6 Table 3, either case (iroh prints keys in lower case).
+int base32_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a';
+  if (c >= '2' && c <= '7') return c - '2' + 26;
+  return -1;
+}
+
+// Unpadded base-2^bits text to bytes: nullopt for characters outside the alphabet, for a length
+// that leaves a whole character over (no byte can end there) and for non-zero leftover bits
+// (RFC 4648 §3.5: canonical encodings only).
+template <int kBits, class ValueOf>
+std::optional<Bytes> decode_radix(std::string_view text, ValueOf value_of) {
+  Bytes out;
+  out.reserve(text.size() * kBits / 8);
+  std::uint32_t acc = 0;
+  int acc_bits = 0;
+  for (char c : text) {
+    const int v = value_of(c);
+    if (v < 0) return std::nullopt;
+    acc = acc << kBits | static_cast<std::uint32_t>(v);  // at most 7 + kBits bits pending
+    acc_bits += kBits;
+    if (acc_bits >= 8) {
+      acc_bits -= 8;
+      out.push_back(static_cast<std::uint8_t>(acc >> acc_bits));
+      acc &= (1u << acc_bits) - 1;
+    }
+  }
+  if (acc_bits >= kBits || acc != 0) return std::nullopt;
+  return out;
+}
+
 }  // namespace
 
 std::string hex_encode(ByteSpan bytes) {
@@ -65,26 +97,12 @@ std::string base64url_encode(ByteSpan bytes) {
   return out;
 }
 
+std::optional<Bytes> base32_decode(std::string_view text) {
+  return decode_radix<5>(text, base32_value);
+}
+
 std::optional<Bytes> base64url_decode(std::string_view text) {
-  // A lone character in the last group carries only 6 bits: no byte can end there.
-  if (text.size() % 4 == 1) return std::nullopt;
-  Bytes out;
-  out.reserve(text.size() * 6 / 8);
-  std::uint32_t acc = 0;
-  int acc_bits = 0;
-  for (char c : text) {
-    const int v = base64url_value(c);
-    if (v < 0) return std::nullopt;
-    acc = acc << 6 | static_cast<std::uint32_t>(v);  // at most 6 + 6 bits pending
-    acc_bits += 6;
-    if (acc_bits >= 8) {
-      acc_bits -= 8;
-      out.push_back(static_cast<std::uint8_t>(acc >> acc_bits));
-      acc &= (1u << acc_bits) - 1;
-    }
-  }
-  if (acc != 0) return std::nullopt;  // non-canonical: leftover bits must be zero (RFC 4648 §3.5)
-  return out;
+  return decode_radix<6>(text, base64url_value);
 }
 
 }  // namespace iroh::encoding

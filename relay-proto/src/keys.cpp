@@ -155,37 +155,8 @@ constexpr std::uint8_t kEdwardsD[32] = {
     0xa3, 0x78, 0x59, 0x13, 0xca, 0x4d, 0xeb, 0x75, 0xab, 0xd8, 0x41, 0x41, 0x4d, 0x0a, 0x70, 0x00,
     0x98, 0xe8, 0x79, 0x77, 0x79, 0x40, 0xc7, 0x8c, 0x73, 0xfe, 0x6f, 0x2b, 0xee, 0x6c, 0x03, 0x52};
 
-// ---- text encodings -----------------------------------------------------------------------------
-int base32_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a';
-  if (c >= '2' && c <= '7') return c - '2' + 26;
-  return -1;
-}
-
-// Unpadded RFC 4648 §6 base32 text to bytes; rejects characters outside the alphabet, impossible
-// lengths and non-zero leftover bits (canonical encodings only). Base32 appears only here (the
-// z-base-32 of pkarr is another alphabet and bit order); hex and base64url live in iroh/encoding.
-std::optional<Bytes> decode_base32(std::string_view text) {
-  Bytes out;
-  out.reserve(text.size() * 5 / 8);
-  std::uint32_t acc = 0;
-  int acc_bits = 0;
-  for (char c : text) {
-    const int v = base32_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 5) | static_cast<std::uint32_t>(v);
-    acc_bits += 5;
-    if (acc_bits >= 8) {
-      acc_bits -= 8;
-      out.push_back(static_cast<std::uint8_t>(acc >> acc_bits));
-      acc &= (1u << acc_bits) - 1;
-    }
-  }
-  if (acc_bits >= 5 || acc != 0) return std::nullopt;
-  return out;
-}
-
+// ---- keying-material authentication header (§4.3) -----------------------------------------------
+// Text encodings (hex, base32, base64url) live in iroh/encoding.hpp.
 constexpr std::size_t kAuthHeaderBytes = 32 + 1 + 64 + 16;
 
 }  // namespace
@@ -202,7 +173,7 @@ std::optional<EndpointId> EndpointId::parse(std::string_view text) {
     if (!decoded) return std::nullopt;
     std::memcpy(id.bytes.data(), decoded->data(), 32);
   } else if (text.size() == 52) {
-    auto decoded = decode_base32(text);
+    auto decoded = encoding::base32_decode(text);
     if (!decoded || decoded->size() != 32) return std::nullopt;
     std::memcpy(id.bytes.data(), decoded->data(), 32);
   } else {

@@ -8,6 +8,7 @@
 namespace {
 
 using iroh::encoding::as_bytes;
+using iroh::encoding::base32_decode;
 using iroh::encoding::base64url_decode;
 using iroh::encoding::base64url_encode;
 using iroh::encoding::Bytes;
@@ -37,6 +38,30 @@ TEST(Hex, RejectsMalformed) {
   EXPECT_FALSE(hex_decode(" 00"));   // no white space
   EXPECT_FALSE(hex_decode("0x00"));  // no prefix
   EXPECT_FALSE(hex_decode(std::string("0\0", 2)));
+}
+
+// RFC 4648 §10 test vectors, without padding.
+TEST(Base32, Rfc4648Vectors) {
+  const char* vectors[][2] = {{"", ""},
+                              {"f", "MY"},
+                              {"fo", "MZXQ"},
+                              {"foo", "MZXW6"},
+                              {"foob", "MZXW6YQ"},
+                              {"fooba", "MZXW6YTB"},
+                              {"foobar", "MZXW6YTBOI"}};
+  for (const auto& [plain, coded] : vectors) {
+    EXPECT_EQ(base32_decode(coded), bytes_of(plain)) << coded;
+  }
+  EXPECT_EQ(base32_decode("mzxw6YTBoi"), bytes_of("foobar"));  // either case
+}
+
+TEST(Base32, RejectsMalformed) {
+  EXPECT_FALSE(base32_decode("M"));         // a lone character: no byte ends there
+  EXPECT_FALSE(base32_decode("MZX"));       // 15 bits: one byte and 7 bits over
+  EXPECT_FALSE(base32_decode("MY======"));  // padding
+  EXPECT_FALSE(base32_decode("MZ"));        // 'f' with non-zero leftover bits
+  EXPECT_FALSE(base32_decode("M1"));        // '1' and '0' are not in the alphabet
+  EXPECT_FALSE(base32_decode("MY "));
 }
 
 // RFC 4648 §10 test vectors, without padding.
