@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -59,7 +58,10 @@ class RelayTlsDataPlane : public ::testing::Test {
 // records per read, the writer several frames per run of records, and every datagram arrives
 // intact and in order.
 TEST_F(RelayTlsDataPlane, DatagramsOfEverySizeArriveIntactInOrder) {
-  start(config());
+  auto cfg = config();
+  // b reads only after a sent everything (~3.6 MB): room for all of it, so nothing is dropped.
+  cfg.limits.client_queue_bytes = 16 << 20;
+  start(std::move(cfg));
   auto ka = SecretKey::generate(), kb = SecretKey::generate();
   auto a = client(ka), b = client(kb);
   ASSERT_TRUE(a && b);
@@ -82,6 +84,7 @@ TEST_F(RelayTlsDataPlane, DatagramsOfEverySizeArriveIntactInOrder) {
   }
   EXPECT_TRUE(a->ping_barrier());
   EXPECT_EQ(metrics().tls_errors.load(), 0u);
+  EXPECT_EQ(metrics().dropped_queue_full.load(), 0u);
 }
 
 // After the relay handshake the client writes a TLS record whose ciphertext is garbage: the
@@ -167,22 +170,23 @@ TEST_F(RelayTlsDataPlane, NeverReadingReceiverIsClosedByWriteTimeout) {
   auto ks = SecretKey::generate(), ka = SecretKey::generate();
   auto sleeper = client(ks), sender = client(ka);
   ASSERT_TRUE(sleeper && sender);
-  std::atomic<bool> flood_done{false};
+  int sent = 0;
   std::thread flood([&] {
     Bytes big(60'000, 0xab);
     // 24 MB: far more than the socket buffers and the queue together hold.
-    for (int i = 0; i < 400 && sender->send_datagram(ks.public_key(), big); ++i) {
-      if (i == 200) {
+    for (; sent < 400 && sender->send_datagram(ks.public_key(), big); ++sent) {
+      if (sent == 200) {
         auto depth = daemon_->relay_queue_depth();
         EXPECT_LE(depth.max_bytes, 128u * 1024);
       }
     }
-    flood_done = true;
   });
   flood.join();
-  EXPECT_TRUE(flood_done);
+  EXPECT_EQ(sent, 400) << sender->last_error().message();
   EXPECT_TRUE(eventually([&] { return metrics().dropped_queue_full.load() > 0; }));
-  EXPECT_TRUE(eventually([&] { return metrics().write_timeouts.load() >= 1; }));
+  EXPECT_TRUE(eventually([&] { return metrics().write_timeouts.load() >= 1; }))
+      << "dropped " << metrics().dropped_queue_full.load() << ", queued "
+      << daemon_->relay_queue_depth().total_bytes;
   EXPECT_TRUE(eventually([&] { return daemon_->client_count() == 1; }));
   EXPECT_LE(daemon_->relay_queue_depth().total_bytes, 128u * 1024);
   EXPECT_TRUE(sender->ping_barrier());
