@@ -173,8 +173,12 @@ TEST_F(RelayTlsDataPlane, NeverReadingReceiverIsClosedByWriteTimeout) {
   int sent = 0;
   std::thread flood([&] {
     Bytes big(60'000, 0xab);
-    // 24 MB: far more than the socket buffers and the queue together hold.
+    // 24 MB: far more than the socket buffers and the queue together hold. Paced, so that the
+    // writer moves what it gets into the sleeper's socket until that is full: sent in one
+    // burst, the reader outran the writer and most datagrams were dropped while the socket
+    // still had room for the rest, and then nothing was left to time out (1 run in 20).
     for (; sent < 400 && sender->send_datagram(ks.public_key(), big); ++sent) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
       if (sent == 200) {
         auto depth = daemon_->relay_queue_depth();
         EXPECT_LE(depth.max_bytes, 128u * 1024);
