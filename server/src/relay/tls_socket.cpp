@@ -1,9 +1,11 @@
 #include "relay/tls_socket.hpp"
 
 #include <openssl/err.h>
+#include <pthread.h>
 
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
+#include <csignal>
 
 namespace iroh::server {
 
@@ -16,6 +18,50 @@ namespace {
 // syscall. SSL_MODE_RELEASE_BUFFERS frees the buffer whenever it is empty, so an idle client
 // holds none of it (issue 13: RSS per idle client).
 constexpr std::size_t kReadAheadBytes = 64 * 1024;
+
+// OpenSSL's socket BIO writes with write(), not send(MSG_NOSIGNAL): a peer that has gone away
+// raises SIGPIPE, which kills a process that does not ignore it. The binary ignores it
+// (main.cpp); a program embedding the daemon (the integration tests) may not, so there SIGPIPE
+// is blocked on this thread around each OpenSSL call that may write, and one raised meanwhile
+// is taken off again before the old mask returns.
+class SigpipeGuard {
+ public:
+  explicit SigpipeGuard(bool needed) : active_(needed) {
+    if (!active_) return;
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeGuard() {
+    if (!active_) return;
+    const int saved_errno = errno;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    errno = saved_errno;
+  }
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  bool active_;
+  sigset_t pipe_{};
+  sigset_t old_{};
+};
+
+// Whether the guard is needed, looked up once: the binary ignores SIGPIPE before the daemon
+// starts, so it never pays for the guard.
+bool guard_sigpipe() {
+  static const bool needed = [] {
+    struct sigaction current {};
+    return !(sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_IGN);
+  }();
+  return needed;
+}
 
 }  // namespace
 
@@ -92,6 +138,7 @@ TlsSocket::Result TlsSocket::finish(int ret, int sys_errno) {
 
 TlsSocket::Result TlsSocket::handshake() {
   if (auto r = unusable()) return *r;
+  SigpipeGuard guard(guard_sigpipe());
   ERR_clear_error();
   const int ret = SSL_do_handshake(ssl_);
   if (ret == 1) return {Status::Done};
@@ -106,6 +153,8 @@ TlsSocket::Result TlsSocket::read(void* data, std::size_t size) {
     return r;
   }
   if (size == 0) return {Status::Done};
+  // Reading may write too (an alert, a TLS 1.3 KeyUpdate answer).
+  SigpipeGuard guard(guard_sigpipe());
   auto* out = static_cast<unsigned char*>(data);
   std::size_t total = 0;
   while (total < size) {
@@ -129,6 +178,7 @@ TlsSocket::Result TlsSocket::read(void* data, std::size_t size) {
 TlsSocket::Result TlsSocket::write(const void* data, std::size_t size) {
   if (auto r = unusable()) return *r;
   if (size == 0) return {Status::Done};
+  SigpipeGuard guard(guard_sigpipe());
   ERR_clear_error();
   std::size_t n = 0;
   const int ret = SSL_write_ex(ssl_, data, size, &n);
