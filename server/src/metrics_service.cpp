@@ -158,6 +158,16 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
        m.senders_throttled},
       {"control_frames_dropped", "Control frames dropped because the priority lane was full.",
        m.control_dropped},
+      {"tls_unexpected_eof",
+       "TLS connections whose peer closed TCP without close_notify (maybe inside a record).",
+       m.tls_unexpected_eof},
+      {"tls_errors",
+       "TLS connections closed on a TLS error (e.g. a record that failed to decrypt).",
+       m.tls_errors},
+      {"tls_ktls_send", "TLS handshakes after which kernel TLS carries the sends.",
+       m.tls_ktls_send},
+      {"tls_ktls_recv", "TLS handshakes after which kernel TLS carries the receives.",
+       m.tls_ktls_recv},
   };
   for (const auto& r : ours) {
     auto f = family(std::string("relayserver_") + r.name + "_total", r.help, MetricType::Counter);

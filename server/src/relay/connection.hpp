@@ -8,6 +8,8 @@
 //                        13);
 //   relay/writer.cpp     the send queue's producers (any thread) and the writer that drains it
 //                        with one gather write per batch, the write watchdog and keepalive Pings.
+//   relay/tls_socket.*   TLS driven by OpenSSL on the socket itself (issue 13), the stream of
+//                        TLS connections.
 // Every member is confined to the connection's executor except the send queue and what guards it
 // (queue_mutex_), which other connections' readers and the registry use.
 #pragma once
@@ -32,6 +34,7 @@
 #include "relay/ping_tracker.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/send_queue.hpp"
+#include "relay/tls_socket.hpp"
 #include "relay/ws_framing.hpp"
 
 namespace iroh::server {
@@ -55,8 +58,6 @@ constexpr std::size_t kControlQueueCapacity = 512;
 constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
 // Reads while data keeps coming: one syscall yields dozens of 1200-byte datagram frames.
 constexpr std::size_t kBusyReadBytes = 64 * 1024;
-// TLS only: the read an idle client keeps pending pins this much; it doubles while reads fill it.
-constexpr std::size_t kIdleReadBytes = 64;
 // One socket write carries up to this many queued frames (2 iovecs each, well under IOV_MAX; the
 // plain-TCP writer calls sendmsg itself because Asio passes at most 64 iovecs per call) or about
 // this many bytes. The bytes bound what a batch in flight holds outside the queue's byte caps
@@ -81,7 +82,8 @@ constexpr auto kStalledWriteAfter = 50ms;
 constexpr std::size_t kMaxDrainWaiters = 256;
 
 using PlainStream = boost::asio::ip::tcp::socket;
-using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+// TLS on the socket itself rather than Asio's ssl::stream (relay/tls_socket.hpp says why).
+using TlsStream = TlsSocket;
 
 }  // namespace relay_conn
 
@@ -89,7 +91,7 @@ template <class Stream>
 class Connection final : public RelayClientHandle,
                          public TrackedConnection,
                          public std::enable_shared_from_this<Connection<Stream>> {
-  static constexpr bool kTls = !std::is_same_v<Stream, boost::asio::ip::tcp::socket>;
+  static constexpr bool kTls = std::is_same_v<Stream, TlsSocket>;
   using Clock = std::chrono::steady_clock;
   using error_code = boost::system::error_code;
   template <class T>
@@ -172,6 +174,11 @@ class Connection final : public RelayClientHandle,
   awaitable<void> run_inner();
   awaitable<bool> read_message();
   awaitable<bool> fill(std::size_t need);
+  // TLS only (plain connections never call them): one non-blocking attempt on the TLS socket,
+  // and the metrics of how a TLS connection ended.
+  TlsSocket::Result tls_read(void* data, std::size_t size);
+  TlsSocket::Result tls_write(const void* data, std::size_t size);
+  void count_tls_end(const error_code& ec);
   bool ws_protocol_error(const char* what);
   std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }
   awaitable<bool> read_ws_message();
@@ -226,7 +233,6 @@ class Connection final : public RelayClientHandle,
   bool fragments_complete_ = false;
   bool message_binary_ = false;
   relay::ByteSpan message_;
-  std::size_t tls_read_chunk_ = relay_conn::kIdleReadBytes;
   std::size_t max_message_ = relay_conn::kMaxHandshakeMessage;
   std::array<std::uint8_t, 16> wait_bytes_{};
   // Writer state, released whenever the writer goes idle.

@@ -80,10 +80,15 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
   if constexpr (kTls) {
     co_await stream_.async_handshake(ssl::stream_base::server, ec_token(ec));
     if (ec) {
+      count_tls_end(ec);
       log::debug("TLS handshake with ", peer_text(), " failed: ", ec.message());
       errored_ = true;
       co_return std::nullopt;
     }
+    // Per connection whether kernel TLS took over (issue 13; untested on this host, see
+    // relay/tls_socket.cpp).
+    if (stream_.ktls_send()) state_.metrics.tls_ktls_send.fetch_add(1, std::memory_order_relaxed);
+    if (stream_.ktls_recv()) state_.metrics.tls_ktls_recv.fetch_add(1, std::memory_order_relaxed);
     // RFC 8737 §3: an acme-tls/1 connection ends after the handshake (no HTTP on it).
     if (acme::TlsAlpnChallenges::negotiated(stream_.native_handle())) {
       co_return std::nullopt;
@@ -128,6 +133,7 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       co_return std::nullopt;
     }
     if (ec) {
+      count_tls_end(ec);
       if (ec != http::error::end_of_stream && ec != asio::error::eof &&
           ec != asio::error::operation_aborted && ec != http::error::partial_message) {
         errored_ = true;

@@ -2,7 +2,6 @@
 // §5, §6): WebSocket frames parsed from a large buffer (many per read), the rx rate limit (§6.8),
 // frame handling and forwarding through the registry, a per-turn budget and TCP back-pressure
 // (issue 13).
-#include <bit>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -332,25 +331,73 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       if (ec) co_return false;
       buffer_.commit(asio::buffer_copy(buffer_.prepare(n), asio::buffer(wait_bytes_, n)));
     } else {
-      // The TLS stream buffers records itself; the pending read pins `want` bytes, so it
-      // starts small and doubles only while reads come back full.
+      // TLS on the socket itself (relay/tls_socket.hpp): records straight from the socket into
+      // the large buffer, as many as it holds, then wait for the socket; like plain TCP, an idle
+      // client holds no read buffer while it waits (SSL_MODE_RELEASE_BUFFERS frees TLS's own).
       std::size_t want =
-          std::max(need - buffer_.size(),
-                   registered_ ? tls_read_chunk_ : std::min(tls_read_chunk_, kHandshakeReadBytes));
-      if (want <= kIdleReadBytes && buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes)
-        buffer_.shrink_to_fit();
-      std::size_t n = co_await stream_.async_read_some(buffer_.prepare(want), ec_token(ec));
+          std::max(need - buffer_.size(), registered_ ? kBusyReadBytes : kHandshakeReadBytes);
+      const TlsSocket::Result r = tls_read(buffer_.prepare(want).data(), want);
+      if (r.status == TlsSocket::Status::Done) {
+        buffer_.commit(r.bytes);
+        continue;
+      }
+      if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
+        count_tls_end(r.error);
+        co_return false;
+      }
+      if (buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes) buffer_.shrink_to_fit();
+      // async_wait re-arms the descriptor in epoll (EPOLL_CTL_MOD), which reports readiness
+      // that arrived before the wait: no edge is lost between the failed read and the wait.
+      co_await socket().async_wait(r.status == TlsSocket::Status::WantRead
+                                       ? tcp::socket::wait_read
+                                       : tcp::socket::wait_write,
+                                   ec_token(ec));
       if (ec) co_return false;
-      buffer_.commit(n);
-      // SSL_read returns at most one record (16 KiB): a short read while busy still means busy.
-      // Dropping to kIdleReadBytes after every record made each record take ~9 reads through
-      // the TLS layer's machinery (issue 13); shrinking to the size actually read keeps a busy
-      // connection's reads record-sized and an idle one's (a Ping, ~30 bytes) at 64 bytes.
-      tls_read_chunk_ = n == want ? std::min(want * 2, kBusyReadBytes)
-                                  : std::max(kIdleReadBytes, std::bit_ceil(n));
     }
   }
   co_return true;
+}
+
+template <class Stream>
+TlsSocket::Result Connection<Stream>::tls_read(void* data, std::size_t size) {
+  if constexpr (kTls) {
+    return stream_.read(data, size);
+  } else {
+    (void)data;
+    (void)size;
+    return {TlsSocket::Status::Failed, 0, asio::error::operation_not_supported};
+  }
+}
+
+template <class Stream>
+TlsSocket::Result Connection<Stream>::tls_write(const void* data, std::size_t size) {
+  if constexpr (kTls) {
+    return stream_.write(data, size);
+  } else {
+    (void)data;
+    (void)size;
+    return {TlsSocket::Status::Failed, 0, asio::error::operation_not_supported};
+  }
+}
+
+// How a TLS connection's record stream ended, counted (issue 13): close_notify (eof) is a clean
+// end; a TCP close without it (at a record boundary or inside a record) is relayserver_tls_
+// unexpected_eof_total; a record that does not decrypt (garbage, a bad MAC) or another TLS
+// error is relayserver_tls_errors_total and marks the connection as errored. Socket errors and
+// ends the relay caused itself (it closed the socket, or a wait was cancelled) are not TLS's.
+template <class Stream>
+void Connection<Stream>::count_tls_end(const error_code& ec) {
+  if (!kTls || socket_closed_ || !ec || ec == asio::error::eof ||
+      ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor)
+    return;
+  if (ec == ssl::error::stream_truncated) {
+    state_.metrics.tls_unexpected_eof.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (ec.category() != asio::error::get_ssl_category()) return;
+  log::debug("TLS connection from ", peer_text(), " failed: ", ec.message());
+  state_.metrics.tls_errors.fetch_add(1, std::memory_order_relaxed);
+  errored_ = true;
 }
 
 template <class Stream>
@@ -438,6 +485,9 @@ asio::awaitable<bool> Connection<Stream>::read_ws_message() {
   template asio::awaitable<void> Connection<S>::run_inner();                            \
   template asio::awaitable<bool> Connection<S>::read_message();                         \
   template asio::awaitable<bool> Connection<S>::fill(std::size_t);                      \
+  template TlsSocket::Result Connection<S>::tls_read(void*, std::size_t);               \
+  template TlsSocket::Result Connection<S>::tls_write(const void*, std::size_t);        \
+  template void Connection<S>::count_tls_end(const error_code&);                        \
   template bool Connection<S>::ws_protocol_error(const char*);                          \
   template asio::awaitable<bool> Connection<S>::read_ws_message();                      \
   template std::optional<Clock::time_point> Connection<S>::account_rx_now(std::size_t); \

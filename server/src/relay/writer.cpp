@@ -217,7 +217,8 @@ bool Connection<Stream>::consume_buffers(std::vector<asio::const_buffer>& buffer
   return false;
 }
 
-// batch_ as one socket write: scatter-gather for TCP, one contiguous record for TLS.
+// batch_ as one socket write: scatter-gather for TCP; for TLS one contiguous run of bytes that
+// SSL_write_ex turns into full-size records written straight to the socket.
 template <class Stream>
 asio::awaitable<bool> Connection<Stream>::write_batch() {
   if (socket_closed_) co_return false;
@@ -235,18 +236,50 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
       batch_buffers_.push_back(asio::buffer(batch_[i].bytes));
     }
   }
-  if constexpr (kTls) {
-    batch_buffers_.push_back(asio::buffer(batch_bytes_));
-  } else {
-    // Plain TCP: the whole batch in one sendmsg, without an asynchronous operation when the
-    // socket takes it all (the usual case). Only what is left goes through async_write, which
-    // waits for the socket correctly (issue 13: per-batch cost).
-    std::size_t written = send_now(batch_buffers_);
-    if (written == SIZE_MAX) co_return false;
-    if (consume_buffers(batch_buffers_, written)) co_return true;
-  }
-  begin_write();
   error_code ec;
+  // A plain `if` for the co_await (GCC 12, see fill() in session.cpp).
+  if (kTls) {
+    // TLS (relay/tls_socket.hpp): no asynchronous operation while the socket takes the bytes
+    // (the usual case); otherwise wait for what OpenSSL wants and retry with the same remaining
+    // bytes. The watchdog times the write from its first wait.
+    std::size_t done = 0;
+    bool waited = false;
+    bool ok = true;
+    while (done < batch_bytes_.size()) {
+      const TlsSocket::Result r = tls_write(batch_bytes_.data() + done, batch_bytes_.size() - done);
+      if (r.status == TlsSocket::Status::Done) {
+        done += r.bytes;
+        continue;
+      }
+      if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
+        if (!socket_closed_) log::debug("write to ", peer_text(), " failed: ", r.error.message());
+        count_tls_end(r.error);
+        ok = false;
+        break;
+      }
+      if (!waited) {
+        waited = true;
+        begin_write();
+      }
+      co_await socket().async_wait(r.status == TlsSocket::Status::WantWrite
+                                       ? tcp::socket::wait_write
+                                       : tcp::socket::wait_read,
+                                   ec_token(ec));
+      if (ec) {
+        ok = false;
+        break;
+      }
+    }
+    if (waited) end_write();
+    co_return ok;
+  }
+  // Plain TCP: the whole batch in one sendmsg, without an asynchronous operation when the
+  // socket takes it all (the usual case). Only what is left goes through async_write, which
+  // waits for the socket correctly (issue 13: per-batch cost).
+  std::size_t written = send_now(batch_buffers_);
+  if (written == SIZE_MAX) co_return false;
+  if (consume_buffers(batch_buffers_, written)) co_return true;
+  begin_write();
   co_await asio::async_write(stream_, batch_buffers_, ec_token(ec));
   end_write();
   if (ec) {

@@ -124,6 +124,12 @@ struct RelayMetrics {
   // destination queue (TCP back-pressure instead of reading and dropping).
   Counter senders_throttled{0};
   Counter control_dropped{0};       // control frames dropped because the priority lane was full
+  // TLS relay connections (issue 13): how the record stream ended when not with close_notify,
+  // and how many handshakes got kernel TLS for sending / receiving.
+  Counter tls_unexpected_eof{0};  // the peer closed TCP without close_notify
+  Counter tls_errors{0};          // a TLS error, e.g. a record that failed (garbage, bad MAC)
+  Counter tls_ktls_send{0};
+  Counter tls_ktls_recv{0};
 
   // TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay handshake, access check).
   DurationHistogram handshake_duration;
