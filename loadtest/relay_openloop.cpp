@@ -13,6 +13,8 @@
 // same bytes to a sink in this process, and runs overload phases at 4x and 16x the relay's
 // measured peak. It prints figures and never fails on them.
 //
+// --mesh mode compares datagrams/s within one node with node-to-node across the relay mesh.
+//
 // --check mode is the CI flood test: 4 unlimited senders for 3 s; it fails unless every bystander
 // datagram arrives with p99 < 200 ms and no reading receiver is disconnected.
 #include <arpa/inet.h>
@@ -72,7 +74,9 @@ constexpr const char* kUsage =
     "  --check            CI flood test: exit 1 unless the bystander and receivers are served\n"
     "  --check-seconds=S  flood length in --check mode (default 3)\n"
     "  --relay-threads=N  the relay's relay_threads (default: the relay's default, one worker\n"
-    "                     per CPU it may run on)\n";
+    "                     per CPU it may run on)\n"
+    "  --mesh             only the mesh benchmark (issue 16): two nodes in a mesh, peak\n"
+    "                     datagrams/s within node 1 vs node 1 -> node 2; --rounds=N (default 2)\n";
 
 // YAML lines every relay started here gets (--relay-threads).
 std::string g_relay_extra_yaml;
@@ -625,7 +629,11 @@ class Sink {
   std::uint16_t port_ = 0;
 };
 
-PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink) {
+// `rx_target`: where the receivers (and the bystander's) connect, when not `target` (the mesh
+// benchmark: senders on one node, receivers on its peer).
+PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
+                      const Target* rx_target = nullptr) {
+  const Target& rx_at = rx_target ? *rx_target : target;
   PhaseResult r;
   std::atomic<bool> stop_senders{false}, stop_receivers{false};
   std::size_t per_frame = spec.batch ? spec.batch : 1;
@@ -648,8 +656,8 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink) {
   std::size_t message_bytes = 0;
   try {
     if (target.relay) {
-      for (auto& key : rx_keys) rx.push_back(target.connect(key));
-      if (bystander) by_rx = target.connect(by_rx_key);
+      for (auto& key : rx_keys) rx.push_back(rx_at.connect(key));
+      if (bystander) by_rx = rx_at.connect(by_rx_key);
     }
     for (std::size_t i = 0; i < spec.pairs; ++i) {
       tx.push_back(target.connect(tx_keys[i]));
@@ -840,17 +848,23 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
 // The relay's capacity: an unlimited flood may collapse it, so its peak is searched with paced
 // offered loads doubling from 8,000 datagrams/s (1 s each) until the relay delivers less than
 // 90 % of what was offered or the generator cannot offer more; the best delivered rate wins.
-double find_peak(const Target& target, PhaseSpec spec) {
+double find_peak(const Target& target, PhaseSpec spec, const Target* rx_target = nullptr) {
   spec.seconds = 1;
   spec.warmup = 300ms;
   spec.bystander = spec.pinger = false;
   double peak = 0;
   for (double rate = 8000; rate < 1e8; rate *= 2) {
     spec.rate_per_s = rate;
-    auto r = run_phase(target, spec, nullptr);
-    if (!r.ran) break;
+    auto r = run_phase(target, spec, nullptr, rx_target);
+    if (!r.ran) {
+      std::printf("%-28s did not run: %s\n", spec.label.empty() ? "relay ramp" : spec.label.c_str(),
+                  r.error.c_str());
+      break;
+    }
     std::printf("%-28s offered %11.0f/s delivered %11.0f datagrams/s\n",
-                ("relay ramp " + std::to_string(static_cast<long long>(rate)) + "/s").c_str(),
+                ((spec.label.empty() ? std::string("relay") : spec.label) + " ramp " +
+                 std::to_string(static_cast<long long>(rate)) + "/s")
+                    .c_str(),
                 r.offered_per_s, r.delivered_per_s);
     std::fflush(stdout);
     peak = std::max(peak, r.delivered_per_s);
@@ -998,6 +1012,82 @@ int run_check(const std::string& relay_binary, const lt::Args& args) {
   }
   std::printf("PASS\n");
   return 0;
+}
+
+// ---- mesh benchmark (issue 16 item 6, docs/mesh.md) ---------------------------------------------
+
+// Two relay nodes in a mesh, both pinned to --relay-cpu (so the cross-node figure pays for both
+// nodes' work on one core, as the same-node figure pays for one node's), the generator on
+// --gen-cpu. The same peak search (find_peak) runs with senders and receivers on node 1
+// ("same node") and with senders on node 1, receivers on node 2 ("across the mesh"), --rounds
+// times alternating, and the ratio of the best figures is printed (target >= 0.5). Figures only.
+int run_mesh(const std::string& relay_binary, const lt::Args& args) {
+  auto [relay_cpu, gen_cpu] = pinning(args);
+  pin_self(gen_cpu);
+  PhaseSpec spec;
+  spec.pairs = static_cast<std::size_t>(std::clamp<long long>(args.get_int("pairs", 4), 1, 64));
+  spec.k = static_cast<std::size_t>(std::clamp<long long>(args.get_int("k", 16), 1, 1024));
+  spec.size =
+      static_cast<std::size_t>(std::clamp<long long>(args.get_int("size", 1200), 16, 65000));
+  const auto rounds = std::clamp<long long>(args.get_int("rounds", 2), 1, 10);
+
+  lt::TempDir dir;
+  const auto key_path = dir.path() / "mesh.key";
+  {
+    std::ofstream key(key_path);
+    key << "mesh-benchmark-key-0123456789abcdef0123456789abcdef\n";
+  }
+  std::filesystem::permissions(
+      key_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::uint16_t port[2] = {lt::free_tcp_port(), lt::free_tcp_port()};
+  RelayProcess node[2];
+  for (int i = 0; i < 2; ++i) {
+    auto sub = dir.path() / ("node" + std::to_string(i + 1));
+    std::filesystem::create_directories(sub);
+    const std::string extra = "mesh:\n  peers: [\"http://127.0.0.1:" + std::to_string(port[1 - i]) +
+                              "\"]\n  psk_file: \"" + key_path.string() + "\"\n" +
+                              g_relay_extra_yaml;
+    auto config = lt::write_relay_config(sub, port[i], extra);
+    node[i].port = port[i];
+    node[i].log = sub / "relay.log";
+    node[i].child = std::make_unique<lt::ChildProcess>(
+        pinned(relay_cpu, {relay_binary, "--config", config.string()}), node[i].log);
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (!lt::wait_for_port(port[i], 10s)) {
+      std::cerr << "node " << i + 1 << " did not listen on 127.0.0.1:" << port[i] << "; its log:\n"
+                << lt::read_tail(node[i].log) << "\n";
+      return 1;
+    }
+  }
+  // The links form within a few backoff steps (100 ms doubling) once both listen; each phase's
+  // receivers connect before its senders and the warm-up covers their Present.
+  std::this_thread::sleep_for(2s);
+  Target t1{"node1", true, false, port[0], node[0].child->pid(), nullptr};
+  Target t2{"node2", true, false, port[1], node[1].child->pid(), nullptr};
+  std::printf(
+      "relay_openloop --mesh: %zu pairs, %zu B datagrams, K=%zu, both nodes on CPU %d, generator "
+      "on CPU %d\n",
+      spec.pairs, spec.size, spec.k, relay_cpu, gen_cpu);
+  std::fflush(stdout);
+  double same = 0, cross = 0;
+  for (long long round = 0; round < rounds; ++round) {
+    spec.label = "same node";
+    same = std::max(same, find_peak(t1, spec));
+    spec.label = "across the mesh";
+    cross = std::max(cross, find_peak(t1, spec, &t2));
+  }
+  std::printf(
+      "mesh benchmark: same node %.0f datagrams/s, across the mesh %.0f datagrams/s, ratio %.2f "
+      "(target >= 0.5)\n",
+      same, cross, same > 0 ? cross / same : 0.0);
+  for (int i = 0; i < 2; ++i) {
+    if (!node[i].child->running()) {
+      std::printf("node %d exited; its log:\n%s\n", i + 1, lt::read_tail(node[i].log).c_str());
+      return 1;
+    }
+  }
+  return same > 0 && cross > 0 ? 0 : 1;
 }
 
 // ---- benchmark ---------------------------------------------------------------------------------
@@ -1169,6 +1259,7 @@ int main(int argc, char** argv) {
           "relay_threads: " + std::to_string(args.get_int("relay-threads", 0)) + "\n";
     }
     if (args.has("check")) return run_check(args.positional()[0], args);
+    if (args.has("mesh")) return run_mesh(args.positional()[0], args);
     return run_benchmark(args.positional()[0], args);
   } catch (const std::exception& e) {
     std::cerr << "relay_openloop: " << e.what() << "\n";

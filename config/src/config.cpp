@@ -807,7 +807,7 @@ class Loader {
   // Issue 16 (docs/mesh.md §2): the other nodes serving this relay URL and the shared key.
   MeshConfig read_mesh(const Field& at) {
     MeshConfig mesh;
-    Section s = read_map(at, {"peers", "psk_file"});
+    Section s = read_map(at, {"peers", "psk_file", "max_remote_endpoints"});
     if (auto* f = s.find("peers")) {
       for (const Field& item : list_items(*f, "a list of peer URLs")) {
         std::string error;
@@ -822,6 +822,9 @@ class Loader {
       if (auto problem = detail::mesh_psk_problem(mesh.psk_file, mesh.psk)) {
         fail(psk->line, psk->path, *problem);
       }
+    }
+    if (auto* f = s.find("max_remote_endpoints")) {
+      mesh.max_remote_endpoints = as_uint(*f, 1, std::uint64_t{1} << 32);
     }
     if (!mesh.peers.empty() && !psk) {
       fail(at.line, at.path + ".psk_file", "required when mesh.peers is set");

@@ -27,6 +27,21 @@ void take(ByteSpan& in, std::array<std::uint8_t, N>& a) {
   in = in.subspan(N);
 }
 
+// A Forward's body (dst || frame): the embedded frame must be a datagram a client can take
+// (relay.md §5.5); the version does not matter for datagrams.
+relay::DecodeResult<Forward> decode_forward(ByteSpan in) {
+  if (in.size() < 32) return DecodeError::Truncated;
+  Forward f;
+  take(in, f.dst.bytes);
+  auto inner = relay::decode_server_frame(in, relay::ProtocolVersion::V2, relay::KeyCheck::Skip);
+  if (auto* err = std::get_if<DecodeError>(&inner)) return *err;
+  if (!std::holds_alternative<relay::Datagram>(std::get<relay::ServerFrame>(inner))) {
+    return DecodeError::WrongDirection;
+  }
+  f.frame = in;
+  return f;
+}
+
 }  // namespace
 
 Bytes encode_forward(const EndpointId& dst, ByteSpan relay_frame) {
@@ -36,6 +51,15 @@ Bytes encode_forward(const EndpointId& dst, ByteSpan relay_frame) {
   put(out, dst.bytes);
   out.insert(out.end(), relay_frame.begin(), relay_frame.end());
   return out;
+}
+
+void append_to_batch(Bytes& batch, ByteSpan forward_message) {
+  if (batch.empty()) batch.push_back(static_cast<std::uint8_t>(FrameType::ForwardBatch));
+  const auto body = forward_message.subspan(1);  // without the Forward type byte
+  const auto n = static_cast<std::uint32_t>(body.size());
+  for (int shift = 24; shift >= 0; shift -= 8)
+    batch.push_back(static_cast<std::uint8_t>(n >> shift));
+  batch.insert(batch.end(), body.begin(), body.end());
 }
 
 Bytes encode(const Frame& frame) {
@@ -67,6 +91,8 @@ Bytes encode(const Frame& frame) {
           put(out, f.endpoint.bytes);
         } else if constexpr (std::is_same_v<T, Synced>) {
           out.push_back(static_cast<std::uint8_t>(FrameType::Synced));
+        } else if constexpr (std::is_same_v<T, ForwardBatch>) {
+          for (const auto& fw : f.forwards) append_to_batch(out, encode_forward(fw.dst, fw.frame));
         } else {
           out = encode_forward(f.dst, f.frame);
         }
@@ -118,19 +144,26 @@ relay::DecodeResult<Frame> decode(ByteSpan message) {
       return g;
     }
     case FrameType::Forward: {
-      if (in.size() < 32) return DecodeError::Truncated;
-      Forward f;
-      take(in, f.dst.bytes);
-      // The embedded frame must be a datagram a client can take (relay.md §5.5); the version
-      // does not matter for datagrams.
-      auto inner =
-          relay::decode_server_frame(in, relay::ProtocolVersion::V2, relay::KeyCheck::Skip);
-      if (auto* err = std::get_if<DecodeError>(&inner)) return *err;
-      if (!std::holds_alternative<relay::Datagram>(std::get<relay::ServerFrame>(inner))) {
-        return DecodeError::WrongDirection;
+      auto f = decode_forward(in);
+      if (auto* err = std::get_if<DecodeError>(&f)) return *err;
+      return std::get<Forward>(f);
+    }
+    case FrameType::ForwardBatch: {
+      // §5.1: (length u32 || Forward body)+; one bad element refuses the whole message.
+      if (in.empty()) return DecodeError::BadLength;
+      ForwardBatch b;
+      while (!in.empty()) {
+        if (in.size() < 4) return DecodeError::Truncated;
+        const std::size_t n =
+            std::size_t{in[0]} << 24 | std::size_t{in[1]} << 16 | std::size_t{in[2]} << 8 | in[3];
+        in = in.subspan(4);
+        if (n > in.size()) return DecodeError::Truncated;
+        auto f = decode_forward(in.first(n));
+        if (auto* err = std::get_if<DecodeError>(&f)) return *err;
+        b.forwards.push_back(std::get<Forward>(f));
+        in = in.subspan(n);
       }
-      f.frame = in;
-      return f;
+      return b;
     }
     case FrameType::Synced:
       if (!exact(0)) return DecodeError::BadLength;

@@ -226,6 +226,10 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
     auto bytes =
         family("relayserver_mesh_forwarded_bytes_total",
                "Bytes of datagram frames forwarded to the mesh peer.", MetricType::Counter);
+    auto over = family("relayserver_mesh_presence_dropped_total",
+                       "Present frames for a new endpoint dropped because the peer already "
+                       "announced mesh.max_remote_endpoints endpoints.",
+                       MetricType::Counter);
     double peers_up = 0;
     for (const auto& p : m.mesh_peers) {
       const bool is_up = p->up.load(std::memory_order_relaxed);
@@ -235,10 +239,12 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       up.metric.push_back(std::move(g));
       dgrams.metric.push_back(counter_sample(load(p->forwarded_datagrams), {{"peer", p->url}}));
       bytes.metric.push_back(counter_sample(load(p->forwarded_bytes), {{"peer", p->url}}));
+      over.metric.push_back(counter_sample(load(p->presence_dropped), {{"peer", p->url}}));
     }
     out.push_back(std::move(up));
     out.push_back(std::move(dgrams));
     out.push_back(std::move(bytes));
+    out.push_back(std::move(over));
     auto n = family("relayserver_mesh_peers_up", "Mesh peers whose outgoing link is up.",
                     MetricType::Gauge);
     n.metric.push_back(gauge_sample(peers_up));

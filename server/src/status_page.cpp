@@ -191,7 +191,10 @@ std::string render_status_page(const StatusPageSources& sources) {
         row(html, "peer " + p->url,
             std::string(p->up.load(std::memory_order_relaxed) ? "up" : "down") + ", " +
                 std::to_string(load(p->forwarded_datagrams)) + " datagrams / " +
-                format_bytes(load(p->forwarded_bytes)) + " forwarded");
+                format_bytes(load(p->forwarded_bytes)) + " forwarded" +
+                (load(p->presence_dropped) ? ", " + std::to_string(load(p->presence_dropped)) +
+                                                 " announcements over the limit dropped"
+                                           : std::string()));
       }
       html += "</table>\n";
     }

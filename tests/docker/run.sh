@@ -9,9 +9,12 @@
 # runs as a non-root user holding only CAP_NET_BIND_SERVICE. Grafana is not started: its image
 # cannot be pulled here. Then docker/compose.postgres.yaml (issue 15): PostgreSQL from
 # docker/postgres.Dockerfile and two daemons sharing it; a PUT on node A is served by node B
-# (GET /pkarr, same bytes; DNS with kdig) and a newer PUT on B replaces it on A.
+# (GET /pkarr, same bytes; DNS with kdig) and a newer PUT on B replaces it on A. Then
+# docker/compose.mesh.yaml (issue 16): two relay nodes in a mesh with the psk as a compose secret;
+# both links come up and a datagram sent by our iroh-relay-client CLI on node A reaches a
+# listener on node B.
 #
-# Usage: run.sh WORKDIR QAD_GO_CLIENT
+# Usage: run.sh WORKDIR QAD_GO_CLIENT RELAY_CLIENT (the host's iroh-relay-client)
 # If no docker daemon answers, starts `dockerd --bridge=none --iptables=false` with its own
 # data-root under $IROH_DOCKER_TEST_CACHE (default /var/tmp/iroh-relay-docker-test; kept between
 # runs so images and build layers are reused) and stops it at the end. Needs root.
@@ -30,7 +33,8 @@ fi
 # shellcheck source=tests/docker/lib.sh
 . "$ROOT/tests/docker/lib.sh"
 WORK="${1:?usage: run.sh WORKDIR QAD_GO_CLIENT}"
-GO_CLIENT="${2:?usage: run.sh WORKDIR QAD_GO_CLIENT}"
+GO_CLIENT="${2:?usage: run.sh WORKDIR QAD_GO_CLIENT RELAY_CLIENT}"
+RELAY_CLIENT="${3:?usage: run.sh WORKDIR QAD_GO_CLIENT RELAY_CLIENT}"
 CACHE="${IROH_DOCKER_TEST_CACHE:-/var/tmp/iroh-relay-docker-test}"
 RUNDIR=/run/iroh-relay-docker-test  # dockerd's sockets: short paths (108-byte limit)
 PROJECT=iroh-relay-test
@@ -38,12 +42,14 @@ RELAY_IMAGE=iroh-relay-test:latest
 PROMETHEUS_IMAGE=iroh-relay-test-prometheus:latest
 POSTGRES_IMAGE=iroh-relay-test-postgres:latest
 PG_PROJECT=iroh-relay-test-pg
+MESH_PROJECT=iroh-relay-test-mesh
 
 PY=/usr/bin/python3
 pass=0 fail=0
 phases=()
 compose_up=""
 compose_pg_up=""
+compose_mesh_up=""
 phase_start=$SECONDS
 phase() { # phase NAME: ends the previous phase's timer
   echo "== $1"
@@ -73,6 +79,9 @@ compose() {
 compose_pg() {
   timeout 600 docker-compose -p "$PG_PROJECT" -f "$ROOT/docker/compose.postgres.yaml" "$@"
 }
+compose_mesh() {
+  timeout 600 docker-compose -p "$MESH_PROJECT" -f "$ROOT/docker/compose.mesh.yaml" "$@"
+}
 
 cleanup() {
   local rc=$?
@@ -85,6 +94,11 @@ cleanup() {
     compose_pg logs --no-color >"$WORK/compose-pg.log" 2>&1
     compose_pg down -v --remove-orphans >"$WORK/compose-pg-down.log" 2>&1 ||
       echo "warning: compose down (postgres) failed"
+  fi
+  if [ -n "$compose_mesh_up" ]; then
+    compose_mesh logs --no-color >"$WORK/compose-mesh.log" 2>&1
+    compose_mesh down -v --remove-orphans >"$WORK/compose-mesh-down.log" 2>&1 ||
+      echo "warning: compose down (mesh) failed"
   fi
   docker_lib_cleanup
   echo
@@ -103,7 +117,7 @@ mkdir -p "$WORK" "$CACHE" "$RUNDIR"
 # The quic-go client is built by tests/interop/qad.cmake when golang-go and Debian's quic-go are
 # installed; without them (like any missing tool) the test fails naming the package.
 "$ROOT/tests/require-tools.sh" docker dockerd docker-compose debootstrap kdig curl \
-  turnutils_stunclient flock "$GO_CLIENT" || die "tools missing (above)"
+  turnutils_stunclient flock "$GO_CLIENT" "$RELAY_CLIENT" || die "tools missing (above)"
 # One run at a time per machine: the runs share the daemon, the project name and the cache.
 docker_lib_lock 2400
 
@@ -153,7 +167,8 @@ phase "compose up"
 # Host networking: free ports instead of the defaults (53, 80, 443, ...), except that the plain
 # HTTP listener gets a free port below 1024, so the non-root daemon's CAP_NET_BIND_SERVICE is
 # exercised.
-read -r HTTP HTTPS STUN QAD DNS METRICS PROM PGPORT A_HTTP A_DNS A_METRICS B_HTTP B_DNS B_METRICS < <("$PY" - <<'PY'
+read -r HTTP HTTPS STUN QAD DNS METRICS PROM PGPORT A_HTTP A_DNS A_METRICS B_HTTP B_DNS B_METRICS \
+  MA_HTTP MA_METRICS MB_HTTP MB_METRICS < <("$PY" - <<'PY'
 import socket
 held = []
 def grab(kinds, lo=0, hi=0):
@@ -174,10 +189,11 @@ def grab(kinds, lo=0, hi=0):
     raise SystemExit("no free port")
 T, U = socket.SOCK_STREAM, socket.SOCK_DGRAM
 print(grab([T], 900, 1000), grab([T]), grab([U]), grab([U]), grab([U, T]), grab([T]), grab([T]),
-      grab([T]), grab([T]), grab([U, T]), grab([T]), grab([T]), grab([U, T]), grab([T]))
+      grab([T]), grab([T]), grab([U, T]), grab([T]), grab([T]), grab([U, T]), grab([T]),
+      grab([T]), grab([T]), grab([T]), grab([T]))
 PY
 )
-[ -n "$B_METRICS" ] || die "cannot find free ports"
+[ -n "$MB_METRICS" ] || die "cannot find free ports"
 echo "ports: http $HTTP, https $HTTPS, stun $STUN, qad $QAD, dns $DNS, metrics $METRICS, prometheus $PROM"
 # docker/relay.yaml and deploy/prometheus/prometheus.yml as shipped, but for the ports (and a 1 s
 # scrape interval). Each replaced text must be there: the test notices when the files change.
@@ -312,3 +328,54 @@ check "the daemons log in as the unprivileged role iroh (not a superuser)" bash 
     \"SELECT usename, usesuper FROM pg_stat_activity JOIN pg_user USING (usename) WHERE application_name LIKE 'iroh-relay-%' GROUP BY 1, 2\" |
     tee /dev/stderr | grep -qx 'iroh|f'"
 phase_done "postgres checks"
+
+# ---- two relay nodes in a mesh (docker/compose.mesh.yaml, issue 16) ----------------------------
+phase "mesh compose up"
+echo "ports: mesh node A http $MA_HTTP metrics $MA_METRICS, node B http $MB_HTTP metrics $MB_METRICS"
+# docker/mesh-{a,b}.yaml as shipped, but for the ports (each node's own and its peer's).
+replace_all "$ROOT/docker/mesh-a.yaml" "$WORK/mesh-a.yaml" '"[::]:8011"' "\"[::]:$MA_HTTP\"" \
+  '"127.0.0.1:9111"' "\"127.0.0.1:$MA_METRICS\"" '"http://127.0.0.1:8012"' "\"http://127.0.0.1:$MB_HTTP\"" \
+  || die "cannot derive the test config from docker/mesh-a.yaml"
+replace_all "$ROOT/docker/mesh-b.yaml" "$WORK/mesh-b.yaml" '"[::]:8012"' "\"[::]:$MB_HTTP\"" \
+  '"127.0.0.1:9112"' "\"127.0.0.1:$MB_METRICS\"" '"http://127.0.0.1:8011"' "\"http://127.0.0.1:$MA_HTTP\"" \
+  || die "cannot derive the test config from docker/mesh-b.yaml"
+# The secret as compose.mesh.yaml asks for it: owned by the image's daemon user, mode 0600.
+rm -f "$WORK/mesh.key"
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/mesh.key")
+chown 10001:10001 "$WORK/mesh.key"
+export IROH_MESH_PSK_FILE="$WORK/mesh.key" IROH_MESH_A_CONFIG="$WORK/mesh-a.yaml" IROH_MESH_B_CONFIG="$WORK/mesh-b.yaml"
+export IROH_MESH_A_HEALTH_URL="http://127.0.0.1:$MA_HTTP/ping" IROH_MESH_B_HEALTH_URL="http://127.0.0.1:$MB_HTTP/ping"
+check "docker-compose config accepts docker/compose.mesh.yaml" compose_mesh config -q
+compose_mesh down -v --remove-orphans >/dev/null 2>&1  # leftovers of an interrupted run
+compose_mesh_up=1
+compose_mesh up -d --no-build mesh-a mesh-b >"$WORK/compose-mesh-up.log" 2>&1 ||
+  { cat "$WORK/compose-mesh-up.log"; die "docker-compose up (mesh) failed"; }
+mesh_a="$(compose_mesh ps -q mesh-a)" mesh_b="$(compose_mesh ps -q mesh-b)"
+if [ -z "$mesh_a" ] || [ -z "$mesh_b" ]; then die "containers of compose.mesh.yaml missing"; fi
+mesh_linked() { # both nodes' outgoing links are up
+  curl -sS --max-time 5 "http://127.0.0.1:$MA_METRICS/metrics" | grep -qx 'relayserver_mesh_peers_up 1' &&
+    curl -sS --max-time 5 "http://127.0.0.1:$MB_METRICS/metrics" | grep -qx 'relayserver_mesh_peers_up 1'
+}
+docker_lib_wait_for 60 mesh_linked || { docker logs "$mesh_a" 2>&1 | tail -n 20; docker logs "$mesh_b" 2>&1 | tail -n 20; }
+phase_done "mesh compose up"
+
+phase "mesh checks"
+check "both mesh nodes report healthy" bash -c "
+  [ \"\$(docker inspect -f '{{.State.Health.Status}}' $mesh_a)\" = healthy ] &&
+  [ \"\$(docker inspect -f '{{.State.Health.Status}}' $mesh_b)\" = healthy ]"
+check "both nodes' mesh links are up (relayserver_mesh_peers_up 1 on each)" mesh_linked
+rm -f "$WORK/mesh-b-endpoint.key" "$WORK/mesh-listen.out"
+check "a datagram sent on node A reaches a listener on node B across the mesh (iroh-relay-client)" bash -c "
+  id=\$('$RELAY_CLIENT' keygen --out '$WORK/mesh-b-endpoint.key' | head -n 1) &&
+  { '$RELAY_CLIENT' listen --relay http://127.0.0.1:$MB_HTTP --key '$WORK/mesh-b-endpoint.key' --count 1 \
+      --timeout 20 >'$WORK/mesh-listen.out' & } &&
+  for i in \$(seq 1 50); do
+    grep -q 'across the mesh' '$WORK/mesh-listen.out' && break
+    '$RELAY_CLIENT' send --relay http://127.0.0.1:$MA_HTTP --to \$id 'across the mesh' 2>/dev/null
+    sleep 0.2
+  done; wait; cat '$WORK/mesh-listen.out'; grep -q ' across the mesh\$' '$WORK/mesh-listen.out'"
+check "node A counted datagrams forwarded to node B (relayserver_mesh_forwarded_datagrams_total)" bash -c "
+  curl -sS --max-time 5 http://127.0.0.1:$MA_METRICS/metrics | tee /dev/stderr |
+    grep -Eq '^relayserver_mesh_forwarded_datagrams_total\\{peer=\"http://127.0.0.1:$MB_HTTP\"\\} [1-9]'"
+phase_done "mesh checks"
+

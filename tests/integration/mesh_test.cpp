@@ -291,6 +291,66 @@ TEST(Mesh, RestartedNodeRelinksAndTrafficResumes) {
   n1->stop();
 }
 
+// docs/mesh.md §5.2: a peer may grow this node's remote table only up to
+// mesh.max_remote_endpoints; a Present for one more id is dropped and counted (logged once), the
+// link stays up and the ids within the limit stay reachable.
+TEST(Mesh, RemoteTableCapDropsAndCountsPresence) {
+  LogCapture logs;
+  const auto p1 = free_port(), p2 = free_port();
+  auto c1 = node_config(p1, {p2});
+  c1.mesh.max_remote_endpoints = 2;
+  auto n1 = start_node(std::move(c1));
+  auto n2 = start_node(node_config(p2, {p1}));
+  asio::io_context ctx;
+  run(ctx, [&]() -> asio::awaitable<void> {
+    const bool linked =
+        bool(co_await eventually([&] { return peers_up(*n1) == 1 && peers_up(*n2) == 1; }, 10s));
+    EXPECT_TRUE(linked);
+    RelayClient a(ctx.get_executor(), url_of(p1), relay::SecretKey::generate());
+    RelayClient b1(ctx.get_executor(), url_of(p2), relay::SecretKey::generate());
+    RelayClient b2(ctx.get_executor(), url_of(p2), relay::SecretKey::generate());
+    RelayClient b3(ctx.get_executor(), url_of(p2), relay::SecretKey::generate());
+    co_await a.connect();
+    co_await b1.connect();
+    co_await b2.connect();
+    const bool two = bool(
+        co_await eventually([&] { return n1->metrics().mesh_remote_endpoints.load() == 2; }, 10s));
+    EXPECT_TRUE(two);
+    co_await b3.connect();
+    auto& over = n1->metrics().mesh_peers[0]->presence_dropped;
+    const bool dropped = bool(co_await eventually([&] { return over.load() == 1; }, 10s));
+    EXPECT_TRUE(dropped);
+    EXPECT_EQ(n1->metrics().mesh_remote_endpoints.load(), 2);
+    EXPECT_TRUE(logs.contains("announced more than mesh.max_remote_endpoints (2)"));
+    EXPECT_EQ(peers_up(*n1), 1) << "the link stays up";
+    // The ids within the limit are still reachable; the dropped one is unknown here.
+    const relay::Bytes msg = relay::Bytes{7, 7};
+    const bool reached = bool(co_await deliver(a, b1, msg));
+    EXPECT_TRUE(reached);
+    const auto unknown_before = n1->metrics().dropped_unknown_destination.load();
+    (void)a.send(b3.endpoint_id(), msg);
+    const bool counted = bool(co_await eventually(
+        [&] { return n1->metrics().dropped_unknown_destination.load() > unknown_before; }, 5s));
+    EXPECT_TRUE(counted);
+    // A slot frees when an announced id leaves; a later id fits again.
+    b1.close();
+    const bool freed = bool(
+        co_await eventually([&] { return n1->metrics().mesh_remote_endpoints.load() == 1; }, 10s));
+    EXPECT_TRUE(freed);
+    RelayClient b4(ctx.get_executor(), url_of(p2), relay::SecretKey::generate());
+    co_await b4.connect();
+    const bool fits = bool(co_await deliver(a, b4, msg));
+    EXPECT_TRUE(fits);
+    EXPECT_EQ(over.load(), 1u);
+    a.close();
+    b2.close();
+    b3.close();
+    b4.close();
+  });
+  n2->stop();
+  n1->stop();
+}
+
 TEST(Mesh, ThreeNodesFullMesh) {
   const std::uint16_t p[3] = {free_port(), free_port(), free_port()};
   std::unique_ptr<Daemon> n[3];

@@ -21,6 +21,11 @@ if(TARGET iroh-relay)
   add_test(NAME interop_iroh_2workers COMMAND bash ${IROH_INTEROP_RUN} $<TARGET_FILE:iroh-relay>)
   set_tests_properties(interop_iroh_2workers PROPERTIES ENVIRONMENT
                        "IROH_INTEROP_EXTRA_CONFIG=relay_threads: 2")
+  # Relay mesh (issue 16): two nodes behind one anycast relay URL, A homed on node 1 and B on
+  # node 2 with no other path between them; a control run without the mesh must fail; node 2
+  # restarts under the open connection, which must echo again within 10 s (iroh/mesh.sh).
+  add_test(NAME interop_iroh_mesh COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/iroh/mesh.sh
+                                          $<TARGET_FILE:iroh-relay>)
   set_tests_properties(interop_iroh interop_iroh_idle interop_iroh_restart interop_iroh_pong
-                       interop_iroh_2workers PROPERTIES LABELS interop TIMEOUT 600)
+                       interop_iroh_2workers interop_iroh_mesh PROPERTIES LABELS interop TIMEOUT 600)
 endif()

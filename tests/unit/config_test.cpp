@@ -1769,6 +1769,8 @@ TEST_F(ConfigTest, MeshPeersAndKey) {
   EXPECT_EQ(cfg.mesh.peers[1].port, 443);
   EXPECT_EQ(cfg.mesh.peers[2].host, "b.example");
   EXPECT_EQ(cfg.mesh.psk, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(cfg.mesh.max_remote_endpoints, 1'000'000u);
+  EXPECT_EQ(parse_yaml("mesh:\n  max_remote_endpoints: 5\n", "t").mesh.max_remote_endpoints, 5u);
 }
 
 TEST_F(ConfigTest, MeshErrors) {
@@ -1793,7 +1795,10 @@ TEST_F(ConfigTest, MeshErrors) {
   EXPECT_EQ(error_of("mesh:\n  peers: http://a.example\n"),
             "test.yaml:2: mesh.peers: expected a list of peer URLs, found a plain scalar");
   EXPECT_EQ(error_of("mesh:\n  key: x\n"),
-            "test.yaml:2: mesh.key: unknown key (known keys here: peers, psk_file)");
+            "test.yaml:2: mesh.key: unknown key (known keys here: peers, psk_file, "
+            "max_remote_endpoints)");
+  EXPECT_THAT(error_of("mesh:\n  max_remote_endpoints: 0\n"),
+              StartsWith("test.yaml:2: mesh.max_remote_endpoints: "));
   EXPECT_EQ(error_of("mesh:\n  psk_file: " + open_key.string() + "\n"),
             "test.yaml:2: mesh.psk_file: " + open_key.string() +
                 " is accessible to group or others (mode 0644); chmod 600 it");

@@ -63,6 +63,18 @@ TEST(MeshProto, RoundTrips) {
   auto f = std::get<Forward>(std::get<Frame>(decode(fb)));
   EXPECT_EQ(f.dst, some_id(3));
   EXPECT_EQ(Bytes(f.frame.begin(), f.frame.end()), inner);
+
+  // ForwardBatch (§5.1): built from encoded Forwards, decoded back in order.
+  Bytes batch;
+  append_to_batch(batch, fb);
+  append_to_batch(batch, encode_forward(some_id(4), inner));
+  EXPECT_EQ(batch.size(), 1 + 2 * batch_element_size(fb.size()));
+  EXPECT_EQ(batch, encode(ForwardBatch{{Forward{some_id(3), inner}, Forward{some_id(4), inner}}}));
+  auto b = std::get<ForwardBatch>(std::get<Frame>(decode(batch)));
+  ASSERT_EQ(b.forwards.size(), 2u);
+  EXPECT_EQ(b.forwards[0].dst, some_id(3));
+  EXPECT_EQ(b.forwards[1].dst, some_id(4));
+  EXPECT_EQ(Bytes(b.forwards[1].frame.begin(), b.forwards[1].frame.end()), inner);
 }
 
 TEST(MeshProto, MalformedInput) {
@@ -74,7 +86,7 @@ TEST(MeshProto, MalformedInput) {
   auto ok = [](const Bytes& b) { return std::holds_alternative<Frame>(decode(b)); };
   EXPECT_EQ(err({}), DecodeError::Empty);
   EXPECT_EQ(err({0}), DecodeError::UnknownType);
-  EXPECT_EQ(err({8}), DecodeError::UnknownType);
+  EXPECT_EQ(err({9}), DecodeError::UnknownType);
   EXPECT_EQ(err({0xff, 1, 2}), DecodeError::UnknownType);
   // Every fixed-length frame one byte short and one byte long.
   for (const Frame& f : {Frame{Hello{}}, Frame{Auth{}}, Frame{Accept{}},
@@ -101,6 +113,25 @@ TEST(MeshProto, MalformedInput) {
   EXPECT_EQ(err(encode_forward(some_id(3), inner)), DecodeError::EmptyDatagram);
   Bytes unknown_inner = {0x30, 1};  // type 48: a one-byte varint, not a frame type
   EXPECT_EQ(err(encode_forward(some_id(3), unknown_inner)), DecodeError::UnknownType);
+
+  // ForwardBatch: empty, a length cut short, a length beyond the message, an element that is not
+  // a valid Forward (each refuses the whole message).
+  EXPECT_EQ(err({8}), DecodeError::BadLength);
+  Bytes good;
+  append_to_batch(good, encode_forward(some_id(3), datagram_frame()));
+  EXPECT_TRUE(ok(good));
+  Bytes short_len = good;
+  short_len.insert(short_len.end(), {0, 0, 1});
+  EXPECT_EQ(err(short_len), DecodeError::Truncated);
+  Bytes long_len = good;
+  long_len.insert(long_len.end(), {0, 0, 0, 40, 1, 2});
+  EXPECT_EQ(err(long_len), DecodeError::Truncated);
+  Bytes bad_element = good;
+  append_to_batch(bad_element, encode_forward(some_id(3), gone_frame));
+  EXPECT_EQ(err(bad_element), DecodeError::WrongDirection);
+  Bytes zero_element = good;
+  zero_element.insert(zero_element.end(), {0, 0, 0, 0});
+  EXPECT_EQ(err(zero_element), DecodeError::Truncated);
 }
 
 TEST(MeshProto, LinkMac) {

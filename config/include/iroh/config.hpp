@@ -214,6 +214,9 @@ struct MeshConfig {
   std::filesystem::path psk_file;
   // The key itself, read at load time (surrounding whitespace trimmed); at least 32 bytes.
   std::string psk;
+  // How many endpoints one peer may announce (docs/mesh.md §5.2): a peer is trusted with ids,
+  // not with this node's memory. Present for a further id is dropped and counted.
+  std::uint64_t max_remote_endpoints = 1'000'000;
 };
 
 // `text` as a mesh peer URL, or nullopt with `error` set.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "iroh/relay_proto.hpp"
 
@@ -29,13 +30,14 @@ using Mac = std::array<std::uint8_t, 32>;
 
 // §5: frame types (the first byte of every WebSocket message on the link).
 enum class FrameType : std::uint8_t {
-  Hello = 1,    // acceptor -> dialer
-  Auth = 2,     // dialer -> acceptor
-  Accept = 3,   // acceptor -> dialer
-  Present = 4,  // acceptor -> dialer
-  Gone = 5,     // acceptor -> dialer
-  Forward = 6,  // dialer -> acceptor
-  Synced = 7,   // acceptor -> dialer: the presence snapshot is complete
+  Hello = 1,         // acceptor -> dialer
+  Auth = 2,          // dialer -> acceptor
+  Accept = 3,        // acceptor -> dialer
+  Present = 4,       // acceptor -> dialer
+  Gone = 5,          // acceptor -> dialer
+  Forward = 6,       // dialer -> acceptor
+  Synced = 7,        // acceptor -> dialer: the presence snapshot is complete
+  ForwardBatch = 8,  // dialer -> acceptor: several Forwards in one message (§5.1)
 };
 
 struct Hello {
@@ -71,7 +73,13 @@ struct Forward {
 // After the snapshot of Present frames that starts every link (§5.4).
 struct Synced {};
 
-using Frame = std::variant<Hello, Auth, Accept, Present, Gone, Forward, Synced>;
+// §5.1: Forwards the sender had queued, in order, in one message (one write and one read per
+// batch instead of per datagram). Each element is checked as a Forward message would be.
+struct ForwardBatch {
+  std::vector<Forward> forwards;
+};
+
+using Frame = std::variant<Hello, Auth, Accept, Present, Gone, Forward, Synced, ForwardBatch>;
 
 // Present, Gone, Hello, Auth, Accept and Synced have a fixed length (BadLength otherwise); unknown
 // types are UnknownType; a Forward needs a destination and a frame that decodes as a server
@@ -80,6 +88,13 @@ relay::DecodeResult<Frame> decode(ByteSpan message);
 Bytes encode(const Frame& frame);
 // Forward without building a Frame: dst || frame.
 Bytes encode_forward(const EndpointId& dst, ByteSpan relay_frame);
+// Appends an encoded Forward message (encode_forward's output) to the ForwardBatch message
+// `batch` (started when empty). The caller bounds the batch's size.
+void append_to_batch(Bytes& batch, ByteSpan forward_message);
+// The bytes append_to_batch adds for a Forward message of `forward_message_size` bytes.
+inline constexpr std::size_t batch_element_size(std::size_t forward_message_size) {
+  return 4 + forward_message_size - 1;
+}
 
 // §4: HMAC-SHA256(psk, label || hello.nonce || dialer_nonce || hello.node || dialer_node), label
 // "iroh-relay mesh v1 dialer" for Auth and "iroh-relay mesh v1 acceptor" for Accept.

@@ -204,8 +204,9 @@ std::optional<EndpointIdSet> Mesh::erase_at(const relay::EndpointId& id, std::si
                                             bool only_stale) {
   auto it = remote_.find(id);
   if (it == remote_.end()) return std::nullopt;
-  std::erase_if(it->second.at,
-                [&](const RemoteAt& at) { return at.peer == peer && (!only_stale || at.stale); });
+  peers_[peer].announced -= std::erase_if(it->second.at, [&](const RemoteAt& at) {
+    return at.peer == peer && (!only_stale || at.stale);
+  });
   if (!it->second.at.empty()) return std::nullopt;
   EndpointIdSet receivers = std::move(it->second.receivers);
   remote_.erase(it);
@@ -217,6 +218,7 @@ void Mesh::link_up(std::size_t peer, std::shared_ptr<MeshLinkSink> sink) {
   {
     std::unique_lock lock(remote_mutex_);
     peers_[peer].sink = std::move(sink);
+    peers_[peer].over_limit_logged = false;
     // What the peer announced before is confirmed by its new snapshot or dropped at Synced.
     for (auto& [id, entry] : remote_) {
       for (auto& at : entry.at) {
@@ -247,14 +249,34 @@ void Mesh::link_down(std::size_t peer) {
 void Mesh::on_present(std::size_t peer, const relay::EndpointId& id, std::uint64_t generation) {
   {
     std::unique_lock lock(remote_mutex_);
-    auto& entry = remote_[id];
-    auto at = std::find_if(entry.at.begin(), entry.at.end(),
-                           [peer](const RemoteAt& a) { return a.peer == peer; });
-    if (at == entry.at.end()) {
-      entry.at.push_back(RemoteAt{peer, generation, false});
-    } else {
+    Peer& p = peers_[peer];
+    auto it = remote_.find(id);
+    RemoteAt* at = nullptr;
+    if (it != remote_.end()) {
+      auto found = std::find_if(it->second.at.begin(), it->second.at.end(),
+                                [peer](const RemoteAt& a) { return a.peer == peer; });
+      if (found != it->second.at.end()) at = &*found;
+    }
+    if (at) {
       at->generation = generation;
       at->stale = false;
+    } else if (p.announced >= config_.max_remote_endpoints) {
+      // §5.2 cap: a new id beyond mesh.max_remote_endpoints is not stored. The link stays up:
+      // closing it would only make the peer redial and send the same oversized snapshot again,
+      // and the ids already known stay reachable. Datagrams for the dropped ids count as
+      // unknown_destination, as for any id this node does not know.
+      p.metrics->presence_dropped.fetch_add(1, std::memory_order_relaxed);
+      if (!p.over_limit_logged) {
+        p.over_limit_logged = true;
+        log::warn("mesh: ", p.metrics->url, " announced more than mesh.max_remote_endpoints (",
+                  config_.max_remote_endpoints,
+                  ") endpoints; further announcements are dropped and counted");
+      }
+      return;
+    } else {
+      if (it == remote_.end()) it = remote_.try_emplace(id).first;
+      it->second.at.push_back(RemoteAt{peer, generation, false});
+      ++p.announced;
     }
     metrics_.mesh_remote_endpoints.store(std::int64_t(remote_.size()), std::memory_order_relaxed);
   }

@@ -100,6 +100,8 @@ class Mesh final : public MeshObserver {
   struct Peer {
     std::shared_ptr<MeshLinkSink> sink;  // null while down
     MeshPeerMetrics* metrics = nullptr;
+    std::size_t announced = 0;       // entries of remote_ with a RemoteAt for this peer
+    bool over_limit_logged = false;  // once per link, not once per dropped Present
   };
 
   void broadcast(const relay::Bytes& frame);

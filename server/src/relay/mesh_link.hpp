@@ -39,6 +39,13 @@ inline constexpr std::size_t kMaxQueuedBytes = 32 * 1024 * 1024;
 inline constexpr auto kIdleTimeout = std::chrono::seconds(10);
 inline constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 inline constexpr std::size_t kMaxMessage = relay::kMaxFrameSize + 64;
+// §5.1: queued Forwards are coalesced into ForwardBatch messages up to this size (a single
+// Forward, at most 64 KiB + 33 bytes, always fits within kMaxMessage on its own).
+inline constexpr std::size_t kBatchBytes = 256 * 1024;
+
+inline bool is_forward(const relay::Bytes& frame) {
+  return !frame.empty() && frame[0] == static_cast<std::uint8_t>(mesh::FrameType::Forward);
+}
 
 inline auto ec_token(error_code& ec) {
   return asio::redirect_error(asio::use_awaitable, ec);
@@ -110,6 +117,7 @@ class LinkIo final : public MeshLinkSink, public std::enable_shared_from_this<Li
 
   static asio::awaitable<void> write_loop(std::shared_ptr<LinkIo> self) {
     std::deque<relay::Bytes> batch;
+    relay::Bytes merged;
     for (;;) {
       {
         std::lock_guard lock(self->mutex_);
@@ -126,13 +134,28 @@ class LinkIo final : public MeshLinkSink, public std::enable_shared_from_this<Li
         co_await self->wake_.async_wait(ec_token(ec));
         continue;
       }
-      for (auto& frame : batch) {
+      // Consecutive Forwards go out as one ForwardBatch message (one write here and one read at
+      // the peer for many datagrams, §5.1); anything else as it is, in order.
+      for (std::size_t i = 0; i < batch.size();) {
+        const relay::Bytes* out = &batch[i];
+        std::size_t next = i + 1;
+        if (is_forward(batch[i]) && next < batch.size() && is_forward(batch[next])) {
+          merged.clear();
+          do {
+            mesh::append_to_batch(merged, batch[i]);
+            ++i;
+          } while (i < batch.size() && is_forward(batch[i]) &&
+                   merged.size() + mesh::batch_element_size(batch[i].size()) <= kBatchBytes);
+          out = &merged;
+          next = i;
+        }
         error_code ec;
-        co_await self->ws_.async_write(asio::buffer(frame), ec_token(ec));
+        co_await self->ws_.async_write(asio::buffer(*out), ec_token(ec));
         if (ec) {
           self->close_now();
           co_return;
         }
+        i = next;
       }
       batch.clear();
     }
@@ -264,12 +287,14 @@ asio::awaitable<void> serve_incoming(WS& ws, Mesh& mesh, std::shared_ptr<void> o
   for (;;) {
     auto frame = co_await read_frame(ws, buf, why);
     if (!frame) break;
-    auto* f = std::get_if<mesh::Forward>(&*frame);
-    if (!f) {
+    if (auto* f = std::get_if<mesh::Forward>(&*frame)) {
+      mesh.deliver(*f);
+    } else if (auto* b = std::get_if<mesh::ForwardBatch>(&*frame)) {
+      for (const auto& each : b->forwards) mesh.deliver(each);
+    } else {
       why = "unexpected frame type";
       break;
     }
-    mesh.deliver(*f);
   }
   mesh.remove_subscriber(link.get());
   link->close_now();

@@ -12,7 +12,8 @@
 // keepalive runs) and echoes a second, smaller stream over a new connection (server:
 // --max-conns 2). With --restart-request FILE --restarted-marker FILE it instead writes FILE,
 // waits for the marker (relay-supervisor.sh restarts the relay in between) and echoes again on
-// the same connection.
+// the same connection (--resume-timeout S bounds that echo). --connect-timeout S bounds the dial
+// (a control run that must fail need not wait 30 s).
 // Each role prints exactly one JSON line starting with {"role": as its verdict and exits 0 only
 // if it passed.
 //
@@ -40,6 +41,8 @@ const { values: opt } = parseArgs({
     'online-timeout': { type: 'string', default: '30' },
     'id-timeout': { type: 'string', default: '40' },
     'transfer-timeout': { type: 'string', default: '60' },
+    'connect-timeout': { type: 'string', default: '30' },
+    'resume-timeout': { type: 'string' },
     timeout: { type: 'string', default: '100' },
     'max-conns': { type: 'string', default: '1' },
     idle: { type: 'string', default: '0' },
@@ -248,7 +251,7 @@ async function readPeerId() {
 }
 
 // One bi-stream: push `payload` while reading the echo concurrently, then compare.
-async function echoRound(conn, payload, chunkSize) {
+async function echoRound(conn, payload, chunkSize, transferSeconds = Number(opt['transfer-timeout'])) {
   const total = payload.length
   const started = performance.now()
   const bi = await within(10, 'openBi', conn.openBi())
@@ -270,7 +273,7 @@ async function echoRound(conn, payload, chunkSize) {
     }
     return Buffer.concat(parts)
   })()
-  const [, echoed] = await within(Number(opt['transfer-timeout']), 'echo transfer', Promise.all([writer, reader]))
+  const [, echoed] = await within(transferSeconds, 'echo transfer', Promise.all([writer, reader]))
   const seconds = (performance.now() - started) / 1000
   let firstDiff = -1
   const n = Math.min(echoed.length, total)
@@ -304,7 +307,7 @@ async function runClient() {
     verdict.peer = peerText
     stage = 'connect'
     const addr = new EndpointAddr(EndpointId.fromString(peerText), opt.relay, [])
-    const conn = await within(30, 'connect', ep.connect(addr, ALPN))
+    const conn = await within(Number(opt['connect-timeout']), 'connect', ep.connect(addr, ALPN))
     verdict.timings_ms.connected = elapsedMs()
     rec = new PathRecorder(conn, Number(opt['poll-ms']))
 
@@ -327,7 +330,10 @@ async function runClient() {
       }
       verdict.timings_ms.relay_back = elapsedMs()
       stage = 'transfer after relay restart'
-      verdict.rounds.push(await echoRound(conn, randomBytes(64 * 1024 + 7), chunkSize))
+      // --resume-timeout: how long after the relay is back the connection may take to carry the
+      // echo again (the mesh test's "traffic resumes within 10 s", issue 16).
+      const resumeSeconds = Number(opt['resume-timeout'] ?? opt['transfer-timeout'])
+      verdict.rounds.push(await echoRound(conn, randomBytes(64 * 1024 + 7), chunkSize, resumeSeconds))
       verdict.timings_ms.after_restart = elapsedMs()
       verdict.restart_to_echo_ms = Math.round(performance.now() - asked)
     }

@@ -75,6 +75,8 @@ struct MeshPeerMetrics {
   Counter forwarded_datagrams{0};  // datagrams sent to this peer
   Counter forwarded_bytes{0};      // their encoded relay frames, in bytes
   Counter link_full{0};            // datagrams dropped: the link's queue was full
+  // Present frames for a new id dropped: the peer already announced mesh.max_remote_endpoints.
+  Counter presence_dropped{0};
 };
 
 struct RelayMetrics {
