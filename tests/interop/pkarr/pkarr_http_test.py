@@ -147,6 +147,14 @@ def run_main(d):
     not_point = "y" * 51 + "y"
     status, _, body = d.request("PUT", "/pkarr/" + "n" + not_point[1:], VECTOR_A)
     check(status == 400, "key that is not a curve point -> 400")
+    # The daemon checks the point only when the payload fails (issue 15 item 7): the answer must
+    # still name the key, whatever is wrong with the body.
+    # y = 2 (little-endian bytes 02 00 .. 00): (y^2 - 1) / (d y^2 + 1) is not a square mod p.
+    off_curve = "ye" + "y" * 50
+    for what, payload in (("a well-formed body", VECTOR_A), ("a too short body", b"x" * 10)):
+        status, _, body = d.request("PUT", "/pkarr/" + off_curve, payload)
+        check(status == 400 and b"invalid key: not an Ed25519 public key" in body,
+              "off-curve key with %s -> 400 invalid key (%r)" % (what, body[:80]))
     # Routing: 404 / 405.
     for p in ("/pkarr/", "/pkarr/" + Z32 + "/", "/pkarr/" + Z32 + "/x"):
         check(d.request("GET", p)[0] == 404, "GET %s -> 404" % p)
