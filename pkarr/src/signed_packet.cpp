@@ -80,13 +80,16 @@ Result<SignedPacket> SignedPacket::parse_verified(Bytes packet) {
   if (packet.size() > kMaxPacketSize) return Error::TooLarge;
   SignedPacket out;
   std::copy_n(packet.begin(), kPublicKeySize, out.key_.bytes.begin());
-  if (!is_valid_public_key(out.key_)) return Error::InvalidKey;
   out.timestamp_us_ = read_be64(packet.data() + kPublicKeySize + kSignatureSize);
   const ByteSpan dns = ByteSpan(packet).subspan(kHeaderSize);
   const Bytes message = signed_message(out.timestamp_us_, dns);
   // libsodium's verify rejects non-canonical S and small-order keys / R like verify_strict.
   if (!sodium_ready() || crypto_sign_verify_detached(packet.data() + kPublicKeySize, message.data(),
                                                      message.size(), packet.data()) != 0) {
+    // The key check comes first in iroh's order; it runs only here because a verify that
+    // succeeded implies a canonical key that decompresses (issue 15 item 7: it costs a field
+    // square root per packet). Same answer for every input.
+    if (!is_valid_public_key(out.key_)) return Error::InvalidKey;
     return Error::BadSignature;
   }
   auto parsed = parse_dns(dns);

@@ -64,13 +64,18 @@ std::string key_to_z32(const PublicKey& key) {
   return z32_encode(key.bytes);
 }
 
-std::optional<PublicKey> key_from_z32(std::string_view text) {
+std::optional<PublicKey> key_from_z32_unchecked(std::string_view text) {
   if (text.size() != kZ32KeyLength) return std::nullopt;
   auto bytes = z32_decode(text);
   if (!bytes || bytes->size() != kPublicKeySize) return std::nullopt;
   PublicKey key;
   std::copy(bytes->begin(), bytes->end(), key.bytes.begin());
-  if (!is_valid_public_key(key)) return std::nullopt;
+  return key;
+}
+
+std::optional<PublicKey> key_from_z32(std::string_view text) {
+  auto key = key_from_z32_unchecked(text);
+  if (!key || !is_valid_public_key(*key)) return std::nullopt;
   return key;
 }
 

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 
@@ -57,6 +58,16 @@ class PkarrStore {
   // A new key while `max_records` packets are stored fails with AtCapacity; updates of stored
   // keys still work.
   virtual PkarrPutResult put(const pkarr::SignedPacket& packet) = 0;
+  // put() of each of `packets` (same size as `results`; results[i] answers *packets[i]), in
+  // one call so that a backend with group commit commits them together: PkarrStoreService's
+  // writer hands over every PUT that queued during the previous commit at once (one wake-up per
+  // batch, not one thread per PUT). The default calls put() for each.
+  virtual void put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                         std::span<PkarrPutResult> results) {
+    for (std::size_t i = 0; i < packets.size() && i < results.size(); ++i) {
+      results[i] = put(*packets[i]);
+    }
+  }
   virtual PkarrGetResult get(const pkarr::PublicKey& key) = 0;
   // Deletes every packet whose signed timestamp is < `cutoff_us` (µs since the epoch, §7.2) and
   // returns how many were deleted (0 on error: eviction is retried by the next run).

@@ -151,6 +151,8 @@ class PostgresPkarrStore final : public PkarrStore {
   std::optional<PkarrStoreError> open();
 
   PkarrPutResult put(const pkarr::SignedPacket& packet) override;
+  void put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                 std::span<PkarrPutResult> results) override;
   PkarrGetResult get(const pkarr::PublicKey& key) override;
   std::size_t evict_older_than(std::uint64_t cutoff_us) override;
   std::size_t size() override { return count_.load(std::memory_order_relaxed); }
@@ -532,12 +534,32 @@ void PostgresPkarrStore::listen_loop(PGconn* first) {
 }
 
 PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
+  const pkarr::SignedPacket* one[1] = {&packet};
+  PkarrPutResult result;
+  put_batch(one, std::span<PkarrPutResult>(&result, 1));
+  return result;
+}
+
+void PostgresPkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                                   std::span<PkarrPutResult> results) {
+  const std::size_t n = std::min(packets.size(), results.size());
+  if (n == 0) return;
   // At the max_records bound each new key needs its own check: one at a time.
-  if (options_.max_records > 0 && size() >= options_.max_records) return put_one(packet);
-  PendingPut request{&packet};
+  if (options_.max_records > 0 && size() >= options_.max_records) {
+    for (std::size_t i = 0; i < n; ++i) results[i] = put_one(*packets[i]);
+    return;
+  }
+  std::vector<PendingPut> requests;
+  requests.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) requests.push_back(PendingPut{packets[i]});
+  auto all_done = [&] {
+    return std::all_of(requests.begin(), requests.end(),
+                       [](const PendingPut& p) { return p.done; });
+  };
   std::unique_lock lock(write_mu_);
-  queue_.push_back(&request);
-  while (!request.done) {
+  for (PendingPut& r : requests) queue_.push_back(&r);
+  // Ours may be split over two leaders' batches (kMaxBatch), which finish in any order.
+  while (!all_done()) {
     // Queued in another leader's batch, or enough leaders at work: wait for them.
     if (queue_.empty() || leaders_ >= kLeaders) {
       write_cv_.wait(lock);
@@ -545,9 +567,9 @@ PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
     }
     ++leaders_;
     std::vector<PendingPut*> batch;
-    const std::size_t n = std::min(queue_.size(), kMaxBatch);
-    batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    const std::size_t take = std::min(queue_.size(), kMaxBatch);
+    batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(take));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(take));
     lock.unlock();
     commit_batch(batch);
     lock.lock();
@@ -555,7 +577,8 @@ PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
     --leaders_;
     write_cv_.notify_all();
   }
-  return request.result;
+  lock.unlock();
+  for (std::size_t i = 0; i < n; ++i) results[i] = std::move(requests[i].result);
 }
 
 // Binary array parameter (PostgreSQL's array send format): one dimension, no NULLs.

@@ -1,7 +1,10 @@
 #include "pkarr_store_service.hpp"
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,11 +23,18 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 
-// Threads blocked in PkarrStore calls. PUTs queued behind a committing one are committed together,
-// so this bounds the group commit batch; reads mostly hit the store's LRU.
-constexpr std::size_t kStoreThreads = 8;
-// The same for the PostgreSQL backend, whose puts wait longer (issue 15 item 7).
-constexpr std::size_t kPostgresThreads = 32;
+// Threads for the store's blocking calls other than puts: reads that miss the store's LRU,
+// eviction, reopening.
+constexpr std::size_t kStoreThreads = 4;
+// Put writers: SQLite has one write connection, so one writer; PostgreSQL commits take a network
+// round trip and a WAL flush, so two batches in flight (the store's kLeaders) keep it busy.
+constexpr std::size_t kSqliteWriters = 1;
+constexpr std::size_t kPostgresWriters = 2;
+// Puts per batch a writer takes: the store's own bound (PostgreSQL's kMaxBatch), and a bound on
+// how long one batch holds SQLite's write lock against the eviction.
+constexpr std::size_t kMaxPutBatch = 256;
+// PostgreSQL connections for put/get/evict.
+constexpr std::size_t kPostgresConnections = 8;
 
 // Below this much free space a store that is open read-only is not reopened for writing: it
 // would fail again, and closing the read-only connection for the attempt interrupts reads.
@@ -38,6 +48,22 @@ std::optional<std::string> create_directory(const fs::path& dir, const char* wha
     return "cannot create the " + std::string(what) + " " + dir.string() + ": " + ec.message();
   return std::nullopt;
 }
+
+// PkarrPutCompletion for one asio completion handler (async_put's coroutine).
+template <class Handler>
+class PutCompletionFor final : public PkarrPutCompletion {
+ public:
+  explicit PutCompletionFor(Handler handler) : handler_(std::move(handler)) {}
+  void complete(PkarrPutResult result) override {
+    auto executor = asio::get_associated_executor(handler_);
+    asio::dispatch(executor, [h = std::move(handler_), r = std::move(result)]() mutable {
+      std::move(h)(std::move(r));
+    });
+  }
+
+ private:
+  Handler handler_;
+};
 
 PkarrStoreError not_open() {
   return PkarrStoreError{"pkarr store: not open", PkarrStoreErrorKind::Unavailable};
@@ -93,26 +119,50 @@ class StoreHolder final : public PkarrStore {
   }
 
   PkarrPutResult put(const pkarr::SignedPacket& packet) override {
+    const pkarr::SignedPacket* one[1] = {&packet};
+    PkarrPutResult result;
+    put_batch(one, std::span<PkarrPutResult>(&result, 1));
+    return result;
+  }
+
+  void put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                 std::span<PkarrPutResult> results) override {
     auto store = current();
-    PkarrPutResult result = store ? store->put(packet) : PkarrPutResult(not_open());
-    const auto* e = std::get_if<PkarrStoreError>(&result);
-    // At capacity is a policy answer, not a storage fault.
-    if (e != nullptr && e->kind == PkarrStoreErrorKind::AtCapacity) return result;
-    if (e != nullptr) metrics_.store_errors.Increment();
+    if (store) {
+      store->put_batch(packets, results);
+    } else {
+      for (auto& r : results) r = not_open();
+    }
+    // The batch's storage fault, if any (a full disk wins: it decides the state below); at
+    // capacity is a policy answer, not a storage fault.
+    const PkarrStoreError* fault = nullptr;
+    bool written = false;
+    for (const auto& r : results) {
+      const auto* e = std::get_if<PkarrStoreError>(&r);
+      if (e == nullptr) {
+        written = true;
+        continue;
+      }
+      if (e->kind == PkarrStoreErrorKind::AtCapacity) continue;
+      metrics_.store_errors.Increment();
+      if (fault == nullptr || e->kind == PkarrStoreErrorKind::Full) fault = e;
+    }
+    if (fault == nullptr && !written) return;
     bool was_failing = false, failing = false;
     {
       std::lock_guard lock(mu_);
       was_failing = write_failing_;
-      if (store == inner_) write_failing_ = e != nullptr && e->kind == PkarrStoreErrorKind::Full;
+      if (store == inner_) {
+        write_failing_ = fault != nullptr && fault->kind == PkarrStoreErrorKind::Full;
+      }
       failing = write_failing_;
     }
     if (failing && !was_failing) {
-      log::warn(e->message, "; PUTs of new packets answer 507 until space is back");
-    } else if (was_failing && !failing && e == nullptr) {
+      log::warn(fault->message, "; PUTs of new packets answer 507 until space is back");
+    } else if (was_failing && !failing && fault == nullptr) {
       log::info("pkarr store: writes succeed again");
     }
     publish();
-    return result;
   }
 
   PkarrGetResult get(const pkarr::PublicKey& key) override {
@@ -162,10 +212,8 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
       data_dir_(config.data_dir),
       metrics_(registry),
       store_(std::make_shared<StoreHolder>(metrics_)),
-      // PostgreSQL commits take a network round trip and a WAL flush: more puts in flight make
-      // bigger group commits (the store bounds its connections itself).
-      pool_(config.zone_store.backend == config::ZoneStoreBackend::Postgres ? kPostgresThreads
-                                                                            : kStoreThreads),
+      ioc_(ioc),
+      pool_(kStoreThreads),
       strand_(asio::make_strand(ioc)),
       eviction_timer_(strand_) {
   options_.path = config.zone_store.path;
@@ -179,11 +227,12 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
   postgres_ = config.zone_store.backend == config::ZoneStoreBackend::Postgres;
   options_.postgres_conninfo = config.zone_store.postgres_url;
   options_.postgres_password_file = config.zone_store.postgres_password_file;
-  // One connection per store thread: a put never waits for a connection (DNS lookups that miss
-  // the cache share them).
-  options_.postgres_connections = kStoreThreads;
+  // Enough for every writer and every pool thread at once: a put never waits for a connection.
+  options_.postgres_connections = kPostgresConnections;
   options_.on_reconnect = [metrics = &metrics_] { metrics->store_reconnects.Increment(); };
   open_store();
+  const std::size_t writers = postgres_ ? kPostgresWriters : kSqliteWriters;
+  for (std::size_t i = 0; i < writers; ++i) writers_.emplace_back([this] { writer_loop(); });
   if (auto count = packet_count()) {
     log::info("pkarr store ", store_name(), " (", *count, " packets",
               store_->read_only() ? ", read-only" : "", ", eviction after ", eviction_age_.count(),
@@ -278,8 +327,10 @@ std::function<std::string_view()> PkarrStoreService::health_source() const {
 
 PkarrStoreService::~PkarrStoreService() {
   stop();
-  // Store calls in flight finish (their results are posted to the io_context, which no longer
-  // runs them); then the database is closed unless someone else still holds it.
+  // Store calls in flight finish and queued puts are written (their results are posted to the
+  // io_context, which no longer runs them); then the database is closed unless someone else
+  // still holds it.
+  stop_writers();
   pool_.join();
   store_.reset();
 }
@@ -307,16 +358,76 @@ void PkarrStoreService::stop() {
 }
 
 asio::awaitable<PkarrPutResult> PkarrStoreService::async_put(pkarr::SignedPacket packet) {
-  auto work = [store = store_, packet = std::move(packet)]() -> asio::awaitable<PkarrPutResult> {
-    co_return store->put(packet);
-  };
-  auto on_pool = asio::co_spawn(pool_, std::move(work), asio::use_awaitable);
-  PkarrPutResult result = co_await std::move(on_pool);
+  auto waiter = std::make_unique<PutWaiter>(PutWaiter{std::move(packet), {}, {}});
+  auto op = asio::async_initiate<const asio::use_awaitable_t<>&, void(PkarrPutResult)>(
+      [this, &waiter](auto handler) {
+        waiter->completion =
+            std::make_unique<PutCompletionFor<decltype(handler)>>(std::move(handler));
+        enqueue_put(std::move(waiter));
+      },
+      asio::use_awaitable);
+  PkarrPutResult result = co_await std::move(op);
   if (const auto* outcome = std::get_if<PkarrPutOutcome>(&result)) {
     if (*outcome == PkarrPutOutcome::Inserted) metrics_.store_packets_inserted.Increment();
     if (*outcome == PkarrPutOutcome::Updated) metrics_.store_packets_updated.Increment();
   }
   co_return result;
+}
+
+void PkarrStoreService::enqueue_put(std::unique_ptr<PutWaiter> waiter) {
+  std::unique_lock lock(put_mu_);
+  put_queue_.push_back(std::move(waiter));
+  // A busy writer takes this put with its next batch: wake one only if one is idle, so that a
+  // put arriving during a commit costs no futex call.
+  const bool wake = idle_writers_ > 0;
+  lock.unlock();
+  if (wake) put_cv_.notify_one();
+}
+
+void PkarrStoreService::writer_loop() {
+  std::vector<std::unique_ptr<PutWaiter>> batch;
+  std::vector<const pkarr::SignedPacket*> packets;
+  std::vector<PkarrPutResult> results;
+  std::unique_lock lock(put_mu_);
+  for (;;) {
+    ++idle_writers_;
+    put_cv_.wait(lock, [this] { return !put_queue_.empty() || writers_stopping_; });
+    --idle_writers_;
+    // Stopping: the queue is written first, so that no put already queued is dropped.
+    if (put_queue_.empty()) return;
+    const std::size_t take = std::min(put_queue_.size(), kMaxPutBatch);
+    const auto end = put_queue_.begin() + static_cast<std::ptrdiff_t>(take);
+    batch.assign(std::make_move_iterator(put_queue_.begin()), std::make_move_iterator(end));
+    put_queue_.erase(put_queue_.begin(), end);
+    // More left (a batch was full): another idle writer may start on them now.
+    if (!put_queue_.empty() && idle_writers_ > 0) put_cv_.notify_one();
+    lock.unlock();
+
+    packets.clear();
+    for (const auto& w : batch) packets.push_back(&w->packet);
+    results.assign(batch.size(), PkarrPutResult{});
+    store_->put_batch(packets, results);
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
+    // One post resumes the whole batch: each coroutine continues on its own executor (dispatch
+    // runs it right here unless its strand is busy on another thread).
+    asio::post(ioc_, [done = std::move(batch)]() mutable {
+      for (auto& w : done) w->completion->complete(std::move(w->result));
+    });
+    batch.clear();
+    lock.lock();
+  }
+}
+
+void PkarrStoreService::stop_writers() {
+  {
+    std::lock_guard lock(put_mu_);
+    writers_stopping_ = true;
+  }
+  put_cv_.notify_all();
+  for (auto& t : writers_) {
+    if (t.joinable()) t.join();
+  }
+  writers_.clear();
 }
 
 asio::awaitable<PkarrGetResult> PkarrStoreService::async_get(pkarr::PublicKey key) {

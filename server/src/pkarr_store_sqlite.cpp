@@ -73,6 +73,8 @@ class SqlitePkarrStore final : public PkarrStore {
   }
 
   PkarrPutResult put(const pkarr::SignedPacket& packet) override;
+  void put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                 std::span<PkarrPutResult> results) override;
   PkarrGetResult get(const pkarr::PublicKey& key) override;
   std::size_t evict_older_than(std::uint64_t cutoff_us) override;
   std::size_t size() override { return count_.load(std::memory_order_relaxed); }
@@ -209,14 +211,30 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
 }
 
 PkarrPutResult SqlitePkarrStore::put(const pkarr::SignedPacket& packet) {
+  const pkarr::SignedPacket* one[1] = {&packet};
+  PkarrPutResult result;
+  put_batch(one, std::span<PkarrPutResult>(&result, 1));
+  return result;
+}
+
+void SqlitePkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                                 std::span<PkarrPutResult> results) {
+  const std::size_t n = std::min(packets.size(), results.size());
+  if (n == 0) return;
   if (!writer_) {
-    return PkarrStoreError{"pkarr store " + options_.path.string() + ": open read-only",
-                           PkarrStoreErrorKind::Unavailable};
+    for (std::size_t i = 0; i < n; ++i) {
+      results[i] = PkarrStoreError{"pkarr store " + options_.path.string() + ": open read-only",
+                                   PkarrStoreErrorKind::Unavailable};
+    }
+    return;
   }
-  PendingPut request{&packet};
+  std::vector<PendingPut> requests;
+  requests.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) requests.push_back(PendingPut{packets[i]});
   std::unique_lock lock(write_mu_);
-  queue_.push_back(&request);
-  while (!request.done) {
+  for (PendingPut& r : requests) queue_.push_back(&r);
+  // A leader commits the whole queue, so ours (queued together) are done together.
+  while (!requests.back().done) {
     if (writer_busy_) {
       write_cv_.wait(lock);
       continue;
@@ -232,7 +250,8 @@ PkarrPutResult SqlitePkarrStore::put(const pkarr::SignedPacket& packet) {
     writer_busy_ = false;
     write_cv_.notify_all();
   }
-  return request.result;
+  lock.unlock();
+  for (std::size_t i = 0; i < n; ++i) results[i] = std::move(requests[i].result);
 }
 
 Connection* SqlitePkarrStore::acquire_reader() {

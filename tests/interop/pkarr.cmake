@@ -1,7 +1,8 @@
 # The pkarr relay API of the iroh-relay binary (spec address-lookup.md §4, §11, §12), all on
 # loopback with ephemeral ports (tests/interop/pkarr/):
 #   pkarr_http_test.py        every §4.2/§4.3 row, vectors A-C, walk-through steps 1, 2, 8-13,
-#                             CORS, 413, newest-wins, concurrent PUTs, simple/smart rate limit
+#                             CORS, 413, newest-wins, concurrent and pipelined PUTs, simple/smart
+#                             rate limit
 #   pkarr_interop_test.py     npm pkarr@1.3.0 (package-lock.json) relayPut/relayGet both ways
 #   pkarr_durability_test.py  SIGKILL during a PUT load; every 204 is there after the restart
 #   pkarr_hostile_test.py     issue 19: 413 before the body, RSS under 150 oversize PUTs, smart

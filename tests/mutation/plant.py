@@ -23,7 +23,7 @@ DEFECTS = {
     "pkarr-204-before-commit": (
         "PUT /pkarr answered 204 before the SQLite commit (the put runs detached)",
         ["server"],
-        [(r"auto put = api->store\.async_put\((std::move\(std::get<pkarr::SignedPacket>\(parsed\)\))\);\n"
+        [(r"auto put = api->store\.async_put\((std::move\(std::get<pkarr::SignedPacket>\(\*parsed\)\))\);\n"
           r"(\s*)PkarrPutResult result = co_await std::move\(put\);",
           r"boost::asio::co_spawn(co_await boost::asio::this_coro::executor, "
           r"api->store.async_put(\1), boost::asio::detached);\n"

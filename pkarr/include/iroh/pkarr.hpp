@@ -56,6 +56,11 @@ std::string key_to_z32(const PublicKey& key);
 // 52 chars, strict z32, and the 32 bytes must decompress to an Ed25519 point (iroh's rule).
 // Callers on the DNS path lower-case the label first; the HTTP path does not.
 std::optional<PublicKey> key_from_z32(std::string_view text);
+// key_from_z32 without the point check, for a caller that verifies a signature with the key right
+// away (PUT /pkarr): a verify that succeeds implies a valid point, so is_valid_public_key is only
+// needed when it fails, to tell an invalid key from a bad payload (issue 15 item 7: the check is
+// a square root in the field, ~8 % of the CPU of a PUT when done on every one).
+std::optional<PublicKey> key_from_z32_unchecked(std::string_view text);
 // True if the bytes decompress to a point of the Ed25519 curve (ed25519-dalek
 // VerifyingKey::from_bytes: y is reduced mod p, small-order and torsion points are accepted).
 bool is_valid_public_key(const PublicKey& key);

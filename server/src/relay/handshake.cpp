@@ -14,6 +14,44 @@
 #include "relay_service.hpp"
 
 namespace iroh::server {
+namespace {
+
+// Answers held back while a client pipelines requests are written together once the requests
+// buffered so far are answered; this bounds what one connection holds.
+constexpr std::size_t kMaxHeldAnswers = 64 * 1024;
+
+// True when buffer_ already holds the whole header of the next request, so that serving it
+// needs no read from the socket.
+bool next_header_buffered(const beast::flat_buffer& buffer) {
+  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+  return data.find("\r\n\r\n") != std::string_view::npos;
+}
+
+// Appends the wire form of `res` to `out` (what http::async_write would send).
+void append_serialized(std::string& out, HttpResponse& res) {
+  http::response_serializer<http::string_body> serializer{res};
+  error_code ec;
+  while (!ec && !serializer.is_done()) {
+    serializer.next(ec, [&](error_code&, const auto& buffers) {
+      for (const auto b : beast::buffers_range_ref(buffers)) {
+        out.append(static_cast<const char*>(b.data()), b.size());
+      }
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+  }
+}
+
+// Writes the held answers (if any); false if the write failed.
+template <class Stream>
+asio::awaitable<bool> write_held(Stream& stream, std::string& held) {
+  if (held.empty()) co_return true;
+  error_code ec;
+  co_await asio::async_write(stream, asio::buffer(held), ec_token(ec));
+  held.clear();
+  co_return !ec;
+}
+
+}  // namespace
 
 // TLS, HTTP, upgrade, relay handshake, access control, registration. A separate coroutine so
 // its frame (request, handshake state) is freed before the long-lived relay phase.
@@ -95,11 +133,21 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     }
   }
   buffer_.max_size(kPreAuthBufferMax);
+  // Answers to pipelined requests (HTTP/1.1 allows a client to send requests without waiting;
+  // pkarr publishers and the PUT benchmark do, issue 15 item 7): while the next request is
+  // already buffered, an answer is appended here instead of written, and all of them go out in
+  // one write once serving the next request would need a read from the socket. One send per
+  // pipelined burst instead of one per request, in request order. Every path that leaves the
+  // loop or writes writes these first.
+  std::string held;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHttpHeader);
     // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
     parser.body_limit(boost::none);
+    if (!held.empty() && !next_header_buffered(buffer_) && !co_await write_held(stream_, held)) {
+      co_return std::nullopt;
+    }
     co_await http::async_read_header(stream_, buffer_, parser, ec_token(ec));
     if (!ec) {
       const auto& head = parser.get();
@@ -109,8 +157,23 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
         ec = http::error::body_limit;
       } else {
         parser.body_limit(limit);
+        const bool body_buffered = parser.is_done() || (parser.content_length() &&
+                                                        buffer_.size() >= *parser.content_length());
+        if (!held.empty() && !body_buffered && !co_await write_held(stream_, held)) {
+          co_return std::nullopt;
+        }
         co_await http::async_read(stream_, buffer_, parser, ec_token(ec));
       }
+    }
+    // Not an ordinary request: what was answered so far goes out first.
+    if (!held.empty()) {
+      bool special = static_cast<bool>(ec);
+      if (!special) {
+        const auto path = target_path(parser.get().target());
+        special =
+            parser.get().method() == http::verb::get && (path == "/relay" || path == mesh::kPath);
+      }
+      if (special && !co_await write_held(stream_, held)) co_return std::nullopt;
     }
     if (ec == http::error::header_limit) {
       // Issue 19: a clear answer instead of a silent close.
@@ -160,7 +223,16 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
       co_return std::optional<HttpRequest>(std::move(req));
     }
     auto res = co_await dispatch(req);
-    co_await http::async_write(stream_, res, ec_token(ec));
+    if (!res.need_eof() && held.size() < kMaxHeldAnswers && next_header_buffered(buffer_)) {
+      append_serialized(held, res);
+      continue;
+    }
+    if (held.empty()) {
+      co_await http::async_write(stream_, res, ec_token(ec));
+    } else {
+      append_serialized(held, res);
+      if (!co_await write_held(stream_, held)) ec = asio::error::broken_pipe;
+    }
     if (ec || res.need_eof()) co_return std::nullopt;
   }
 }

@@ -3,7 +3,8 @@
 
 usage: pkarr_http_test.py <iroh-relay>
 Every row of §4.2/§4.3, vectors A-C, walk-through steps 1, 2, 8-13, CORS (§4.4), 413, the
-newest-wins rule (§2.4), concurrent PUTs and the rate limit (§4.5, simple and smart).
+newest-wins rule (§2.4), concurrent PUTs, pipelined requests on one connection and the rate
+limit (§4.5, simple and smart).
 """
 import http.client
 import json
@@ -146,6 +147,14 @@ def run_main(d):
     not_point = "y" * 51 + "y"
     status, _, body = d.request("PUT", "/pkarr/" + "n" + not_point[1:], VECTOR_A)
     check(status == 400, "key that is not a curve point -> 400")
+    # The daemon checks the point only when the payload fails (issue 15 item 7): the answer must
+    # still name the key, whatever is wrong with the body.
+    # y = 2 (little-endian bytes 02 00 .. 00): (y^2 - 1) / (d y^2 + 1) is not a square mod p.
+    off_curve = "ye" + "y" * 50
+    for what, payload in (("a well-formed body", VECTOR_A), ("a too short body", b"x" * 10)):
+        status, _, body = d.request("PUT", "/pkarr/" + off_curve, payload)
+        check(status == 400 and b"invalid key: not an Ed25519 public key" in body,
+              "off-curve key with %s -> 400 invalid key (%r)" % (what, body[:80]))
     # Routing: 404 / 405.
     for p in ("/pkarr/", "/pkarr/" + Z32 + "/", "/pkarr/" + Z32 + "/x"):
         check(d.request("GET", p)[0] == 404, "GET %s -> 404" % p)
@@ -224,6 +233,80 @@ def run_main(d):
     check(verify_payload(one.public, payloads[-1]), "python verifies its own payload")
 
 
+def read_answers(sock, count):
+    """Reads `count` HTTP/1.1 answers (Content-Length bodies) from sock: [(status, body)]."""
+    buf, out = b"", []
+    while len(out) < count:
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            head = buf[:end].decode("latin-1").split("\r\n")
+            length = 0
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value.strip())
+            if len(buf) >= end + 4 + length:
+                out.append((int(head[0].split()[1]), buf[end + 4:end + 4 + length]))
+                buf = buf[end + 4 + length:]
+                continue
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return out
+
+
+def put_request(z32, payload):
+    return (b"PUT /pkarr/%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+            % (z32.encode(), len(payload))) + payload
+
+
+def run_pipelined(d):
+    """Pipelined requests on one connection (issue 15 item 7: their answers are written together
+    once the buffered requests are served): answered in order, a bad one among them included, an
+    answer is not held while the next request is incomplete, and a half-close still gets every
+    answer."""
+    signers = [Signer() for _ in range(10)]
+    payloads = [sg.record_payload(TS + 20, ["relay=https://p.example./"]) for sg in signers]
+    wire = b"".join(put_request(sg.z32, p) for sg, p in zip(signers[:5], payloads[:5]))
+    wire += put_request(signers[5].z32, b"junk")
+    wire += b"".join(put_request(sg.z32, p) for sg, p in zip(signers[6:], payloads[6:]))
+    wire += b"GET /pkarr/%s HTTP/1.1\r\nHost: t\r\n\r\n" % signers[0].z32.encode()
+    with socket.create_connection(("127.0.0.1", d.port), timeout=20) as s:
+        s.sendall(wire)
+        answers = read_answers(s, 11)
+    check([a[0] for a in answers] == [204] * 5 + [400] + [204] * 4 + [200],
+          "11 pipelined requests (one invalid PUT) answered in order (%s)"
+          % [a[0] for a in answers])
+    check(len(answers) == 11 and answers[10][1] == payloads[0],
+          "pipelined GET behind the PUTs returns the first PUT's packet")
+
+    # The second request's body is not there yet: the first answer must not wait for it.
+    a, b = Signer(), Signer()
+    pa = a.record_payload(TS + 21, ["relay=https://q.example./"])
+    pb = b.record_payload(TS + 21, ["relay=https://q.example./"])
+    second = put_request(b.z32, pb)
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+        s.sendall(put_request(a.z32, pa) + second[:len(second) - 10])
+        try:
+            first = read_answers(s, 1)
+        except socket.timeout:
+            first = []
+        check([x[0] for x in first] == [204],
+              "answer written while the next pipelined request is incomplete")
+        s.sendall(second[len(second) - 10:])
+        check([x[0] for x in read_answers(s, 1)] == [204], "the completed request is answered")
+
+    # Pipelined, then the client closes its sending side: both answers still arrive.
+    c, e = Signer(), Signer()
+    with socket.create_connection(("127.0.0.1", d.port), timeout=20) as s:
+        s.sendall(put_request(c.z32, c.record_payload(TS + 22, ["relay=https://r.example./"])) +
+                  put_request(e.z32, e.record_payload(TS + 22, ["relay=https://r.example./"])))
+        s.shutdown(socket.SHUT_WR)
+        check([x[0] for x in read_answers(s, 2)] == [204, 204],
+              "pipelined PUTs then a half-close: both answered")
+
+
 def run_rate_limited(d, smart):
     signer = Signer()
     path = "/pkarr/" + signer.z32
@@ -262,6 +345,7 @@ def main():
         d = Daemon(binary, os.path.join(root, "open"), "pkarr_put_rate_limit: disabled\n").start()
         try:
             run_main(d)
+            run_pipelined(d)
         finally:
             d.stop()
         for mode in ("simple", "smart"):
