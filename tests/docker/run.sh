@@ -356,7 +356,15 @@ mesh_linked() { # both nodes' outgoing links are up
   curl -sS --max-time 5 "http://127.0.0.1:$MA_METRICS/metrics" | grep -qx 'relayserver_mesh_peers_up 1' &&
     curl -sS --max-time 5 "http://127.0.0.1:$MB_METRICS/metrics" | grep -qx 'relayserver_mesh_peers_up 1'
 }
-docker_lib_wait_for 60 mesh_linked || { docker logs "$mesh_a" 2>&1 | tail -n 20; docker logs "$mesh_b" 2>&1 | tail -n 20; }
+mesh_healthy() { # both containers' health checks have passed (the first runs one interval after start)
+  [ "$(docker inspect -f '{{.State.Health.Status}}' "$mesh_a")" = healthy ] &&
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$mesh_b")" = healthy ]
+}
+# Wait for both: the links can be up before the first health check has run, and a check that
+# reads "starting" then fails on a fast machine (it did in CI on 0804f55).
+mesh_ready() { mesh_linked && mesh_healthy; }
+docker_lib_wait_for 90 mesh_ready ||
+  { docker logs "$mesh_a" 2>&1 | tail -n 20; docker logs "$mesh_b" 2>&1 | tail -n 20; }
 phase_done "mesh compose up"
 
 phase "mesh checks"
