@@ -241,6 +241,13 @@ TEST(Reconnect, SurvivesDaemonRestart) {
     // Graceful restart: the daemon says Restarting, closes, and is gone for a while.
     daemon->drain_and_stop(500ms);
     daemon.reset();
+    // Keep the port while the daemon is away: bound but not listening, so dials are refused as
+    // they would be, yet a parallel test asking for port 0 cannot be handed this port (a restart
+    // that failed to bind made this test flaky under `ctest -j2`).
+    asio::ip::tcp::socket port_hold(ctx);
+    port_hold.open(asio::ip::tcp::v4());
+    port_hold.set_option(asio::socket_base::reuse_address(true));
+    port_hold.bind({asio::ip::make_address("127.0.0.1"), port});
     std::vector<std::string> seen;
     auto down = co_await wait_for_event<Disconnected>(a, 10s, &seen);
     CO_ASSERT(down, "no Disconnected event");
@@ -251,6 +258,7 @@ TEST(Reconnect, SurvivesDaemonRestart) {
     asio::steady_timer pause(ctx, 300ms);
     co_await pause.async_wait(asio::use_awaitable);
 
+    port_hold.close();
     daemon.emplace(plain_config(dir, port), 1);
     daemon->start();
     auto again = co_await wait_for_event<Connected>(a, 15s, &seen);
