@@ -5,11 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "accept_backoff.hpp"
+#include "core/accept_backoff.hpp"
 #include "core/net.hpp"
 #include "core/time_text.hpp"
-#include "pkarr_http.hpp"
-#include "qad_thread_service.hpp"
+#include "lookup/pkarr_http.hpp"
+#include "qad/qad_thread_service.hpp"
 
 namespace iroh::server {
 namespace {
