@@ -1,5 +1,5 @@
 // The shared limiters (server/src/core/rate_limit.hpp) and the accept-loop backoff
-// (server/src/accept_backoff.hpp), on a fake clock.
+// (server/src/core/accept_backoff.hpp), on a fake clock.
 #include "core/rate_limit.hpp"
 
 #include <gmock/gmock.h>
