@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace {
 

@@ -365,7 +365,7 @@ class Loader {
     if (auto* f = s.find("quic_bind_addr")) {
       tls.quic_bind_addr = as_socket_addr(*f);
     } else {
-      tls.quic_bind_addr = {host_of(tls.https_bind_addr), 7842};
+      tls.quic_bind_addr = {host_of(tls.https_bind_addr), kDefaultQuicPort};
     }
 
     if (auto* f = s.find("hostname")) {

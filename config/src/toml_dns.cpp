@@ -138,7 +138,7 @@ class DnsTomlLoader {
                                 "letsencrypt_prod"});
     TlsConfig tls;
     tls.https_bind_addr = listener_addr(s, at);
-    tls.quic_bind_addr = {tls.https_bind_addr.host, 7842};
+    tls.quic_bind_addr = {tls.https_bind_addr.host, kDefaultQuicPort};
     const Item* domains = find(s, "domains");
     if (!domains) r_.fail(at.line, at.path + ".domains", "required key is missing");
     tls.hostname = r_.as_string_list(*domains, "a list of domain names");

@@ -98,7 +98,7 @@ class RelayTomlLoader {
     cert_mode_line_ = mode->line;
     tls.https_bind_addr = {http_bind_addr.host, 443};
     if (auto* f = find(s, "https_bind_addr")) tls.https_bind_addr = r_.as_socket_addr(*f);
-    tls.quic_bind_addr = {tls.https_bind_addr.host, 7842};
+    tls.quic_bind_addr = {tls.https_bind_addr.host, kDefaultQuicPort};
     if (auto* f = find(s, "quic_bind_addr")) tls.quic_bind_addr = r_.as_socket_addr(*f);
     if (auto* f = find(s, "hostname")) {
       // A string or a list of strings (iroh-relay's string_or_seq).

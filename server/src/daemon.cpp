@@ -11,9 +11,11 @@
 #include <mutex>
 #include <thread>
 
+#include "certificate.hpp"
 #include "core/log.hpp"
-#include "relay_service.hpp"
-#include "tls.hpp"
+#include "core/tls.hpp"
+#include "http/status_page.hpp"
+#include "relay/relay_service.hpp"
 
 namespace iroh::server {
 
@@ -85,7 +87,11 @@ struct Daemon::Impl {
   RelayMetrics metrics;
   unsigned thread_count;
   asio::io_context ioc;
+  // The certificate picked at construction (certificate.hpp), if a TLS service needs one.
+  std::optional<PemPair> certificate;
   std::unique_ptr<RelayService> relay;
+  // What the status routes show; the lookup store's part is filled in before start().
+  std::shared_ptr<StatusPageSources> status = std::make_shared<StatusPageSources>();
   std::vector<std::unique_ptr<Service>> services;
   std::vector<std::thread> threads;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -121,7 +127,40 @@ struct Daemon::Impl {
 
 Daemon::Daemon(config::Config config, unsigned threads)
     : impl_(std::make_unique<Impl>(std::move(config), threads)) {
-  impl_->relay = std::make_unique<RelayService>(impl_->config, impl_->metrics);
+  auto& d = *impl_;
+  const config::Config& c = d.config;
+  const bool relay_tls = c.tls && !c.dev && !c.tls->dangerous_http_only && c.enable_relay;
+  // Picked once here and shared: the relay's HTTPS listener now, QAD through certificate()
+  // (wiring.cpp), ACME replaces it through reload_certificate().
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if (c.tls && (relay_tls || c.enable_quic_addr_discovery)) {
+    d.certificate = pick_certificate(*c.tls, c.source.string(), "tls");
+    if (relay_tls) tls_context = make_https_context(*d.certificate);
+  }
+  std::shared_ptr<asio::ssl::context> lookup_tls_context;
+  if (c.lookup_listeners.https) {
+    lookup_tls_context = make_https_context(
+        pick_certificate(*c.lookup_listeners.https, c.source.string(), "lookup_listeners.https"));
+  }
+  d.relay = std::make_unique<RelayService>(c, d.metrics, std::move(tls_context),
+                                           std::move(lookup_tls_context));
+  // The status routes, registered once: the relay listener and, when configured, the
+  // lookup_listeners (issue 17: they answer /healthz like the relay listener).
+  d.status->config = &d.config;
+  d.status->relay = &d.metrics;
+  d.status->registry = d.registry;
+  add_status_routes(d.relay->router(), d.status);
+  if (c.lookup_listeners.any()) add_status_routes(d.relay->lookup_router(), d.status);
+}
+
+void Daemon::set_lookup_status(std::function<std::optional<std::size_t>()> store_size,
+                               std::function<std::string_view()> store_health) {
+  impl_->status->lookup_store_size = std::move(store_size);
+  impl_->status->lookup_store_health = std::move(store_health);
+}
+
+const std::optional<PemPair>& Daemon::certificate() const {
+  return impl_->certificate;
 }
 
 Daemon::~Daemon() {
@@ -342,7 +381,7 @@ void Daemon::reload_certificate(const std::string& cert_chain_pem, const std::st
 
 void Daemon::apply_certificate_locked(const std::string& chain, const std::string& key) {
   auto& d = *impl_;
-  auto ctx = make_server_tls_context(chain, key);  // throws: nothing changed yet
+  auto ctx = make_https_context(PemPair{chain, key});  // throws: nothing changed yet
   for (auto& s : d.services) s->reload_certificate(chain, key);
   d.relay->set_tls_context(std::move(ctx));
   log::info("certificate loaded (sha256 ", certificate_fingerprint(chain), ")");

@@ -22,7 +22,7 @@
 
 #include "dns/dns_handler.hpp"
 #include "iroh/pkarr.hpp"
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 namespace {

@@ -17,12 +17,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "capability_token.hpp"
 #include "core/log.hpp"
 #include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "integration/tls_fixture.hpp"
 #include "iroh/server/daemon.hpp"
+#include "relay/capability_token.hpp"
 
 namespace iroh::test {
 namespace {

@@ -9,10 +9,10 @@
 #include <sstream>
 #include <thread>
 
+#include "http/status_page.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "iroh/server/daemon.hpp"
-#include "metrics_service.hpp"
-#include "status_page.hpp"
+#include "metrics/metrics_service.hpp"
 
 namespace iroh::test {
 namespace {
@@ -44,8 +44,11 @@ class MetricsTest : public ::testing::Test {
     c.metrics_bind_addr = config::SocketAddr{"127.0.0.1", 0};
     c.data_dir = std::filesystem::temp_directory_path();
     daemon_ = std::make_unique<Daemon>(std::move(c), 2);
-    auto metrics =
-        server::make_metrics_service(*daemon_, [] { return std::optional<std::size_t>(7); });
+    Daemon* d = daemon_.get();
+    auto metrics = server::make_metrics_service(
+        server::ServiceContext{d->io_context(), d->metrics_registry()},
+        d->config().metrics_bind_addr, d->metrics(), [d] { return d->relay_queue_depth(); },
+        [] { return std::optional<std::size_t>(7); });
     metrics_ = metrics.get();
     daemon_->add_service(std::move(metrics));
     server::StatusPageSources status;

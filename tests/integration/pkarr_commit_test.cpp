@@ -16,8 +16,8 @@
 #include "integration/daemon_fixture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "iroh/pkarr.hpp"
-#include "pkarr_http.hpp"
-#include "pkarr_store_service.hpp"
+#include "lookup/pkarr_http.hpp"
+#include "lookup/pkarr_store_service.hpp"
 
 namespace iroh::test {
 namespace {

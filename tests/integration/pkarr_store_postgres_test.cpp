@@ -20,8 +20,8 @@
 #include <functional>
 #include <thread>
 
-#include "pkarr_packet_cache.hpp"
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_packet_cache.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 namespace {

@@ -1,5 +1,5 @@
 // SqlitePkarrStore: §2.4 ordering, eviction, persistence, concurrency, crash safety, bad files.
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_store.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

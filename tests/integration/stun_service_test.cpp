@@ -1,5 +1,5 @@
 // StunService in process on loopback: real UDP sockets, port 0.
-#include "stun_service.hpp"
+#include "stun/stun_service.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

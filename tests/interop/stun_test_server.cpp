@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/log.hpp"
-#include "stun_service.hpp"
+#include "stun/stun_service.hpp"
 
 int main(int argc, char** argv) {
   iroh::config::StunConfig cfg;

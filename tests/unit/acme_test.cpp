@@ -18,10 +18,11 @@
 #include "acme/certificate_store.hpp"
 #include "acme/https_client.hpp"
 #include "acme/tls_alpn.hpp"
+#include "certificate.hpp"
+#include "core/tls.hpp"
 #include "iroh/config.hpp"
 #include "iroh/encoding.hpp"
 #include "qad/quic_tls.hpp"
-#include "tls.hpp"
 
 namespace acme = iroh::server::acme;
 using nlohmann::json;
@@ -393,7 +394,7 @@ TEST(AcmeTlsAlpn, ValidationCertificateCarriesTheCriticalAcmeIdentifier) {
 TEST(AcmeTlsAlpn, ResponderAnswersOnlyAcmeTlsForAPendingDomain) {
   auto pem = iroh::server::quic::generate_self_signed_certificate("relay.example");
   ASSERT_TRUE(pem);
-  auto relay_ctx = iroh::server::make_server_tls_context(pem->certificate, pem->private_key);
+  auto relay_ctx = iroh::server::make_https_context({pem->certificate, pem->private_key});
   SSL_CTX* server = relay_ctx->native_handle();
   auto& challenges = acme::TlsAlpnChallenges::instance();
   const std::string acme_tls = alpn_wire({"acme-tls/1"});

@@ -1,15 +1,15 @@
 // The shared limiters (server/src/core/rate_limit.hpp) and the accept-loop backoff
-// (server/src/accept_backoff.hpp), on a fake clock.
+// (server/src/core/accept_backoff.hpp), on a fake clock.
 #include "core/rate_limit.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "accept_backoff.hpp"
+#include "core/accept_backoff.hpp"
 #include "core/net.hpp"
 #include "core/time_text.hpp"
-#include "pkarr_http.hpp"
-#include "qad_thread_service.hpp"
+#include "lookup/pkarr_http.hpp"
+#include "qad/qad_thread_service.hpp"
 
 namespace iroh::server {
 namespace {

@@ -27,6 +27,10 @@ struct SocketAddr {
   friend bool operator==(const SocketAddr&, const SocketAddr&) = default;
 };
 
+// The QUIC address discovery port of iroh-relay (spec relay.md §9 quic_bind_addr default), the one
+// definition: the TLS defaults below, the TOML readers and --dev without a tls section use it.
+inline constexpr std::uint16_t kDefaultQuicPort = 7842;
+
 // SelfSigned: a certificate generated at start for hostname[0] (and localhost, 127.0.0.1, ::1);
 // iroh-dns-server's [https] cert_mode = "self_signed" (--dns-config), not a YAML value.
 enum class CertMode { Manual, Reloading, LetsEncrypt, SelfSigned };
@@ -37,7 +41,7 @@ enum class AcmeChallenge { Http01, TlsAlpn01 };
 struct TlsConfig {
   CertMode cert_mode = CertMode::Manual;
   SocketAddr https_bind_addr{"::", 443};     // default: host of http_bind_addr : 443
-  SocketAddr quic_bind_addr{"::", 7842};     // default: host of https_bind_addr : 7842
+  SocketAddr quic_bind_addr{"::", kDefaultQuicPort};  // default: host of https_bind_addr
   std::vector<std::string> hostname;         // ACME domains
   std::filesystem::path cert_dir = ".";
   std::filesystem::path manual_cert_path = "./default.crt";  // default <cert_dir>/default.crt

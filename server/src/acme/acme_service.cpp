@@ -49,7 +49,7 @@ struct ChallengeTokens {
 };
 
 struct AcmeServiceState {
-  Daemon& daemon;
+  AcmeService::Install install_certificate;
   config::TlsConfig tls;
   CertificateStore store;
   std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
@@ -63,27 +63,28 @@ struct AcmeServiceState {
   prometheus::Counter* orders_failed;
   prometheus::Gauge* not_after;
 
-  AcmeServiceState(Daemon& d, const config::TlsConfig& t)
-      : daemon(d),
+  AcmeServiceState(const ServiceContext& ctx, const config::TlsConfig& t,
+                   AcmeService::Install install)
+      : install_certificate(std::move(install)),
         tls(t),
         store(t.cert_dir),
-        strand(asio::make_strand(d.io_context())),
+        strand(asio::make_strand(ctx.io)),
         timer(strand) {
     auto& orders = prometheus::BuildCounter()
                        .Name("iroh_relay_acme_orders_total")
                        .Help("ACME certificate orders by result")
-                       .Register(*d.metrics_registry());
+                       .Register(*ctx.registry);
     orders_ok = &orders.Add({{"result", "success"}});
     orders_failed = &orders.Add({{"result", "failure"}});
     not_after = &prometheus::BuildGauge()
                      .Name("iroh_relay_acme_certificate_not_after_seconds")
                      .Help("Expiry (Unix time) of the installed ACME certificate")
-                     .Register(*d.metrics_registry())
+                     .Register(*ctx.registry)
                      .Add({});
   }
 
   void install(const PemPair& pair, const CertificateInfo& info) {
-    daemon.reload_certificate(pair.chain_pem, pair.key_pem);
+    install_certificate(pair);
     installed_serial = info.serial;
     not_after->Set(double(Clock::to_time_t(info.not_after)));
   }
@@ -194,19 +195,19 @@ struct AcmeServiceState {
   }
 };
 
-AcmeService::AcmeService(Daemon& daemon) {
-  const config::Config& config = daemon.config();
+AcmeService::AcmeService(const ServiceContext& ctx, const config::Config& config,
+                         HttpRouter& plain_router, Install install) {
   if (!config.tls || config.tls->cert_mode != config::CertMode::LetsEncrypt) {
     throw std::logic_error("AcmeService needs tls.cert_mode LetsEncrypt");
   }
-  state_ = std::make_shared<AcmeServiceState>(daemon, *config.tls);
+  state_ = std::make_shared<AcmeServiceState>(ctx, *config.tls, std::move(install));
   try {
     state_->http = std::make_unique<HttpsClient>(state_->strand, config.tls->acme_ca_file);
   } catch (const std::exception& e) {
     throw config::ConfigError(config.source.string(), 0, "tls.acme_ca_file", e.what());
   }
   std::shared_ptr<ChallengeTokens> tokens = state_->tokens;
-  daemon.plain_router().add(
+  plain_router.add(
       http::verb::get, std::string(kChallengePrefix),
       [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
         std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());

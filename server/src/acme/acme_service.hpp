@@ -9,9 +9,13 @@
 // daemon.
 #pragma once
 
+#include <functional>
 #include <memory>
 
-#include "iroh/server/daemon.hpp"
+#include "core/tls.hpp"
+#include "iroh/config.hpp"
+#include "iroh/server/http_router.hpp"
+#include "iroh/server/service.hpp"
 
 namespace iroh::server::acme {
 
@@ -19,9 +23,14 @@ struct AcmeServiceState;
 
 class AcmeService : public Service {
  public:
-  // Registers the HTTP-01 route on daemon.plain_router(); call before Daemon::start().
-  // Throws config::ConfigError if tls.acme_ca_file cannot be loaded.
-  explicit AcmeService(Daemon& daemon);
+  // Hands every certificate it obtains to `install` (the daemon's reload_certificate, which
+  // passes it to the relay and QAD; throws if the pair cannot be used). Registers the HTTP-01
+  // route on `plain_router` (the plain listener's); build before the daemon starts. Takes no
+  // Daemon& so that ACME sits below the daemon (issue 14). Throws config::ConfigError if
+  // tls.acme_ca_file cannot be loaded.
+  using Install = std::function<void(const PemPair&)>;
+  AcmeService(const ServiceContext& ctx, const config::Config& config, HttpRouter& plain_router,
+              Install install);
   ~AcmeService() override;
 
   std::string_view name() const override { return "acme"; }

@@ -9,14 +9,13 @@
 #include <string>
 
 #include "acme/acme_crypto.hpp"
+#include "core/tls.hpp"
 #include "iroh/config.hpp"
 
 namespace iroh::server::acme {
 
-struct PemPair {
-  std::string chain_pem;
-  std::string key_pem;
-};
+// The chain + key pair of the whole server (core/tls.hpp), under the name this module used first.
+using PemPair = server::PemPair;
 
 class CertificateStore {
  public:

@@ -7,7 +7,7 @@
 
 #include "acme/acme_crypto.hpp"
 #include "core/log.hpp"
-#include "tls.hpp"
+#include "core/tls.hpp"
 
 namespace iroh::server::acme {
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/asio/ip/address.hpp>
 #include <cstdint>
+#include <string>
 
 namespace iroh::server::net {
 
@@ -41,6 +42,15 @@ inline std::array<std::uint8_t, 16> prefix_key(const boost::asio::ip::address& a
     bytes[i] &= static_cast<std::uint8_t>(keep == 0 ? 0 : 0xff << (8 - keep));
   }
   return bytes;
+}
+
+// "127.0.0.1:80" / "[::1]:443" for log lines, the one format of every listener (relay, metrics,
+// DNS): an IPv4 client on a dual-stack listener is shown as IPv4. Any Asio endpoint (tcp, udp).
+template <class Endpoint>
+std::string format_endpoint(const Endpoint& ep) {
+  const boost::asio::ip::address addr = unmapped(ep.address());
+  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
+  return addr.to_string() + ":" + std::to_string(ep.port());
 }
 
 }  // namespace iroh::server::net

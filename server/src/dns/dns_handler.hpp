@@ -20,8 +20,8 @@
 
 #include "iroh/config.hpp"
 #include "iroh/dns.hpp"
-#include "lookup_metrics.hpp"
-#include "pkarr_store.hpp"
+#include "lookup/lookup_metrics.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 

@@ -24,11 +24,11 @@
 #include <thread>
 #include <vector>
 
-#include "accept_backoff.hpp"
+#include "core/accept_backoff.hpp"
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
 #include "core/rate_limit.hpp"
-#include "udp_batch_listener.hpp"
+#include "udp/udp_batch_listener.hpp"
 
 namespace iroh::server {
 

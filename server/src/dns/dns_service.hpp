@@ -29,7 +29,7 @@
 
 #include "dns/dns_handler.hpp"
 #include "iroh/config.hpp"
-#include "iroh/server/daemon.hpp"
+#include "iroh/server/service.hpp"
 
 namespace iroh::server {
 

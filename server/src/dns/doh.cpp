@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "http/cors.hpp"
 #include "iroh/encoding.hpp"
-#include "pkarr_http.hpp"
 
 namespace iroh::server {
 
@@ -23,7 +23,6 @@ HttpResponse respond(const HttpRequest& req, http::status status, std::string bo
   add_cors_headers(res);
   return res;
 }
-
 
 void set_cache_control(HttpResponse& res, const dns::Answer& answer) {
   if (answer.answers > 0) {
@@ -79,7 +78,8 @@ HttpResponse json_response(const HttpRequest& req, DnsHandler& handler,
   q.name = (*name).value;
   if (auto type = params.find("type"); type != params.end()) {
     auto parsed = dns::parse_rrtype((*type).value);
-    if (!parsed) return lookup_json_error(req, http::status::bad_request, "invalid parameter 'type'");
+    if (!parsed)
+      return lookup_json_error(req, http::status::bad_request, "invalid parameter 'type'");
     q.type = *parsed;
   }
   bool ok = true;
@@ -87,7 +87,8 @@ HttpResponse json_response(const HttpRequest& req, DnsHandler& handler,
   q.cd = parse_bool(params, "cd", false, ok).value_or(false);
   // iroh-dns-server's quirk, kept: `do` sets AD in the synthesized query (no EDNS).
   q.ad = parse_bool(params, "do", false, ok).value_or(false);
-  if (!ok) return lookup_json_error(req, http::status::bad_request, "rd, cd and do take true or false");
+  if (!ok)
+    return lookup_json_error(req, http::status::bad_request, "rd, cd and do take true or false");
   auto query = dns::make_query(q);
   if (!query) return lookup_json_error(req, http::status::bad_request, "invalid parameter 'name'");
   std::optional<DohResult> r = resolve(handler, *query);
@@ -129,7 +130,7 @@ HttpResponse handle_get(const HttpRequest& req, DnsHandler& handler) {
     format = Format::Json;
   } else {
     return lookup_json_error(req, http::status::not_acceptable,
-                      "accept application/dns-message or application/dns-json");
+                             "accept application/dns-message or application/dns-json");
   }
   auto target = boost::urls::parse_origin_form(std::string_view(req.target()));
   if (!target) return lookup_json_error(req, http::status::bad_request, "invalid request target");

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/rate_limit.hpp"
+#include "iroh/config.hpp"
 #include "qad/qad_connection.hpp"
 #include "qad/qad_metrics.hpp"
 #include "qad/quic_tls.hpp"
@@ -29,7 +30,7 @@
 namespace iroh::server {
 
 struct QadConfig {
-  boost::asio::ip::udp::endpoint bind_addr{boost::asio::ip::udp::v6(), 7842};
+  boost::asio::ip::udp::endpoint bind_addr{boost::asio::ip::udp::v6(), config::kDefaultQuicPort};
   // Certificate: PEM files (the HTTPS certificate), or PEM text (e.g. the --dev self-signed one
   // from quic::generate_self_signed_certificate). PEM text wins when both are set.
   std::string cert_path;

@@ -11,7 +11,7 @@
 #include "core/log.hpp"
 #include "iroh/mesh_proto.hpp"
 #include "relay/connection_impl.hpp"
-#include "relay_service.hpp"
+#include "relay/relay_service.hpp"
 
 namespace iroh::server {
 namespace {

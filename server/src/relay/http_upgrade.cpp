@@ -5,8 +5,7 @@
 #include <cctype>
 
 #include "core/time_text.hpp"
-#include "relay_service.hpp"
-#include "status_page.hpp"
+#include "relay/relay_service.hpp"
 
 namespace iroh::server {
 
@@ -23,13 +22,6 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 }  // namespace
-
-std::string format_endpoint(const tcp::endpoint& ep) {
-  // An IPv4 client on a dual-stack listener is shown as IPv4 (counted_address unmaps it).
-  auto addr = counted_address(ep);
-  if (addr.is_v6()) return "[" + addr.to_string() + "]:" + std::to_string(ep.port());
-  return addr.to_string() + ":" + std::to_string(ep.port());
-}
 
 std::string http_date() {
   return format_utc(std::chrono::system_clock::now(), kImfFixdate);
@@ -100,12 +92,7 @@ UpgradeCheck check_upgrade_request(const HttpRequest& req) {
 
 void register_builtin_routes(RelayServiceState& state, bool plain_mode) {
   auto& r = state.relay_router;
-  // /, /index.html, /healthz; the binary registers them again with the lookup store and the
-  // shared metrics registry as further sources.
-  StatusPageSources status;
-  status.config = &state.config;
-  status.relay = &state.metrics;
-  add_status_routes(r, std::move(status));
+  // /, /index.html and /healthz: registered once, by the daemon (http/status_page.hpp).
   r.add(http::verb::get, "/ping",
         [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
           auto res = make_response(req, http::status::ok);

@@ -15,13 +15,13 @@
 #include <unordered_set>
 #include <vector>
 
-#include "access_control.hpp"
 #include "core/rate_limit.hpp"
 #include "iroh/config.hpp"
 #include "iroh/server/http_router.hpp"
 #include "iroh/server/metrics.hpp"
-#include "key_cache.hpp"
+#include "relay/access_control.hpp"
 #include "relay/client_registry.hpp"
+#include "relay/key_cache.hpp"
 #include "relay/mesh.hpp"
 #include "relay/send_queue.hpp"
 

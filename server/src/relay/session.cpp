@@ -9,7 +9,7 @@
 
 #include "core/log.hpp"
 #include "relay/connection_impl.hpp"
-#include "relay_service.hpp"
+#include "relay/relay_service.hpp"
 
 namespace iroh::server {
 

@@ -8,39 +8,25 @@
 //   daemon.stop();                         // closes listeners and clients, joins the threads
 #pragma once
 
+#include <prometheus/registry.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
-#include <prometheus/registry.h>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "core/tls.hpp"
 #include "iroh/config.hpp"
 #include "iroh/server/http_router.hpp"
 #include "iroh/server/metrics.hpp"
+#include "iroh/server/service.hpp"
 
 namespace iroh::server {
-
-// A service with the daemon's lifecycle. start() runs on the caller's thread after the relay
-// listeners are bound and may post work onto Daemon::io_context(); stop() must be idempotent.
-class Service {
- public:
-  virtual ~Service() = default;
-  virtual std::string_view name() const = 0;
-  virtual void start() = 0;
-  virtual void stop() = 0;
-  // SIGHUP / Daemon::reload: apply the reloadable settings of `next` (already validated by the
-  // config loader) without dropping anyone. Throw (std::exception) to reject it: the daemon then
-  // keeps the old config everywhere it can. Default: nothing reloads.
-  virtual void reload(const config::Config& /*next*/) {}
-  // A new certificate chain + key (PEM text) for services that serve TLS (QAD). Called after the
-  // relay accepted the pair; throw std::runtime_error if it cannot be used.
-  virtual void reload_certificate(const std::string& /*cert_chain_pem*/,
-                                  const std::string& /*key_pem*/) {}
-};
 
 class Daemon {
  public:
@@ -61,6 +47,10 @@ class Daemon {
   // its own, the HTTPS one with its own certificate).
   HttpRouter& lookup_router();
   void add_service(std::unique_ptr<Service> service);
+  // Before start(): the address-lookup store's packet count and health for the status page and
+  // /healthz (the daemon registers those routes once, at construction).
+  void set_lookup_status(std::function<std::optional<std::size_t>()> store_size,
+                         std::function<std::string_view()> store_health);
 
   void start();
   // Blocks until stop() is called (from another thread or a signal handler via request_stop()).
@@ -94,6 +84,11 @@ class Daemon {
   std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> lookup_http_endpoint() const;
   std::optional<boost::asio::ip::tcp::endpoint> lookup_https_endpoint() const;
+
+  // The certificate chain + key picked at construction (certificate.hpp) when the relay serves
+  // HTTPS or QAD is enabled; empty otherwise. The starting certificate: later ones arrive
+  // through reload_certificate(). wiring.cpp hands it to QAD so both serve the same one.
+  const std::optional<PemPair>& certificate() const;
 
   // The config the daemon was constructed with (reloads do not change it; see current_config()).
   const config::Config& config() const;

@@ -1,6 +1,6 @@
 // Counters of the relay service, named like the reference's `relayserver` metrics group
 // (spec relay.md §10). The hot path only does relaxed atomic increments here; the metrics
-// listener (server/src/metrics_service.hpp) reads them at scrape time and prints them as
+// listener (server/src/metrics/metrics_service.hpp) reads them at scrape time and prints them as
 // relayserver_<name>_total, next to the families other services register in the daemon's shared
 // prometheus::Registry. Plain atomics rather than prometheus::Counter: a relaxed fetch_add on
 // uint64 costs 0.45-0.7x of prometheus-cpp 1.0's compare-exchange loop on an atomic<double>

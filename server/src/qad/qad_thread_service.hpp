@@ -11,7 +11,7 @@
 #include <thread>
 #include <utility>
 
-#include "iroh/server/daemon.hpp"
+#include "iroh/server/service.hpp"
 #include "qad/qad_service.hpp"
 
 namespace iroh::server {

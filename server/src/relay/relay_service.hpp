@@ -11,18 +11,28 @@
 #include <optional>
 #include <string>
 
+#include "core/net.hpp"
 #include "iroh/config.hpp"
 #include "iroh/server/http_router.hpp"
 #include "iroh/server/metrics.hpp"
+#include "iroh/server/service.hpp"
 
 namespace iroh::server {
 
-class RelayService {
+// A Service like the others (issue 14): the daemon starts it first (the other services start
+// after its listeners are bound) and stops it last.
+class RelayService final : public Service {
  public:
-  // Throws config::ConfigError for settings this build rejects (access.http, LetsEncrypt, bad
-  // cert/key files).
-  RelayService(const config::Config& config, RelayMetrics& metrics);
-  ~RelayService();
+  // Throws config::ConfigError for settings this build rejects (access.http). The TLS contexts
+  // come from the owner, which picks the certificate once (certificate.hpp): `tls_context` for
+  // the HTTPS listener (required in TLS mode with the relay enabled: std::invalid_argument
+  // otherwise), `lookup_tls_context` for lookup_listeners.https (required when that is set).
+  RelayService(const config::Config& config, RelayMetrics& metrics,
+               std::shared_ptr<boost::asio::ssl::context> tls_context,
+               std::shared_ptr<boost::asio::ssl::context> lookup_tls_context);
+  ~RelayService() override;
+
+  std::string_view name() const override { return "relay"; }
 
   // Routes of the relay service (the HTTPS listener in TLS mode, the only listener otherwise).
   HttpRouter& router();
@@ -43,9 +53,9 @@ class RelayService {
 
   // Starts the relay workers (config relay_threads), binds the listeners (one acceptor per
   // worker) and starts accepting. Throws boost::system::system_error.
-  void start();
+  void start() override;
   // Stops accepting and closes every connection; returns immediately.
-  void stop();
+  void stop() override;
   // After stop(): stops the relay workers' loops and joins their threads; connections still open
   // are destroyed. Idempotent; the destructor calls it.
   void join();
@@ -79,8 +89,8 @@ struct UpgradeCheck {
 UpgradeCheck check_upgrade_request(const HttpRequest& req);
 // The X-Iroh-Response value for an X-Iroh-Challenge, if the challenge is acceptable (§2.4).
 std::optional<std::string> captive_portal_response(std::string_view challenge);
-// "127.0.0.1:80" / "[::1]:443"
-std::string format_endpoint(const boost::asio::ip::tcp::endpoint& ep);
+// "127.0.0.1:80" / "[::1]:443" (core/net.hpp, shared with the other listeners).
+using net::format_endpoint;
 // IMF-fixdate for the Date header.
 std::string http_date();
 

@@ -1,4 +1,4 @@
-#include "tls.hpp"
+#include "core/tls.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -9,11 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "acme/certificate_store.hpp"
-#include "acme/tls_alpn.hpp"
 #include "core/log.hpp"
 #include "iroh/encoding.hpp"
-#include "qad/quic_tls.hpp"
 
 namespace iroh::server {
 
@@ -68,50 +65,7 @@ std::shared_ptr<ssl::context> make_server_tls_context(const std::string& chain_p
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     throw std::runtime_error("the private key does not match the certificate");
   }
-  // TLS-ALPN-01 (RFC 8737): pending ACME validations answer on every HTTPS listener.
-  acme::TlsAlpnChallenges::attach(ctx->native_handle());
   return ctx;
-}
-
-std::shared_ptr<ssl::context> make_server_tls_context(const config::Config& config) {
-  return make_server_tls_context(*config.tls, config.source.string(), "tls");
-}
-
-std::shared_ptr<ssl::context> make_server_tls_context(const config::TlsConfig& tls,
-                                                      const std::string& source,
-                                                      const std::string& section) {
-  if (tls.cert_mode == config::CertMode::LetsEncrypt) {
-    // The cached ACME certificate, or a temporary self-signed one until the ACME service
-    // (acme/acme_service.hpp) installs the first issued certificate.
-    acme::PemPair pem = acme::startup_certificate(tls);
-    return make_server_tls_context(pem.chain_pem, pem.key_pem);
-  }
-  if (tls.cert_mode == config::CertMode::SelfSigned) {
-    auto pem = quic::generate_self_signed_certificate(tls.hostname.empty() ? "localhost"
-                                                                           : tls.hostname[0]);
-    if (!pem) throw std::runtime_error("cannot generate a self-signed certificate");
-    return make_server_tls_context(pem->certificate, pem->private_key);
-  }
-  std::string chain, key;
-  try {
-    chain = read_text_file(tls.manual_cert_path.string());
-  } catch (const std::exception& e) {
-    throw config::ConfigError(source, 0, section + ".manual_cert_path",
-                              std::string("cannot load certificate chain: ") + e.what());
-  }
-  try {
-    key = read_text_file(tls.manual_key_path.string());
-  } catch (const std::exception& e) {
-    throw config::ConfigError(source, 0, section + ".manual_key_path",
-                              std::string("cannot load private key: ") + e.what());
-  }
-  try {
-    return make_server_tls_context(chain, key);
-  } catch (const std::exception& e) {
-    throw config::ConfigError(
-        source, 0, section + ".manual_cert_path",
-        tls.manual_cert_path.string() + " / " + tls.manual_key_path.string() + ": " + e.what());
-  }
 }
 
 std::string certificate_fingerprint(const std::string& chain_pem) {

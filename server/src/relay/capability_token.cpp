@@ -1,4 +1,4 @@
-#include "capability_token.hpp"
+#include "relay/capability_token.hpp"
 
 #include <sodium.h>
 

@@ -1,4 +1,4 @@
-#include "status_page.hpp"
+#include "http/status_page.hpp"
 
 #include <prometheus/metric_family.h>
 
@@ -221,7 +221,10 @@ std::string render_status_page(const StatusPageSources& sources) {
 }
 
 void add_status_routes(HttpRouter& router, StatusPageSources sources) {
-  auto shared = std::make_shared<const StatusPageSources>(std::move(sources));
+  add_status_routes(router, std::make_shared<const StatusPageSources>(std::move(sources)));
+}
+
+void add_status_routes(HttpRouter& router, std::shared_ptr<const StatusPageSources> shared) {
   auto index = [shared](const HttpRequest& req,
                         const RequestInfo&) -> asio::awaitable<HttpResponse> {
     co_return make_response(req, http::status::ok, render_status_page(*shared),

@@ -1,4 +1,4 @@
-#include "lookup_metrics.hpp"
+#include "lookup/lookup_metrics.hpp"
 
 #include <string>
 

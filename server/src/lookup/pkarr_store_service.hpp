@@ -36,9 +36,9 @@
 #include <vector>
 
 #include "iroh/config.hpp"
-#include "iroh/server/daemon.hpp"
-#include "lookup_metrics.hpp"
-#include "pkarr_store.hpp"
+#include "iroh/server/service.hpp"
+#include "lookup/lookup_metrics.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 

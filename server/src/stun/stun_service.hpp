@@ -25,7 +25,7 @@
 #include <string_view>
 
 #include "iroh/config.hpp"
-#include "iroh/server/daemon.hpp"
+#include "iroh/server/service.hpp"
 #include "iroh/stun.hpp"
 
 namespace iroh::server {

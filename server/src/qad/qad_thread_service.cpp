@@ -1,4 +1,4 @@
-#include "qad_thread_service.hpp"
+#include "qad/qad_thread_service.hpp"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>

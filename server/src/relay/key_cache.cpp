@@ -1,4 +1,4 @@
-#include "key_cache.hpp"
+#include "relay/key_cache.hpp"
 
 namespace iroh::server {
 

@@ -1,4 +1,4 @@
-#include "metrics_service.hpp"
+#include "metrics/metrics_service.hpp"
 
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
@@ -18,10 +18,11 @@
 #include <sstream>
 #include <unordered_set>
 
-#include "accept_backoff.hpp"
+#include "core/accept_backoff.hpp"
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
-#include "relay_service.hpp"
+#include "core/net.hpp"
+#include "iroh/server/http_router.hpp"
 
 namespace iroh::server {
 
@@ -61,6 +62,73 @@ prometheus::ClientMetric gauge_sample(double value) {
 
 double load(const Counter& c) {
   return double(c.load(std::memory_order_relaxed));
+}
+
+// Issue 16 (docs/mesh.md §7): the mesh families, per configured peer labelled with its URL.
+void collect_mesh(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  using prometheus::MetricType;
+  auto up = family("relayserver_mesh_peer_up", "1 while the outgoing mesh link to the peer is up.",
+                   MetricType::Gauge);
+  auto dgrams = family("relayserver_mesh_forwarded_datagrams_total",
+                       "Datagrams forwarded to the mesh peer.", MetricType::Counter);
+  auto bytes = family("relayserver_mesh_forwarded_bytes_total",
+                      "Bytes of datagram frames forwarded to the mesh peer.", MetricType::Counter);
+  auto over = family("relayserver_mesh_presence_dropped_total",
+                     "Present frames for a new endpoint dropped because the peer already "
+                     "announced mesh.max_remote_endpoints endpoints.",
+                     MetricType::Counter);
+  double peers_up = 0;
+  for (const auto& p : m.mesh_peers) {
+    const bool is_up = p->up.load(std::memory_order_relaxed);
+    peers_up += is_up ? 1 : 0;
+    auto g = gauge_sample(is_up ? 1 : 0);
+    g.label = {{"peer", p->url}};
+    up.metric.push_back(std::move(g));
+    dgrams.metric.push_back(counter_sample(load(p->forwarded_datagrams), {{"peer", p->url}}));
+    bytes.metric.push_back(counter_sample(load(p->forwarded_bytes), {{"peer", p->url}}));
+    over.metric.push_back(counter_sample(load(p->presence_dropped), {{"peer", p->url}}));
+  }
+  out.push_back(std::move(up));
+  out.push_back(std::move(dgrams));
+  out.push_back(std::move(bytes));
+  out.push_back(std::move(over));
+  auto n = family("relayserver_mesh_peers_up", "Mesh peers whose outgoing link is up.",
+                  MetricType::Gauge);
+  n.metric.push_back(gauge_sample(peers_up));
+  out.push_back(std::move(n));
+  auto remote = family("relayserver_mesh_remote_endpoints",
+                       "Endpoints known to be connected at mesh peers.", MetricType::Gauge);
+  remote.metric.push_back(
+      gauge_sample(double(m.mesh_remote_endpoints.load(std::memory_order_relaxed))));
+  out.push_back(std::move(remote));
+  auto refused = family("relayserver_mesh_links_refused_total",
+                        "Incoming mesh links that failed authentication.", MetricType::Counter);
+  refused.metric.push_back(counter_sample(load(m.mesh_links_refused)));
+  out.push_back(std::move(refused));
+}
+
+// The send queues' depth, read by walking the client registry at scrape time.
+void collect_queue_depth(const RelayQueueDepth& depth, std::vector<prometheus::MetricFamily>& out) {
+  using prometheus::MetricType;
+  const std::pair<const char*, const char*> depth_names[] = {
+      {"relayserver_queued_datagrams",
+       "Datagrams waiting in the per-client send queues, all clients together."},
+      {"relayserver_client_queue_max_datagrams",
+       "Datagrams waiting in the longest per-client send queue."},
+      {"relayserver_queued_bytes",
+       "Datagram bytes waiting in the per-client send queues, all clients together (capped by "
+       "limits.total_queue_bytes)."},
+      {"relayserver_client_queue_max_bytes",
+       "Datagram bytes waiting in the largest per-client send queue (capped by "
+       "limits.client_queue_bytes)."},
+  };
+  const double depth_values[] = {double(depth.total), double(depth.max), double(depth.total_bytes),
+                                 double(depth.max_bytes)};
+  for (std::size_t i = 0; i < std::size(depth_names); ++i) {
+    auto f = family(depth_names[i].first, depth_names[i].second, MetricType::Gauge);
+    f.metric.push_back(gauge_sample(depth_values[i]));
+    out.push_back(std::move(f));
+  }
 }
 
 }  // namespace
@@ -217,70 +285,8 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
     f.metric.push_back(gauge_sample(gauge_values[i]));
     out.push_back(std::move(f));
   }
-  if (!m.mesh_peers.empty()) {
-    // Issue 16 (docs/mesh.md §7): per configured peer, labelled with its URL.
-    auto up = family("relayserver_mesh_peer_up",
-                     "1 while the outgoing mesh link to the peer is up.", MetricType::Gauge);
-    auto dgrams = family("relayserver_mesh_forwarded_datagrams_total",
-                         "Datagrams forwarded to the mesh peer.", MetricType::Counter);
-    auto bytes =
-        family("relayserver_mesh_forwarded_bytes_total",
-               "Bytes of datagram frames forwarded to the mesh peer.", MetricType::Counter);
-    auto over = family("relayserver_mesh_presence_dropped_total",
-                       "Present frames for a new endpoint dropped because the peer already "
-                       "announced mesh.max_remote_endpoints endpoints.",
-                       MetricType::Counter);
-    double peers_up = 0;
-    for (const auto& p : m.mesh_peers) {
-      const bool is_up = p->up.load(std::memory_order_relaxed);
-      peers_up += is_up ? 1 : 0;
-      auto g = gauge_sample(is_up ? 1 : 0);
-      g.label = {{"peer", p->url}};
-      up.metric.push_back(std::move(g));
-      dgrams.metric.push_back(counter_sample(load(p->forwarded_datagrams), {{"peer", p->url}}));
-      bytes.metric.push_back(counter_sample(load(p->forwarded_bytes), {{"peer", p->url}}));
-      over.metric.push_back(counter_sample(load(p->presence_dropped), {{"peer", p->url}}));
-    }
-    out.push_back(std::move(up));
-    out.push_back(std::move(dgrams));
-    out.push_back(std::move(bytes));
-    out.push_back(std::move(over));
-    auto n = family("relayserver_mesh_peers_up", "Mesh peers whose outgoing link is up.",
-                    MetricType::Gauge);
-    n.metric.push_back(gauge_sample(peers_up));
-    out.push_back(std::move(n));
-    auto remote = family("relayserver_mesh_remote_endpoints",
-                         "Endpoints known to be connected at mesh peers.", MetricType::Gauge);
-    remote.metric.push_back(
-        gauge_sample(double(m.mesh_remote_endpoints.load(std::memory_order_relaxed))));
-    out.push_back(std::move(remote));
-    auto refused = family("relayserver_mesh_links_refused_total",
-                          "Incoming mesh links that failed authentication.", MetricType::Counter);
-    refused.metric.push_back(counter_sample(load(m.mesh_links_refused)));
-    out.push_back(std::move(refused));
-  }
-  if (queue_depth_) {
-    const RelayQueueDepth depth = queue_depth_();
-    const std::pair<const char*, const char*> depth_names[] = {
-        {"relayserver_queued_datagrams",
-         "Datagrams waiting in the per-client send queues, all clients together."},
-        {"relayserver_client_queue_max_datagrams",
-         "Datagrams waiting in the longest per-client send queue."},
-        {"relayserver_queued_bytes",
-         "Datagram bytes waiting in the per-client send queues, all clients together (capped by "
-         "limits.total_queue_bytes)."},
-        {"relayserver_client_queue_max_bytes",
-         "Datagram bytes waiting in the largest per-client send queue (capped by "
-         "limits.client_queue_bytes)."},
-    };
-    const double depth_values[] = {double(depth.total), double(depth.max),
-                                   double(depth.total_bytes), double(depth.max_bytes)};
-    for (std::size_t i = 0; i < std::size(depth_names); ++i) {
-      auto f = family(depth_names[i].first, depth_names[i].second, MetricType::Gauge);
-      f.metric.push_back(gauge_sample(depth_values[i]));
-      out.push_back(std::move(f));
-    }
-  }
+  if (!m.mesh_peers.empty()) collect_mesh(m, out);
+  if (queue_depth_) collect_queue_depth(queue_depth_(), out);
   return out;
 }
 
@@ -416,7 +422,7 @@ void MetricsService::start() {
   a.listen(asio::socket_base::max_listen_connections);
   state_->bound = a.local_endpoint();
   // Stable format, parsed by tests and scripts.
-  log::info("listening metrics on ", format_endpoint(*state_->bound));
+  log::info("listening metrics on ", net::format_endpoint(*state_->bound));
   asio::co_spawn(a.get_executor(), accept_loop(state_), asio::detached);
 }
 
@@ -459,8 +465,10 @@ class LookupStoreCollector final : public prometheus::Collectable {
 }  // namespace
 
 std::unique_ptr<MetricsService> make_metrics_service(
-    Daemon& daemon, std::function<std::optional<std::size_t>()> lookup_store_size) {
-  auto registry = daemon.metrics_registry();
+    const ServiceContext& ctx, const config::SocketAddr& bind_addr, const RelayMetrics& relay,
+    std::function<RelayQueueDepth()> relay_queue_depth,
+    std::function<std::optional<std::size_t>()> lookup_store_size) {
+  auto registry = ctx.registry;
   prometheus::BuildGauge()
       .Name("iroh_relay_build_info")
       .Help("Build of the iroh-relay daemon (value 1).")
@@ -474,16 +482,14 @@ std::unique_ptr<MetricsService> make_metrics_service(
       .Add({})
       .SetToCurrentTime();
   MetricsServiceOptions options;
-  options.bind =
-      resolve_bind_endpoint<tcp::endpoint>(daemon.config().metrics_bind_addr, "metrics_bind_addr");
-  auto relay = std::make_shared<RelayMetricsCollector>(
-      daemon.metrics(), [&daemon] { return daemon.relay_queue_depth(); });
-  MetricsSources sources{relay, registry};
+  options.bind = resolve_bind_endpoint<tcp::endpoint>(bind_addr, "metrics_bind_addr");
+  auto relay_collector =
+      std::make_shared<RelayMetricsCollector>(relay, std::move(relay_queue_depth));
+  MetricsSources sources{relay_collector, registry};
   if (lookup_store_size) {
     sources.push_back(std::make_shared<LookupStoreCollector>(std::move(lookup_store_size)));
   }
-  return std::make_unique<MetricsService>(daemon.io_context(), std::move(options),
-                                          std::move(sources));
+  return std::make_unique<MetricsService>(ctx.io, std::move(options), std::move(sources));
 }
 
 }  // namespace iroh::server

@@ -43,7 +43,7 @@
 #include <utility>
 #include <vector>
 
-#include "udp_pktinfo.hpp"
+#include "udp/udp_pktinfo.hpp"
 
 namespace iroh::server {
 

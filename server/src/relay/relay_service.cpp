@@ -1,12 +1,13 @@
 // RelayService: builds the shared state, opens the listeners and runs the accept loops. The
 // connection itself (handshake, session, writer), the registry and the rest of the data plane
 // live in relay/.
-#include "relay_service.hpp"
+#include "relay/relay_service.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
+#include <stdexcept>
 
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
@@ -14,7 +15,6 @@
 #include "relay/listener.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/workers.hpp"
-#include "tls.hpp"
 
 namespace iroh::server {
 
@@ -78,19 +78,22 @@ void RelayService::Impl::open(const config::SocketAddr& addr, std::string_view k
   }
 }
 
-RelayService::RelayService(const config::Config& config, RelayMetrics& metrics)
+RelayService::RelayService(const config::Config& config, RelayMetrics& metrics,
+                           std::shared_ptr<asio::ssl::context> tls_context,
+                           std::shared_ptr<asio::ssl::context> lookup_tls_context)
     : impl_(std::make_unique<Impl>()) {
   impl_->state = std::make_shared<RelayServiceState>(config, metrics);
   auto& state = *impl_->state;
   bool tls_mode = config.tls && !config.dev && !config.tls->dangerous_http_only;
   if (tls_mode && config.enable_relay) {
-    state.set_tls_context(make_server_tls_context(config));
+    if (!tls_context) throw std::invalid_argument("relay: TLS mode needs a TLS context");
+    state.set_tls_context(std::move(tls_context));
     state.tls_mode = true;
   }
   register_builtin_routes(state, !tls_mode);
   if (config.lookup_listeners.https) {
-    state.set_lookup_tls_context(make_server_tls_context(
-        *config.lookup_listeners.https, config.source.string(), "lookup_listeners.https"));
+    if (!lookup_tls_context) throw std::invalid_argument("relay: lookup HTTPS needs a context");
+    state.set_lookup_tls_context(std::move(lookup_tls_context));
   }
 }
 

@@ -17,8 +17,9 @@
 #include <string_view>
 #include <vector>
 
-#include "iroh/server/daemon.hpp"
+#include "iroh/config.hpp"
 #include "iroh/server/metrics.hpp"
+#include "iroh/server/service.hpp"
 
 namespace iroh::server {
 
@@ -67,10 +68,14 @@ class MetricsService final : public Service {
   std::shared_ptr<State> state_;
 };
 
-// The daemon's metrics listener on config().metrics_bind_addr: its registry (plus a build-info
-// gauge and the process start time registered there), its relay metrics and, when
-// `lookup_store_size` is given, the gauge dns_server_store_packets read at scrape time.
+// The daemon's metrics listener on `bind_addr` (config metrics_bind_addr): ctx.registry (plus a
+// build-info gauge and the process start time registered there), the relay's `relay` counters
+// with `relay_queue_depth` read at scrape time and, when `lookup_store_size` is given, the gauge
+// dns_server_store_packets read at scrape time. Built by wiring.cpp; takes no Daemon& so that
+// the metrics service sits below the daemon (issue 14).
 std::unique_ptr<MetricsService> make_metrics_service(
-    Daemon& daemon, std::function<std::optional<std::size_t>()> lookup_store_size = {});
+    const ServiceContext& ctx, const config::SocketAddr& bind_addr, const RelayMetrics& relay,
+    std::function<RelayQueueDepth()> relay_queue_depth,
+    std::function<std::optional<std::size_t>()> lookup_store_size = {});
 
 }  // namespace iroh::server

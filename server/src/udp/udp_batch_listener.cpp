@@ -1,4 +1,4 @@
-#include "udp_batch_listener.hpp"
+#include "udp/udp_batch_listener.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -79,15 +79,6 @@ class PutRateLimiter {
 boost::asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info,
                                         const config::PkarrConfig& config);
 
-// Adds `access-control-allow-origin: *` and the CORS `vary` header of §4.4.
-void add_cors_headers(HttpResponse& res);
-// iroh-dns-server's JSON error body (§4.2), CORS headers included:
-// {"status":"<code>","detail":<string or null>}. Shared by /pkarr and /dns-query.
-HttpResponse lookup_json_error(const HttpRequest& req, boost::beast::http::status status,
-                               std::optional<std::string> detail);
-// OPTIONS on any path (and `OPTIONS *`): 200, empty body, the §4.4 CORS headers.
-void add_cors_preflight_routes(HttpRouter& router);
-
 // Registers the routes above (and 405 for other methods on /pkarr/{z32}). `store` must outlive
 // the router.
 // `also`: more routers served by the same API, rate limiter included (the plain HTTP listener

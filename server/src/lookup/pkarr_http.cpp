@@ -1,4 +1,4 @@
-#include "pkarr_http.hpp"
+#include "lookup/pkarr_http.hpp"
 
 #include <sodium.h>
 
@@ -6,14 +6,14 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cmath>
 #include <cstring>
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/log.hpp"
 #include "core/net.hpp"
+#include "http/cors.hpp"
 #include "iroh/pkarr.hpp"
-#include "lookup_metrics.hpp"
-#include "pkarr_store_service.hpp"
+#include "lookup/lookup_metrics.hpp"
+#include "lookup/pkarr_store_service.hpp"
 
 namespace iroh::server {
 namespace {
@@ -22,18 +22,9 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kPkarrPrefix = "/pkarr/";
-constexpr std::string_view kCorsVary =
-    "origin, access-control-request-method, access-control-request-headers";
 constexpr auto kSweepInterval = std::chrono::seconds(60);
 
 // ---- responses ----------------------------------------------------------------------------------
-
-HttpResponse cors_response(const HttpRequest& req, http::status status, std::string body = {},
-                           std::string_view content_type = {}) {
-  HttpResponse res = make_response(req, status, std::move(body), content_type);
-  add_cors_headers(res);
-  return res;
-}
 
 // Why `text` is not a public key, for the 400 detail (the checks of pkarr::key_from_z32).
 std::string invalid_key_reason(std::string_view text) {
@@ -407,31 +398,6 @@ asio::ip::address rate_limit_key(const HttpRequest& req, const RequestInfo& info
 }
 
 // ---- routes -------------------------------------------------------------------------------------
-
-HttpResponse lookup_json_error(const HttpRequest& req, http::status status,
-                               std::optional<std::string> detail) {
-  nlohmann::ordered_json body = {
-      {"status", std::to_string(static_cast<unsigned>(status))},
-      {"detail", detail ? nlohmann::ordered_json(*detail) : nlohmann::ordered_json(nullptr)}};
-  return cors_response(req, status,
-                       body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace),
-                       "application/json");
-}
-
-void add_cors_headers(HttpResponse& res) {
-  res.set(http::field::access_control_allow_origin, "*");
-  res.set(http::field::vary, kCorsVary);
-}
-
-void add_cors_preflight_routes(HttpRouter& router) {
-  auto preflight = [](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
-    HttpResponse res = cors_response(req, http::status::ok);
-    res.set(http::field::access_control_allow_methods, "GET,POST,PUT");
-    co_return res;
-  };
-  router.add(http::verb::options, "/", preflight, HttpRouter::Match::Prefix);
-  router.add(http::verb::options, "*", preflight);
-}
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "token_cli.hpp"
+#include "cli/token_cli.hpp"
 
 #include <fcntl.h>
 #include <sodium.h>
@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
-#include "capability_token.hpp"
+#include "core/tls.hpp"
 #include "iroh/encoding.hpp"
-#include "tls.hpp"
+#include "relay/capability_token.hpp"
 
 namespace iroh::server {
 

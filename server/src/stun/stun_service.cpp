@@ -1,4 +1,4 @@
-#include "stun_service.hpp"
+#include "stun/stun_service.hpp"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,7 +15,7 @@
 #include "core/log.hpp"
 #include "core/metric.hpp"
 #include "iroh/stun.hpp"
-#include "udp_batch_listener.hpp"
+#include "udp/udp_batch_listener.hpp"
 
 namespace iroh::server {
 

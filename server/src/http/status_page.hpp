@@ -35,6 +35,9 @@ struct StatusPageSources {
 
 // Registers GET /, /index.html and /healthz on `router`, replacing earlier registrations.
 void add_status_routes(HttpRouter& router, StatusPageSources sources);
+// The same, reading `sources` at each request: the daemon registers the routes once at
+// construction and completes the sources (the lookup store's) before it starts.
+void add_status_routes(HttpRouter& router, std::shared_ptr<const StatusPageSources> sources);
 
 // Exposed for tests.
 std::string render_status_page(const StatusPageSources& sources);

@@ -1,4 +1,4 @@
-#include "pkarr_store_service.hpp"
+#include "lookup/pkarr_store_service.hpp"
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>

@@ -19,8 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pkarr_packet_cache.hpp"
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_packet_cache.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 namespace {

@@ -1,4 +1,4 @@
-#include "access_control.hpp"
+#include "relay/access_control.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,8 +13,8 @@
 #include <cctype>
 #include <ctime>
 
-#include "capability_token.hpp"
 #include "core/log.hpp"
+#include "relay/capability_token.hpp"
 
 namespace iroh::server {
 

@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "core/log.hpp"
-#include "pkarr_packet_cache.hpp"
-#include "pkarr_store.hpp"
+#include "lookup/pkarr_packet_cache.hpp"
+#include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
 namespace {
