@@ -19,7 +19,7 @@
 #include "pkarr_http.hpp"
 #include "pkarr_store_service.hpp"
 #include "qad_thread_service.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 #include "status_page.hpp"
 #include "stun_service.hpp"
 #include "token_cli.hpp"
@@ -91,9 +91,9 @@ void add_configured_services(iroh::server::Daemon& daemon) {
       if (acme) {
         // Replaced through Service::reload_certificate once the ACME service installs one.
         iroh::server::acme::PemPair pem = iroh::server::acme::startup_certificate(*config.tls);
-        qad.certificate_pem = iroh::server::quic::PemCertificate{pem.chain_pem, pem.key_pem};
+        qad.certificate_pem = iroh::quic::PemCertificate{pem.chain_pem, pem.key_pem};
       } else if (config.tls->cert_mode == iroh::config::CertMode::SelfSigned) {
-        qad.certificate_pem = iroh::server::quic::generate_self_signed_certificate(
+        qad.certificate_pem = iroh::quic::generate_self_signed_certificate(
             config.tls->hostname.empty() ? "localhost" : config.tls->hostname[0]);
         if (!qad.certificate_pem) throw std::runtime_error("qad: cannot generate a certificate");
       } else {
@@ -105,7 +105,7 @@ void add_configured_services(iroh::server::Daemon& daemon) {
       // (iroh endpoints that verify it against web roots just fall back to /ping latency).
       qad.bind_addr = iroh::server::resolve_bind_endpoint<asio::ip::udp::endpoint>(
           iroh::config::SocketAddr{config.http_bind_addr.host, 7842}, "http_bind_addr");
-      qad.certificate_pem = iroh::server::quic::generate_self_signed_certificate("localhost");
+      qad.certificate_pem = iroh::quic::generate_self_signed_certificate("localhost");
       if (!qad.certificate_pem) throw std::runtime_error("qad: cannot generate a certificate");
     }
     qad.log = [](std::string_view line) { iroh::log::debug("qad: ", line); };

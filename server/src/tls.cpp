@@ -13,7 +13,7 @@
 #include "acme/tls_alpn.hpp"
 #include "core/log.hpp"
 #include "iroh/encoding.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 
 namespace iroh::server {
 

@@ -20,7 +20,7 @@
 #include "acme/tls_alpn.hpp"
 #include "iroh/config.hpp"
 #include "iroh/encoding.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 #include "tls.hpp"
 
 namespace acme = iroh::server::acme;
@@ -170,7 +170,7 @@ TEST(AcmeCsr, NamesEveryHostAndIsSignedByTheKey) {
 }
 
 TEST(AcmeCertificate, InfoMatchAndRenewalTime) {
-  auto pem = iroh::server::quic::generate_self_signed_certificate("relay.example");
+  auto pem = iroh::quic::generate_self_signed_certificate("relay.example");
   ASSERT_TRUE(pem);
   acme::CertificateInfo info = acme::certificate_info(pem->certificate);
   EXPECT_LT(info.not_before, std::chrono::system_clock::now());
@@ -183,7 +183,7 @@ TEST(AcmeCertificate, InfoMatchAndRenewalTime) {
   EXPECT_TRUE(acme::certificate_matches(pem->certificate, pem->private_key, {"relay.example"}));
   EXPECT_TRUE(acme::certificate_matches(pem->certificate, pem->private_key, {"localhost"}));
   EXPECT_FALSE(acme::certificate_matches(pem->certificate, pem->private_key, {"other.example"}));
-  auto other = iroh::server::quic::generate_self_signed_certificate("relay.example");
+  auto other = iroh::quic::generate_self_signed_certificate("relay.example");
   EXPECT_FALSE(acme::certificate_matches(pem->certificate, other->private_key, {"relay.example"}));
   EXPECT_THROW(acme::certificate_info("garbage"), std::runtime_error);
 }
@@ -206,7 +206,7 @@ TEST(AcmeStore, AtomicWritesAndPersistentAccountKey) {
   EXPECT_EQ(file_mode(store.dir()), 0700u);
   EXPECT_EQ(store.load_or_create_account_key().thumbprint(), account.thumbprint());
 
-  auto pem = iroh::server::quic::generate_self_signed_certificate("relay.example");
+  auto pem = iroh::quic::generate_self_signed_certificate("relay.example");
   store.save_certificate({pem->certificate, pem->private_key});
   EXPECT_EQ(file_mode(store.key_path()), 0600u);
   auto loaded = store.load_certificate();
@@ -391,7 +391,7 @@ TEST(AcmeTlsAlpn, ValidationCertificateCarriesTheCriticalAcmeIdentifier) {
 }
 
 TEST(AcmeTlsAlpn, ResponderAnswersOnlyAcmeTlsForAPendingDomain) {
-  auto pem = iroh::server::quic::generate_self_signed_certificate("relay.example");
+  auto pem = iroh::quic::generate_self_signed_certificate("relay.example");
   ASSERT_TRUE(pem);
   auto relay_ctx = iroh::server::make_server_tls_context(pem->certificate, pem->private_key);
   SSL_CTX* server = relay_ctx->native_handle();

@@ -1,15 +1,14 @@
 // RFC 9001 Appendix A vectors, spec relay.md §12.4 vectors and malformed input for the QAD
 // server's QUIC codec.
-#include "qad/quic_packet.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <string>
 
-#include "qad/quic_crypto.hpp"
+#include "iroh/quic/crypto.hpp"
+#include "iroh/quic/packet.hpp"
 
-namespace quic = iroh::server::quic;
+namespace quic = iroh::quic;
 using quic::Bytes;
 
 namespace {

@@ -1,9 +1,9 @@
 // QAD TLS glue: certificate loading and the dev-mode self-signed certificate.
-#include "qad/quic_tls.hpp"
-
 #include <gtest/gtest.h>
 
-namespace quic = iroh::server::quic;
+#include "iroh/quic/tls.hpp"
+
+namespace quic = iroh::quic;
 
 TEST(QuicTls, SelfSignedCertificateLoads) {
   auto pem = quic::generate_self_signed_certificate("relay.example");

@@ -22,9 +22,9 @@
 #include <vector>
 
 #include "core/rate_limit.hpp"
-#include "qad/qad_connection.hpp"
+#include "iroh/quic/connection.hpp"
+#include "iroh/quic/tls.hpp"
 #include "qad/qad_metrics.hpp"
-#include "qad/quic_tls.hpp"
 
 namespace iroh::server {
 

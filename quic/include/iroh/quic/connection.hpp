@@ -16,10 +16,10 @@
 #include <utility>
 #include <vector>
 
-#include "qad/quic_packet.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/packet.hpp"
+#include "iroh/quic/tls.hpp"
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 
 using Clock = std::chrono::steady_clock;
 using UdpEndpoint = boost::asio::ip::udp::endpoint;
@@ -202,4 +202,4 @@ class QadConnection {
   std::string error_text_;
 };
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

@@ -1,4 +1,4 @@
-#include "qad/quic_crypto.hpp"
+#include "iroh/quic/crypto.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 namespace {
 
 // RFC 9001 §5.2
@@ -255,4 +255,4 @@ std::array<std::uint8_t, 16> stateless_reset_token(const StatelessResetKey& key,
   return token;
 }
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

@@ -1,4 +1,4 @@
-#include "qad/quic_packet.hpp"
+#include "iroh/quic/packet.hpp"
 
 #include <openssl/rand.h>
 
@@ -6,7 +6,7 @@
 
 #include "iroh/relay_proto.hpp"
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 namespace {
 
 using relay::read_varint;
@@ -696,4 +696,4 @@ Bytes encode_transport_parameters(const TransportParameters& p) {
   return out;
 }
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

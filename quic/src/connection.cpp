@@ -1,13 +1,11 @@
-#include "qad/qad_connection.hpp"
+#include "iroh/quic/connection.hpp"
 
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <type_traits>
 
-#include "core/net.hpp"
-
-namespace iroh::server::quic {
+namespace iroh::quic {
 namespace {
 
 using std::chrono::duration_cast;
@@ -36,14 +34,20 @@ ObservedAddressFrame observed_address_of(const UdpEndpoint& endpoint, std::uint6
   ObservedAddressFrame frame;
   frame.sequence = sequence;
   frame.port = endpoint.port();
-  // IPv4 clients of a dual-stack socket are reported as IPv4 (spec §7.1).
-  const auto address = net::unmapped(endpoint.address());
+  const auto& address = endpoint.address();
   if (address.is_v4()) {
     const auto bytes = address.to_v4().to_bytes();
     std::copy(bytes.begin(), bytes.end(), frame.ip.begin());
+    return frame;
+  }
+  // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2) and are
+  // reported in the IPv4 form of the frame (spec §7.1): its last four bytes. Done here on the
+  // bytes because this library sits below server/ and cannot use core/net.hpp.
+  const auto bytes = address.to_v6().to_bytes();
+  if (address.to_v6().is_v4_mapped()) {
+    std::copy(bytes.end() - 4, bytes.end(), frame.ip.begin());
   } else {
     frame.ipv6 = true;
-    const auto bytes = address.to_v6().to_bytes();
     std::copy(bytes.begin(), bytes.end(), frame.ip.begin());
   }
   return frame;
@@ -698,4 +702,4 @@ std::vector<OutgoingDatagram> QadConnection::take_datagrams(Clock::time_point no
   return out;
 }
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

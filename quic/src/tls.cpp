@@ -1,4 +1,4 @@
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <string>
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 namespace {
 
 constexpr unsigned kTransportParametersExtension = 0x39;  // RFC 9001 §8.2
@@ -313,4 +313,4 @@ int TlsServerSession::send_transport_parameters(gnutls_session_t session, gnutls
   return static_cast<int>(self->local_parameters_.size());
 }
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

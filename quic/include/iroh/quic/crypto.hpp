@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 
 using Bytes = std::vector<std::uint8_t>;
 using ByteSpan = std::span<const std::uint8_t>;
@@ -70,4 +70,4 @@ std::optional<Bytes> aead_open(const PacketKeys& keys, std::uint64_t packet_numb
 std::optional<std::array<std::uint8_t, 5>> header_protection_mask(const PacketKeys& keys,
                                                                   ByteSpan sample);
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

@@ -12,9 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "qad/quic_crypto.hpp"
+#include "iroh/quic/crypto.hpp"
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 
 inline constexpr std::string_view kQadAlpn = "/iroh-qad/0";
 
@@ -96,4 +96,4 @@ class TlsServerSession {
   std::string error_;
 };
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic

@@ -13,9 +13,9 @@
 #include <variant>
 #include <vector>
 
-#include "qad/quic_crypto.hpp"
+#include "iroh/quic/crypto.hpp"
 
-namespace iroh::server::quic {
+namespace iroh::quic {
 
 inline constexpr std::uint32_t kVersion1 = 0x00000001;
 inline constexpr std::size_t kMaxConnectionIdSize = 20;
@@ -210,4 +210,4 @@ std::optional<TransportParameters> decode_transport_parameters(ByteSpan in);
 // Writes every parameter that differs from its default, plus the connection IDs.
 Bytes encode_transport_parameters(const TransportParameters& params);
 
-}  // namespace iroh::server::quic
+}  // namespace iroh::quic
