@@ -1546,7 +1546,7 @@ TEST_F(TomlConfig, LoadFileChoosesTheFormatByExtension) {
 }
 
 std::string reference_file(const std::string& name) {
-  std::ifstream in(fs::path(IROH_SOURCE_DIR) / "tests/unit/reference" / name);
+  std::ifstream in(fs::path(IROH_SOURCE_DIR) / "tests/unit/config/reference" / name);
   std::stringstream out;
   out << in.rdbuf();
   return out.str();

@@ -1,0 +1,158 @@
+// Relay TLS (issue 7): certificate reload keeps connections and new ones see the new
+// certificate, only modern suites, and header auth (spec relay.md §4.3) from a raw OpenSSL client.
+#include <gtest/gtest.h>
+#include <openssl/ssl.h>
+
+#include <filesystem>
+
+#include "integration/hardening_fixture.hpp"
+#include "integration/tls_fixture.hpp"
+
+namespace iroh::test {
+namespace {
+
+using relay::SecretKey;
+using server::Daemon;
+
+// ---- TLS: certificate reload, raw OpenSSL header auth ----------------------------------------
+
+class HardeningTls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = unique_temp_dir("hardening_test");
+    first_ = make_cert("first");
+    daemon_ = start_daemon(tls_test_config(dir_, first_));
+    client_ctx_.set_verify_mode(ssl::verify_none);
+  }
+  void TearDown() override {
+    daemon_->stop();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::unique_ptr<TlsRelayTestClient> tls_client(const SecretKey& key) {
+    auto c = std::make_unique<TlsRelayTestClient>(client_ctx_);
+    EXPECT_FALSE(c->connect(*daemon_->https_endpoint(), UpgradeOptions{}.with_auth_header(key)));
+    EXPECT_EQ(c->read(), kConfirm);
+    return c;
+  }
+  std::filesystem::path dir_;
+  CertFiles first_;
+  std::unique_ptr<Daemon> daemon_;
+  ssl::context client_ctx_{ssl::context::tls_client};
+};
+
+TEST_F(HardeningTls, CertificateReloadKeepsConnectionsNewOnesSeeNewCert) {
+  auto old_client = tls_client(SecretKey::generate());
+  EXPECT_EQ(fingerprint_of(old_client->stream().next_layer().native_handle()),
+            fingerprint_of_pem(first_.cert_pem));
+
+  // A mismatched pair (new cert, old key) is refused; the running certificate stays.
+  auto second = make_cert("second");
+  EXPECT_THROW(daemon_->reload_certificate(second.cert_pem, first_.key_pem), std::runtime_error);
+  EXPECT_THROW(daemon_->reload_certificate("garbage", "garbage"), std::runtime_error);
+
+  // New files on disk: picked up by the mtime/inode poll (every 2 s; bounded wait).
+  write_file(dir_ / "key.pem", second.key_pem);
+  write_file(dir_ / "cert.pem", second.cert_pem);
+  bool switched = eventually(
+      [&] {
+        TlsRelayTestClient probe(client_ctx_);
+        if (probe.connect(*daemon_->https_endpoint())) return false;
+        return fingerprint_of(probe.stream().next_layer().native_handle()) ==
+               fingerprint_of_pem(second.cert_pem);
+      },
+      15s);
+  EXPECT_TRUE(switched);
+  auto new_client = tls_client(SecretKey::generate());
+  EXPECT_EQ(fingerprint_of(new_client->stream().next_layer().native_handle()),
+            fingerprint_of_pem(second.cert_pem));
+  // The connection made before the reload is still relaying.
+  EXPECT_TRUE(old_client->ping_barrier());
+
+  // And back via the API (what ACME calls).
+  daemon_->reload_certificate(first_.cert_pem, first_.key_pem);
+  auto third = tls_client(SecretKey::generate());
+  EXPECT_EQ(fingerprint_of(third->stream().next_layer().native_handle()),
+            fingerprint_of_pem(first_.cert_pem));
+  EXPECT_TRUE(old_client->ping_barrier());
+  EXPECT_TRUE(new_client->ping_barrier());
+}
+
+TEST_F(HardeningTls, OnlyModernSuites) {
+  for (const char* suite :
+       {"AES128-SHA", "ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-SHA256"}) {
+    ssl::context ctx{ssl::context::tls_client};
+    ctx.set_verify_mode(ssl::verify_none);
+    SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    SSL_CTX_set_cipher_list(ctx.native_handle(), suite);
+    TlsRelayTestClient c(ctx);
+    EXPECT_TRUE(c.connect(*daemon_->https_endpoint())) << suite;
+  }
+  ssl::context ctx{ssl::context::tls_client};
+  ctx.set_verify_mode(ssl::verify_none);
+  SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_1_VERSION);
+  SSL_CTX_set_security_level(ctx.native_handle(), 0);
+  TlsRelayTestClient old(ctx);
+  EXPECT_TRUE(old.connect(*daemon_->https_endpoint()));
+}
+
+// Header auth (relay.md §4.3) from a client written against OpenSSL's SSL_* API directly (no
+// Asio, no Beast): plain socket, SSL_connect, SSL_export_keying_material, hand-written HTTP
+// upgrade and WebSocket frame parsing.
+TEST_F(HardeningTls, RawOpenSslClientHeaderAuth) {
+  auto ep = *daemon_->https_endpoint();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(ep.port());
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  ASSERT_EQ(SSL_connect(ssl), 1);
+  EXPECT_EQ(std::string(SSL_get_version(ssl)), "TLSv1.3");
+
+  auto key = SecretKey::generate();
+  auto pub = key.public_key();
+  std::array<std::uint8_t, 32> ekm{};
+  ASSERT_EQ(SSL_export_keying_material(ssl, ekm.data(), ekm.size(), relay::kExporterLabel.data(),
+                                       relay::kExporterLabel.size(), pub.bytes.data(),
+                                       pub.bytes.size(), 1),
+            1);
+  std::string auth = relay::encode_auth_header(relay::sign_key_material(key, ekm));
+  std::string req =
+      "GET /relay HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+      "Sec-WebSocket-Protocol: iroh-relay-v2\r\n" +
+      std::string(relay::kAuthHeader) + ": " + auth + "\r\n\r\n";
+  ASSERT_EQ(SSL_write(ssl, req.data(), int(req.size())), int(req.size()));
+  std::string in;
+  char buf[4096];
+  // Response head, then the first WebSocket frame: ServerConfirmsAuth (no challenge).
+  for (int i = 0; i < 20; ++i) {
+    auto head_end = in.find("\r\n\r\n");
+    if (head_end != std::string::npos && in.size() >= head_end + 4 + 3) break;
+    int n = SSL_read(ssl, buf, sizeof buf);
+    if (n <= 0) break;
+    in.append(buf, std::size_t(n));
+  }
+  ASSERT_EQ(in.rfind("HTTP/1.1 101", 0), 0u) << in;
+  EXPECT_NE(in.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos);
+  auto body = in.substr(in.find("\r\n\r\n") + 4);
+  ASSERT_GE(body.size(), 3u);
+  EXPECT_EQ(std::uint8_t(body[0]), 0x82);  // FIN + binary, unmasked
+  EXPECT_EQ(std::uint8_t(body[1]), 1);
+  EXPECT_EQ(std::uint8_t(body[2]), 2);  // ServerConfirmsAuth
+  EXPECT_EQ(daemon_->client_count(), 1u);
+  SSL_shutdown(ssl);
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace iroh::test
