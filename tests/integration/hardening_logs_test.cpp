@@ -4,12 +4,11 @@
 #include <sodium.h>
 
 #include <ctime>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "capability_token.hpp"
-#include "core/log.hpp"
 #include "integration/hardening_fixture.hpp"
+#include "integration/log_capture.hpp"
 
 namespace iroh::test {
 namespace {
@@ -17,29 +16,6 @@ namespace {
 using relay::SecretKey;
 
 // ---- logs -----------------------------------------------------------------------------------
-
-class LogCapture {
- public:
-  LogCapture() {
-    log::set_test_sink([this](std::string_view line) {
-      std::lock_guard lock(mutex_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() {
-    log::set_test_sink({});
-    log::set_level(log::Level::Info);
-    log::set_format(log::Format::Text);
-  }
-  std::vector<std::string> lines() {
-    std::lock_guard lock(mutex_);
-    return lines_;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::string> lines_;
-};
 
 TEST(HardeningLogs, JsonFormatIsOneObjectPerLine) {
   LogCapture capture;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "integration/hardening_fixture.hpp"
+#include "integration/raw_tls_client.hpp"
 #include "integration/tls_fixture.hpp"
 
 namespace iroh::test {
@@ -100,58 +101,19 @@ TEST_F(HardeningTls, OnlyModernSuites) {
 // Asio, no Beast): plain socket, SSL_connect, SSL_export_keying_material, hand-written HTTP
 // upgrade and WebSocket frame parsing.
 TEST_F(HardeningTls, RawOpenSslClientHeaderAuth) {
-  auto ep = *daemon_->https_endpoint();
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(ep.port());
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd);
-  ASSERT_EQ(SSL_connect(ssl), 1);
-  EXPECT_EQ(std::string(SSL_get_version(ssl)), "TLSv1.3");
-
+  RawTlsClient c(daemon_->https_endpoint()->port());
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(std::string(SSL_get_version(c.ssl())), "TLSv1.3");
   auto key = SecretKey::generate();
-  auto pub = key.public_key();
-  std::array<std::uint8_t, 32> ekm{};
-  ASSERT_EQ(SSL_export_keying_material(ssl, ekm.data(), ekm.size(), relay::kExporterLabel.data(),
-                                       relay::kExporterLabel.size(), pub.bytes.data(),
-                                       pub.bytes.size(), 1),
-            1);
-  std::string auth = relay::encode_auth_header(relay::sign_key_material(key, ekm));
-  std::string req =
-      "GET /relay HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Sec-WebSocket-Protocol: iroh-relay-v2\r\n" +
-      std::string(relay::kAuthHeader) + ": " + auth + "\r\n\r\n";
-  ASSERT_EQ(SSL_write(ssl, req.data(), int(req.size())), int(req.size()));
-  std::string in;
-  char buf[4096];
-  // Response head, then the first WebSocket frame: ServerConfirmsAuth (no challenge).
-  for (int i = 0; i < 20; ++i) {
-    auto head_end = in.find("\r\n\r\n");
-    if (head_end != std::string::npos && in.size() >= head_end + 4 + 3) break;
-    int n = SSL_read(ssl, buf, sizeof buf);
-    if (n <= 0) break;
-    in.append(buf, std::size_t(n));
-  }
-  ASSERT_EQ(in.rfind("HTTP/1.1 101", 0), 0u) << in;
-  EXPECT_NE(in.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos);
-  auto body = in.substr(in.find("\r\n\r\n") + 4);
-  ASSERT_GE(body.size(), 3u);
-  EXPECT_EQ(std::uint8_t(body[0]), 0x82);  // FIN + binary, unmasked
-  EXPECT_EQ(std::uint8_t(body[1]), 1);
-  EXPECT_EQ(std::uint8_t(body[2]), 2);  // ServerConfirmsAuth
+  const auto ekm = export_keying_material(c.ssl(), relay::kExporterLabel, key.public_key());
+  const auto upgrade =
+      c.relay_upgrade(relay::encode_auth_header(relay::sign_key_material(key, ekm)));
+  ASSERT_EQ(upgrade.head.rfind("HTTP/1.1 101", 0), 0u) << upgrade.head;
+  EXPECT_NE(upgrade.head.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos);
+  EXPECT_EQ(upgrade.first_byte, 0x82);  // FIN + binary, unmasked
+  // ServerConfirmsAuth: the header proved the key, no challenge.
+  EXPECT_EQ(upgrade.first_message, kConfirm);
   EXPECT_EQ(daemon_->client_count(), 1u);
-  SSL_shutdown(ssl);
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ::close(fd);
 }
 
 }  // namespace
