@@ -7,17 +7,12 @@
 
 #include <map>
 
+#include "unit/hex_text.hpp"
+
 namespace iroh::dns {
 namespace {
 
-Bytes hex(std::string_view text) {
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
-    out.push_back(
-        static_cast<std::uint8_t>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using iroh::test::from_hex;
 
 constexpr std::string_view kZ32 = "47pjoycnsrfmxikm95jh13y88e8qnhzu5kungjpxyepgt7a8krpy";
 constexpr std::string_view kRelay = "relay=https://euc1-1.relay.n0.iroh.link./";
@@ -45,13 +40,13 @@ pkarr::PublicKey vector_key() {
 }
 
 pkarr::SignedPacket packet_from_payload(std::string_view payload_hex) {
-  auto r = pkarr::SignedPacket::from_relay_payload(vector_key(), hex(payload_hex));
+  auto r = pkarr::SignedPacket::from_relay_payload(vector_key(), from_hex(payload_hex));
   EXPECT_TRUE(std::holds_alternative<pkarr::SignedPacket>(r));
   return std::get<pkarr::SignedPacket>(r);
 }
 
 relay::SecretKey vector_secret() {
-  const Bytes seed = hex(kSeedHex);
+  const Bytes seed = from_hex(kSeedHex);
   return relay::SecretKey::from_seed(std::span<const std::uint8_t, 32>(seed.data(), 32));
 }
 
@@ -185,7 +180,7 @@ class DnsResolverTest : public ::testing::Test {
 // §12 step 3: query D -> NOERROR, AA, RD copied, RA=0, the two TXT RRs, nothing else.
 TEST_F(DnsResolverTest, Step3VectorAAnswersQueryD) {
   store(packet_from_payload(kPayloadA));
-  Reply r = ask(hex(kQueryD));
+  Reply r = ask(from_hex(kQueryD));
   EXPECT_EQ(r.answer.outcome, Outcome::Success);
   EXPECT_EQ(r.id(), 0);
   EXPECT_TRUE(r.qr());
@@ -200,7 +195,7 @@ TEST_F(DnsResolverTest, Step3VectorAAnswersQueryD) {
   EXPECT_EQ(r.ns(), 0);
   EXPECT_EQ(r.ar(), 0);
   // The question is echoed byte for byte.
-  const Bytes d = hex(kQueryD);
+  const Bytes d = from_hex(kQueryD);
   EXPECT_TRUE(std::equal(d.begin() + 12, d.end(), r.wire.begin() + 12));
   ResponseView v = r.view();
   ASSERT_EQ(v.answers.size(), 2u);
@@ -248,7 +243,7 @@ TEST_F(DnsResolverTest, Step5RootOrigin) {
 // Step 8: the empty packet C replaces A -> NXDOMAIN with the SOA.
 TEST_F(DnsResolverTest, Step8EmptyPacketIsNxdomain) {
   store(packet_from_payload(kPayloadC));
-  Reply r = ask(hex(kQueryD));
+  Reply r = ask(from_hex(kQueryD));
   EXPECT_EQ(r.answer.outcome, Outcome::NotFound);
   EXPECT_EQ(r.rcode(), 3);
   EXPECT_TRUE(r.aa());
@@ -260,14 +255,14 @@ TEST_F(DnsResolverTest, VectorBUncompressedAnswersTheSame) {
   store(sign({pkarr::Record::make_txt("_iroh." + std::string(kZ32), 30, {std::string(kRelay)}),
               pkarr::Record::make_txt("_iroh." + std::string(kZ32), 30, {std::string(kAddr)})},
              pkarr::NameCompression::Uncompressed));
-  ResponseView v = ask(hex(kQueryD)).view();
+  ResponseView v = ask(from_hex(kQueryD)).view();
   ASSERT_EQ(v.answers.size(), 2u);
   EXPECT_EQ(v.answers[0].data, kRelay);
   EXPECT_EQ(v.answers[1].data, kAddr);
 }
 
 TEST_F(DnsResolverTest, UnknownKeyIsNxdomain) {
-  Reply r = ask(hex(kQueryD));
+  Reply r = ask(from_hex(kQueryD));
   EXPECT_EQ(r.rcode(), 3);
   EXPECT_TRUE(r.aa());
   EXPECT_EQ(r.ns(), 1);
@@ -436,7 +431,7 @@ TEST_F(DnsResolverTest, OtherOpcodesNotImplemented) {
 
 TEST_F(DnsResolverTest, StoreErrorIsRefusedAuthoritative) {
   store_fails = true;
-  Reply r = ask(hex(kQueryD));
+  Reply r = ask(from_hex(kQueryD));
   EXPECT_EQ(r.rcode(), 5);
   EXPECT_TRUE(r.aa());
   EXPECT_EQ(r.answer.outcome, Outcome::Error);
@@ -447,7 +442,7 @@ TEST_F(DnsResolverTest, StoreErrorIsRefusedAuthoritative) {
 TEST_F(DnsResolverTest, ShortAndResponseMessagesDropped) {
   EXPECT_EQ(ask(Bytes{}).answer.outcome, Outcome::Dropped);
   EXPECT_EQ(ask(Bytes(11, 0)).answer.outcome, Outcome::Dropped);
-  Bytes response = hex(kQueryD);
+  Bytes response = from_hex(kQueryD);
   response[2] |= 0x80;
   Reply r = ask(response);
   EXPECT_EQ(r.answer.outcome, Outcome::Dropped);
@@ -455,7 +450,7 @@ TEST_F(DnsResolverTest, ShortAndResponseMessagesDropped) {
 }
 
 TEST_F(DnsResolverTest, MalformedIsFormerrWithoutQuestion) {
-  const Bytes d = hex(kQueryD);
+  const Bytes d = from_hex(kQueryD);
   std::vector<Bytes> bad;
   Bytes no_question = d;
   no_question[5] = 0;  // QDCOUNT 0 but a question follows
@@ -621,7 +616,7 @@ TEST(DnsJsonHelpers, MakeQueryMatchesVectorD) {
   auto q =
       make_query(JsonQuery{.name = "_iroh." + std::string(kZ32) + ".irohdns.example.", .type = 16});
   ASSERT_TRUE(q);
-  EXPECT_EQ(*q, hex(kQueryD));
+  EXPECT_EQ(*q, from_hex(kQueryD));
   auto relative =
       make_query(JsonQuery{.name = "_iroh." + std::string(kZ32) + ".irohdns.example", .type = 16});
   EXPECT_EQ(relative, q);

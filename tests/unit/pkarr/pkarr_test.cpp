@@ -7,27 +7,13 @@
 #include <cctype>
 #include <random>
 
+#include "unit/hex_text.hpp"
+
 namespace iroh::pkarr {
 namespace {
 
-Bytes hex(std::string_view text) {
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < text.size(); i += 2) {
-    out.push_back(
-        static_cast<std::uint8_t>(std::stoi(std::string(text.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
-
-std::string to_hex(ByteSpan bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
-}
+using iroh::test::from_hex;
+using iroh::test::to_hex;
 
 // Both return copies: the argument is usually a temporary.
 template <class T>
@@ -96,14 +82,14 @@ constexpr std::string_view kQueryD =
 
 relay::SecretKey test_key() {
   relay::SecretKey key;
-  const Bytes seed = hex(kSeedHex);
+  const Bytes seed = from_hex(kSeedHex);
   std::copy(seed.begin(), seed.end(), key.seed.begin());
   return key;
 }
 
 PublicKey test_public_key() {
   PublicKey key;
-  const Bytes bytes = hex(kPublicKeyHex);
+  const Bytes bytes = from_hex(kPublicKeyHex);
   std::copy(bytes.begin(), bytes.end(), key.bytes.begin());
   return key;
 }
@@ -223,7 +209,7 @@ TEST(PkarrDns, VectorCEmpty) {
 
 TEST(PkarrDns, ParseBothEncodings) {
   for (auto text : {kDnsA, kDnsB}) {
-    const auto records = ok(parse_dns(hex(text)));
+    const auto records = ok(parse_dns(from_hex(text)));
     ASSERT_EQ(records.size(), 2u);
     EXPECT_EQ(records, vector_records());
     EXPECT_EQ(records[0].txt, std::vector<std::string>{std::string(kRelay)});
@@ -233,7 +219,7 @@ TEST(PkarrDns, ParseBothEncodings) {
 
 TEST(PkarrDns, ParseQueryVectorD) {
   // A query parses (question skipped), with no answers.
-  EXPECT_TRUE(ok(parse_dns(hex(kQueryD))).empty());
+  EXPECT_TRUE(ok(parse_dns(from_hex(kQueryD))).empty());
 }
 
 TEST(PkarrDns, CompressesSharedSuffix) {
@@ -286,7 +272,7 @@ TEST(PkarrDns, BuildErrors) {
 TEST(PkarrDns, Garbage) {
   EXPECT_EQ(err(parse_dns(Bytes{})), Error::BadDns);
   EXPECT_EQ(err(parse_dns(Bytes(11, 0))), Error::BadDns);
-  const Bytes a = hex(kDnsA);
+  const Bytes a = from_hex(kDnsA);
   for (std::size_t len = 12; len < a.size(); ++len) {
     EXPECT_TRUE(std::holds_alternative<Error>(parse_dns(ByteSpan(a).first(len)))) << len;
   }
@@ -298,13 +284,13 @@ TEST(PkarrDns, Garbage) {
   count[7] = 3;
   EXPECT_EQ(err(parse_dns(count)), Error::BadDns);
   // Compression pointer to itself.
-  Bytes loop = hex("000080000000000100000000c00c00100001000000010000");
+  Bytes loop = from_hex("000080000000000100000000c00c00100001000000010000");
   EXPECT_EQ(err(parse_dns(loop)), Error::BadDns);
   // TXT character-string longer than its RDATA.
-  Bytes bad_txt =
-      hex("00008000000000010000000001610000100001000000010002"
-          "05"
-          "61");
+  Bytes bad_txt = from_hex(
+      "00008000000000010000000001610000100001000000010002"
+      "05"
+      "61");
   EXPECT_EQ(err(parse_dns(bad_txt)), Error::BadDns);
   std::mt19937 rng(3);
   for (int i = 0; i < 2000; ++i) {
@@ -325,12 +311,12 @@ TEST(PkarrPacket, VectorA) {
   EXPECT_EQ(to_hex(signed_a.bytes()), std::string(kPublicKeyHex) + std::string(kPayloadA));
 
   const std::string prefix = "3:seqi1700000000000000e1:v157:";
-  const Bytes message = signed_message(kTimestamp, hex(kDnsA));
+  const Bytes message = signed_message(kTimestamp, from_hex(kDnsA));
   EXPECT_EQ(std::string(message.begin(), message.begin() + prefix.size()), prefix);
   EXPECT_EQ(message.size(), prefix.size() + 157);
 
   const SignedPacket parsed =
-      ok_packet(SignedPacket::from_relay_payload(test_public_key(), hex(kPayloadA)));
+      ok_packet(SignedPacket::from_relay_payload(test_public_key(), from_hex(kPayloadA)));
   EXPECT_EQ(parsed, signed_a);
   EXPECT_EQ(parsed.timestamp_us(), kTimestamp);
   EXPECT_EQ(parsed.public_key(), test_public_key());
@@ -350,7 +336,7 @@ TEST(PkarrPacket, VectorBAndOrdering) {
   EXPECT_EQ(b.relay_payload().size(), 287u);
   EXPECT_EQ(to_hex(b.dns()), kDnsB);
   const SignedPacket a =
-      ok_packet(SignedPacket::from_relay_payload(test_public_key(), hex(kPayloadA)));
+      ok_packet(SignedPacket::from_relay_payload(test_public_key(), from_hex(kPayloadA)));
   const SignedPacket b2 = ok_packet(SignedPacket::from_relay_payload(
       test_public_key(), Bytes(b.relay_payload().begin(), b.relay_payload().end())));
   EXPECT_EQ(b2, b);
@@ -364,10 +350,10 @@ TEST(PkarrPacket, VectorCEmpty) {
   const SignedPacket c = ok_packet(SignedPacket::sign_records(test_key(), kTimestamp + 1, {}));
   EXPECT_EQ(to_hex(c.relay_payload()), kPayloadC);
   const SignedPacket parsed =
-      ok_packet(SignedPacket::from_relay_payload(test_public_key(), hex(kPayloadC)));
+      ok_packet(SignedPacket::from_relay_payload(test_public_key(), from_hex(kPayloadC)));
   EXPECT_TRUE(parsed.answers().empty());
   const SignedPacket a =
-      ok_packet(SignedPacket::from_relay_payload(test_public_key(), hex(kPayloadA)));
+      ok_packet(SignedPacket::from_relay_payload(test_public_key(), from_hex(kPayloadA)));
   EXPECT_TRUE(parsed.more_recent_than(a));
   const EndpointInfo info = ok(endpoint_info(parsed));
   EXPECT_TRUE(info.relay_urls.empty() && info.addrs.empty());
@@ -375,7 +361,7 @@ TEST(PkarrPacket, VectorCEmpty) {
 
 TEST(PkarrPacket, SizeLimits) {
   const PublicKey key = test_public_key();
-  const Bytes payload = hex(kPayloadA);
+  const Bytes payload = from_hex(kPayloadA);
   EXPECT_EQ(err(SignedPacket::from_relay_payload(key, Bytes{})), Error::TooShort);
   EXPECT_EQ(err(SignedPacket::from_relay_payload(key, ByteSpan(payload).first(71))),
             Error::TooShort);
@@ -403,7 +389,7 @@ TEST(PkarrPacket, SizeLimits) {
 }
 
 TEST(PkarrPacket, BadSignatureAndKey) {
-  const Bytes payload = hex(kPayloadA);
+  const Bytes payload = from_hex(kPayloadA);
   for (std::size_t i : {0u, 31u, 63u, 64u, 71u, 72u, 100u, 228u}) {
     Bytes flipped = payload;
     flipped[i] ^= 0x01;
@@ -433,7 +419,7 @@ TEST(PkarrPacket, BadSignatureAndKey) {
 TEST(PkarrPacket, SignedGarbageDns) {
   EXPECT_EQ(err(SignedPacket::from_bytes(sign_raw(Bytes{}))), Error::BadDns);
   EXPECT_EQ(err(SignedPacket::from_bytes(sign_raw(Bytes(11, 0)))), Error::BadDns);
-  const Bytes a = hex(kDnsA);
+  const Bytes a = from_hex(kDnsA);
   EXPECT_TRUE(std::holds_alternative<SignedPacket>(SignedPacket::from_bytes(sign_raw(a))));
   EXPECT_EQ(err(SignedPacket::from_bytes(sign_raw(ByteSpan(a).first(100)))), Error::BadDns);
   EXPECT_EQ(err(SignedPacket::sign(test_key(), kTimestamp, ByteSpan(a).first(100))), Error::BadDns);
@@ -458,7 +444,7 @@ TEST(PkarrZone, FiltersAndLooksUp) {
   Record soa;
   soa.name = z32 + ".";
   soa.type = kTypeSoa;
-  soa.rdata = hex("0161000162000000000100000001000000010000000100000001");
+  soa.rdata = from_hex("0161000162000000000100000001000000010000000100000001");
   records.push_back(soa);
   records.push_back(Record::make_txt("a.b." + z32 + ".", 30, {"deep"}));
   const SignedPacket packet =

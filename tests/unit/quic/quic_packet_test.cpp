@@ -7,45 +7,18 @@
 
 #include "iroh/quic/crypto.hpp"
 #include "iroh/quic/packet.hpp"
+#include "unit/hex_text.hpp"
 
 namespace quic = iroh::quic;
 using quic::Bytes;
 
 namespace {
 
-Bytes hex(std::string_view text) {
-  Bytes out;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  int high = -1;
-  for (char c : text) {
-    const int n = nibble(c);
-    if (n < 0) continue;
-    if (high < 0) {
-      high = n;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(high << 4 | n));
-      high = -1;
-    }
-  }
-  return out;
-}
+using iroh::test::from_hex;
+using iroh::test::to_hex;
 
-std::string to_hex(quic::ByteSpan bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (auto b : bytes) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 15]);
-  }
-  return out;
-}
-
-const Bytes kClientDcid = hex("8394c8f03e515708");
-const Bytes kServerScid = hex("f067a5502a4262b5");
+const Bytes kClientDcid = from_hex("8394c8f03e515708");
+const Bytes kServerScid = from_hex("f067a5502a4262b5");
 
 // A.2: CRYPTO frame with the ClientHello; the payload is padded to 1162 bytes.
 const std::string kA2CryptoFrame =
@@ -95,7 +68,7 @@ const std::string kA3Packet =
     "562bfb19fb84022f8ef4cdd93795d77d06edbb7aaf2f58891850abbdca3d20398c276456cbc42158407dd074ee";
 
 Bytes a2_payload() {
-  Bytes payload = hex(kA2CryptoFrame);
+  Bytes payload = from_hex(kA2CryptoFrame);
   payload.resize(1162, 0);
   return payload;
 }
@@ -118,7 +91,7 @@ TEST(QuicCrypto, Rfc9001A1InitialKeys) {
 }
 
 TEST(QuicCrypto, Rfc9001A1InitialSecretViaExtract) {
-  const Bytes salt = hex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a");
+  const Bytes salt = from_hex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a");
   auto initial = quic::hkdf_extract(quic::Hash::Sha256, salt, kClientDcid);
   ASSERT_TRUE(initial);
   EXPECT_EQ(to_hex(*initial), "7db5df06e7a69e432496adedb00851923595221596ae2ae9fb8115c1e9ed0a44");
@@ -126,7 +99,8 @@ TEST(QuicCrypto, Rfc9001A1InitialSecretViaExtract) {
 
 TEST(QuicCrypto, Rfc9001A2HeaderProtectionMask) {
   const auto keys = quic::derive_initial_keys(kClientDcid);
-  auto mask = quic::header_protection_mask(keys.client, hex("d1b1c98dd7689fb8ec11d242b123dc9b"));
+  auto mask =
+      quic::header_protection_mask(keys.client, from_hex("d1b1c98dd7689fb8ec11d242b123dc9b"));
   ASSERT_TRUE(mask);
   EXPECT_EQ(to_hex(*mask), "437b9aec36");
 }
@@ -144,7 +118,7 @@ TEST(QuicPacket, Rfc9001A2ClientInitialProtect) {
 
 TEST(QuicPacket, Rfc9001A2ClientInitialOpen) {
   const auto keys = quic::derive_initial_keys(kClientDcid);
-  const Bytes packet = hex(kA2Packet);
+  const Bytes packet = from_hex(kA2Packet);
   auto header = quic::parse_packet_header(packet, 8);
   ASSERT_TRUE(header);
   EXPECT_EQ(header->type, quic::PacketType::Initial);
@@ -167,12 +141,12 @@ TEST(QuicPacket, Rfc9001A2ClientInitialOpen) {
   EXPECT_EQ(crypto->data.size(), 0xf1u);
   const auto* padding = std::get_if<quic::PaddingFrame>(&list[1]);
   ASSERT_NE(padding, nullptr);
-  EXPECT_EQ(padding->length, 1162u - hex(kA2CryptoFrame).size());
+  EXPECT_EQ(padding->length, 1162u - from_hex(kA2CryptoFrame).size());
 
   // The ClientHello's quic_transport_parameters extension (type 0x39).
-  const Bytes tp =
-      hex("0408ffffffffffffffff05048000ffff07048000ffff0801100104800075300901100f088394c8f03e515708"
-          "06048000ffff");
+  const Bytes tp = from_hex(
+      "0408ffffffffffffffff05048000ffff07048000ffff0801100104800075300901100f088394c8f03e515708"
+      "06048000ffff");
   auto params = quic::decode_transport_parameters(tp);
   ASSERT_TRUE(params);
   EXPECT_EQ(params->initial_max_data, (std::uint64_t{1} << 62) - 1);
@@ -186,7 +160,7 @@ TEST(QuicPacket, Rfc9001A2ClientInitialOpen) {
 
 TEST(QuicPacket, Rfc9001A3ServerInitial) {
   const auto keys = quic::derive_initial_keys(kClientDcid);
-  const Bytes payload = hex(kA3Payload);
+  const Bytes payload = from_hex(kA3Payload);
   const Bytes header = quic::build_long_header(quic::PacketType::Initial, quic::kVersion1, {},
                                                kServerScid, {}, 1, 2, payload.size());
   EXPECT_EQ(to_hex(header), "c1000000010008f067a5502a4262b50040750001");
@@ -194,7 +168,7 @@ TEST(QuicPacket, Rfc9001A3ServerInitial) {
   ASSERT_TRUE(packet);
   EXPECT_EQ(to_hex(*packet), kA3Packet);
 
-  const Bytes received = hex(kA3Packet);
+  const Bytes received = from_hex(kA3Packet);
   auto parsed = quic::parse_packet_header(received, 0);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed->scid, kServerScid);
@@ -217,7 +191,7 @@ TEST(QuicPacket, Rfc9001A3ServerInitial) {
 }
 
 TEST(QuicPacket, Rfc9001A5ChaCha20ShortHeader) {
-  const Bytes secret = hex("9ac312a7f877468ebe69422748ad00a15443f18203a07d6060f688f30f21632b");
+  const Bytes secret = from_hex("9ac312a7f877468ebe69422748ad00a15443f18203a07d6060f688f30f21632b");
   auto keys = quic::derive_packet_keys(quic::Aead::ChaCha20Poly1305, quic::Hash::Sha256, secret);
   ASSERT_TRUE(keys);
   EXPECT_EQ(to_hex(keys->key), "c6d98ff3441c3fe1b2182094f69caa2ed4b716b65488960a7a984979fb23e1c8");
@@ -249,7 +223,7 @@ TEST(QuicPacket, Aes256GcmRoundTrip) {
   auto keys = quic::derive_packet_keys(quic::Aead::Aes256Gcm, quic::Hash::Sha384, secret);
   ASSERT_TRUE(keys);
   EXPECT_EQ(keys->key.size(), 32u);
-  const Bytes dcid = hex("0102030405060708");
+  const Bytes dcid = from_hex("0102030405060708");
   const Bytes payload = {0x01, 0x00, 0x00, 0x00};
   const Bytes header = quic::build_short_header(dcid, 77, 4, true);
   auto packet = quic::protect_packet(header, 4, 77, payload, *keys);
@@ -274,10 +248,10 @@ TEST(QuicPacket, Spec124TransportParameter) {
   quic::TransportParameters server;
   server.address_discovery = quic::AddressDiscoveryRole::SendOnly;
   EXPECT_EQ(to_hex(quic::encode_transport_parameters(server)), "c00000009f81a1760100");
-  auto client = quic::decode_transport_parameters(hex("c00000009f81a176 01 01"));
+  auto client = quic::decode_transport_parameters(from_hex("c00000009f81a176 01 01"));
   ASSERT_TRUE(client);
   EXPECT_EQ(client->address_discovery, quic::AddressDiscoveryRole::ReceiveOnly);
-  EXPECT_FALSE(quic::decode_transport_parameters(hex("c00000009f81a176 01 03")));
+  EXPECT_FALSE(quic::decode_transport_parameters(from_hex("c00000009f81a176 01 03")));
 }
 
 TEST(QuicPacket, Spec124ObservedAddressFrames) {
@@ -295,7 +269,7 @@ TEST(QuicPacket, Spec124ObservedAddressFrames) {
   quic::ObservedAddressFrame v6;
   v6.sequence = 1;
   v6.ipv6 = true;
-  const Bytes ip = hex("20010db8000000000000000000000001");
+  const Bytes ip = from_hex("20010db8000000000000000000000001");
   std::copy(ip.begin(), ip.end(), v6.ip.begin());
   v6.port = 443;
   Bytes out6;
@@ -369,32 +343,33 @@ TEST(QuicPacket, TransportParametersRoundTrip) {
 }
 
 TEST(QuicPacket, MalformedTransportParameters) {
-  EXPECT_FALSE(quic::decode_transport_parameters(hex("01")));            // truncated
-  EXPECT_FALSE(quic::decode_transport_parameters(hex("0102")));          // value missing
-  EXPECT_FALSE(quic::decode_transport_parameters(hex("010100010100")));  // duplicate
+  EXPECT_FALSE(quic::decode_transport_parameters(from_hex("01")));            // truncated
+  EXPECT_FALSE(quic::decode_transport_parameters(from_hex("0102")));          // value missing
+  EXPECT_FALSE(quic::decode_transport_parameters(from_hex("010100010100")));  // duplicate
   EXPECT_FALSE(
-      quic::decode_transport_parameters(hex("0302"
-                                            "4000")));  // max_udp_payload < 1200
+      quic::decode_transport_parameters(from_hex("0302"
+                                                 "4000")));  // max_udp_payload < 1200
   EXPECT_FALSE(
-      quic::decode_transport_parameters(hex("0102"
-                                            "0101")));  // trailing byte in varint
+      quic::decode_transport_parameters(from_hex("0102"
+                                                 "0101")));  // trailing byte in varint
   EXPECT_FALSE(
-      quic::decode_transport_parameters(hex("0201"
-                                            "00")));  // reset token size
+      quic::decode_transport_parameters(from_hex("0201"
+                                                 "00")));  // reset token size
   EXPECT_FALSE(
-      quic::decode_transport_parameters(hex("0c01"
-                                            "00")));  // migration non-empty
+      quic::decode_transport_parameters(from_hex("0c01"
+                                                 "00")));  // migration non-empty
   EXPECT_FALSE(
-      quic::decode_transport_parameters(hex("0e01"
-                                            "01")));                    // cid limit < 2
-  auto unknown = quic::decode_transport_parameters(hex("4aaa02abcd"));  // unknown id, skipped
+      quic::decode_transport_parameters(from_hex("0e01"
+                                                 "01")));                    // cid limit < 2
+  auto unknown = quic::decode_transport_parameters(from_hex("4aaa02abcd"));  // unknown id, skipped
   ASSERT_TRUE(unknown);
   EXPECT_TRUE(quic::decode_transport_parameters({}));
 }
 
 TEST(QuicPacket, VersionNegotiation) {
   const std::uint32_t versions[] = {quic::kVersion1};
-  const Bytes vn = quic::build_version_negotiation(hex("0102"), hex("aabbcc"), versions, 0x15);
+  const Bytes vn =
+      quic::build_version_negotiation(from_hex("0102"), from_hex("aabbcc"), versions, 0x15);
   EXPECT_EQ(to_hex(vn),
             "9500000000"
             "03aabbcc"
@@ -406,24 +381,24 @@ TEST(QuicPacket, VersionNegotiation) {
 }
 
 TEST(QuicPacket, UnknownVersionHeaderParses) {
-  const Bytes packet =
-      hex("c0"
-          "1a2a3a4a"
-          "04"
-          "01020304"
-          "02"
-          "0506"
-          "ffffffff");
+  const Bytes packet = from_hex(
+      "c0"
+      "1a2a3a4a"
+      "04"
+      "01020304"
+      "02"
+      "0506"
+      "ffffffff");
   auto parsed = quic::parse_packet_header(packet, 8);
   ASSERT_TRUE(parsed);
   EXPECT_EQ(parsed->version, 0x1a2a3a4au);
-  EXPECT_EQ(parsed->dcid, hex("01020304"));
-  EXPECT_EQ(parsed->scid, hex("0506"));
+  EXPECT_EQ(parsed->dcid, from_hex("01020304"));
+  EXPECT_EQ(parsed->scid, from_hex("0506"));
 }
 
 TEST(QuicPacket, TruncatedAndCorruptedPacketsAreRejected) {
   const auto keys = quic::derive_initial_keys(kClientDcid);
-  const Bytes packet = hex(kA2Packet);
+  const Bytes packet = from_hex(kA2Packet);
   for (std::size_t n = 0; n < packet.size(); ++n) {
     const quic::ByteSpan prefix(packet.data(), n);
     auto header = quic::parse_packet_header(prefix, 8);
@@ -444,17 +419,18 @@ TEST(QuicPacket, TruncatedAndCorruptedPacketsAreRejected) {
         << "byte " << i;
   }
   EXPECT_FALSE(quic::parse_packet_header({}, 8));
-  EXPECT_FALSE(quic::parse_packet_header(hex("c0000000011f"), 8));  // DCID longer than 20 bytes
-  EXPECT_FALSE(quic::parse_packet_header(hex("80000000010000"
-                                             "00"
-                                             "05"),
-                                         8));               // fixed bit clear
-  EXPECT_FALSE(quic::parse_packet_header(hex("4001"), 8));  // short header too short
+  EXPECT_FALSE(
+      quic::parse_packet_header(from_hex("c0000000011f"), 8));  // DCID longer than 20 bytes
+  EXPECT_FALSE(quic::parse_packet_header(from_hex("80000000010000"
+                                                  "00"
+                                                  "05"),
+                                         8));                    // fixed bit clear
+  EXPECT_FALSE(quic::parse_packet_header(from_hex("4001"), 8));  // short header too short
 }
 
 TEST(QuicPacket, MalformedFrames) {
   auto error_of = [](std::string_view text) -> std::optional<quic::FrameError> {
-    auto result = quic::parse_frames(hex(text));
+    auto result = quic::parse_frames(from_hex(text));
     if (auto* e = std::get_if<quic::FrameError>(&result)) return *e;
     return std::nullopt;
   };
@@ -473,8 +449,8 @@ TEST(QuicPacket, MalformedFrames) {
   EXPECT_FALSE(error_of("0205000001"));  // ACK 5, first range 1 (4..5)
   EXPECT_TRUE(error_of("0205000100"));   // ACK range count 1, range missing
   auto frames =
-      quic::parse_frames(hex("0a04"
-                             "0102"));  // STREAM with LEN
+      quic::parse_frames(from_hex("0a04"
+                                  "0102"));  // STREAM with LEN
   ASSERT_TRUE(std::holds_alternative<std::vector<quic::Frame>>(frames));
   EXPECT_TRUE(std::holds_alternative<quic::StreamFrame>(std::get<0>(frames)[0]));
 }
@@ -490,13 +466,13 @@ TEST(QuicPacket, NewAndRetireConnectionIdRoundTrip) {
   quic::NewConnectionIdFrame frame;
   frame.sequence = 3;
   frame.retire_prior_to = 1;
-  frame.connection_id = hex("0102030405060708");
+  frame.connection_id = from_hex("0102030405060708");
   frame.reset_token = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
   Bytes payload;
   quic::encode_new_connection_id(payload, frame);
   quic::encode_retire_connection_id(payload, 2);
-  EXPECT_EQ(payload, hex("1803010801020304050607080102030405060708090a0b0c0d0e0f10"
-                         "1902"));
+  EXPECT_EQ(payload, from_hex("1803010801020304050607080102030405060708090a0b0c0d0e0f10"
+                              "1902"));
   EXPECT_EQ(payload[0], 0x18);
   EXPECT_EQ(payload.size(), 1u + 1 + 1 + 1 + 8 + 16 + 2);
   auto frames = quic::parse_frames(payload);
@@ -514,10 +490,10 @@ TEST(QuicPacket, NewAndRetireConnectionIdRoundTrip) {
 TEST(QuicPacket, StatelessResetTokenAndPacket) {
   quic::StatelessResetKey key{};
   key[0] = 7;
-  const Bytes cid = hex("0102030405060708");
+  const Bytes cid = from_hex("0102030405060708");
   const auto token = quic::stateless_reset_token(key, cid);
   EXPECT_EQ(token, quic::stateless_reset_token(key, cid)) << "recomputable without state";
-  EXPECT_NE(token, quic::stateless_reset_token(key, hex("0102030405060709")));
+  EXPECT_NE(token, quic::stateless_reset_token(key, from_hex("0102030405060709")));
   key[0] = 8;
   EXPECT_NE(token, quic::stateless_reset_token(key, cid));
 

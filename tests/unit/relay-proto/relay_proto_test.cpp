@@ -7,38 +7,13 @@
 #include <random>
 #include <string>
 
+#include "unit/hex_text.hpp"
+
 namespace iroh::relay {
 namespace {
 
-Bytes from_hex(std::string_view hex) {
-  Bytes out;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return c - 'A' + 10;
-  };
-  int pending = -1;
-  for (char c : hex) {
-    if (c == ' ' || c == '\n') continue;
-    if (pending < 0) {
-      pending = nibble(c);
-    } else {
-      out.push_back(static_cast<std::uint8_t>(pending << 4 | nibble(c)));
-      pending = -1;
-    }
-  }
-  return out;
-}
-
-std::string to_hex(ByteSpan b) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string s;
-  for (auto x : b) {
-    s.push_back(kDigits[x >> 4]);
-    s.push_back(kDigits[x & 15]);
-  }
-  return s;
-}
+using iroh::test::from_hex;
+using iroh::test::to_hex;
 
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes out;

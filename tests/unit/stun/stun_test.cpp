@@ -8,30 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "unit/hex_text.hpp"
+
 namespace iroh::stun {
 namespace {
 
-Bytes from_hex(std::string_view hex) {
-  Bytes out;
-  int hi = -1;
-  for (char c : hex) {
-    int v;
-    if (c >= '0' && c <= '9') {
-      v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      v = c - 'a' + 10;
-    } else {
-      continue;
-    }
-    if (hi < 0) {
-      hi = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(hi * 16 + v));
-      hi = -1;
-    }
-  }
-  return out;
-}
+using iroh::test::from_hex;
 
 const TransactionId kTxid = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 const Endpoint kV4Source = Endpoint::v4({192, 0, 2, 1}, 32853);
