@@ -8,32 +8,14 @@
 #include <map>
 
 #include "unit/hex_text.hpp"
+#include "unit/lookup_vectors.hpp"
 
 namespace iroh::dns {
 namespace {
 
 using iroh::test::from_hex;
 
-constexpr std::string_view kZ32 = "47pjoycnsrfmxikm95jh13y88e8qnhzu5kungjpxyepgt7a8krpy";
-constexpr std::string_view kRelay = "relay=https://euc1-1.relay.n0.iroh.link./";
-constexpr std::string_view kAddr = "addr=192.0.2.10:4433";
-// §12 vector A relay payload (compressed, 157-byte DNS), B (uncompressed) and C (empty, ts+1).
-constexpr std::string_view kPayloadA =
-    "bf66f48d4e7797733813ffee82fb74a33b44da65d148af48d7459d1f794cd69af0cd7caf141e697fe9ed8192f1"
-    "e2142a376b3ddb948bf3a201e31e18b96cbd0b00060a24181e4000000080000000000200000000055f69726f68"
-    "343437706a6f79636e7372666d78696b6d39356a6831337938386538716e687a75356b756e676a70787965706774"
-    "3761386b72707900001000010000001e002a2972656c61793d68747470733a2f2f657563312d312e72656c61792e"
-    "6e302e69726f682e6c696e6b2e2fc00c001000010000001e001514616464723d3139322e302e322e31303a343433"
-    "33";
-constexpr std::string_view kPayloadC =
-    "a7f49c4fd060e7172d353df7ab167657d006fa6319eee0a08a9a5b43b84bdd60fe47c4768710880e6b2b2286ffb5"
-    "e47227ecb3a65759fd0d51fb75c994820f0700060a24181e4001000080000000000000000000";
-// §12 vector D: `_iroh.<z32>.irohdns.example.` IN TXT, ID 0, RD=1, no EDNS.
-constexpr std::string_view kQueryD =
-    "000001000001000000000000055f69726f68343437706a6f79636e7372666d78696b6d39356a6831337938386538"
-    "716e687a75356b756e676a707879657067743761386b7270790769726f68646e73076578616d706c650000100001";
-constexpr std::string_view kSeedHex =
-    "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+using namespace iroh::test::lookup_vectors;
 
 pkarr::PublicKey vector_key() {
   return *pkarr::key_from_z32(kZ32);
