@@ -138,7 +138,7 @@ ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t size) {
   return static_cast<ssize_t>(n);
 }
 
-// The QAD server's TLS settings (server/src/qad/quic_tls.cpp) minus QUIC: TLS 1.3 only.
+// The QAD server's TLS settings (quic/src/tls.cpp) minus QUIC: TLS 1.3 only.
 constexpr const char* kPriorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
 
 bool one_tls_handshake(gnutls_certificate_credentials_t server_cred,

@@ -4,7 +4,7 @@
 
 #include "acme/certificate_store.hpp"
 #include "acme/tls_alpn.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 
 namespace iroh::server {
 

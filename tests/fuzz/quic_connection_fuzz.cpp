@@ -8,11 +8,11 @@
 #include <memory>
 #include <string>
 
-#include "qad/qad_connection.hpp"
-#include "qad/quic_packet.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/connection.hpp"
+#include "iroh/quic/packet.hpp"
+#include "iroh/quic/tls.hpp"
 
-namespace quic = iroh::server::quic;
+namespace quic = iroh::quic;
 
 namespace {
 

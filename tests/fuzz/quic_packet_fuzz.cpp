@@ -3,10 +3,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "qad/quic_crypto.hpp"
-#include "qad/quic_packet.hpp"
+#include "iroh/quic/crypto.hpp"
+#include "iroh/quic/packet.hpp"
 
-namespace quic = iroh::server::quic;
+namespace quic = iroh::quic;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const quic::ByteSpan in(data, size);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "integration/log_capture.hpp"
 #include "iroh/config.hpp"
 #include "iroh/relay_client.hpp"
 #include "iroh/server/daemon.hpp"
@@ -42,6 +43,7 @@ using iroh::server::Daemon;
 namespace relay = iroh::relay;
 namespace config = iroh::config;
 namespace log = iroh::log;
+using iroh::test::LogCapture;
 
 constexpr const char* kKey = "mesh-test-key-0123456789abcdef-0123456789";
 
@@ -151,28 +153,6 @@ asio::awaitable<bool> eventually(std::function<bool()> pred, std::chrono::millis
   }
   co_return true;
 }
-
-class LogCapture {
- public:
-  LogCapture() {
-    log::set_test_sink([this](std::string_view line) {
-      std::lock_guard lock(mutex_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogCapture() { log::set_test_sink({}); }
-  bool contains(std::string_view text) {
-    std::lock_guard lock(mutex_);
-    for (const auto& l : lines_) {
-      if (l.find(text) != std::string::npos) return true;
-    }
-    return false;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::string> lines_;
-};
 
 TEST(Mesh, TwoNodesRelayAcross) {
   const auto p1 = free_port(), p2 = free_port();

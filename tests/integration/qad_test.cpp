@@ -16,7 +16,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-namespace quic = iroh::server::quic;
+namespace quic = iroh::quic;
 
 template <class P>
 bool eventually(P predicate, std::chrono::milliseconds timeout = 3000ms) {

@@ -257,7 +257,7 @@ TEST(RelayServerAccess, SharedToken) {
 }
 
 // The HTTP callout and capability modes, reloads, drain and TLS certificate reload are in
-// hardening_test.cpp.
+// hardening_{access,limits,tls}_test.cpp.
 
 // ---- relay semantics ----------------------------------------------------------------------
 

@@ -4,15 +4,14 @@
 // counted close, without a hang or a crash, and the daemon keeps serving others.
 // Everything on 127.0.0.1; every loop is bounded in count and time.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <thread>
 
 #include "integration/daemon_fixture.hpp"
+#include "integration/raw_tls_client.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "integration/tls_fixture.hpp"
 
@@ -110,30 +109,17 @@ TEST_F(RelayTlsDataPlane, GarbageRecordInRelayPhaseIsCountedClose) {
 // Bytes that are not TLS at all right after the TLS handshake (before any HTTP): counted, closed.
 TEST_F(RelayTlsDataPlane, GarbageAfterTlsHandshakeIsCountedClose) {
   start(config());
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(ep().port());
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = SSL_new(ctx);
-  SSL_set_fd(ssl, fd);
-  EXPECT_EQ(SSL_connect(ssl), 1);
-  const std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";  // plaintext on a TLS port
-  EXPECT_EQ(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL), ssize_t(junk.size()));
-  // The server answers with an alert or just closes; either way the read ends, never hangs
-  // (SO_RCVTIMEO bounds it).
-  char buf[256];
-  const int n = SSL_read(ssl, buf, sizeof buf);
-  EXPECT_LE(n, 0);
-  EXPECT_TRUE(eventually([&] { return metrics().tls_errors.load() >= 1; }));
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  ::close(fd);
+  {
+    RawTlsClient raw(ep().port());
+    EXPECT_TRUE(raw.connected());
+    const std::string junk = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";  // plaintext on a TLS port
+    EXPECT_EQ(::send(raw.fd(), junk.data(), junk.size(), MSG_NOSIGNAL), ssize_t(junk.size()));
+    // The server answers with an alert or just closes; either way the read ends, never hangs
+    // (the client's receive timeout bounds it).
+    char buf[256];
+    EXPECT_LE(SSL_read(raw.ssl(), buf, sizeof buf), 0);
+    EXPECT_TRUE(eventually([&] { return metrics().tls_errors.load() >= 1; }));
+  }
   auto c = client(SecretKey::generate());
   ASSERT_TRUE(c);
   EXPECT_TRUE(c->ping_barrier());

@@ -10,6 +10,7 @@
 
 #include "core/log.hpp"
 #include "integration/daemon_fixture.hpp"
+#include "integration/log_capture.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "integration/tls_fixture.hpp"
 
@@ -20,37 +21,6 @@ using relay::Bytes;
 using relay::SecretKey;
 
 const Bytes kNotAuthorized = relay::encode(relay::ServerDeniesAuth{"not authorized"});
-
-class LogLines {
- public:
-  LogLines() {
-    log::set_test_sink([this](std::string_view line) {
-      std::lock_guard lock(mutex_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogLines() { log::set_test_sink({}); }
-  // The first line containing every one of `parts`, or "".
-  std::string find(std::initializer_list<std::string> parts) {
-    std::lock_guard lock(mutex_);
-    for (const auto& line : lines_) {
-      bool all = true;
-      for (const auto& p : parts) all = all && line.find(p) != std::string::npos;
-      if (all) return line;
-    }
-    return {};
-  }
-  std::string all() {
-    std::lock_guard lock(mutex_);
-    std::string out;
-    for (const auto& line : lines_) out += line + "\n";
-    return out;
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::string> lines_;
-};
 
 // A service whose reload() can be told to refuse; counts what it was given.
 class RefusingService final : public server::Service {
@@ -168,7 +138,7 @@ TEST_F(ReloadAllOrNothing, CertificateGoneBeforeApplyRejectsTheWholeFile) {
   auto path = write_config(dir_ / "next.pem", dir_ / "next-key.pem");
   auto loaded = config::load_file(path);
   std::filesystem::remove(dir_ / "next.pem");
-  LogLines logs;
+  LogCapture logs;
   EXPECT_FALSE(daemon_->reload(loaded));
   expect_running_config_kept();
   EXPECT_NE(logs.find({"reload rejected", path.string(), "tls.manual_cert_path"}), "")
@@ -176,7 +146,7 @@ TEST_F(ReloadAllOrNothing, CertificateGoneBeforeApplyRejectsTheWholeFile) {
 }
 
 TEST_F(ReloadAllOrNothing, GarbageCertificateRejectsTheWholeFile) {
-  LogLines logs;
+  LogCapture logs;
   write_file(dir_ / "garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
   auto path = write_config(dir_ / "garbage.pem");
   EXPECT_FALSE(daemon_->reload(config::load_file(path)));
@@ -188,7 +158,7 @@ TEST_F(ReloadAllOrNothing, GarbageCertificateRejectsTheWholeFile) {
 // Service::reload throwing rejects the reload: the relay's access list is restored and the
 // services that had accepted it get the running config back.
 TEST_F(ReloadAllOrNothing, ServiceRejectionRestoresEverything) {
-  LogLines logs;
+  LogCapture logs;
   refusing_->refuse = true;
   auto path = write_config(dir_ / "cert.pem");
   EXPECT_FALSE(daemon_->reload(config::load_file(path)));

@@ -19,7 +19,7 @@ endif()
 
 iroh_gtest(qad_interop_test
   SOURCES ${PROJECT_SOURCE_DIR}/tests/interop/qad_interop_test.cpp
-  LIBS qad_for_tests
+  LIBS iroh_qad OpenSSL::Crypto
   LABELS interop)
 target_include_directories(qad_interop_test PRIVATE ${PROJECT_SOURCE_DIR}/tests/interop)
 target_compile_definitions(qad_interop_test PRIVATE QAD_GO_CLIENT="${qad_go_client}")

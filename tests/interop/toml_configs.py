@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The reference programs' own TOML files run the iroh-relay binary (issue 17, docs/migrating.md).
 
-1. iroh-dns-server's config.dev.toml (tests/unit/reference/), moved to free loopback ports and
+1. iroh-dns-server's config.dev.toml (tests/unit/config/reference/), moved to free loopback ports and
    with [mainline] off: `iroh-relay --dns-config dev.toml` serves PUT/GET /pkarr on [http], the
    same over [https] (self-signed certificate for localhost), DNS over UDP and TCP on [dns] and
    metrics on [metrics]; the relay endpoint refuses everyone. As shipped (mainline enabled) it
@@ -38,7 +38,7 @@ except ImportError as e:  # pragma: no cover
 
 BINARY = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEV_TOML = os.path.join(HERE, "..", "unit", "reference", "iroh-dns-server.config.dev.toml")
+DEV_TOML = os.path.join(HERE, "..", "unit", "config", "reference", "iroh-dns-server.config.dev.toml")
 failures = []
 
 

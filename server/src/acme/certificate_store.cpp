@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "core/log.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/tls.hpp"
 
 namespace iroh::server::acme {
 

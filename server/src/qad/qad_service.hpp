@@ -23,9 +23,9 @@
 
 #include "core/rate_limit.hpp"
 #include "iroh/config.hpp"
-#include "qad/qad_connection.hpp"
+#include "iroh/quic/connection.hpp"
+#include "iroh/quic/tls.hpp"
 #include "qad/qad_metrics.hpp"
-#include "qad/quic_tls.hpp"
 
 namespace iroh::server {
 

@@ -44,6 +44,8 @@ done
 [ -x "$RELAY_BIN" ] || { echo "mesh.sh: relay binary '$RELAY_BIN' not found or not executable" >&2; exit 2; }
 RELAY_BIN="$(cd "$(dirname "$RELAY_BIN")" && pwd)/$(basename "$RELAY_BIN")"
 "$HERE/../../require-tools.sh" node ip curl || exit 2
+# shellcheck source=../netns-lib.sh
+. "$HERE/../netns-lib.sh"
 [ -d "$HERE/node_modules/@number0/iroh" ] ||
   { echo "mesh.sh: $HERE/node_modules missing (scripts/setup installs it)" >&2; exit 2; }
 
@@ -52,32 +54,10 @@ URL="http://$ANY:$PORT"
 P="im$$"   # unique per run: namespaces im<pid>n1/n2/a/b, links im<pid>m1/m2/1a/a1/2b/b2
 NS1="${P}n1" NS2="${P}n2" NSA="${P}a" NSB="${P}b"
 if [ -n "$KEEP" ]; then WORK="$KEEP"; mkdir -p "$WORK"; else WORK="$(mktemp -d /tmp/iroh-mesh.XXXXXX)"; fi
-CREATED=()
-BG=()
-
-stop_all() { # every process in our namespaces, then the background jobs
-  local ns pid
-  for pid in "${BG[@]}"; do kill "$pid" 2>/dev/null; done
-  for ns in "${CREATED[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
-  done
-  for _ in $(seq 1 50); do
-    local left=0
-    for ns in "${CREATED[@]}"; do [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && left=1; done
-    [ "$left" = 0 ] && break
-    sleep 0.1
-  done
-  for ns in "${CREATED[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-  done
-  for pid in "${BG[@]}"; do wait "$pid" 2>/dev/null; done
-  BG=()
-}
 cleanup() {
   local rc=$?
   set +e
-  stop_all
-  for ns in "${CREATED[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  netns_delete_all
   [ -z "$KEEP" ] && [ "$rc" = 0 ] && rm -rf "$WORK"
   [ "$rc" != 0 ] && echo "mesh.sh: logs in $WORK" >&2
   exit "$rc"
@@ -85,41 +65,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkns() { ip netns add "$1" && CREATED+=("$1") && ip -n "$1" link set lo up; }
-veth() { # veth NS1 DEV1 ADDR1 NS2 DEV2 ADDR2
-  ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" || return 1
-  local spec
-  for spec in "$1 $2 $3" "$4 $5 $6"; do
-    set -- $spec
-    ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1"   # IPv4 only on the veths
-    ip -n "$1" addr add "$3" dev "$2" && ip -n "$1" link set "$2" up || return 1
-  done
-}
 setup() {
-  mkns "$NS1" && mkns "$NS2" && mkns "$NSA" && mkns "$NSB" || return 1
+  netns_make "$NS1" && netns_make "$NS2" && netns_make "$NSA" && netns_make "$NSB" || return 1
   ip -n "$NS1" addr add "$ANY/32" dev lo && ip -n "$NS2" addr add "$ANY/32" dev lo || return 1
-  veth "$NS1" "${P}m1" 10.99.9.1/30 "$NS2" "${P}m2" 10.99.9.2/30 || return 1
-  veth "$NS1" "${P}1a" 10.99.1.1/24 "$NSA" "${P}a1" 10.99.1.2/24 || return 1
-  veth "$NS2" "${P}2b" 10.99.2.1/24 "$NSB" "${P}b2" 10.99.2.2/24 || return 1
+  netns_veth "$NS1" "${P}m1" 10.99.9.1/30 "$NS2" "${P}m2" 10.99.9.2/30 || return 1
+  netns_veth "$NS1" "${P}1a" 10.99.1.1/24 "$NSA" "${P}a1" 10.99.1.2/24 || return 1
+  netns_veth "$NS2" "${P}2b" 10.99.2.1/24 "$NSB" "${P}b2" 10.99.2.2/24 || return 1
   ip -n "$NSA" route add "$ANY/32" via 10.99.1.1 && ip -n "$NSB" route add "$ANY/32" via 10.99.2.1 || return 1
   ip netns exec "$NS1" sysctl -qw net.ipv4.ip_forward=0 && ip netns exec "$NS2" sysctl -qw net.ipv4.ip_forward=0
   # The isolation the test relies on: each endpoint routes to the anycast address only.
-  local ns dst
-  for ns in "$NSA" "$NSB"; do
-    for dst in 10.99.1.2 10.99.2.2 10.99.9.1 10.99.9.2 1.1.1.1; do
-      [ "$ns" = "$NSA" ] && [ "$dst" = 10.99.1.2 ] && continue
-      [ "$ns" = "$NSB" ] && [ "$dst" = 10.99.2.2 ] && continue
-      if ip -n "$ns" route get "$dst" >/dev/null 2>&1; then
-        echo "mesh.sh: isolation check failed: $ns has a route to $dst" >&2; return 1
-      fi
-    done
-  done
-}
-
-inns() { # inns NS SECONDS CMD... : run in a namespace, bounded
-  local ns="$1" secs="$2"
-  shift 2
-  timeout "$secs" ip netns exec "$ns" "$@"
+  netns_no_route "$NSA" 10.99.2.2 10.99.9.1 10.99.9.2 1.1.1.1 &&
+    netns_no_route "$NSB" 10.99.1.2 10.99.9.1 10.99.9.2 1.1.1.1
 }
 
 write_config() { # write_config FILE DATA_DIR MESH_PEER|""
@@ -141,13 +97,13 @@ write_config() { # write_config FILE DATA_DIR MESH_PEER|""
 }
 
 metric() { # metric NS NAME_PREFIX -> sum of the matching samples on that node's /metrics
-  inns "$1" 5 curl -sf "http://127.0.0.1:9090/metrics" 2>/dev/null |
+  netns_run "$1" 5 curl -sf "http://127.0.0.1:9090/metrics" 2>/dev/null |
     awk -v p="$2" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }'
 }
 
 wait_tcp() { # wait_tcp NS : until the anycast relay port accepts from NS (15 s)
   for _ in $(seq 1 150); do
-    inns "$1" 2 bash -c "exec 3<>/dev/tcp/$ANY/$PORT" 2>/dev/null && return 0
+    netns_run "$1" 2 bash -c "exec 3<>/dev/tcp/$ANY/$PORT" 2>/dev/null && return 0
     sleep 0.1
   done
   return 1
@@ -180,17 +136,17 @@ run_phase() { # run_phase control|mesh
   [ "$name" = mesh ] && p1="http://10.99.9.2:$PORT" p2="http://10.99.9.1:$PORT"
   write_config "$dir/node1.yaml" "$dir/data1" "$p1"
   write_config "$dir/node2.yaml" "$dir/data2" "$p2"
-  inns "$NS1" 300 "$RELAY_BIN" --config "$dir/node1.yaml" >"$dir/node1.log" 2>&1 &
-  BG+=($!)
+  netns_run "$NS1" 300 "$RELAY_BIN" --config "$dir/node1.yaml" >"$dir/node1.log" 2>&1 &
+  NETNS_BG+=($!)
   if [ "$name" = mesh ]; then   # node 2 restarts when A asks for it ($dir/restart-request)
-    inns "$NS2" 300 env SHARED="$dir" bash "$HERE/relay-supervisor.sh" "$RELAY_BIN" "$dir/node2.yaml" \
+    netns_run "$NS2" 300 env SHARED="$dir" bash "$HERE/relay-supervisor.sh" "$RELAY_BIN" "$dir/node2.yaml" \
       "$ANY" "$PORT" >"$dir/node2.log" 2>&1 &
   else
-    inns "$NS2" 300 "$RELAY_BIN" --config "$dir/node2.yaml" >"$dir/node2.log" 2>&1 &
+    netns_run "$NS2" 300 "$RELAY_BIN" --config "$dir/node2.yaml" >"$dir/node2.log" 2>&1 &
   fi
-  BG+=($!)
+  NETNS_BG+=($!)
   if ! wait_tcp "$NSA" || ! wait_tcp "$NSB"; then
-    report "$name" 0 "a node does not accept on $URL"; stop_all; return
+    report "$name" 0 "a node does not accept on $URL"; netns_stop_all; return
   fi
   if [ "$name" = mesh ]; then   # both links up before the endpoints come (bounded, 15 s)
     local up=0
@@ -199,12 +155,12 @@ run_phase() { # run_phase control|mesh
         { up=1; break; }
       sleep 0.2
     done
-    [ "$up" = 1 ] || { report "$name" 0 "mesh links not up after 15 s"; stop_all; return; }
+    [ "$up" = 1 ] || { report "$name" 0 "mesh links not up after 15 s"; netns_stop_all; return; }
   fi
 
-  inns "$NSB" 200 node "$HERE/echo.mjs" --role server --relay "$URL" --id-file "$dir/b.id" \
+  netns_run "$NSB" 200 node "$HERE/echo.mjs" --role server --relay "$URL" --id-file "$dir/b.id" \
     --result-file "$dir/b.json" --relay-only "${LOG_Q[@]}" >"$dir/b.log" 2>&1 &
-  BG+=($!)
+  NETNS_BG+=($!)
   local a_args=(--role client --relay "$URL" --id-file "$dir/b.id" --result-file "$dir/a.json"
     --relay-only --bytes "$BYTES" "${LOG_Q[@]}")
   if [ "$name" = control ]; then
@@ -212,12 +168,12 @@ run_phase() { # run_phase control|mesh
   else
     a_args+=(--restart-request "$dir/restart-request" --restarted-marker "$dir/restarted" --resume-timeout 10)
   fi
-  inns "$NSA" 200 node "$HERE/echo.mjs" "${a_args[@]}" >/dev/null 2>"$dir/a.err"
+  netns_run "$NSA" 200 node "$HERE/echo.mjs" "${a_args[@]}" >/dev/null 2>"$dir/a.err"
   local rc=$?
   local forwarded
   forwarded="$(metric "$NS1" 'relayserver_mesh_forwarded_datagrams_total{')"
   for _ in $(seq 1 30); do [ -s "$dir/b.json" ] && break; sleep 0.1; done   # B's verdict
-  stop_all
+  netns_stop_all
 
   local summary
   summary="$(node -e '

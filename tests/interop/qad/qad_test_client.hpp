@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "qad/quic_crypto.hpp"
-#include "qad/quic_packet.hpp"
-#include "qad/quic_tls.hpp"
+#include "iroh/quic/crypto.hpp"
+#include "iroh/quic/packet.hpp"
+#include "iroh/quic/tls.hpp"
 
 namespace qad_test {
 
-namespace quic = iroh::server::quic;
+namespace quic = iroh::quic;
 
 struct ClientOptions {
   std::optional<quic::AddressDiscoveryRole> role = quic::AddressDiscoveryRole::ReceiveOnly;

@@ -1,2 +1,0 @@
-# The DNS answer engine (dns/): spec vectors and malformed input against the pure library.
-iroh_gtest(dns_test SOURCES unit/dns_test.cpp LIBS iroh_dns pkarr)
