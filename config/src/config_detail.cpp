@@ -210,6 +210,13 @@ bool same_addr(const SocketAddr& a, const SocketAddr& b) {
   return a.host == b.host;
 }
 
+bool same_directory(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  fs::path abs_a = fs::weakly_canonical(fs::absolute(a, ec), ec);
+  fs::path abs_b = fs::weakly_canonical(fs::absolute(b, ec), ec);
+  return (abs_a / "").lexically_normal() == (abs_b / "").lexically_normal();
+}
+
 std::string escape_hostname(const std::string& name) {
   std::string out;
   for (char c : name) {

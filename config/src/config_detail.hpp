@@ -33,6 +33,8 @@ std::optional<std::string> soa_problem(const std::string& text);
 std::optional<std::string> unreadable(const std::filesystem::path& path);
 // The same listener address: "::" and "0:0:0:0:0:0:0:0" are one.
 bool same_addr(const SocketAddr& a, const SocketAddr& b);
+// The same directory (compared as absolute, normalised paths; neither needs to exist).
+bool same_directory(const std::filesystem::path& a, const std::filesystem::path& b);
 // iroh-dns-server's file name for a manual certificate: characters outside [a-zA-Z0-9.-] removed.
 std::string escape_hostname(const std::string& name);
 // Why `path` cannot serve as mesh.psk_file (unreadable, group/other access, empty or shorter

@@ -77,6 +77,12 @@ void add_configured_services(iroh::server::Daemon& daemon) {
   const bool acme = config.tls && config.tls->cert_mode == iroh::config::CertMode::LetsEncrypt;
   // First, so a cached certificate is installed before the other services start.
   if (acme) daemon.add_service(std::make_unique<iroh::server::acme::AcmeService>(daemon));
+  // The lookup HTTPS listener's own ACME certificate (issue 17 item 2), its own order and cache.
+  if (const auto& https = config.lookup_listeners.https;
+      https && https->cert_mode == iroh::config::CertMode::LetsEncrypt) {
+    daemon.add_service(std::make_unique<iroh::server::acme::AcmeService>(
+        daemon, iroh::server::acme::AcmeTarget::Lookup));
+  }
   if (config.stun.enabled) {
     iroh::server::StunOptions stun_options;
     stun_options.metrics_registry = daemon.metrics_registry();

@@ -41,18 +41,58 @@ std::string utc_text(Clock::time_point t) {
 
 }  // namespace
 
-// HTTP-01 tokens being validated right now -> key authorization. Read by the plain listener's
-// threads, written by the ACME coroutine.
+// HTTP-01 tokens being validated right now -> key authorization. Read by the plain listeners'
+// threads, written by the ACME coroutines. Process-wide like TlsAlpnChallenges: the relay's and
+// the lookup listener's orders share it, so the validator may reach either plain listener.
 struct ChallengeTokens {
   std::mutex mutex;
   std::map<std::string, std::string, std::less<>> values;
 };
 
+namespace {
+
+std::shared_ptr<ChallengeTokens> http01_tokens() {
+  static const std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
+  return tokens;
+}
+
+// The TLS section whose certificate `target` keeps, or nullptr if it is not LetsEncrypt.
+const config::TlsConfig* acme_section(const config::Config& config, AcmeTarget target) {
+  const std::optional<config::TlsConfig>& tls =
+      target == AcmeTarget::Relay ? config.tls : config.lookup_listeners.https;
+  if (!tls || tls->cert_mode != config::CertMode::LetsEncrypt) return nullptr;
+  return &*tls;
+}
+
+// GET /.well-known/acme-challenge/<token> (RFC 8555 §8.3).
+void add_http01_route(HttpRouter& router) {
+  std::shared_ptr<ChallengeTokens> tokens = http01_tokens();
+  router.add(
+      http::verb::get, std::string(kChallengePrefix),
+      [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+        std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());
+        std::string value;
+        {
+          std::lock_guard lock(tokens->mutex);
+          if (auto it = tokens->values.find(token); it != tokens->values.end()) value = it->second;
+        }
+        if (value.empty()) co_return make_response(req, http::status::not_found, "Not Found");
+        log::debug("acme: served http-01 token to a validator");
+        co_return make_response(req, http::status::ok, std::move(value),
+                                "application/octet-stream");
+      },
+      HttpRouter::Match::Prefix);
+}
+
+}  // namespace
+
 struct AcmeServiceState {
   Daemon& daemon;
+  AcmeTarget target;
+  std::string who;  // log prefix: "acme" (relay) or "acme lookup"
   config::TlsConfig tls;
   CertificateStore store;
-  std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
+  std::shared_ptr<ChallengeTokens> tokens = http01_tokens();
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer timer;
   std::atomic<bool> stopping{false};
@@ -63,8 +103,10 @@ struct AcmeServiceState {
   prometheus::Counter* orders_failed;
   prometheus::Gauge* not_after;
 
-  AcmeServiceState(Daemon& d, const config::TlsConfig& t)
+  AcmeServiceState(Daemon& d, AcmeTarget tg, const config::TlsConfig& t)
       : daemon(d),
+        target(tg),
+        who(tg == AcmeTarget::Relay ? "acme" : "acme lookup"),
         tls(t),
         store(t.cert_dir),
         strand(asio::make_strand(d.io_context())),
@@ -73,17 +115,24 @@ struct AcmeServiceState {
                        .Name("iroh_relay_acme_orders_total")
                        .Help("ACME certificate orders by result")
                        .Register(*d.metrics_registry());
-    orders_ok = &orders.Add({{"result", "success"}});
-    orders_failed = &orders.Add({{"result", "failure"}});
+    // Both services register the same families (prometheus-cpp merges them by name); the
+    // certificate label tells their series apart.
+    const std::string label = tg == AcmeTarget::Relay ? "relay" : "lookup";
+    orders_ok = &orders.Add({{"result", "success"}, {"certificate", label}});
+    orders_failed = &orders.Add({{"result", "failure"}, {"certificate", label}});
     not_after = &prometheus::BuildGauge()
                      .Name("iroh_relay_acme_certificate_not_after_seconds")
                      .Help("Expiry (Unix time) of the installed ACME certificate")
                      .Register(*d.metrics_registry())
-                     .Add({});
+                     .Add({{"certificate", label}});
   }
 
   void install(const PemPair& pair, const CertificateInfo& info) {
-    daemon.reload_certificate(pair.chain_pem, pair.key_pem);
+    if (target == AcmeTarget::Relay) {
+      daemon.reload_certificate(pair.chain_pem, pair.key_pem);
+    } else {
+      daemon.reload_lookup_certificate(pair.chain_pem, pair.key_pem);
+    }
     installed_serial = info.serial;
     not_after->Set(double(Clock::to_time_t(info.not_after)));
   }
@@ -102,7 +151,7 @@ struct AcmeServiceState {
         if (Clock::now() < renew_at) {
           if (info.serial != installed_serial) {
             install(*cached, info);
-            log::info("acme: using cached certificate ", store.chain_path().string(), " (serial ",
+            log::info(who, ": using cached certificate ", store.chain_path().string(), " (serial ",
                       info.serial, ", valid until ", utc_text(info.not_after), ", renewal at ",
                       utc_text(renew_at), ")");
           }
@@ -111,7 +160,7 @@ struct AcmeServiceState {
         why = "renewal is due (valid until " + utc_text(info.not_after) + ")";
       }
     }
-    log::info("acme: ordering a certificate for ", tls.hostname.size(), " name(s) from ",
+    log::info(who, ": ordering a certificate for ", tls.hostname.size(), " name(s) from ",
               tls.acme_directory_url, ": ", why);
     EcKey account_key = store.load_or_create_account_key();
     std::shared_ptr<ChallengeTokens> published = tokens;
@@ -153,7 +202,7 @@ struct AcmeServiceState {
     install(pair, info);
     orders_ok->Increment();
     Clock::time_point renew_at = renewal_time(info);
-    log::info("acme: certificate installed (serial ", info.serial, ", issuer ", info.issuer,
+    log::info(who, ": certificate installed (serial ", info.serial, ", issuer ", info.issuer,
               ", valid until ", utc_text(info.not_after), ", renewal at ", utc_text(renew_at),
               "), saved to ", store.chain_path().string());
     co_return std::max(renew_at, Clock::now() + kMinIssuanceInterval);
@@ -176,12 +225,12 @@ struct AcmeServiceState {
       if (stopping) break;
       if (failed) orders_failed->Increment();
       if (recheck) {  // settings changed during refresh(): look again with the new ones
-        if (failed) log::error("acme: ", error, "; retrying with the reloaded settings");
+        if (failed) log::error(who, ": ", error, "; retrying with the reloaded settings");
         retry_delay = kFirstRetryDelay;
         continue;
       }
       if (failed) {
-        log::error("acme: ", error, "; retrying in ", retry_delay.count(), " s");
+        log::error(who, ": ", error, "; retrying in ", retry_delay.count(), " s");
         next = Clock::now() + retry_delay;
         retry_delay = std::min<std::chrono::seconds>(retry_delay * 2, kMaxRetryDelay);
       }
@@ -194,33 +243,28 @@ struct AcmeServiceState {
   }
 };
 
-AcmeService::AcmeService(Daemon& daemon) {
+AcmeService::AcmeService(Daemon& daemon, AcmeTarget target) {
   const config::Config& config = daemon.config();
-  if (!config.tls || config.tls->cert_mode != config::CertMode::LetsEncrypt) {
-    throw std::logic_error("AcmeService needs tls.cert_mode LetsEncrypt");
-  }
-  state_ = std::make_shared<AcmeServiceState>(daemon, *config.tls);
+  const config::TlsConfig* tls = acme_section(config, target);
+  if (!tls) throw std::logic_error("AcmeService needs cert_mode LetsEncrypt");
+  state_ = std::make_shared<AcmeServiceState>(daemon, target, *tls);
   try {
-    state_->http = std::make_unique<HttpsClient>(state_->strand, config.tls->acme_ca_file);
+    state_->http = std::make_unique<HttpsClient>(state_->strand, tls->acme_ca_file);
   } catch (const std::exception& e) {
-    throw config::ConfigError(config.source.string(), 0, "tls.acme_ca_file", e.what());
+    throw config::ConfigError(
+        config.source.string(), 0,
+        target == AcmeTarget::Relay ? "tls.acme_ca_file" : "lookup_listeners.https.acme_ca_file",
+        e.what());
   }
-  std::shared_ptr<ChallengeTokens> tokens = state_->tokens;
-  daemon.plain_router().add(
-      http::verb::get, std::string(kChallengePrefix),
-      [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
-        std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());
-        std::string value;
-        {
-          std::lock_guard lock(tokens->mutex);
-          if (auto it = tokens->values.find(token); it != tokens->values.end()) value = it->second;
-        }
-        if (value.empty()) co_return make_response(req, http::status::not_found, "Not Found");
-        log::debug("acme: served http-01 token to a validator");
-        co_return make_response(req, http::status::ok, std::move(value),
-                                "application/octet-stream");
-      },
-      HttpRouter::Match::Prefix);
+  if (target == AcmeTarget::Relay) {
+    add_http01_route(daemon.plain_router());
+    return;
+  }
+  // The lookup certificate's HTTP-01 validator comes to port 80 of its domains: the lookup HTTP
+  // listener (iroh-dns-server's [http]) when there is one, else the daemon's plain listener,
+  // whose route the relay's ACME service has already added when the relay uses ACME.
+  if (config.lookup_listeners.http_bind_addr) add_http01_route(daemon.lookup_router());
+  if (!acme_section(config, AcmeTarget::Relay)) add_http01_route(daemon.plain_router());
 }
 
 AcmeService::~AcmeService() {
@@ -242,9 +286,10 @@ void AcmeService::start() {
 }
 
 void AcmeService::reload(const config::Config& next) {
-  if (!next.tls || next.tls->cert_mode != config::CertMode::LetsEncrypt) return;
+  const config::TlsConfig* section = acme_section(next, state_->target);
+  if (!section) return;
   std::shared_ptr<AcmeServiceState> state = state_;
-  asio::post(state->strand, [state, tls = *next.tls] {
+  asio::post(state->strand, [state, tls = *section] {
     const config::TlsConfig& old = state->tls;
     if (tls.hostname == old.hostname && tls.contact == old.contact &&
         tls.acme_directory_url == old.acme_directory_url &&
@@ -252,7 +297,7 @@ void AcmeService::reload(const config::Config& next) {
       return;
     }
     if (tls.acme_ca_file != old.acme_ca_file || tls.cert_dir != old.cert_dir) {
-      log::warn("acme: tls.acme_ca_file and tls.cert_dir changes need a restart");
+      log::warn(state->who, ": acme_ca_file and cert_dir changes need a restart");
     }
     state->tls.hostname = tls.hostname;
     state->tls.contact = tls.contact;
@@ -260,7 +305,7 @@ void AcmeService::reload(const config::Config& next) {
     state->tls.acme_challenge = tls.acme_challenge;
     state->recheck = true;
     state->timer.cancel();
-    log::info("acme: settings reloaded; checking the certificate again");
+    log::info(state->who, ": settings reloaded; checking the certificate again");
   });
 }
 

@@ -1,4 +1,7 @@
-// tls.cert_mode LetsEncrypt: keeps the HTTPS listener supplied with an ACME certificate.
+// tls.cert_mode LetsEncrypt: keeps the HTTPS listener supplied with an ACME certificate. One
+// service per certificate: the relay's (tls) and, issue 17 item 2, the lookup HTTPS listener's
+// own (lookup_listeners.https, iroh-dns-server's [https] cert_mode = "lets_encrypt"), each with
+// its own domains, cache directory (cert_dir) and renewal timer.
 //
 // At start a cached certificate in cert_dir that covers the hostnames and is not yet due for
 // renewal is installed without network access; otherwise one is ordered (tls.acme_challenge:
@@ -17,11 +20,17 @@ namespace iroh::server::acme {
 
 struct AcmeServiceState;
 
+// Which certificate a service keeps: the relay's HTTPS listener (config tls) or the lookup
+// HTTPS listener (config lookup_listeners.https).
+enum class AcmeTarget { Relay, Lookup };
+
 class AcmeService : public Service {
  public:
-  // Registers the HTTP-01 route on daemon.plain_router(); call before Daemon::start().
-  // Throws config::ConfigError if tls.acme_ca_file cannot be loaded.
-  explicit AcmeService(Daemon& daemon);
+  // Registers the HTTP-01 route on daemon.plain_router() (Lookup: on daemon.lookup_router(),
+  // and on the plain router too unless the relay's own ACME service answers there); call before
+  // Daemon::start(). HTTP-01 tokens are process-wide, so either route answers for both
+  // certificates. Throws config::ConfigError if acme_ca_file cannot be loaded.
+  explicit AcmeService(Daemon& daemon, AcmeTarget target = AcmeTarget::Relay);
   ~AcmeService() override;
 
   std::string_view name() const override { return "acme"; }
