@@ -495,15 +495,9 @@ class Loader {
         const TlsLines relay_lines = tls_lines_;
         tls = read_tls(*f, cfg.http_bind_addr);
         tls_lines_ = relay_lines;
-        // letsencrypt: its own ACME certificate (lookup AcmeService), so its own cache; two
-        // orders sharing acme-cert.pem would replace each other's certificate at every start.
-        if (tls.cert_mode == CertMode::LetsEncrypt && cfg.tls &&
-            cfg.tls->cert_mode == CertMode::LetsEncrypt &&
-            detail::same_directory(tls.cert_dir, cfg.tls->cert_dir)) {
-          const Field* d = h.find("cert_dir");
-          fail(d ? d->line : mode->line, child_path(f->path, "cert_dir"),
-               "is the relay's tls.cert_dir " + in_quotes(cfg.tls->cert_dir.string()) +
-                   "; the lookup listener's ACME certificate needs a cache directory of its own");
+        // letsencrypt: its own ACME certificate (lookup AcmeService) beside the relay's.
+        if (auto problem = detail::lookup_acme_problem(cfg.tls, tls)) {
+          fail(mode->line, mode->path, *problem);
         }
         if (tls.cert_mode == CertMode::Manual) {
           if (!h.find("manual_cert_path") || !h.find("manual_key_path")) {

@@ -206,15 +206,9 @@ class DnsTomlLoader {
     const bool relay_tls = cfg_.tls && !cfg_.tls->dangerous_http_only && !cfg_.dev;
     if (!relay_tls || !detail::same_addr(tls.https_bind_addr, cfg_.tls->https_bind_addr)) {
       // A listener of its own with its own certificate (lookup_listeners.https).
-      // lets_encrypt: its own ACME order and cache (<data_dir>/cert_cache), which must not be
-      // the relay's cache (each order would replace the other's acme-cert.pem).
-      if (tls.cert_mode == CertMode::LetsEncrypt && cfg_.tls &&
-          cfg_.tls->cert_mode == CertMode::LetsEncrypt &&
-          detail::same_directory(tls.cert_dir, cfg_.tls->cert_dir)) {
-        r_.fail(at.line, at.path + ".cert_mode",
-                "lets_encrypt caches its certificate in " +
-                    detail::in_quotes(tls.cert_dir.string()) +
-                    ", which is the relay's tls.cert_dir; give the relay another cert_dir");
+      // lets_encrypt: its own ACME order and cache (<data_dir>/cert_cache) beside the relay's.
+      if (auto problem = detail::lookup_acme_problem(cfg_.tls, tls)) {
+        r_.fail(at.line, at.path + ".cert_mode", *problem);
       }
       cfg_.lookup_listeners.https = std::move(tls);
       return;

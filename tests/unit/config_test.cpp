@@ -1728,7 +1728,18 @@ TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
                         "cert_mode = \"lets_encrypt\"\nletsencrypt_contact = \"a@b\"\n" +
                             dns_section,
                         same_cache, true),
-              HasSubstr("https.cert_mode: lets_encrypt caches its certificate in"));
+              HasSubstr("https.cert_mode: its ACME cache"));
+  // Both TLS-ALPN-01 for one name: refused (one validation certificate per name at a time).
+  Config same_name = parse_relay_toml(
+      "http_bind_addr = \"127.0.0.1:3340\"\n[tls]\ncert_mode = \"LetsEncrypt\"\n"
+      "https_bind_addr = \"127.0.0.1:3443\"\nhostname = [\"r.example\", \"A.example\"]\n"
+      "contact = \"a@b\"\ncert_dir = \"/var/lib/relay-acme\"\n",
+      "relay.toml");
+  EXPECT_THAT(dns_error("[https]\nport = 8443\ndomains = [\"a.example\"]\n"
+                        "cert_mode = \"lets_encrypt\"\nletsencrypt_contact = \"a@b\"\n" +
+                            dns_section,
+                        same_name, true),
+              HasSubstr("domain \"a.example\" is also ordered by the relay's tls section"));
   Config metrics = relay;
   EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[metrics]\ndisabled = "
                         "false\nbind_addr = \"127.0.0.1:9117\"\n" +
@@ -1909,9 +1920,26 @@ TEST_F(ConfigTest, LookupListeners) {
                        "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
                        "    cert_mode: letsencrypt\n    hostname: a.example\n"
                        "    contact: a@example.com\n"),
-              HasSubstr("test.yaml:9: lookup_listeners.https.cert_dir: is the relay's "
-                        "tls.cert_dir \".\"; the lookup listener's ACME certificate needs a "
-                        "cache directory of its own"));
+              HasSubstr("test.yaml:9: lookup_listeners.https.cert_mode: its ACME cache \".\" is "
+                        "the relay's tls.cert_dir; the two certificates need cache directories "
+                        "of their own"));
+  // Another cache, the same name, HTTP-01 for one of them: allowed (tokens differ per order).
+  Config http01 = parse_yaml(
+      "tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n"
+      "  contact: a@example.com\n  https_bind_addr: 127.0.0.1:2\n"
+      "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+      "    cert_mode: letsencrypt\n    hostname: a.example\n    cert_dir: /var/lib/x/l\n"
+      "    contact: a@example.com\n    acme_challenge: http-01\n",
+      "t.yaml");
+  EXPECT_EQ(http01.lookup_listeners.https->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n"
+                       "  contact: a@example.com\n  https_bind_addr: 127.0.0.1:2\n"
+                       "  acme_challenge: tls-alpn-01\n"
+                       "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: letsencrypt\n    hostname: a.example\n"
+                       "    cert_dir: /var/lib/x/l\n    contact: a@example.com\n"
+                       "    acme_challenge: tls-alpn-01\n"),
+              HasSubstr("lookup_listeners.https.cert_mode: domain \"a.example\" is also ordered"));
   EXPECT_THAT(error_of("http_bind_addr: 127.0.0.1:3340\nlookup_listeners:\n"
                        "  http_bind_addr: 127.0.0.1:3340\n"),
               HasSubstr("test.yaml:3: lookup_listeners.http_bind_addr: is the relay's"));
