@@ -11,7 +11,8 @@
 #    relay listener still serves its manual certificate; after a restart the cached certificate
 #    is served without a new order.
 # 2. HTTP-01 answered on the lookup HTTP listener (YAML lookup_listeners, acme_challenge
-#    http-01, pebble's httpPort = lookup_listeners.http_bind_addr).
+#    http-01, pebble's httpPort = lookup_listeners.http_bind_addr), and the renewal of that
+#    certificate on its own timer (45 s certificates).
 #
 #   acme_pebble_lookup.sh <iroh-relay>
 set -euo pipefail
@@ -149,7 +150,8 @@ RELAY_HTTPS=$(free_port)
 LOOKUP_HTTP=$(free_port)       # the lookup HTTP listener = pebble's httpPort
 LOOKUP_HTTPS=$(free_port)
 CLOSED_PORT=$(free_port)       # pebble's tlsPort: nothing listens there
-start_pebble "$LOOKUP_HTTP" "$CLOSED_PORT" 3600
+# 45 s certificates: renewal is due with a third left, after 30 s (acme/acme_service.hpp).
+start_pebble "$LOOKUP_HTTP" "$CLOSED_PORT" 45
 cat >"$WORK/relay.yaml" <<YAML
 http_bind_addr: "127.0.0.1:$RELAY_HTTP"
 enable_metrics: false
@@ -182,5 +184,24 @@ grep -q "acme: served http-01 token" "$WORK/relay-yaml.log" ||
   fail "no http-01 token was served"
 grep -q "answering tls-alpn-01" "$WORK/relay-yaml.log" && fail "tls-alpn-01 was answered"
 check_lookup_https "$LOOKUP_HTTPS" "$RELAY_HTTPS"
+served_serial() {
+  openssl s_client -connect "127.0.0.1:$LOOKUP_HTTPS" -servername localhost -alpn http/1.1 \
+    </dev/null 2>/dev/null | openssl x509 -noout -serial
+}
+SERIAL1=$(served_serial)
+# Renewed on its own timer, like the relay's certificate (bounded wait).
+for _ in $(seq 1 450); do
+  [ "$(grep -c "acme lookup: certificate installed" "$WORK/relay-yaml.log")" -ge 2 ] && break
+  kill -0 "$RELAY_PID" 2>/dev/null || fail "iroh-relay exited while waiting for the renewal"
+  sleep 0.2
+done
+[ "$(grep -c "acme lookup: certificate installed" "$WORK/relay-yaml.log")" -ge 2 ] ||
+  fail "the lookup certificate was not renewed within 90 s"
+SERIAL2=$(served_serial)
+if [ -z "$SERIAL2" ] || [ "$SERIAL2" = "$SERIAL1" ]; then
+  fail "renewal did not change the served lookup certificate ($SERIAL1)"
+fi
+check_lookup_https "$LOOKUP_HTTPS" "$RELAY_HTTPS"
+echo "lookup renewal: $SERIAL1 -> $SERIAL2"
 stop_relay "$RELAY_PID"
 echo "PASS"
