@@ -495,10 +495,9 @@ class Loader {
         const TlsLines relay_lines = tls_lines_;
         tls = read_tls(*f, cfg.http_bind_addr);
         tls_lines_ = relay_lines;
-        if (tls.cert_mode == CertMode::LetsEncrypt) {
-          fail(mode->line, mode->path,
-               "letsencrypt on the lookup listener is not supported yet (issue 17); use manual "
-               "or self_signed");
+        // letsencrypt: its own ACME certificate (lookup AcmeService) beside the relay's.
+        if (auto problem = detail::lookup_acme_problem(cfg.tls, tls)) {
+          fail(mode->line, mode->path, *problem);
         }
         if (tls.cert_mode == CertMode::Manual) {
           if (!h.find("manual_cert_path") || !h.find("manual_key_path")) {

@@ -210,6 +210,43 @@ bool same_addr(const SocketAddr& a, const SocketAddr& b) {
   return a.host == b.host;
 }
 
+namespace {
+
+// The same directory (compared as absolute, normalised paths; neither needs to exist).
+bool same_directory(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  fs::path abs_a = fs::weakly_canonical(fs::absolute(a, ec), ec);
+  fs::path abs_b = fs::weakly_canonical(fs::absolute(b, ec), ec);
+  return (abs_a / "").lexically_normal() == (abs_b / "").lexically_normal();
+}
+
+}  // namespace
+
+std::optional<std::string> lookup_acme_problem(const std::optional<TlsConfig>& relay,
+                                               const TlsConfig& lookup) {
+  if (lookup.cert_mode != CertMode::LetsEncrypt || !relay ||
+      relay->cert_mode != CertMode::LetsEncrypt) {
+    return std::nullopt;
+  }
+  if (same_directory(lookup.cert_dir, relay->cert_dir)) {
+    return "its ACME cache " + in_quotes(lookup.cert_dir.string()) +
+           " is the relay's tls.cert_dir; the two certificates need cache directories of their own";
+  }
+  if (lookup.acme_challenge == AcmeChallenge::TlsAlpn01 &&
+      relay->acme_challenge == AcmeChallenge::TlsAlpn01) {
+    for (const auto& name : lookup.hostname) {
+      for (const auto& other : relay->hostname) {
+        if (lowercase(name) == lowercase(other)) {
+          return "domain " + in_quotes(name) +
+                 " is also ordered by the relay's tls section, and two TLS-ALPN-01 validations "
+                 "of one name cannot run at once; use other domains, or the relay's listener";
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 std::string escape_hostname(const std::string& name) {
   std::string out;
   for (char c : name) {

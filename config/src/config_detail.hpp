@@ -33,6 +33,12 @@ std::optional<std::string> soa_problem(const std::string& text);
 std::optional<std::string> unreadable(const std::filesystem::path& path);
 // The same listener address: "::" and "0:0:0:0:0:0:0:0" are one.
 bool same_addr(const SocketAddr& a, const SocketAddr& b);
+// Why a lookup listener's own letsencrypt certificate (`lookup`, issue 17 item 2) cannot be
+// ordered beside the relay's (`relay`, may be absent), or nullopt: a shared cache directory (each
+// order would replace the other's acme-cert.pem), or, both with TLS-ALPN-01, a shared domain
+// (one validation certificate per name at a time, RFC 8737).
+std::optional<std::string> lookup_acme_problem(const std::optional<TlsConfig>& relay,
+                                               const TlsConfig& lookup);
 // iroh-dns-server's file name for a manual certificate: characters outside [a-zA-Z0-9.-] removed.
 std::string escape_hostname(const std::string& name);
 // Why `path` cannot serve as mesh.psk_file (unreadable, group/other access, empty or shorter

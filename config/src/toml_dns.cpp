@@ -181,6 +181,9 @@ class DnsTomlLoader {
       }
       // iroh-dns-server orders through tokio-rustls-acme: TLS-ALPN-01 on the HTTPS port.
       tls.acme_challenge = AcmeChallenge::TlsAlpn01;
+      // Not read by iroh-dns-server: iroh-relay's IROH_RELAY_ACME_URL / IROH_RELAY_ACME_CA, so
+      // that one daemon orders both certificates from the same (private) CA.
+      detail::apply_acme_env(tls, r_.file());
     } else if (mode_text == "self_signed") {
       tls.cert_mode = CertMode::SelfSigned;  // generated at start, like iroh-dns-server's rcgen one
     } else {
@@ -203,11 +206,9 @@ class DnsTomlLoader {
     const bool relay_tls = cfg_.tls && !cfg_.tls->dangerous_http_only && !cfg_.dev;
     if (!relay_tls || !detail::same_addr(tls.https_bind_addr, cfg_.tls->https_bind_addr)) {
       // A listener of its own with its own certificate (lookup_listeners.https).
-      if (tls.cert_mode == CertMode::LetsEncrypt) {
-        r_.fail(at.line, at.path + ".cert_mode",
-                "lets_encrypt on a lookup listener apart from the relay's is not supported yet "
-                "(issue 17); use manual or self_signed there, or point [https] at the relay's "
-                "HTTPS listener");
+      // lets_encrypt: its own ACME order and cache (<data_dir>/cert_cache) beside the relay's.
+      if (auto problem = detail::lookup_acme_problem(cfg_.tls, tls)) {
+        r_.fail(at.line, at.path + ".cert_mode", *problem);
       }
       cfg_.lookup_listeners.https = std::move(tls);
       return;

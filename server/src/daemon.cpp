@@ -68,11 +68,19 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   if (a.stun.enabled != b.stun.enabled) out.push_back("enable_stun");
   if (!(a.stun.bind_addr == b.stun.bind_addr)) out.push_back("stun_bind_addr");
   if (a.data_dir != b.data_dir) out.push_back("data_dir");
+  // Lookup listeners (issue 17): like the relay's, their sockets are bound once at start (and
+  // shared by the relay workers' SO_REUSEPORT acceptors), so an address change waits for a
+  // restart, as knotd's and derper's listen addresses do; their certificate reloads.
   const auto& la = a.lookup_listeners;
   const auto& lb = b.lookup_listeners;
-  if (!(la.http_bind_addr == lb.http_bind_addr) || la.https.has_value() != lb.https.has_value() ||
-      (la.https && !(la.https->https_bind_addr == lb.https->https_bind_addr))) {
-    out.push_back("lookup_listeners");
+  if (!(la.http_bind_addr == lb.http_bind_addr)) out.push_back("lookup_listeners.http_bind_addr");
+  if (la.https.has_value() != lb.https.has_value()) {
+    out.push_back("lookup_listeners.https");
+  } else if (la.https) {
+    if (!(la.https->https_bind_addr == lb.https->https_bind_addr))
+      out.push_back("lookup_listeners.https.https_bind_addr");
+    if (la.https->cert_mode != lb.https->cert_mode)
+      out.push_back("lookup_listeners.https.cert_mode");
   }
   return out;
 }
@@ -101,6 +109,8 @@ struct Daemon::Impl {
   config::Config current;  // guarded by reload_mutex
   FileStamp cert_stamp;
   FileStamp key_stamp;
+  FileStamp lookup_cert_stamp;  // lookup_listeners.https manual files
+  FileStamp lookup_key_stamp;
   std::optional<asio::steady_timer> cert_poll;
 
   std::mutex stop_mutex;
@@ -122,6 +132,12 @@ struct Daemon::Impl {
       return {};
     }
     return std::pair{current.tls->manual_cert_path.string(), current.tls->manual_key_path.string()};
+  }
+  // The same for the lookup HTTPS listener's own certificate (manual only).
+  std::optional<std::pair<std::string, std::string>> lookup_cert_files() const {
+    const auto& https = current.lookup_listeners.https;
+    if (!https || https->cert_mode != config::CertMode::Manual) return {};
+    return std::pair{https->manual_cert_path.string(), https->manual_key_path.string()};
   }
 };
 
@@ -195,9 +211,17 @@ void Daemon::start() {
     log::info("starting ", s->name());
     s->start();
   }
-  if (auto files = d.cert_files()) {
+  auto files = d.cert_files();
+  auto lookup_files = d.lookup_cert_files();
+  if (files) {
     d.cert_stamp = stamp_of(files->first);
     d.key_stamp = stamp_of(files->second);
+  }
+  if (lookup_files) {
+    d.lookup_cert_stamp = stamp_of(lookup_files->first);
+    d.lookup_key_stamp = stamp_of(lookup_files->second);
+  }
+  if (files || lookup_files) {
     d.cert_poll.emplace(d.ioc);
     asio::co_spawn(
         d.ioc,
@@ -323,6 +347,29 @@ bool Daemon::reload(config::Config next) {
         throw config::ConfigError(next.source.string(), 0, "tls.manual_cert_path", e.what());
       }
     }
+    // The lookup HTTPS listener's own certificate (issue 17 item 2), checked before anything is
+    // applied like the relay's. A changed cert_mode waits for a restart (restart_only_changes);
+    // letsencrypt is its ACME service's business (AcmeService::reload).
+    std::shared_ptr<asio::ssl::context> lookup_ctx;
+    std::string lookup_chain;  // manual: for the log line's fingerprint
+    const auto& old_lookup = old.lookup_listeners.https;
+    const auto& next_lookup = next.lookup_listeners.https;
+    if (old_lookup && next_lookup && old_lookup->cert_mode == next_lookup->cert_mode) {
+      if (next_lookup->cert_mode == config::CertMode::Manual) {
+        try {
+          lookup_chain = read_text_file(next_lookup->manual_cert_path.string());
+          lookup_ctx = make_server_tls_context(
+              lookup_chain, read_text_file(next_lookup->manual_key_path.string()));
+        } catch (const std::exception& e) {
+          throw config::ConfigError(next.source.string(), 0,
+                                    "lookup_listeners.https.manual_cert_path", e.what());
+        }
+      } else if (next_lookup->cert_mode == config::CertMode::SelfSigned &&
+                 next_lookup->hostname != old_lookup->hostname) {
+        lookup_ctx =
+            make_server_tls_context(*next_lookup, next.source.string(), "lookup_listeners.https");
+      }
+    }
     d.relay->apply(next);
     std::size_t reloaded = 0;
     try {
@@ -352,6 +399,15 @@ bool Daemon::reload(config::Config next) {
       applied.tls->manual_cert_path = next.tls->manual_cert_path;
       applied.tls->manual_key_path = next.tls->manual_key_path;
     }
+    if (old_lookup && next_lookup && old_lookup->cert_mode == next_lookup->cert_mode) {
+      // Domains, certificate files and ACME settings of the lookup listener; its address and
+      // what the ACME service reads only at start (cert_dir, acme_ca_file) stay.
+      config::TlsConfig lookup = *next_lookup;
+      lookup.https_bind_addr = old_lookup->https_bind_addr;
+      lookup.cert_dir = old_lookup->cert_dir;
+      lookup.acme_ca_file = old_lookup->acme_ca_file;
+      applied.lookup_listeners.https = std::move(lookup);
+    }
     d.current = std::move(applied);
     log::set_level(next.log_level);
     log::set_format(next.log_format);
@@ -359,6 +415,18 @@ bool Daemon::reload(config::Config next) {
       apply_certificate_locked(pem->first, pem->second);
       d.cert_stamp = stamp_of(next.tls->manual_cert_path.string());
       d.key_stamp = stamp_of(next.tls->manual_key_path.string());
+    }
+    if (lookup_ctx) {
+      d.relay->set_lookup_tls_context(std::move(lookup_ctx));
+      if (auto files = d.lookup_cert_files()) {
+        d.lookup_cert_stamp = stamp_of(files->first);
+        d.lookup_key_stamp = stamp_of(files->second);
+      }
+      if (lookup_chain.empty()) {
+        log::info("lookup certificate regenerated (self-signed for the new domains)");
+      } else {
+        log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(lookup_chain), ")");
+      }
     }
     log::info("reloaded ", next.source.string());
     // Issue 19 item 1: a reload that admits clients the old config refused is applied, but said
@@ -387,6 +455,13 @@ void Daemon::apply_certificate_locked(const std::string& chain, const std::strin
   log::info("certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
 }
 
+void Daemon::reload_lookup_certificate(const std::string& chain, const std::string& key) {
+  auto ctx = make_server_tls_context(chain, key);  // throws: nothing changed yet
+  std::lock_guard lock(impl_->reload_mutex);
+  impl_->relay->set_lookup_tls_context(std::move(ctx));
+  log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
+}
+
 bool Daemon::reload_certificate_files() {
   auto& d = *impl_;
   std::lock_guard lock(d.reload_mutex);
@@ -406,13 +481,32 @@ bool Daemon::reload_certificate_files() {
 
 void Daemon::poll_certificate_files() {
   auto& d = *impl_;
+  bool relay_changed = false;
   {
     std::lock_guard lock(d.reload_mutex);
-    auto files = d.cert_files();
-    if (!files) return;
-    if (stamp_of(files->first) == d.cert_stamp && stamp_of(files->second) == d.key_stamp) return;
+    if (auto files = d.cert_files()) {
+      relay_changed =
+          !(stamp_of(files->first) == d.cert_stamp) || !(stamp_of(files->second) == d.key_stamp);
+    }
+    // The lookup listener's manual files are watched the same way (issue 17 item 2).
+    if (auto files = d.lookup_cert_files()) {
+      FileStamp cert = stamp_of(files->first), key = stamp_of(files->second);
+      if (!(cert == d.lookup_cert_stamp) || !(key == d.lookup_key_stamp)) {
+        d.lookup_cert_stamp = cert;
+        d.lookup_key_stamp = key;
+        try {
+          std::string chain = read_text_file(files->first);
+          d.relay->set_lookup_tls_context(
+              make_server_tls_context(chain, read_text_file(files->second)));
+          log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
+        } catch (const std::exception& e) {
+          log::warn("lookup certificate reload from ", files->first, " failed: ", e.what(),
+                    "; keeping the current certificate");
+        }
+      }
+    }
   }
-  reload_certificate_files();
+  if (relay_changed) reload_certificate_files();
 }
 asio::io_context& Daemon::io_context() {
   return impl_->ioc;

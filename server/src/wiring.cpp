@@ -112,11 +112,28 @@ LookupSources add_lookup(Daemon& daemon) {
 
 void add_configured_services(Daemon& daemon) {
   const config::Config& config = daemon.config();
-  if (config.tls && config.tls->cert_mode == config::CertMode::LetsEncrypt) {
-    // First, so a cached certificate is installed before the other services start.
+  // ACME first, so a cached certificate is installed before the other services start.
+  const bool relay_acme = config.tls && config.tls->cert_mode == config::CertMode::LetsEncrypt;
+  if (relay_acme) {
     daemon.add_service(std::make_unique<acme::AcmeService>(
-        context_of(daemon), config, daemon.plain_router(),
+        context_of(daemon), config, acme::AcmeTarget::Relay,
+        std::vector<HttpRouter*>{&daemon.plain_router()},
         [&daemon](const PemPair& pem) { daemon.reload_certificate(pem.chain_pem, pem.key_pem); }));
+  }
+  // The lookup HTTPS listener's own ACME certificate (issue 17 item 2), its own order and cache.
+  if (const auto& https = config.lookup_listeners.https;
+      https && https->cert_mode == config::CertMode::LetsEncrypt) {
+    // Its HTTP-01 validator comes to port 80 of its domains: the lookup HTTP listener
+    // (iroh-dns-server's [http]) when there is one, and the daemon's plain listener unless the
+    // relay's ACME service has added the (process-wide) route there already.
+    std::vector<HttpRouter*> routers;
+    if (config.lookup_listeners.http_bind_addr) routers.push_back(&daemon.lookup_router());
+    if (!relay_acme) routers.push_back(&daemon.plain_router());
+    daemon.add_service(std::make_unique<acme::AcmeService>(
+        context_of(daemon), config, acme::AcmeTarget::Lookup, routers,
+        [&daemon](const PemPair& pem) {
+          daemon.reload_lookup_certificate(pem.chain_pem, pem.key_pem);
+        }));
   }
   if (config.stun.enabled) {
     StunOptions stun_options;

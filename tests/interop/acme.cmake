@@ -15,3 +15,12 @@ if(TARGET iroh-relay)
     COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/acme_pebble_tls_alpn.sh $<TARGET_FILE:iroh-relay>)
   set_tests_properties(interop_acme_pebble_tls_alpn PROPERTIES LABELS interop TIMEOUT 180)
 endif()
+
+# The lookup HTTPS listener's own ACME certificate (issue 17 item 2): TLS-ALPN-01 with port 80
+# closed from the reference's TOML files, then HTTP-01 on the lookup HTTP listener (YAML), while
+# the relay listener keeps its manual certificate (acme_pebble_lookup.sh).
+if(TARGET iroh-relay)
+  add_test(NAME interop_acme_pebble_lookup
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/acme_pebble_lookup.sh $<TARGET_FILE:iroh-relay>)
+  set_tests_properties(interop_acme_pebble_lookup PROPERTIES LABELS interop TIMEOUT 300)
+endif()

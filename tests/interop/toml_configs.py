@@ -234,6 +234,60 @@ def own_https_check(work, relays):
     r.stop()
 
 
+def lookup_sighup_check(work, relays):
+    """SIGHUP with a changed dns.toml (issue 17 item 2): a new [https] domain switches the lookup
+    listener to that domain's cert_cache files at once; a changed [https] port is kept until a
+    restart, with a warning naming the key; the relay's certificate is untouched."""
+    relay_crt, relay_key = make_cert(work, "relay.example")
+    data = os.path.join(work, "sighup-data")
+    cache = os.path.join(data, "cert_cache")
+    os.makedirs(cache)
+    make_cert(cache, "a.example")
+    make_cert(cache, "b.example")
+    relay_https, lookup_https, dns_port, relay_http, moved = (free_port() for _ in range(5))
+    relay_toml = os.path.join(work, "relay-sighup.toml")
+    with open(relay_toml, "w") as f:
+        f.write(f'http_bind_addr = "127.0.0.1:{relay_http}"\nenable_metrics = false\n'
+                f'[tls]\ncert_mode = "Manual"\nhttps_bind_addr = "127.0.0.1:{relay_https}"\n'
+                f'hostname = "relay.example"\nmanual_cert_path = "{relay_crt}"\n'
+                f'manual_key_path = "{relay_key}"\n')
+    dns_toml = os.path.join(work, "dns-sighup.toml")
+
+    def write_dns(port, domain):
+        with open(dns_toml, "w") as f:
+            f.write(f'data_dir = "{data}"\n'
+                    f'[https]\nport = {port}\nbind_addr = "127.0.0.1"\n'
+                    f'domains = ["{domain}"]\ncert_mode = "manual"\n'
+                    f'[dns]\nport = {dns_port}\nbind_addr = "127.0.0.1"\n'
+                    'default_soa = "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600"\n'
+                    'default_ttl = 900\norigins = ["irohdns.example.", "."]\n'
+                    '[metrics]\ndisabled = true\n')
+
+    write_dns(lookup_https, "a.example")
+    r = Relay(work, ["--config", relay_toml, "--dns-config", dns_toml], "sighup")
+    relays.append(r)
+    started = r.wait_for(r"dns: listening on udp") and r.wait_for(r"listening lookup-https on")
+    check(bool(started), "SIGHUP: daemon started" + ("" if started else r.text()[-300:]))
+    if not started:
+        return
+    _, _, relay_cert = request(relay_https, "GET", "/ping", tls=True)
+    _, _, cert = request(lookup_https, "GET", "/healthz", tls=True)
+    check("a.example" in subject_of(cert), f"SIGHUP: lookup serves a.example ({subject_of(cert)})")
+    write_dns(moved, "b.example")
+    r.proc.send_signal(signal.SIGHUP)
+    reloaded = r.wait_for(r"reloaded .*dns-sighup.toml|reloaded .*relay-sighup.toml")
+    check(bool(reloaded), "SIGHUP: reloaded" + ("" if reloaded else r.text()[-300:]))
+    _, _, cert = request(lookup_https, "GET", "/healthz", tls=True)
+    check("b.example" in subject_of(cert),
+          f"SIGHUP: the new domain's certificate serves ({subject_of(cert)})")
+    check("lookup_listeners.https.https_bind_addr changed; it takes effect after a restart"
+          in r.text(), "SIGHUP: the [https] port change is kept until a restart, with a warning")
+    _, _, relay_after = request(relay_https, "GET", "/ping", tls=True)
+    check(der_fingerprint(relay_after) == der_fingerprint(relay_cert),
+          "SIGHUP: the relay keeps its own certificate")
+    r.stop()
+
+
 def main():
     work = scratch_dir("toml-configs")
     relays = []
@@ -333,6 +387,7 @@ def main():
         # server's [https] on another port with its own self-signed one: both serve, with
         # different certificates, and pkarr PUT/GET works on the lookup listener.
         own_https_check(work, relays)
+        lookup_sighup_check(work, relays)
     finally:
         for r in relays:
             r.stop()

@@ -41,18 +41,58 @@ std::string utc_text(Clock::time_point t) {
 
 }  // namespace
 
-// HTTP-01 tokens being validated right now -> key authorization. Read by the plain listener's
-// threads, written by the ACME coroutine.
+// HTTP-01 tokens being validated right now -> key authorization. Read by the plain listeners'
+// threads, written by the ACME coroutines. Process-wide like TlsAlpnChallenges: the relay's and
+// the lookup listener's orders share it, so the validator may reach either plain listener.
 struct ChallengeTokens {
   std::mutex mutex;
   std::map<std::string, std::string, std::less<>> values;
 };
 
+namespace {
+
+std::shared_ptr<ChallengeTokens> http01_tokens() {
+  static const std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
+  return tokens;
+}
+
+// The TLS section whose certificate `target` keeps, or nullptr if it is not LetsEncrypt.
+const config::TlsConfig* acme_section(const config::Config& config, AcmeTarget target) {
+  const std::optional<config::TlsConfig>& tls =
+      target == AcmeTarget::Relay ? config.tls : config.lookup_listeners.https;
+  if (!tls || tls->cert_mode != config::CertMode::LetsEncrypt) return nullptr;
+  return &*tls;
+}
+
+// GET /.well-known/acme-challenge/<token> (RFC 8555 §8.3).
+void add_http01_route(HttpRouter& router) {
+  std::shared_ptr<ChallengeTokens> tokens = http01_tokens();
+  router.add(
+      http::verb::get, std::string(kChallengePrefix),
+      [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
+        std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());
+        std::string value;
+        {
+          std::lock_guard lock(tokens->mutex);
+          if (auto it = tokens->values.find(token); it != tokens->values.end()) value = it->second;
+        }
+        if (value.empty()) co_return make_response(req, http::status::not_found, "Not Found");
+        log::debug("acme: served http-01 token to a validator");
+        co_return make_response(req, http::status::ok, std::move(value),
+                                "application/octet-stream");
+      },
+      HttpRouter::Match::Prefix);
+}
+
+}  // namespace
+
 struct AcmeServiceState {
   AcmeService::Install install_certificate;
+  AcmeTarget target;
+  std::string who;  // log prefix: "acme" (relay) or "acme lookup"
   config::TlsConfig tls;
   CertificateStore store;
-  std::shared_ptr<ChallengeTokens> tokens = std::make_shared<ChallengeTokens>();
+  std::shared_ptr<ChallengeTokens> tokens = http01_tokens();
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer timer;
   std::atomic<bool> stopping{false};
@@ -63,9 +103,11 @@ struct AcmeServiceState {
   prometheus::Counter* orders_failed;
   prometheus::Gauge* not_after;
 
-  AcmeServiceState(const ServiceContext& ctx, const config::TlsConfig& t,
+  AcmeServiceState(const ServiceContext& ctx, AcmeTarget tg, const config::TlsConfig& t,
                    AcmeService::Install install)
       : install_certificate(std::move(install)),
+        target(tg),
+        who(tg == AcmeTarget::Relay ? "acme" : "acme lookup"),
         tls(t),
         store(t.cert_dir),
         strand(asio::make_strand(ctx.io)),
@@ -74,13 +116,16 @@ struct AcmeServiceState {
                        .Name("iroh_relay_acme_orders_total")
                        .Help("ACME certificate orders by result")
                        .Register(*ctx.registry);
-    orders_ok = &orders.Add({{"result", "success"}});
-    orders_failed = &orders.Add({{"result", "failure"}});
+    // Both services register the same families (prometheus-cpp merges them by name); the
+    // certificate label tells their series apart.
+    const std::string label = tg == AcmeTarget::Relay ? "relay" : "lookup";
+    orders_ok = &orders.Add({{"result", "success"}, {"certificate", label}});
+    orders_failed = &orders.Add({{"result", "failure"}, {"certificate", label}});
     not_after = &prometheus::BuildGauge()
                      .Name("iroh_relay_acme_certificate_not_after_seconds")
                      .Help("Expiry (Unix time) of the installed ACME certificate")
                      .Register(*ctx.registry)
-                     .Add({});
+                     .Add({{"certificate", label}});
   }
 
   void install(const PemPair& pair, const CertificateInfo& info) {
@@ -103,7 +148,7 @@ struct AcmeServiceState {
         if (Clock::now() < renew_at) {
           if (info.serial != installed_serial) {
             install(*cached, info);
-            log::info("acme: using cached certificate ", store.chain_path().string(), " (serial ",
+            log::info(who, ": using cached certificate ", store.chain_path().string(), " (serial ",
                       info.serial, ", valid until ", utc_text(info.not_after), ", renewal at ",
                       utc_text(renew_at), ")");
           }
@@ -112,7 +157,7 @@ struct AcmeServiceState {
         why = "renewal is due (valid until " + utc_text(info.not_after) + ")";
       }
     }
-    log::info("acme: ordering a certificate for ", tls.hostname.size(), " name(s) from ",
+    log::info(who, ": ordering a certificate for ", tls.hostname.size(), " name(s) from ",
               tls.acme_directory_url, ": ", why);
     EcKey account_key = store.load_or_create_account_key();
     std::shared_ptr<ChallengeTokens> published = tokens;
@@ -154,7 +199,7 @@ struct AcmeServiceState {
     install(pair, info);
     orders_ok->Increment();
     Clock::time_point renew_at = renewal_time(info);
-    log::info("acme: certificate installed (serial ", info.serial, ", issuer ", info.issuer,
+    log::info(who, ": certificate installed (serial ", info.serial, ", issuer ", info.issuer,
               ", valid until ", utc_text(info.not_after), ", renewal at ", utc_text(renew_at),
               "), saved to ", store.chain_path().string());
     co_return std::max(renew_at, Clock::now() + kMinIssuanceInterval);
@@ -177,12 +222,12 @@ struct AcmeServiceState {
       if (stopping) break;
       if (failed) orders_failed->Increment();
       if (recheck) {  // settings changed during refresh(): look again with the new ones
-        if (failed) log::error("acme: ", error, "; retrying with the reloaded settings");
+        if (failed) log::error(who, ": ", error, "; retrying with the reloaded settings");
         retry_delay = kFirstRetryDelay;
         continue;
       }
       if (failed) {
-        log::error("acme: ", error, "; retrying in ", retry_delay.count(), " s");
+        log::error(who, ": ", error, "; retrying in ", retry_delay.count(), " s");
         next = Clock::now() + retry_delay;
         retry_delay = std::min<std::chrono::seconds>(retry_delay * 2, kMaxRetryDelay);
       }
@@ -196,32 +241,20 @@ struct AcmeServiceState {
 };
 
 AcmeService::AcmeService(const ServiceContext& ctx, const config::Config& config,
-                         HttpRouter& plain_router, Install install) {
-  if (!config.tls || config.tls->cert_mode != config::CertMode::LetsEncrypt) {
-    throw std::logic_error("AcmeService needs tls.cert_mode LetsEncrypt");
-  }
-  state_ = std::make_shared<AcmeServiceState>(ctx, *config.tls, std::move(install));
+                         AcmeTarget target, const std::vector<HttpRouter*>& challenge_routers,
+                         Install install) {
+  const config::TlsConfig* tls = acme_section(config, target);
+  if (!tls) throw std::logic_error("AcmeService needs cert_mode LetsEncrypt");
+  state_ = std::make_shared<AcmeServiceState>(ctx, target, *tls, std::move(install));
   try {
-    state_->http = std::make_unique<HttpsClient>(state_->strand, config.tls->acme_ca_file);
+    state_->http = std::make_unique<HttpsClient>(state_->strand, tls->acme_ca_file);
   } catch (const std::exception& e) {
-    throw config::ConfigError(config.source.string(), 0, "tls.acme_ca_file", e.what());
+    throw config::ConfigError(
+        config.source.string(), 0,
+        target == AcmeTarget::Relay ? "tls.acme_ca_file" : "lookup_listeners.https.acme_ca_file",
+        e.what());
   }
-  std::shared_ptr<ChallengeTokens> tokens = state_->tokens;
-  plain_router.add(
-      http::verb::get, std::string(kChallengePrefix),
-      [tokens](const HttpRequest& req, const RequestInfo&) -> asio::awaitable<HttpResponse> {
-        std::string_view token = target_path(req.target()).substr(kChallengePrefix.size());
-        std::string value;
-        {
-          std::lock_guard lock(tokens->mutex);
-          if (auto it = tokens->values.find(token); it != tokens->values.end()) value = it->second;
-        }
-        if (value.empty()) co_return make_response(req, http::status::not_found, "Not Found");
-        log::debug("acme: served http-01 token to a validator");
-        co_return make_response(req, http::status::ok, std::move(value),
-                                "application/octet-stream");
-      },
-      HttpRouter::Match::Prefix);
+  for (HttpRouter* router : challenge_routers) add_http01_route(*router);
 }
 
 AcmeService::~AcmeService() {
@@ -243,9 +276,10 @@ void AcmeService::start() {
 }
 
 void AcmeService::reload(const config::Config& next) {
-  if (!next.tls || next.tls->cert_mode != config::CertMode::LetsEncrypt) return;
+  const config::TlsConfig* section = acme_section(next, state_->target);
+  if (!section) return;
   std::shared_ptr<AcmeServiceState> state = state_;
-  asio::post(state->strand, [state, tls = *next.tls] {
+  asio::post(state->strand, [state, tls = *section] {
     const config::TlsConfig& old = state->tls;
     if (tls.hostname == old.hostname && tls.contact == old.contact &&
         tls.acme_directory_url == old.acme_directory_url &&
@@ -253,7 +287,7 @@ void AcmeService::reload(const config::Config& next) {
       return;
     }
     if (tls.acme_ca_file != old.acme_ca_file || tls.cert_dir != old.cert_dir) {
-      log::warn("acme: tls.acme_ca_file and tls.cert_dir changes need a restart");
+      log::warn(state->who, ": acme_ca_file and cert_dir changes need a restart");
     }
     state->tls.hostname = tls.hostname;
     state->tls.contact = tls.contact;
@@ -261,7 +295,7 @@ void AcmeService::reload(const config::Config& next) {
     state->tls.acme_challenge = tls.acme_challenge;
     state->recheck = true;
     state->timer.cancel();
-    log::info("acme: settings reloaded; checking the certificate again");
+    log::info(state->who, ": settings reloaded; checking the certificate again");
   });
 }
 

@@ -1685,15 +1685,61 @@ TEST_F(TomlConfig, DnsConfigBesideARelayConfig) {
   EXPECT_EQ(own_https.lookup_listeners.https->https_bind_addr.to_string(), "[::]:8443");
   EXPECT_EQ(own_https.lookup_listeners.https->cert_mode, CertMode::SelfSigned);
   EXPECT_EQ(own_https.lookup_listeners.https->hostname, std::vector<std::string>{"a.example"});
-  // lets_encrypt there is not supported yet: refused with the reason, not dropped.
+  // lets_encrypt there: its own ACME order (TLS-ALPN-01, as iroh-dns-server) cached in
+  // <data_dir>/cert_cache.
   Config https = relay;
-  EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 8443\n"
-                        "domains = [\"a\"]\ncert_mode = \"lets_encrypt\"\nletsencrypt_contact = "
-                        "\"a@b\"\n" +
+  apply_dns_toml(
+      "[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[https]\nport = 8443\n"
+      "domains = [\"a.example\"]\ncert_mode = \"lets_encrypt\"\nletsencrypt_contact = "
+      "\"a@b\"\n" +
+          dns_section,
+      "dns.toml", https, true);
+  ASSERT_TRUE(https.lookup_listeners.https);
+  EXPECT_EQ(https.lookup_listeners.https->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_EQ(https.lookup_listeners.https->acme_challenge, AcmeChallenge::TlsAlpn01);
+  EXPECT_EQ(https.lookup_listeners.https->cert_dir, dir.path() / "cert_cache");
+  EXPECT_EQ(https.lookup_listeners.https->contact, "a@b");
+  EXPECT_FALSE(https.lookup_listeners.https->prod_tls);  // staging unless letsencrypt_prod
+  EXPECT_EQ(https.lookup_listeners.https->acme_directory_url,
+            "https://acme-staging-v02.api.letsencrypt.org/directory");
+  EXPECT_FALSE(https.tls);
+  {
+    // iroh-relay's ACME overrides reach the lookup certificate too (one daemon, one CA).
+    auto ca = dir.write("ca.pem", "x");
+    EnvGuard url("IROH_RELAY_ACME_URL", "https://127.0.0.1:14000/dir");
+    EnvGuard ca_env("IROH_RELAY_ACME_CA", ca.c_str());
+    Config env = relay;
+    apply_dns_toml(
+        "[https]\nport = 8443\ndomains = [\"a.example\"]\n"
+        "cert_mode = \"lets_encrypt\"\nletsencrypt_contact = \"a@b\"\n" +
+            dns_section,
+        "dns.toml", env, true);
+    EXPECT_EQ(env.lookup_listeners.https->acme_directory_url, "https://127.0.0.1:14000/dir");
+    EXPECT_EQ(env.lookup_listeners.https->acme_ca_file, ca);
+  }
+  // Beside a relay ordering from the same cache directory: refused, each needs its own.
+  Config same_cache = parse_relay_toml(
+      "http_bind_addr = \"127.0.0.1:3340\"\n[tls]\ncert_mode = \"LetsEncrypt\"\n"
+      "https_bind_addr = \"127.0.0.1:3443\"\nhostname = \"r.example\"\n"
+      "contact = \"a@b\"\ncert_dir = \"" +
+          (dir.path() / "cert_cache").string() + "/\"\n",
+      "relay.toml");
+  EXPECT_THAT(dns_error("[https]\nport = 8443\ndomains = [\"a.example\"]\n"
+                        "cert_mode = \"lets_encrypt\"\nletsencrypt_contact = \"a@b\"\n" +
                             dns_section,
-                        https, true),
-              HasSubstr("https.cert_mode: lets_encrypt on a lookup listener apart from the "
-                        "relay's is not supported yet"));
+                        same_cache, true),
+              HasSubstr("https.cert_mode: its ACME cache"));
+  // Both TLS-ALPN-01 for one name: refused (one validation certificate per name at a time).
+  Config same_name = parse_relay_toml(
+      "http_bind_addr = \"127.0.0.1:3340\"\n[tls]\ncert_mode = \"LetsEncrypt\"\n"
+      "https_bind_addr = \"127.0.0.1:3443\"\nhostname = [\"r.example\", \"A.example\"]\n"
+      "contact = \"a@b\"\ncert_dir = \"/var/lib/relay-acme\"\n",
+      "relay.toml");
+  EXPECT_THAT(dns_error("[https]\nport = 8443\ndomains = [\"a.example\"]\n"
+                        "cert_mode = \"lets_encrypt\"\nletsencrypt_contact = \"a@b\"\n" +
+                            dns_section,
+                        same_name, true),
+              HasSubstr("domain \"a.example\" is also ordered by the relay's tls section"));
   Config metrics = relay;
   EXPECT_THAT(dns_error("[http]\nport = 3340\nbind_addr = \"127.0.0.1\"\n[metrics]\ndisabled = "
                         "false\nbind_addr = \"127.0.0.1:9117\"\n" +
@@ -1855,10 +1901,45 @@ TEST_F(ConfigTest, LookupListeners) {
   EXPECT_THAT(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
                        "    cert_mode: manual\n    hostname: nofile.example\n"),
               HasSubstr("lookup_listeners.https.manual_cert_path: cannot read"));
+  // letsencrypt: its own ACME order and cache (issue 17 item 2).
+  Config le = parse_yaml(
+      "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+      "    cert_mode: letsencrypt\n    hostname: a.example\n    contact: a@example.com\n"
+      "    cert_dir: /var/lib/x/lookup\n    acme_challenge: http-01\n",
+      "t.yaml");
+  ASSERT_TRUE(le.lookup_listeners.https);
+  EXPECT_EQ(le.lookup_listeners.https->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_EQ(le.lookup_listeners.https->cert_dir, "/var/lib/x/lookup");
+  EXPECT_EQ(le.lookup_listeners.https->acme_challenge, AcmeChallenge::Http01);
   EXPECT_THAT(error_of("lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: letsencrypt\n    hostname: a.example\n"),
+              HasSubstr("lookup_listeners.https.contact: letsencrypt needs a contact"));
+  // The relay's own ACME cache directory (here both default to "."): refused.
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: r.example\n"
+                       "  contact: a@example.com\n  https_bind_addr: 127.0.0.1:2\n"
+                       "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
                        "    cert_mode: letsencrypt\n    hostname: a.example\n"
                        "    contact: a@example.com\n"),
-              HasSubstr("letsencrypt on the lookup listener is not supported yet"));
+              HasSubstr("test.yaml:9: lookup_listeners.https.cert_mode: its ACME cache \".\" is "
+                        "the relay's tls.cert_dir; the two certificates need cache directories "
+                        "of their own"));
+  // Another cache, the same name, HTTP-01 for one of them: allowed (tokens differ per order).
+  Config http01 = parse_yaml(
+      "tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n"
+      "  contact: a@example.com\n  https_bind_addr: 127.0.0.1:2\n"
+      "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+      "    cert_mode: letsencrypt\n    hostname: a.example\n    cert_dir: /var/lib/x/l\n"
+      "    contact: a@example.com\n    acme_challenge: http-01\n",
+      "t.yaml");
+  EXPECT_EQ(http01.lookup_listeners.https->cert_mode, CertMode::LetsEncrypt);
+  EXPECT_THAT(error_of("tls:\n  cert_mode: letsencrypt\n  hostname: a.example\n"
+                       "  contact: a@example.com\n  https_bind_addr: 127.0.0.1:2\n"
+                       "  acme_challenge: tls-alpn-01\n"
+                       "lookup_listeners:\n  https:\n    https_bind_addr: 127.0.0.1:1\n"
+                       "    cert_mode: letsencrypt\n    hostname: a.example\n"
+                       "    cert_dir: /var/lib/x/l\n    contact: a@example.com\n"
+                       "    acme_challenge: tls-alpn-01\n"),
+              HasSubstr("lookup_listeners.https.cert_mode: domain \"a.example\" is also ordered"));
   EXPECT_THAT(error_of("http_bind_addr: 127.0.0.1:3340\nlookup_listeners:\n"
                        "  http_bind_addr: 127.0.0.1:3340\n"),
               HasSubstr("test.yaml:3: lookup_listeners.http_bind_addr: is the relay's"));

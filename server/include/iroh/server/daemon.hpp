@@ -65,8 +65,11 @@ class Daemon {
 
   // SIGHUP: validates `next` against the running daemon (certificate files load, access control
   // builds, services accept it) and applies limits, access control, certificate, log level and
-  // format to the relay and reload() to every service. Settings that need a restart (bind
-  // addresses, enabling services) are kept with a warning. On failure logs one line naming
+  // format to the relay and reload() to every service; the lookup HTTPS listener's certificate
+  // too (manual: its files are reread; self_signed: a new one when the first domain changed;
+  // letsencrypt: its ACME service takes the new domains). Settings that need a restart (bind
+  // addresses, including the lookup listeners', enabling services, cert_mode) are kept with a
+  // warning naming the key. On failure logs one line naming
   // file:line: key: reason, keeps the old config everywhere and returns false. Thread-safe.
   bool reload(config::Config next);
   // A new TLS certificate chain + private key (PEM text) for the HTTPS listener and every
@@ -74,6 +77,10 @@ class Daemon {
   // connections keep theirs. Throws std::runtime_error on bad PEM or a key that does not match;
   // then nothing changes. Thread-safe.
   void reload_certificate(const std::string& cert_chain_pem, const std::string& key_pem);
+  // The same for the lookup HTTPS listener's own certificate (lookup_listeners.https; its ACME
+  // service calls this). Services are not told: QAD serves the relay's certificate. Throws
+  // std::runtime_error (nothing changes) on bad PEM or a mismatching key. Thread-safe.
+  void reload_lookup_certificate(const std::string& cert_chain_pem, const std::string& key_pem);
   // Re-reads tls.manual_cert_path / manual_key_path now (also done by a poll of their mtime,
   // inode and size every few seconds). False (logged) if they cannot be loaded.
   bool reload_certificate_files();
