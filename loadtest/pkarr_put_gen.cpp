@@ -12,9 +12,12 @@
 // the daemon never waits for the generator; `pipeline` is then only the size of each write.
 // verify: only the baseline (no connection; PORT is ignored), to run it pinned to the server's
 // CPU: the ratio is then PUT/s against what verifying costs the core that serves the PUTs.
-// 127.0.0.1 only. Packets: `keys` keys, timestamps increasing per packet (so most PUTs replace the
-// key's previous packet, like republishing endpoints). Never fails on timings; exits 1 if a
-// connection breaks or nothing was answered 204.
+// Loopback only: connection i comes from 127.0.0.(1 + i / 128), because the daemon admits at most
+// 128 unauthenticated connections per client address (README "Running", limits; an HTTP connection
+// never authenticates) and closes more at accept, so more connections need more addresses, as
+// separate clients would have. Packets: `keys` keys, timestamps increasing per packet (so most PUTs
+// replace the key's previous packet, like republishing endpoints). Never fails on timings; exits 1
+// if a connection breaks or nothing was answered 204.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,8 +49,19 @@ struct Conn {
   bool broken = false;
 };
 
-int connect_to(int port) {
+// Connections per source address: limits.max_unauthenticated_per_ip of the daemon.
+constexpr std::size_t kConnectionsPerSource = 128;
+
+int connect_to(int port, std::size_t index) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in source{};
+  source.sin_family = AF_INET;
+  source.sin_addr.s_addr =
+      htonl(INADDR_LOOPBACK + static_cast<std::uint32_t>(index / kConnectionsPerSource));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
+    std::perror("bind");
+    std::exit(1);
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -237,7 +251,8 @@ int main(int argc, char** argv) {
   }
 
   std::vector<Conn> conns(connections);
-  for (std::size_t i = 0; i < connections; ++i) conns[i].fd = connect_to(ports[i % ports.size()]);
+  for (std::size_t i = 0; i < connections; ++i)
+    conns[i].fd = connect_to(ports[i % ports.size()], i);
   // Packet i goes to connection i % connections, so each key's versions are spread over the
   // daemons and arrive in order per connection only.
   for (std::size_t i = 0; i < count; ++i) conns[i % connections].todo.push_back(&requests[i]);

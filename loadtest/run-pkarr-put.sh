@@ -15,9 +15,10 @@
 # ratio on a quiet machine (the daemon saturates its CPU), and one that does not depend on the
 # other load on a busy one.
 #   loadtest/run-pkarr-put.sh [build-dir]          (default build/: iroh-relay + pkarr_put_gen)
-# Env: PUT_BENCH_PACKETS (40000), PUT_BENCH_CONNECTIONS (64: the daemon answers one request of a
-# connection at a time, so connections, not pipelining, set how many puts can share a group
-# commit), PUT_BENCH_PIPELINE (64), PUT_BENCH_PIN (1: servers on CPU 0, generator on CPU 1 when there are >= 2 CPUs),
+# Env: PUT_BENCH_PACKETS (40000), PUT_BENCH_CONNECTIONS (64; the generator opens connections
+# beyond 128 from further loopback addresses, the daemon's unauthenticated-per-address limit),
+# PUT_BENCH_PIPELINE (64: a connection's pipelined PUTs are verified and stored concurrently, up
+# to 64 at once, so they share group commits), PUT_BENCH_PIN (1: servers on CPU 0, generator on CPU 1 when there are >= 2 CPUs),
 # PUT_BENCH_PG_SETTINGS ("synchronous_commit=on": extra postgres -c settings; fsync stays on).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,15 +3,17 @@
 namespace iroh::server {
 
 void HttpRouter::add(http::verb method, std::string path, HttpHandler handler, Match match,
-                     std::size_t max_body) {
+                     std::size_t max_body, Pipelining pipelining) {
   for (auto& r : routes_) {
     if (r.method == method && r.path == path && r.match == match) {
       r.handler = std::move(handler);
       r.max_body = max_body;
+      r.pipelining = pipelining;
       return;
     }
   }
-  routes_.push_back(Route{method, std::move(path), match, std::move(handler), max_body});
+  routes_.push_back(
+      Route{method, std::move(path), match, std::move(handler), max_body, pipelining});
 }
 
 const HttpRouter::Route* HttpRouter::find_route(http::verb method, std::string_view path) const {
@@ -36,6 +38,11 @@ std::size_t HttpRouter::body_limit(http::verb method, std::string_view path,
                                    std::size_t fallback) const {
   const Route* route = find_route(method, path);
   return route && route->max_body > 0 ? route->max_body : fallback;
+}
+
+bool HttpRouter::concurrent(http::verb method, std::string_view path) const {
+  const Route* route = find_route(method, path);
+  return route && route->pipelining == Pipelining::Concurrent;
 }
 
 HttpResponse make_response(const HttpRequest& req, http::status status, std::string body,

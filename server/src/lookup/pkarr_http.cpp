@@ -407,7 +407,10 @@ void add_pkarr_routes_to(HttpRouter& router, const std::shared_ptr<PkarrApi>& ap
   router.add(
       http::verb::put, prefix,
       [api](const HttpRequest& req, const RequestInfo& info) { return handle_put(api, req, info); },
-      HttpRouter::Match::Prefix, kPkarrMaxHttpBody);
+      // Pipelined PUTs are verified and stored concurrently (issue 15 item 7): a client's burst
+      // shares one group commit instead of waiting one commit per PUT. Safe because PUTs commute:
+      // the store keeps the newest packet whatever the order (§2.4); a GET behind them waits.
+      HttpRouter::Match::Prefix, kPkarrMaxHttpBody, HttpRouter::Pipelining::Concurrent);
   auto get = [api](const HttpRequest& req, const RequestInfo& info) {
     return handle_get(api, req, info);
   };

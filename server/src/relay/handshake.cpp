@@ -4,8 +4,11 @@
 // control and registration, ServerConfirmsAuth.
 #include <openssl/ssl.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/detail/hybi13.hpp>
+#include <deque>
+#include <exception>
 
 #include "acme/tls_alpn.hpp"
 #include "core/log.hpp"
@@ -49,6 +52,66 @@ asio::awaitable<bool> write_held(Stream& stream, std::string& held) {
   co_await asio::async_write(stream, asio::buffer(held), ec_token(ec));
   held.clear();
   co_return !ec;
+}
+
+// Pipelined requests of a HttpRouter::Pipelining::Concurrent route are handled while the
+// connection parses the next ones (issue 15 item 7: a burst of PUT /pkarr shares one group
+// commit instead of waiting one commit per PUT). What one connection can pin this way is
+// bounded: at most kMaxPendingAnswers requests holding at most kMaxPendingBytes (target, header
+// fields, body) are in flight at once; the next one waits until their answers are written.
+constexpr std::size_t kMaxPendingAnswers = 64;
+constexpr std::size_t kMaxPendingBytes = 64 * 1024;
+
+// One request in flight: the request (its handler reads it until it finishes) and, once the
+// handler finished, its answer. `done` is cancelled then, which wakes the serve loop if it waits.
+struct PendingAnswer {
+  template <class Executor>
+  PendingAnswer(HttpRequest r, const Executor& ex)
+      : req(std::move(r)), done(ex, asio::steady_timer::time_point::max()) {}
+  HttpRequest req;
+  std::optional<HttpResponse> res;
+  asio::steady_timer done;
+};
+
+// The requests in flight, oldest first, and the bytes they hold.
+struct PendingAnswers {
+  std::deque<std::shared_ptr<PendingAnswer>> list;
+  std::size_t bytes = 0;
+};
+
+// What a request holds in memory, for kMaxPendingBytes.
+std::size_t request_bytes(const HttpRequest& req) {
+  std::size_t n = req.target().size() + req.body().size();
+  for (const auto& field : req) n += field.name_string().size() + field.value().size() + 4;
+  return n;
+}
+
+// Waits for the answers in flight in request order and appends them to `held`. True if one of
+// them ends the connection (need_eof): the answers after it are dropped, its own is the last.
+asio::awaitable<bool> collect_pending(PendingAnswers& pending, std::string& held) {
+  bool eof = false;
+  while (!pending.list.empty()) {
+    std::shared_ptr<PendingAnswer> next = pending.list.front();
+    pending.list.pop_front();
+    while (!next->res) {
+      error_code ec;
+      co_await next->done.async_wait(ec_token(ec));
+    }
+    if (eof) continue;
+    append_serialized(held, *next->res);
+    eof = next->res->need_eof();
+  }
+  pending.bytes = 0;
+  co_return eof;
+}
+
+// Every answer so far (held, then those in flight) written; false if the write failed or an
+// answer ends the connection.
+template <class Stream>
+asio::awaitable<bool> write_answers(Stream& stream, PendingAnswers& pending, std::string& held) {
+  const bool eof = co_await collect_pending(pending, held);
+  const bool written = co_await write_held(stream, held);
+  co_return written && !eof;
 }
 
 }  // namespace
@@ -138,14 +201,37 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
   // already buffered, an answer is appended here instead of written, and all of them go out in
   // one write once serving the next request would need a read from the socket. One send per
   // pipelined burst instead of one per request, in request order. Every path that leaves the
-  // loop or writes writes these first.
+  // loop or writes writes these first. Requests of a Concurrent route are handled while the
+  // next ones are parsed (`pending`, see PendingAnswer); their answers join `held` in order.
   std::string held;
+  PendingAnswers pending;
+  // Plain TCP: moves the bytes already in the kernel into buffer_ without waiting, so that
+  // whether the next request is complete is known before answers are held for it. Reads take at
+  // most the buffer's free room (512 bytes at first), so a pipelined burst spans several reads;
+  // without this the answers before each read boundary would be awaited and written first.
+  // (TLS: the raw bytes are records, not requests; there a read boundary flushes.)
+  auto pull_available = [this] {
+    if constexpr (!kTls) {
+      error_code e;
+      const std::size_t room = buffer_.max_size() - buffer_.size();
+      const std::size_t n = std::min(socket().available(e), room);
+      if (e || n == 0) return;
+      const std::size_t got = socket().read_some(buffer_.prepare(n), e);
+      if (!e) buffer_.commit(got);
+    }
+  };
+  auto next_request_buffered = [&] {
+    if (next_header_buffered(buffer_)) return true;
+    pull_available();
+    return next_header_buffered(buffer_);
+  };
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHttpHeader);
     // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
     parser.body_limit(boost::none);
-    if (!held.empty() && !next_header_buffered(buffer_) && !co_await write_held(stream_, held)) {
+    if ((!held.empty() || !pending.list.empty()) && !next_request_buffered() &&
+        !co_await write_answers(stream_, pending, held)) {
       co_return std::nullopt;
     }
     co_await http::async_read_header(stream_, buffer_, parser, ec_token(ec));
@@ -157,23 +243,27 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
         ec = http::error::body_limit;
       } else {
         parser.body_limit(limit);
-        const bool body_buffered = parser.is_done() || (parser.content_length() &&
-                                                        buffer_.size() >= *parser.content_length());
-        if (!held.empty() && !body_buffered && !co_await write_held(stream_, held)) {
+        auto body_buffered = [&] {
+          return parser.is_done() ||
+                 (parser.content_length() && buffer_.size() >= *parser.content_length());
+        };
+        const bool answers = !held.empty() || !pending.list.empty();
+        if (answers && !body_buffered()) pull_available();
+        if (answers && !body_buffered() && !co_await write_answers(stream_, pending, held)) {
           co_return std::nullopt;
         }
         co_await http::async_read(stream_, buffer_, parser, ec_token(ec));
       }
     }
     // Not an ordinary request: what was answered so far goes out first.
-    if (!held.empty()) {
+    if (!held.empty() || !pending.list.empty()) {
       bool special = static_cast<bool>(ec);
       if (!special) {
         const auto path = target_path(parser.get().target());
         special =
             parser.get().method() == http::verb::get && (path == "/relay" || path == mesh::kPath);
       }
-      if (special && !co_await write_held(stream_, held)) co_return std::nullopt;
+      if (special && !co_await write_answers(stream_, pending, held)) co_return std::nullopt;
     }
     if (ec == http::error::header_limit) {
       // Issue 19: a clear answer instead of a silent close.
@@ -221,6 +311,42 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     if (role_ == ListenerRole::RelayService && path == mesh::kPath && state_.mesh &&
         req.method() == http::verb::get && websocket::is_upgrade(req)) {
       co_return std::optional<HttpRequest>(std::move(req));
+    }
+    // A Concurrent route's request in a pipelined burst (more requests buffered behind it, or
+    // earlier ones in flight): handled in the background, answered in order later. A request
+    // alone is handled right here, without that cost.
+    if (req.keep_alive() && (!pending.list.empty() || next_request_buffered()) &&
+        routes().concurrent(req.method(), path)) {
+      const std::size_t bytes = request_bytes(req);
+      if (bytes <= kMaxPendingBytes) {
+        // At the bound: the requests in flight are answered first.
+        if ((pending.list.size() >= kMaxPendingAnswers ||
+             pending.bytes + bytes > kMaxPendingBytes || held.size() >= kMaxHeldAnswers) &&
+            !co_await write_answers(stream_, pending, held)) {
+          co_return std::nullopt;
+        }
+        auto entry = std::make_shared<PendingAnswer>(std::move(req), stream_.get_executor());
+        pending.list.push_back(entry);
+        pending.bytes += bytes;
+        asio::co_spawn(
+            stream_.get_executor(), dispatch(entry->req),
+            [self = this->shared_from_this(), entry](std::exception_ptr e, HttpResponse res) {
+              if (e) {
+                res = make_response(entry->req, http::status::internal_server_error,
+                                    "Internal Server Error");
+                self->finish_response(res);
+              }
+              entry->res = std::move(res);
+              entry->done.cancel();
+            });
+        continue;
+      }
+    }
+    // Any other request sees the effects of every request before it: those in flight finish
+    // first (RFC 9112 §9.3.2 allows concurrency only where the outcome cannot differ).
+    if (!pending.list.empty() && co_await collect_pending(pending, held)) {
+      co_await write_held(stream_, held);
+      co_return std::nullopt;
     }
     auto res = co_await dispatch(req);
     if (!res.need_eof() && held.size() < kMaxHeldAnswers && next_header_buffered(buffer_)) {

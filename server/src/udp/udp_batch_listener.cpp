@@ -1,11 +1,11 @@
 #include "udp/udp_batch_listener.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 #include <cerrno>
 #include <cstring>
@@ -19,9 +19,10 @@ using asio::ip::udp;
 
 namespace {
 
-// recvmmsg rounds per readiness wake-up before yielding to other work on the io_context.
+// Full recvmmsg batches after which the handler's drained() runs anyway (metrics stay current
+// under a flood).
 constexpr int kRoundsPerWake = 16;
-// Attempts to flush one batch when the socket send buffer is full.
+// Attempts to flush one batch when a send fails with EINTR or EAGAIN.
 constexpr int kSendRetries = 4;
 
 }  // namespace
@@ -41,7 +42,9 @@ UdpBatchListener::UdpBatchListener(asio::io_context& io, UdpBatchLimits limits, 
       rx_msgs_(limits.batch),
       tx_msgs_(limits.batch) {}
 
-UdpBatchListener::~UdpBatchListener() = default;
+UdpBatchListener::~UdpBatchListener() {
+  stop();
+}
 
 void UdpBatchListener::open_and_bind(const udp::endpoint& endpoint, bool reuse_port) {
   socket_.open(endpoint.protocol());
@@ -60,20 +63,32 @@ void UdpBatchListener::open_and_bind(const udp::endpoint& endpoint, bool reuse_p
                                       names_.reuse_port_error);
   }
   socket_.bind(endpoint);
-  socket_.non_blocking(true);
+  local_ = socket_.local_endpoint();
+  // Out of the reactor (see the header): blocking calls on our own thread from here on. A
+  // receive timeout bounds how long stop() waits should the shutdown() wake-up not arrive.
+  fd_ = socket_.release();
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
+  const timeval timeout{0, 200 * 1000};
+  ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 }
 
 void UdpBatchListener::start() {
-  asio::co_spawn(strand_, receive_loop(shared_from_this()), asio::detached);
+  if (fd_ < 0 || thread_.joinable()) return;
+  thread_ = std::thread([this] { receive_loop(); });
 }
 
 void UdpBatchListener::stop() {
-  if (stopping_.exchange(true)) return;
-  // The socket belongs to the strand; closing it there ends the pending wait.
-  asio::post(strand_, [self = shared_from_this()] {
-    boost::system::error_code ec;
-    self->socket_.close(ec);
-  });
+  stopping_.store(true);
+  // Wakes a recvmmsg blocked on the socket (Linux wakes readers of an unconnected UDP socket
+  // too, answering ENOTCONN here); the receive timeout is the fallback.
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  // Closed once the loop is gone: the port is free again when stop() returns.
+  if (fd_ >= 0 && !thread_.joinable()) {
+    ::close(fd_);
+    fd_ = -1;
+  }
 }
 
 void UdpBatchListener::queue_reply(std::size_t i, std::size_t out, std::size_t size) {
@@ -92,24 +107,20 @@ void UdpBatchListener::queue_reply(std::size_t i, std::size_t out, std::size_t s
   }
 }
 
-asio::awaitable<void> UdpBatchListener::send_batch(std::size_t count) {
-  const int fd = socket_.native_handle();
+void UdpBatchListener::send_batch(std::size_t count) {
   std::size_t next = 0;
   int retries = 0;
-  while (next < count) {
-    const int sent =
-        ::sendmmsg(fd, &tx_msgs_[next], static_cast<unsigned>(count - next), MSG_DONTWAIT);
+  while (next < count && !stopping_.load(std::memory_order_relaxed)) {
+    // Blocking: a full send buffer waits here (this thread has nothing else to do), at most
+    // kSendRetries times per batch.
+    const int sent = ::sendmmsg(fd_, &tx_msgs_[next], static_cast<unsigned>(count - next), 0);
     if (sent > 0) {
       replies_sent(next, static_cast<std::size_t>(sent));
       next += static_cast<std::size_t>(sent);
       continue;
     }
     const int err = errno;
-    if (err == EINTR) continue;
-    if ((err == EAGAIN || err == EWOULDBLOCK) && retries++ < kSendRetries) {
-      auto [ec] =
-          co_await socket_.async_wait(udp::socket::wait_write, asio::as_tuple(asio::use_awaitable));
-      if (ec) break;
+    if ((err == EINTR || err == EAGAIN || err == EWOULDBLOCK) && retries++ < kSendRetries) {
       continue;
     }
     if (err == EINVAL && tx_msgs_[next].msg_hdr.msg_controllen != 0) {
@@ -126,16 +137,10 @@ asio::awaitable<void> UdpBatchListener::send_batch(std::size_t count) {
   if (next < count) failed(count - next);
 }
 
-asio::awaitable<bool> UdpBatchListener::drain() {
-  const bool open = co_await drain_rounds();
-  drained();
-  co_return open;
-}
-
-asio::awaitable<bool> UdpBatchListener::drain_rounds() {
-  const int fd = socket_.native_handle();
+void UdpBatchListener::receive_loop() {
   const std::size_t batch = limits_.batch;
-  for (int round = 0; round < kRoundsPerWake; ++round) {
+  int rounds = 0;
+  while (!stopping_.load(std::memory_order_relaxed)) {
     for (std::size_t i = 0; i < batch; ++i) {
       rx_iov_[i] = iovec{rx_.data() + i * limits_.max_request, limits_.max_request};
       msghdr& h = rx_msgs_[i].msg_hdr;
@@ -148,32 +153,34 @@ asio::awaitable<bool> UdpBatchListener::drain_rounds() {
       h.msg_controllen = rx_control_[i].size();
       rx_msgs_[i].msg_len = 0;
     }
+    // Waits for the first datagram, then takes what else is queued (up to `batch`).
     const int received =
-        ::recvmmsg(fd, rx_msgs_.data(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
-    if (received < 0) {
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) co_return true;
-      if (err == EINTR || err == ECONNREFUSED) continue;
-      if (err == EBADF) co_return false;
+        ::recvmmsg(fd_, rx_msgs_.data(), static_cast<unsigned>(batch), MSG_WAITFORONE, nullptr);
+    if (received <= 0) {
+      const int err = received < 0 ? errno : 0;
+      if (rounds != 0) {
+        drained();
+        rounds = 0;
+      }
+      if (received == 0 || err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
+          err == ECONNREFUSED) {
+        continue;
+      }
+      if (err == EBADF || err == ENOTSOCK) break;
       failed(1);
       log::warn(names_.log_prefix, "receive failed: ", std::strerror(err));
-      co_return true;
+      continue;
     }
     const std::size_t replies = handle_batch(static_cast<std::size_t>(received));
-    if (replies != 0) co_await send_batch(replies);
-    if (static_cast<std::size_t>(received) < batch) co_return true;
+    if (replies != 0) send_batch(replies);
+    // The queue ran dry (a short batch), or a bounded number of full ones: what the handler
+    // accumulated per wake-up (metrics) goes out now.
+    if (static_cast<std::size_t>(received) < batch || ++rounds >= kRoundsPerWake) {
+      drained();
+      rounds = 0;
+    }
   }
-  co_return true;
-}
-
-asio::awaitable<void> UdpBatchListener::receive_loop(std::shared_ptr<UdpBatchListener> self) {
-  while (!self->stopping_.load()) {
-    auto [ec] = co_await self->socket_.async_wait(udp::socket::wait_read,
-                                                  asio::as_tuple(asio::use_awaitable));
-    if (ec || self->stopping_.load()) break;
-    const bool open = co_await self->drain();
-    if (!open) break;
-  }
+  if (rounds != 0) drained();
 }
 
 }  // namespace iroh::server

@@ -30,17 +30,26 @@ using HttpHandler =
 class HttpRouter {
  public:
   enum class Match { Exact, Prefix };
+  // How a connection serves this route's requests when a client pipelines them (RFC 9112
+  // §9.3.2). Serial: each request waits for the answer of the one before it. Concurrent: the
+  // handler starts while earlier pipelined requests of this route are still being handled
+  // (answers still go out in request order); only for requests whose effects commute, e.g. PUT
+  // /pkarr (newest-wins, spec address-lookup.md §2.4), so that the outcome is the same as
+  // serving them one after the other. Any other request waits for every request before it.
+  enum class Pipelining { Serial, Concurrent };
 
   // Later registrations of the same (verb, path) replace earlier ones. Not thread-safe: register
   // before Daemon::start(). `max_body` > 0: the largest request body this route reads (the
   // listener answers 413 above it); 0 = the listener's default limit.
   void add(http::verb method, std::string path, HttpHandler handler, Match match = Match::Exact,
-           std::size_t max_body = 0);
+           std::size_t max_body = 0, Pipelining pipelining = Pipelining::Serial);
 
   // The handler for (method, path-without-query), exact matches first, then the longest prefix.
   const HttpHandler* find(http::verb method, std::string_view path) const;
   // The body limit of the route find() picks, or `fallback` (no route, or no limit of its own).
   std::size_t body_limit(http::verb method, std::string_view path, std::size_t fallback) const;
+  // True if the route find() picks was added with Pipelining::Concurrent.
+  bool concurrent(http::verb method, std::string_view path) const;
 
  private:
   struct Route {
@@ -49,6 +58,7 @@ class HttpRouter {
     Match match;
     HttpHandler handler;
     std::size_t max_body = 0;
+    Pipelining pipelining = Pipelining::Serial;
   };
   const Route* find_route(http::verb method, std::string_view path) const;
   std::vector<Route> routes_;
