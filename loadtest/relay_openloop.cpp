@@ -818,8 +818,13 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
     std::fflush(stdout);
     return;
   }
-  std::printf("%-28s delivered %11.0f datagrams/s %8.1f MB/s | offered %11.0f/s | CPU %.2f\n",
-              label.c_str(), r.delivered_per_s, r.mb_per_s, r.offered_per_s, r.cpu_cores);
+  // CPU microseconds per delivered datagram: on a machine that other work keeps busy the
+  // throughput follows the CPU share the process got; this figure does not.
+  std::printf(
+      "%-28s delivered %11.0f datagrams/s %8.1f MB/s | offered %11.0f/s | CPU %.2f | %.3f "
+      "CPU-us/datagram\n",
+      label.c_str(), r.delivered_per_s, r.mb_per_s, r.offered_per_s, r.cpu_cores,
+      r.delivered_per_s > 0 ? r.cpu_cores / r.delivered_per_s * 1e6 : NAN);
   if (relay) {
     std::printf("%-28s receivers disconnected %zu/%zu%s%s; senders cut off %zu%s\n", "",
                 r.disconnected, r.receivers, r.disconnected ? " (last: " : "",
@@ -1219,6 +1224,22 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   if (tls_batch.ran)
     line("TLS batch MB/s relay/nginx", ratio(tls_batch.mb_per_s, tls_batch_nginx.mb_per_s),
          ">= 0.8");
+  // The same ratios per CPU-second used (delivered per CPU-second, relay over nginx): what the
+  // ratio would be if both had a whole core, i.e. the figure to compare across runs on a machine
+  // that is not quiet.
+  auto per_cpu = [](const PhaseResult& r, bool mb) {
+    const double v = mb ? r.mb_per_s : r.delivered_per_s;
+    return r.ran && r.cpu_cores > 0 ? v / r.cpu_cores : NAN;
+  };
+  auto cpu_line = [&](const char* what, const PhaseResult& relay_r, const PhaseResult& nginx_r,
+                      bool mb) {
+    if (relay_r.ran && nginx_r.ran)
+      line(what, ratio(per_cpu(relay_r, mb), per_cpu(nginx_r, mb)), ">= 0.8");
+  };
+  cpu_line("single K=16 per CPU-second relay/nginx", single, single_nginx, false);
+  cpu_line("batch MB per CPU-second relay/nginx", batch_relay, batch_nginx, true);
+  cpu_line("TLS single per CPU-second relay/nginx", tls_single, tls_single_nginx, false);
+  cpu_line("TLS batch MB per CPU-second relay/nginx", tls_batch, tls_batch_nginx, true);
   if (peak > 0) std::printf("%-44s %8.0f datagrams/s\n", "relay peak", peak);
   if (over4.ran) line("overload 4x: delivered/peak", ratio(over4.delivered_per_s, peak), ">= 0.9");
   if (over16.ran)
