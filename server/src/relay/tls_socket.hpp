@@ -208,6 +208,9 @@ class TlsSocket {
 
     template <class Self>
     void deliver(Self& self) {
+      // HTTP and handshake traffic is occasional: an empty write buffer is not kept for it (a
+      // connection idle in HTTP keep-alive holds none).
+      tls.release_write_buffer();
       if constexpr (kWithBytes) {
         self.complete(result.error, result.bytes);
       } else {
