@@ -178,6 +178,8 @@ class Connection final : public RelayClientHandle,
   // and the metrics of how a TLS connection ended.
   TlsSocket::Result tls_read(void* data, std::size_t size);
   TlsSocket::Result tls_write(const void* data, std::size_t size);
+  TlsSocket::Result tls_flush();
+  std::size_t tls_write_pending() const;
   void count_tls_end(const error_code& ec);
   bool ws_protocol_error(const char* what);
   std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }

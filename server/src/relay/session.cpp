@@ -337,6 +337,9 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       std::size_t want =
           std::max(need - buffer_.size(), registered_ ? kBusyReadBytes : kHandshakeReadBytes);
       const TlsSocket::Result r = tls_read(buffer_.prepare(want).data(), want);
+      // Reading produced TLS bytes the socket did not take (TlsSocket::read): the writer sends
+      // them, also when it is asleep.
+      if (tls_write_pending() != 0) wake_.cancel();
       if (r.status == TlsSocket::Status::Done) {
         buffer_.commit(r.bytes);
         continue;
@@ -377,6 +380,24 @@ TlsSocket::Result Connection<Stream>::tls_write(const void* data, std::size_t si
     (void)data;
     (void)size;
     return {TlsSocket::Status::Failed, 0, asio::error::operation_not_supported};
+  }
+}
+
+template <class Stream>
+TlsSocket::Result Connection<Stream>::tls_flush() {
+  if constexpr (kTls) {
+    return stream_.flush();
+  } else {
+    return {TlsSocket::Status::Failed, 0, asio::error::operation_not_supported};
+  }
+}
+
+template <class Stream>
+std::size_t Connection<Stream>::tls_write_pending() const {
+  if constexpr (kTls) {
+    return stream_.write_pending();
+  } else {
+    return 0;
   }
 }
 
@@ -487,6 +508,8 @@ asio::awaitable<bool> Connection<Stream>::read_ws_message() {
   template asio::awaitable<bool> Connection<S>::fill(std::size_t);                      \
   template TlsSocket::Result Connection<S>::tls_read(void*, std::size_t);               \
   template TlsSocket::Result Connection<S>::tls_write(const void*, std::size_t);        \
+  template TlsSocket::Result Connection<S>::tls_flush();                                \
+  template std::size_t Connection<S>::tls_write_pending() const;                        \
   template void Connection<S>::count_tls_end(const error_code&);                        \
   template bool Connection<S>::ws_protocol_error(const char*);                          \
   template asio::awaitable<bool> Connection<S>::read_ws_message();                      \

@@ -2,10 +2,13 @@
 
 #include <openssl/err.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 
 namespace iroh::server {
 
@@ -83,13 +86,160 @@ TlsSocket::TlsSocket(asio::ip::tcp::socket&& socket, asio::ssl::context& context
   boost::system::error_code ec;
   // OpenSSL calls recv/send on the descriptor itself: they must not block the worker.
   socket_.native_non_blocking(true, ec);
-  // BIO_NOCLOSE: the descriptor stays owned (and closed) by socket_.
-  if (ec || SSL_set_fd(ssl, static_cast<int>(socket_.native_handle())) != 1) {
+  const int fd = static_cast<int>(socket_.native_handle());
+  // Reads: the socket BIO (BIO_NOCLOSE: the descriptor stays owned and closed by socket_).
+  // Writes: the write buffer in front of that same socket BIO (tls_socket.hpp says why); the
+  // socket BIO is in both chains, so it holds two references (SSL_free frees both chains).
+  BIO* sock = ec ? nullptr : BIO_new_socket(fd, BIO_NOCLOSE);
+  BIO* method_bio = sock && write_buffer_method() ? BIO_new(write_buffer_method()) : nullptr;
+  if (!method_bio) {
+    BIO_free(sock);
     SSL_free(ssl);
     return;
   }
+  wbuf_.fd = fd;
+  BIO_set_data(method_bio, &wbuf_);
+  BIO_set_init(method_bio, 1);
+  BIO_up_ref(sock);
+  BIO_push(method_bio, sock);
+  SSL_set_bio(ssl, sock, method_bio);
   SSL_set_accept_state(ssl);
   ssl_ = ssl;
+}
+
+// The write buffer's BIO method, made once (OpenSSL keeps BIO_METHODs for the process's life).
+BIO_METHOD* TlsSocket::write_buffer_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER, "relay write buffer");
+    if (m && (BIO_meth_set_write(m, &TlsSocket::bio_write) != 1 ||
+              BIO_meth_set_ctrl(m, &TlsSocket::bio_ctrl) != 1)) {
+      BIO_meth_free(m);
+      m = nullptr;
+    }
+    return m;
+  }();
+  return method;
+}
+
+// Sends buffered bytes; true once the buffer is empty. False with errno set (EAGAIN: the socket
+// is full) otherwise.
+bool TlsSocket::flush_buffer(WriteBuffer& w) {
+  while (w.len != 0) {
+    const ssize_t n = ::send(w.fd, w.data.get() + w.off, w.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    ++w.sends;
+    w.off += std::size_t(n);
+    w.len -= std::size_t(n);
+  }
+  w.off = 0;
+  return true;
+}
+
+// OpenSSL's write of one record (or a handshake flight's piece): appended to the buffer when it
+// fits; otherwise sent together with what is buffered in one sendmsg, and whatever the socket
+// did not take is kept (the buffer is never over kWriteBufferBytes). -1 with the retry flag when
+// the socket is full and nothing fit (OpenSSL then reports WANT_WRITE and retries the same
+// record).
+int TlsSocket::bio_write(BIO* b, const char* in, int inl) {
+  BIO_clear_retry_flags(b);
+  auto& w = *static_cast<WriteBuffer*>(BIO_get_data(b));
+  if (inl <= 0) return 0;
+  auto size = std::size_t(inl);
+  BIO* next = BIO_next(b);
+  // Kernel TLS: the socket BIO must see each record itself (it marks non-data records for the
+  // kernel), so nothing is buffered; what was buffered before kTLS started went out in the
+  // flush OpenSSL does first (bio_ctrl, BIO_CTRL_FLUSH).
+  if (next && BIO_get_ktls_send(next)) {
+    if (!flush_buffer(w)) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+      return -1;
+    }
+    const int n = BIO_write(next, in, inl);
+    BIO_copy_next_retry(b);
+    return n;
+  }
+  if (!w.data) w.data = std::make_unique<std::uint8_t[]>(kWriteBufferBytes);
+  if (w.off + w.len + size > kWriteBufferBytes && w.len + size <= kWriteBufferBytes) {
+    std::memmove(w.data.get(), w.data.get() + w.off, w.len);
+    w.off = 0;
+  }
+  if (w.off + w.len + size <= kWriteBufferBytes) {
+    std::memcpy(w.data.get() + w.off + w.len, in, size);
+    w.len += size;
+    return inl;
+  }
+  // Full: buffered bytes and this record in one sendmsg.
+  iovec iov[2] = {{w.data.get() + w.off, w.len}, {const_cast<char*>(in), size}};
+  msghdr msg{};
+  msg.msg_iov = w.len != 0 ? iov : iov + 1;
+  msg.msg_iovlen = w.len != 0 ? 2 : 1;
+  ssize_t sent;
+  while ((sent = ::sendmsg(w.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR) {
+  }
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+    return -1;
+  }
+  ++w.sends;
+  auto n = std::size_t(sent);
+  std::size_t taken = 0;
+  if (n >= w.len) {
+    taken = n - w.len;
+    w.off = w.len = 0;
+  } else {
+    w.off += n;
+    w.len -= n;
+    std::memmove(w.data.get(), w.data.get() + w.off, w.len);
+    w.off = 0;
+  }
+  // What the socket did not take of the record, as much as fits.
+  const std::size_t keep = std::min(size - taken, kWriteBufferBytes - w.len);
+  std::memcpy(w.data.get() + w.len, in + taken, keep);
+  w.len += keep;
+  taken += keep;
+  if (taken == 0) {
+    BIO_set_retry_write(b);
+    return -1;
+  }
+  return int(taken);
+}
+
+long TlsSocket::bio_ctrl(BIO* b, int cmd, long num, void* ptr) {
+  auto& w = *static_cast<WriteBuffer*>(BIO_get_data(b));
+  BIO* next = BIO_next(b);
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      // OpenSSL flushes after a handshake flight and before kTLS takes over sending.
+      BIO_clear_retry_flags(b);
+      if (!flush_buffer(w)) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+        return 0;
+      }
+      return next ? BIO_ctrl(next, cmd, num, ptr) : 1;
+    case BIO_CTRL_WPENDING:
+      return long(w.len);
+    case BIO_CTRL_PENDING:
+      return 0;  // reads do not pass through here
+    case BIO_CTRL_DUP:
+      return 0;  // never duplicated
+    default:
+      // Everything else (the descriptor, kTLS set-up and queries, EOF) is the socket BIO's.
+      return next ? BIO_ctrl(next, cmd, num, ptr) : 0;
+  }
+}
+
+TlsSocket::Result TlsSocket::flush() {
+  if (auto r = unusable()) return *r;
+  if (flush_buffer(wbuf_)) return {Status::Done};
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return {Status::WantWrite};
+  return {Status::Failed, 0, error_code(errno, boost::system::system_category())};
+}
+
+void TlsSocket::release_write_buffer() {
+  if (wbuf_.len == 0) wbuf_.data.reset();
 }
 
 TlsSocket::~TlsSocket() {
@@ -138,11 +288,23 @@ TlsSocket::Result TlsSocket::finish(int ret, int sys_errno) {
 
 TlsSocket::Result TlsSocket::handshake() {
   if (auto r = unusable()) return *r;
+  // Our flight before anything else: the peer waits for it.
+  if (wbuf_.len != 0) {
+    Result f = flush();
+    if (f.status != Status::Done) return f;
+  }
   SigpipeGuard guard(guard_sigpipe());
   ERR_clear_error();
   const int ret = SSL_do_handshake(ssl_);
+  const int sys_errno = errno;
+  // What the step produced (a flight, session tickets) is sent now; a step that is waiting to
+  // read first needs its flight on the wire.
+  if (wbuf_.len != 0) {
+    Result f = flush();
+    if (f.status != Status::Done) return f;
+  }
   if (ret == 1) return {Status::Done};
-  return finish(ret, errno);
+  return finish(ret, sys_errno);
 }
 
 TlsSocket::Result TlsSocket::read(void* data, std::size_t size) {
@@ -157,6 +319,7 @@ TlsSocket::Result TlsSocket::read(void* data, std::size_t size) {
   SigpipeGuard guard(guard_sigpipe());
   auto* out = static_cast<unsigned char*>(data);
   std::size_t total = 0;
+  std::optional<Result> nothing_read;
   while (total < size) {
     ERR_clear_error();
     std::size_t n = 0;
@@ -166,12 +329,19 @@ TlsSocket::Result TlsSocket::read(void* data, std::size_t size) {
       continue;
     }
     Result r = finish(ret, errno);
-    if (total == 0) return r;
+    if (total == 0) {
+      nothing_read = r;
+      break;
+    }
     // The bytes first; an end or an error is reported by the next call (a wait is simply
     // found again).
     if (r.status == Status::Closed || r.status == Status::Failed) deferred_ = r;
     break;
   }
+  // What reading produced (a KeyUpdate answer, an alert) goes out now if the socket takes it;
+  // otherwise it stays buffered, in order, for the writer (write_pending()).
+  if (wbuf_.len != 0) flush();
+  if (nothing_read) return *nothing_read;
   return {Status::Done, total};
 }
 
@@ -179,11 +349,29 @@ TlsSocket::Result TlsSocket::write(const void* data, std::size_t size) {
   if (auto r = unusable()) return *r;
   if (size == 0) return {Status::Done};
   SigpipeGuard guard(guard_sigpipe());
-  ERR_clear_error();
-  std::size_t n = 0;
-  const int ret = SSL_write_ex(ssl_, data, size, &n);
-  if (ret == 1) return {Status::Done, n};
-  return finish(ret, errno);
+  // With SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write_ex returns after each record: loop, so the
+  // records of the whole run collect in the write buffer and leave in one sendmsg.
+  const auto* in = static_cast<const unsigned char*>(data);
+  std::size_t total = 0;
+  Result r{Status::Done};
+  while (total < size) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    const int ret = SSL_write_ex(ssl_, in + total, size - total, &n);
+    if (ret != 1) {
+      r = finish(ret, errno);
+      break;
+    }
+    total += n;
+  }
+  if (wbuf_.len != 0) {
+    // A socket that is full now is retried by the caller through flush() (write_pending()).
+    Result f = flush();
+    if (f.status == Status::Failed && r.status == Status::Done) r = f;
+  }
+  if (total == 0 || r.status == Status::Failed || r.status == Status::Closed) return r;
+  // Bytes taken; a wait that stopped the loop is met again by the retry with the rest.
+  return {Status::Done, total};
 }
 
 TlsSocket::Result TlsSocket::io(Kind kind, asio::mutable_buffer buffer) {

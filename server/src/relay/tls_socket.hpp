@@ -18,6 +18,15 @@
 // One SSL object serves both the reader and the writer of a connection; they run on the same
 // thread and only interleave at their waits, which OpenSSL allows (a write that wanted to be
 // retried is retried with the same bytes, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets them move).
+//
+// Writes go through a bounded write buffer (a filter BIO in front of the socket BIO, issue 13
+// "writers gather every pending frame into one writev/sendmsg"): OpenSSL emits one record per
+// 16 KiB and, with the socket BIO alone, one write() per record, so a 64 KiB batch cost four
+// syscalls. The buffer collects the records of one write() call (at most kWriteBufferBytes)
+// and sends them with one sendmsg; a record that does not fit goes out in the same sendmsg as
+// what is buffered. Bytes OpenSSL handed to the buffer are only on the wire after flush(): every
+// write()/handshake() flushes before it returns and reports what is left (write_pending()).
+// Under kernel TLS the kernel makes the records, so writes pass straight to the socket BIO.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -33,6 +42,7 @@
 #include <boost/beast/websocket/teardown.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -78,10 +88,27 @@ class TlsSocket {
   // whatever TLS has decrypted plus what the socket holds, not one record. Done if any byte was
   // read (a pending WantRead is seen on the next call).
   Result read(void* data, std::size_t size);
-  // Writes `data` as full-size records (SSL_MODE_ENABLE_PARTIAL_WRITE): Done with the bytes
-  // taken, possibly fewer than `size` when the socket filled up; after WantWrite/WantRead, retry
-  // with the same remaining bytes.
+  // Writes `data` as full-size records and sends them with as few syscalls as the write buffer
+  // allows (one per kWriteBufferBytes): Done with the bytes taken, possibly fewer than `size`
+  // when the socket filled up; after WantWrite/WantRead, retry with the same remaining bytes.
+  // Done does not mean sent: while write_pending(), call flush() (after waiting for the socket
+  // to be writable when it says WantWrite).
   Result write(const void* data, std::size_t size);
+  // Sends what the write buffer holds: Done once it is empty, WantWrite if the socket is full,
+  // Failed on a socket error.
+  Result flush();
+  // Bytes OpenSSL produced that are not on the socket yet (at most kWriteBufferBytes).
+  std::size_t write_pending() const { return wbuf_.len; }
+  // Frees the write buffer's storage if it is empty (an idle client holds none).
+  void release_write_buffer();
+  // Socket writes (send/sendmsg) done by the write buffer so far: what a batch costs in
+  // syscalls (tests, benchmarks).
+  std::uint64_t socket_writes() const { return wbuf_.sends; }
+
+  // The write buffer's bound: a 64 KiB batch (kMaxBatchBytes in connection.hpp) is four full
+  // records of 16 KiB + 22 bytes each, so its last record goes out with the first three in one
+  // sendmsg.
+  static constexpr std::size_t kWriteBufferBytes = 64 * 1024;
 
   // After the handshake: whether kernel TLS carries this connection's sends / receives.
   bool ktls_send() const;
@@ -144,6 +171,7 @@ class TlsSocket {
     boost::asio::mutable_buffer buffer;  // may point into `copy` (heap: stays put on moves)
     std::vector<std::uint8_t> copy;
     Result result{Status::Done};
+    std::optional<std::size_t> written{};  // Write: bytes OpenSSL took, waiting for the flush
     bool completing = false;
 
     template <class Self>
@@ -153,7 +181,17 @@ class TlsSocket {
         result = Result{Status::Failed, 0, wait_error};
         return deliver(self);
       }
-      result = tls.io(kind, buffer);
+      // A write whose bytes were taken only waits for the write buffer to empty: the bytes must
+      // not be handed to OpenSSL twice.
+      result = written ? tls.flush() : tls.io(kind, buffer);
+      if (kind == Kind::Write && !written && result.status == Status::Done) {
+        written = result.bytes;
+        if (tls.write_pending() != 0) {
+          const Result flushed = tls.flush();
+          if (flushed.status != Status::Done) result = flushed;
+        }
+      }
+      if (written && result.status == Status::Done) result.bytes = *written;
       switch (result.status) {
         case Status::WantRead:
           return tls.socket_.async_wait(boost::asio::socket_base::wait_read, std::move(self));
@@ -170,6 +208,9 @@ class TlsSocket {
 
     template <class Self>
     void deliver(Self& self) {
+      // HTTP and handshake traffic is occasional: an empty write buffer is not kept for it (a
+      // connection idle in HTTP keep-alive holds none).
+      tls.release_write_buffer();
       if constexpr (kWithBytes) {
         self.complete(result.error, result.bytes);
       } else {
@@ -186,7 +227,22 @@ class TlsSocket {
         IoOp<kWithBytes>{*this, kind, buffer, std::move(copy)}, token, socket_);
   }
 
+  // The write buffer (tls_socket.cpp: the filter BIO's state). `data` is allocated on first use
+  // and freed by release_write_buffer(); bytes [off, off + len) are waiting for the socket.
+  struct WriteBuffer {
+    int fd = -1;
+    std::unique_ptr<std::uint8_t[]> data;
+    std::size_t off = 0;
+    std::size_t len = 0;
+    std::uint64_t sends = 0;
+  };
+  static BIO_METHOD* write_buffer_method();
+  static int bio_write(BIO* b, const char* in, int inl);
+  static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
+  static bool flush_buffer(WriteBuffer& w);
+
   boost::asio::ip::tcp::socket socket_;
+  WriteBuffer wbuf_;
   SSL* ssl_ = nullptr;
   // An end or error met by read() after it had read bytes: returned by the next read().
   std::optional<Result> deferred_;

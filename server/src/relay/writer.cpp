@@ -239,14 +239,18 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
   error_code ec;
   // A plain `if` for the co_await (GCC 12, see fill() in session.cpp).
   if (kTls) {
-    // TLS (relay/tls_socket.hpp): no asynchronous operation while the socket takes the bytes
-    // (the usual case); otherwise wait for what OpenSSL wants and retry with the same remaining
-    // bytes. The watchdog times the write from its first wait.
+    // TLS (relay/tls_socket.hpp): the batch's records collect in the TLS write buffer and go out
+    // in one sendmsg, without an asynchronous operation while the socket takes them (the usual
+    // case); otherwise wait for what OpenSSL wants and retry with the same remaining bytes, and
+    // wait until the write buffer is on the socket. The watchdog times the write from its first
+    // wait. An empty batch_bytes_ only flushes what the reader left buffered (write_loop).
     std::size_t done = 0;
     bool waited = false;
     bool ok = true;
-    while (done < batch_bytes_.size()) {
-      const TlsSocket::Result r = tls_write(batch_bytes_.data() + done, batch_bytes_.size() - done);
+    while (done < batch_bytes_.size() || tls_write_pending() != 0) {
+      const TlsSocket::Result r = done < batch_bytes_.size() ? tls_write(batch_bytes_.data() + done,
+                                                                         batch_bytes_.size() - done)
+                                                             : tls_flush();
       if (r.status == TlsSocket::Status::Done) {
         done += r.bytes;
         continue;
@@ -374,6 +378,7 @@ void Connection<Stream>::release_batch_storage() {
   batch_heads_ = {};
   batch_buffers_ = {};
   batch_bytes_ = {};
+  if constexpr (kTls) stream_.release_write_buffer();
 }
 
 // The writer: keepalive Pings, then queued frames in batches; sleeps on wake_ until a producer
@@ -406,6 +411,18 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
     if (may_yield) {
       may_yield = false;
       co_await asio::post(stream_.get_executor(), asio::use_awaitable);
+      continue;
+    }
+    // TLS bytes the reader produced (a KeyUpdate answer) that the socket did not take then:
+    // sent before sleeping (the reader wakes the writer for them, session.cpp fill()).
+    if (tls_write_pending() != 0) {
+      batch_bytes_.clear();
+      if (!co_await write_batch()) break;
+      // take_batch() set writer_waiting_: a producer's wake-up may have been spent meanwhile.
+      {
+        std::lock_guard lock(queue_mutex_);
+        writer_waiting_ = false;
+      }
       continue;
     }
     release_batch_storage();
