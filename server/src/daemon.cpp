@@ -358,16 +358,16 @@ bool Daemon::reload(config::Config next) {
       if (next_lookup->cert_mode == config::CertMode::Manual) {
         try {
           lookup_chain = read_text_file(next_lookup->manual_cert_path.string());
-          lookup_ctx = make_server_tls_context(
-              lookup_chain, read_text_file(next_lookup->manual_key_path.string()));
+          lookup_ctx = make_https_context(
+              PemPair{lookup_chain, read_text_file(next_lookup->manual_key_path.string())});
         } catch (const std::exception& e) {
           throw config::ConfigError(next.source.string(), 0,
                                     "lookup_listeners.https.manual_cert_path", e.what());
         }
       } else if (next_lookup->cert_mode == config::CertMode::SelfSigned &&
                  next_lookup->hostname != old_lookup->hostname) {
-        lookup_ctx =
-            make_server_tls_context(*next_lookup, next.source.string(), "lookup_listeners.https");
+        lookup_ctx = make_https_context(
+            pick_certificate(*next_lookup, next.source.string(), "lookup_listeners.https"));
       }
     }
     d.relay->apply(next);
@@ -456,7 +456,8 @@ void Daemon::apply_certificate_locked(const std::string& chain, const std::strin
 }
 
 void Daemon::reload_lookup_certificate(const std::string& chain, const std::string& key) {
-  auto ctx = make_server_tls_context(chain, key);  // throws: nothing changed yet
+  // With the TLS-ALPN-01 responder: the lookup listener answers its own validations.
+  auto ctx = make_https_context(PemPair{chain, key});  // throws: nothing changed yet
   std::lock_guard lock(impl_->reload_mutex);
   impl_->relay->set_lookup_tls_context(std::move(ctx));
   log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
@@ -497,7 +498,7 @@ void Daemon::poll_certificate_files() {
         try {
           std::string chain = read_text_file(files->first);
           d.relay->set_lookup_tls_context(
-              make_server_tls_context(chain, read_text_file(files->second)));
+              make_https_context(PemPair{chain, read_text_file(files->second)}));
           log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(chain), ")");
         } catch (const std::exception& e) {
           log::warn("lookup certificate reload from ", files->first, " failed: ", e.what(),
