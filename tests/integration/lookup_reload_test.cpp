@@ -8,10 +8,10 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
-#include <mutex>
 
 #include "core/log.hpp"
 #include "integration/daemon_fixture.hpp"
+#include "integration/log_capture.hpp"
 #include "integration/tls_fixture.hpp"
 
 namespace iroh::test {
@@ -19,31 +19,6 @@ namespace {
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
-
-class LogLines {
- public:
-  LogLines() {
-    log::set_test_sink([this](std::string_view line) {
-      std::lock_guard lock(mutex_);
-      lines_.emplace_back(line);
-    });
-  }
-  ~LogLines() { log::set_test_sink({}); }
-  // The first line containing every one of `parts`, or "".
-  std::string find(std::initializer_list<std::string> parts) {
-    std::lock_guard lock(mutex_);
-    for (const auto& line : lines_) {
-      bool all = true;
-      for (const auto& p : parts) all = all && line.find(p) != std::string::npos;
-      if (all) return line;
-    }
-    return {};
-  }
-
- private:
-  std::mutex mutex_;
-  std::vector<std::string> lines_;
-};
 
 // SHA-256 of the certificate `ep` presents in a TLS handshake ("" if the handshake fails).
 std::string served_fingerprint(const asio::ip::tcp::endpoint& ep) {
@@ -149,7 +124,7 @@ TEST_F(LookupReload, SelfSignedGetsANewCertificateForNewDomains) {
 }
 
 TEST_F(LookupReload, BindAddressChangeIsKeptWithAWarning) {
-  LogLines logs;
+  LogCapture logs;
   start();
   const auto bound = *daemon_->lookup_https_endpoint();
   config::Config next = cfg_;
@@ -171,7 +146,7 @@ TEST_F(LookupReload, BindAddressChangeIsKeptWithAWarning) {
 }
 
 TEST_F(LookupReload, CertModeChangeIsKeptWithAWarning) {
-  LogLines logs;
+  LogCapture logs;
   start();
   config::Config next = cfg_;
   next.lookup_listeners.https->cert_mode = config::CertMode::SelfSigned;
@@ -182,7 +157,7 @@ TEST_F(LookupReload, CertModeChangeIsKeptWithAWarning) {
 }
 
 TEST_F(LookupReload, UnloadableLookupCertificateRejectsTheWholeFile) {
-  LogLines logs;
+  LogCapture logs;
   start();
   config::Config next = cfg_;
   next.log_level = "debug";
