@@ -5,8 +5,8 @@
 
 #include <ctime>
 
-#include "relay/capability_token.hpp"
 #include "integration/hardening_fixture.hpp"
+#include "relay/capability_token.hpp"
 
 namespace iroh::test {
 namespace {

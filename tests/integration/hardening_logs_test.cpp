@@ -6,9 +6,9 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "relay/capability_token.hpp"
 #include "integration/hardening_fixture.hpp"
 #include "integration/log_capture.hpp"
+#include "relay/capability_token.hpp"
 
 namespace iroh::test {
 namespace {

@@ -240,9 +240,8 @@ struct AcmeServiceState {
   }
 };
 
-AcmeService::AcmeService(const ServiceContext& ctx, const config::Config& config,
-                         AcmeTarget target, const std::vector<HttpRouter*>& challenge_routers,
-                         Install install) {
+AcmeService::AcmeService(const ServiceContext& ctx, const config::Config& config, AcmeTarget target,
+                         const std::vector<HttpRouter*>& challenge_routers, Install install) {
   const config::TlsConfig* tls = acme_section(config, target);
   if (!tls) throw std::logic_error("AcmeService needs cert_mode LetsEncrypt");
   state_ = std::make_shared<AcmeServiceState>(ctx, target, *tls, std::move(install));
