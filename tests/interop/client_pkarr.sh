@@ -82,4 +82,9 @@ assert all(r['ttl'] == 30 for r in data['records']), data
 PY"
 
 echo "client pkarr interop: $pass passed, $fail failed"
+if [ "$fail" != 0 ]; then
+  # What the daemon said (and whether it is still running) explains most failures.
+  kill -0 "$PID" 2>/dev/null && echo "relay still running" || { wait "$PID"; echo "relay exited with $?"; }
+  echo "---- relay.log (last 40 lines)"; tail -n 40 "$WORK/relay.log"
+fi
 [ "$fail" = 0 ]
