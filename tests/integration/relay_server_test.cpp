@@ -203,6 +203,27 @@ TEST(RelayServerTimeouts, HandshakeTimeoutClosesSilentClient) {
   EXPECT_TRUE(eventually([&] { return d->metrics().handshake_failures.load() >= 2; }, 3s));
 }
 
+// The relay listens with one SO_REUSEPORT socket per worker. A second daemon started on the same
+// port must fail, naming the address, instead of joining the group and taking half the
+// connections (core/bind_address.hpp).
+TEST(RelayServerListen, SecondDaemonOnTheSamePortFailsNamingTheAddress) {
+  auto first = start_daemon(test_config());
+  const auto taken = *first->http_endpoint();
+  auto cfg = test_config();
+  cfg.http_bind_addr = config::SocketAddr{"127.0.0.1", taken.port()};
+  std::string error;
+  try {
+    start_daemon(cfg);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("http_bind_addr: cannot bind tcp 127.0.0.1:" + std::to_string(taken.port())),
+            std::string::npos)
+      << error;
+  // The first daemon still owns every connection.
+  EXPECT_TRUE(connect_client(taken, SecretKey::generate()));
+}
+
 Bytes denied_reason(const std::optional<Bytes>& r) {
   return r ? *r : Bytes{};
 }

@@ -266,6 +266,27 @@ TEST_F(StunServiceTest, SeveralSocketsOnSeveralThreads) {
   wait_for(service_->metrics().ipv4_success, kClients * kRequests);
 }
 
+// Several SO_REUSEPORT sockets: a second STUN service on the same port fails instead of sharing
+// the traffic (core/bind_address.hpp).
+TEST_F(StunServiceTest, SecondServiceOnTheSamePortFails) {
+  start("127.0.0.1", 3, 1);
+  config::StunConfig cfg;
+  cfg.enabled = true;
+  cfg.bind_addr.host = "127.0.0.1";
+  cfg.bind_addr.port = port();
+  StunService second(io_, cfg,
+                     StunOptions{.software = "second", .sockets = 3, .metrics_registry = {}});
+  std::string error;
+  try {
+    second.start();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("stun_bind_addr: cannot bind udp 127.0.0.1:" + std::to_string(port())),
+            std::string::npos)
+      << error;
+}
+
 TEST_F(StunServiceTest, StopClosesTheSocket) {
   start("127.0.0.1");
   const auto port_before = port();

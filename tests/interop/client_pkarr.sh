@@ -25,8 +25,12 @@ check() { # check NAME CMD...
 free_port() {
   python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
 }
-HTTP=$(free_port tcp) DNS=$(free_port udp)
-cat >"$WORK/relay.yaml" <<YAML
+# Up when the daemon itself logged both listeners (a /ping answer could come from another test's
+# daemon that took the port between free_port and our bind). A port taken in that window makes
+# the daemon exit naming it: pick new ports and start again (bounded).
+start_relay() {
+  HTTP=$(free_port tcp) DNS=$(free_port udp)
+  cat >"$WORK/relay.yaml" <<YAML
 http_bind_addr: "127.0.0.1:$HTTP"
 enable_metrics: false
 enable_pkarr: true
@@ -37,13 +41,23 @@ dns:
   origins: ["irohdns.example.", "."]
 data_dir: "$WORK/data"
 YAML
-"$RELAY" --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$HTTP/ping" && break
-  kill -0 "$PID" 2>/dev/null || { echo "relay exited"; cat "$WORK/relay.log"; exit 1; }
-  sleep 0.1
+  "$RELAY" --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do
+    grep -q "listening http on 127.0.0.1:$HTTP" "$WORK/relay.log" &&
+      grep -q "dns: listening" "$WORK/relay.log" && return 0
+    kill -0 "$PID" 2>/dev/null || { wait "$PID"; PID=""; return 1; }
+    sleep 0.1
+  done
+  return 1
+}
+started=no
+for attempt in 1 2 3; do
+  if start_relay; then started=yes; break; fi
+  echo "relay did not start (attempt $attempt):"; cat "$WORK/relay.log"
+  [ -z "$PID" ] && grep -q "cannot bind" "$WORK/relay.log" || break
 done
+[ "$started" = yes ] || exit 1
 BASE="http://127.0.0.1:$HTTP/pkarr"
 
 # npm pkarr -> our client.

@@ -2,6 +2,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 #include <string>
 
 namespace iroh::server {
@@ -25,6 +27,32 @@ boost::asio::ip::address resolve_bind_host(const config::SocketAddr& addr, std::
                                       std::string(key) + ": cannot resolve " + addr.to_string());
   }
   return results.begin()->endpoint().address();
+}
+
+std::uint16_t claim_listen_port(const boost::asio::ip::address& ip, std::uint16_t port, bool tcp,
+                                std::string_view key) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  boost::system::error_code ec;
+  const auto fail = [&](const char* what) {
+    throw boost::system::system_error(
+        ec, std::string(key) + ": cannot " + what + " " + (tcp ? "tcp " : "udp ") +
+                (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" +
+                std::to_string(port));
+  };
+  const auto probe = [&](auto socket, auto endpoint) -> std::uint16_t {
+    socket.open(endpoint.protocol(), ec);
+    if (ec) fail("open a socket for");
+    // For UDP, SO_REUSEADDR would let two sockets share the port, which is what we test for.
+    if (tcp) socket.set_option(asio::socket_base::reuse_address(true), ec);
+    if (ip.is_v6()) socket.set_option(asio::ip::v6_only(false), ec);
+    ec.clear();
+    socket.bind(endpoint, ec);
+    if (ec) fail("bind");
+    return socket.local_endpoint().port();
+  };
+  if (tcp) return probe(asio::ip::tcp::socket(io), asio::ip::tcp::endpoint(ip, port));
+  return probe(asio::ip::udp::socket(io), asio::ip::udp::endpoint(ip, port));
 }
 
 }  // namespace iroh::server

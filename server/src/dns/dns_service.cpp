@@ -27,6 +27,7 @@
 #include "core/accept_backoff.hpp"
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
+#include "core/net.hpp"
 #include "core/rate_limit.hpp"
 #include "udp/udp_batch_listener.hpp"
 
@@ -283,6 +284,9 @@ void DnsService::start() {
   const bool pick_port = d.config.bind_addr.port == 0;
   constexpr int kPickAttempts = 16;
   for (int attempt = 1;; ++attempt) {
+    // Claimed first (core/bind_address.hpp): a taken port fails here instead of being shared.
+    const udp::endpoint udp_ep =
+        claim_listen_endpoint(udp::endpoint(address, d.config.bind_addr.port), "dns.bind_addr");
     for (unsigned i = 0; i < d.udp_sockets; ++i) {
       auto listener = std::make_shared<Impl::UdpListener>(
           d.io,
@@ -292,8 +296,7 @@ void DnsService::start() {
                         .reuse_port_error = "dns.bind_addr: SO_REUSEPORT"},
           Impl::UdpHandler{impl_});
       // Port 0: the first socket picks the port, the others (and TCP) join it.
-      listener->open_and_bind(
-          i == 0 ? udp::endpoint(address, d.config.bind_addr.port) : d.udp_bound, reuse_port);
+      listener->open_and_bind(i == 0 ? udp_ep : d.udp_bound, reuse_port);
       if (i == 0) d.udp_bound = listener->local_endpoint();
       d.udp.push_back(std::move(listener));
     }
@@ -306,7 +309,8 @@ void DnsService::start() {
     d.acceptor->bind(tcp_ep, ec);
     if (!ec) break;
     if (!pick_port || ec != asio::error::address_in_use || attempt == kPickAttempts) {
-      boost::asio::detail::throw_error(ec, "bind");
+      throw boost::system::system_error(
+          ec, "dns.bind_addr: cannot bind tcp " + net::format_endpoint(tcp_ep));
     }
     for (auto& listener : d.udp) listener->stop();
     d.udp.clear();

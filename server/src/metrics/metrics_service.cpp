@@ -418,7 +418,12 @@ void MetricsService::start() {
     error_code ignored;
     a.set_option(asio::ip::v6_only(false), ignored);
   }
-  a.bind(ep);
+  error_code ec;
+  a.bind(ep, ec);
+  if (ec) {
+    throw boost::system::system_error(
+        ec, "metrics_bind_addr: cannot bind tcp " + net::format_endpoint(ep));
+  }
   a.listen(asio::socket_base::max_listen_connections);
   state_->bound = a.local_endpoint();
   // Stable format, parsed by tests and scripts.

@@ -44,7 +44,8 @@ struct RelayService::Impl {
 // the kernel spreads the connections among them (issue 13).
 void RelayService::Impl::open(const config::SocketAddr& addr, std::string_view key,
                               ListenerRole role, bool tls) {
-  auto ep = resolve_bind_endpoint<tcp::endpoint>(addr, key);
+  // Claimed first: a port someone else holds fails here, named, and 0 becomes one port for all.
+  auto ep = claim_listen_endpoint(resolve_bind_endpoint<tcp::endpoint>(addr, key), key);
   const bool shared = workers->size() > 1;
   for (unsigned w = 0; w < workers->size(); ++w) {
     auto listener = std::make_unique<RelayListener>(

@@ -162,8 +162,10 @@ StunService::~StunService() {
 }
 
 void StunService::start() {
-  const udp::endpoint ep =
-      resolve_bind_endpoint<udp::endpoint>(impl_->config.bind_addr, "stun_bind_addr");
+  // Claimed first (core/bind_address.hpp): a taken port fails here instead of being shared.
+  const udp::endpoint ep = claim_listen_endpoint(
+      resolve_bind_endpoint<udp::endpoint>(impl_->config.bind_addr, "stun_bind_addr"),
+      "stun_bind_addr");
   const bool reuse_port = impl_->sockets > 1;
   for (unsigned i = 0; i < impl_->sockets; ++i) {
     auto listener = std::make_shared<UdpBatchListenerFor<StunHandler>>(
