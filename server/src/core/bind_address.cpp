@@ -35,10 +35,12 @@ std::uint16_t claim_listen_port(const boost::asio::ip::address& ip, std::uint16_
   asio::io_context io;
   boost::system::error_code ec;
   const auto fail = [&](const char* what) {
+    // Without the source location Boost appends to what(): operators read this line.
     throw boost::system::system_error(
-        ec, std::string(key) + ": cannot " + what + " " + (tcp ? "tcp " : "udp ") +
-                (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" +
-                std::to_string(port));
+        boost::system::error_code(ec.value(), ec.category()),
+        std::string(key) + ": cannot " + what + " " + (tcp ? "tcp " : "udp ") +
+            (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" +
+            std::to_string(port));
   };
   const auto probe = [&](auto socket, auto endpoint) -> std::uint16_t {
     socket.open(endpoint.protocol(), ec);

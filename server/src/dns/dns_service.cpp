@@ -310,7 +310,8 @@ void DnsService::start() {
     if (!ec) break;
     if (!pick_port || ec != asio::error::address_in_use || attempt == kPickAttempts) {
       throw boost::system::system_error(
-          ec, "dns.bind_addr: cannot bind tcp " + net::format_endpoint(tcp_ep));
+          boost::system::error_code(ec.value(), ec.category()),
+          "dns.bind_addr: cannot bind tcp " + net::format_endpoint(tcp_ep));
     }
     for (auto& listener : d.udp) listener->stop();
     d.udp.clear();

@@ -422,7 +422,8 @@ void MetricsService::start() {
   a.bind(ep, ec);
   if (ec) {
     throw boost::system::system_error(
-        ec, "metrics_bind_addr: cannot bind tcp " + net::format_endpoint(ep));
+        boost::system::error_code(ec.value(), ec.category()),
+        "metrics_bind_addr: cannot bind tcp " + net::format_endpoint(ep));
   }
   a.listen(asio::socket_base::max_listen_connections);
   state_->bound = a.local_endpoint();
