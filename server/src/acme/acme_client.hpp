@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "acme/acme_crypto.hpp"
-#include "acme/https_client.hpp"
+#include "http/http_client.hpp"
 
 namespace iroh::server::acme {
 
@@ -40,7 +40,7 @@ struct AcmeOrderRequest {
 
 class AcmeClient {
  public:
-  AcmeClient(boost::asio::any_io_executor executor, HttpsClient& http, EcKey account_key,
+  AcmeClient(boost::asio::any_io_executor executor, HttpClient& http, EcKey account_key,
              ChallengePublisher publish);
 
   // Runs one order to completion; throws std::runtime_error with the ACME problem detail (or
@@ -65,8 +65,22 @@ class AcmeClient {
                                               const std::vector<std::string>& busy);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds delay);
 
+  // The steps of order_certificate (RFC 8555 §7.3-§7.5).
+  struct Order {
+    std::string url;
+    nlohmann::json doc;
+  };
+  boost::asio::awaitable<void> ensure_account(const AcmeOrderRequest& request);
+  boost::asio::awaitable<Order> new_order(const AcmeOrderRequest& request);
+  // Answers the authorization's challenge (published while pending) and waits until valid.
+  boost::asio::awaitable<void> authorize(const std::string& authz_url,
+                                         const AcmeOrderRequest& request);
+  // Waits for the order to be ready, sends the CSR and downloads the chain.
+  boost::asio::awaitable<IssuedCertificate> finalize(const Order& order,
+                                                     const AcmeOrderRequest& request);
+
   boost::asio::any_io_executor executor_;
-  HttpsClient& http_;
+  HttpClient& http_;
   EcKey account_key_;
   ChallengePublisher publish_;
   std::string new_nonce_url_, new_account_url_, new_order_url_;

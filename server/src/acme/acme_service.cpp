@@ -96,7 +96,7 @@ struct AcmeServiceState {
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer timer;
   std::atomic<bool> stopping{false};
-  std::unique_ptr<HttpsClient> http;
+  std::unique_ptr<HttpClient> http;
   std::string installed_serial;  // strand only
   bool recheck = false;          // strand only: a reload changed the settings mid-refresh
   prometheus::Counter* orders_ok;
@@ -246,7 +246,10 @@ AcmeService::AcmeService(const ServiceContext& ctx, const config::Config& config
   if (!tls) throw std::logic_error("AcmeService needs cert_mode LetsEncrypt");
   state_ = std::make_shared<AcmeServiceState>(ctx, target, *tls, std::move(install));
   try {
-    state_->http = std::make_unique<HttpsClient>(state_->strand, tls->acme_ca_file);
+    HttpClientOptions options;
+    options.ca_file = tls->acme_ca_file;
+    options.user_agent = "iroh-relay/" IROH_RELAY_VERSION " acme";
+    state_->http = std::make_unique<HttpClient>(std::move(options));
   } catch (const std::exception& e) {
     throw config::ConfigError(
         config.source.string(), 0,

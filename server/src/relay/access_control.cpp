@@ -1,15 +1,5 @@
 #include "relay/access_control.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <ctime>
 
@@ -19,10 +9,6 @@
 namespace iroh::server {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
-using boost::system::error_code;
 
 namespace {
 
@@ -51,40 +37,18 @@ AccessControl::AccessControl(const config::AccessConfig& access, const std::stri
       }
       break;
     case config::AccessMode::Http: {
-      std::string_view url = access.http_url;
-      auto scheme_end = url.find("://");
-      if (scheme_end == std::string_view::npos) {
-        throw config::ConfigError(source, 0, "access.http.url", "expected http:// or https://");
+      HttpClientOptions options;
+      try {
+        url_ = HttpUrl::parse(access.http_url);
+      } catch (const HttpUrlError& e) {
+        throw config::ConfigError(source, 0, "access.http.url", e.what());
       }
-      std::string scheme(url.substr(0, scheme_end));
-      for (auto& c : scheme) c = char(std::tolower(static_cast<unsigned char>(c)));
-      url_.tls = scheme == "https";
-      if (!url_.tls && scheme != "http") {
-        throw config::ConfigError(source, 0, "access.http.url", "expected http:// or https://");
-      }
-      std::string_view rest = url.substr(scheme_end + 3);
-      auto slash = rest.find('/');
-      std::string_view authority = rest.substr(0, slash);
-      url_.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-      std::string_view host = authority;
-      std::string_view port = url_.tls ? "443" : "80";
-      if (!authority.empty() && authority.front() == '[') {
-        auto close = authority.find(']');
-        if (close == std::string_view::npos) {
-          throw config::ConfigError(source, 0, "access.http.url", "unterminated IPv6 address");
-        }
-        host = authority.substr(1, close - 1);
-        if (close + 1 < authority.size() && authority[close + 1] == ':')
-          port = authority.substr(close + 2);
-      } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-        host = authority.substr(0, colon);
-        port = authority.substr(colon + 1);
-      }
-      if (host.empty() || port.empty()) {
-        throw config::ConfigError(source, 0, "access.http.url", "missing host or port");
-      }
-      url_.host = std::string(host);
-      url_.port = std::string(port);
+      options.schemes =
+          url_.tls ? HttpClientOptions::Schemes::Https : HttpClientOptions::Schemes::Http;
+      options.timeout = access.http_timeout;
+      options.max_response_body = kMaxCalloutBody;
+      options.user_agent = "iroh-relay";
+      client_ = std::make_unique<HttpClient>(std::move(options));
       break;
     }
   }
@@ -190,83 +154,26 @@ asio::awaitable<std::optional<bool>> AccessControl::callout(const relay::Endpoin
     std::lock_guard lock(cache_mutex_);
     ++callouts_;
   }
-  auto executor = co_await asio::this_coro::executor;
-  // One deadline for the whole exchange: resolve, connect, TLS, request, response. The timer's
-  // handler may run after this frame is gone (it can be queued when the exchange finishes), so
-  // what it touches is shared.
-  struct Io {
-    explicit Io(const asio::any_io_executor& ex) : resolver(ex), tcp_stream(ex) {}
-    tcp::resolver resolver;
-    beast::tcp_stream tcp_stream;
-    bool timed_out = false;
-  };
-  auto io = std::make_shared<Io>(executor);
-  auto& resolver = io->resolver;
-  auto& tcp_stream = io->tcp_stream;
-  std::optional<ssl::context> tls_ctx;
-  if (url_.tls) {
-    tls_ctx.emplace(ssl::context::tls_client);
-    tls_ctx->set_default_verify_paths();
-    tls_ctx->set_verify_mode(ssl::verify_peer);
+  HttpRequest req{http::verb::post, url_.target, 11};
+  req.set("X-Iroh-NodeId", id.to_hex());
+  if (!config_.http_bearer_token.empty()) {
+    req.set(http::field::authorization, "Bearer " + config_.http_bearer_token);
   }
-  std::optional<beast::ssl_stream<beast::tcp_stream&>> tls_stream;
-  asio::steady_timer deadline(executor, config_.http_timeout);
-  const bool& timed_out = io->timed_out;
-  deadline.async_wait([io](error_code ec) {
-    if (ec) return;
-    io->timed_out = true;
-    io->resolver.cancel();
-    io->tcp_stream.cancel();
-    io->tcp_stream.close();
-  });
-  auto token = [](error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); };
   std::optional<bool> result;
-  error_code ec;
-  do {
-    auto endpoints = co_await resolver.async_resolve(url_.host, url_.port, token(ec));
-    if (ec || timed_out) break;
-    co_await tcp_stream.async_connect(endpoints, token(ec));
-    if (ec || timed_out) break;
-    http::request<http::empty_body> req{http::verb::post, url_.target, 11};
-    req.set(http::field::host, url_.host);
-    req.set(http::field::user_agent, "iroh-relay");
-    req.set("X-Iroh-NodeId", id.to_hex());
-    if (!config_.http_bearer_token.empty()) {
-      req.set(http::field::authorization, "Bearer " + config_.http_bearer_token);
-    }
-    req.content_length(0);
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxCalloutBody);
-    if (url_.tls) {
-      tls_stream.emplace(tcp_stream, *tls_ctx);
-      SSL_set_tlsext_host_name(tls_stream->native_handle(), url_.host.c_str());
-      tls_stream->set_verify_callback(ssl::host_name_verification(url_.host));
-      co_await tls_stream->async_handshake(ssl::stream_base::client, token(ec));
-      if (ec || timed_out) break;
-      co_await http::async_write(*tls_stream, req, token(ec));
-      if (ec || timed_out) break;
-      co_await http::async_read(*tls_stream, buffer, parser, token(ec));
-    } else {
-      co_await http::async_write(tcp_stream, req, token(ec));
-      if (ec || timed_out) break;
-      co_await http::async_read(tcp_stream, buffer, parser, token(ec));
-    }
-    if (ec || timed_out) break;
-    const auto& res = parser.get();
+  std::string why;
+  try {
+    const HttpResponse res = co_await client_->request(url_, req);
     // Like the reference: allowed iff status 200 and the body is exactly "true". Other 2xx/4xx
     // answers are decisions (deny); 5xx means the callout service failed.
-    if (res.result_int() >= 500) break;
-    result = res.result() == http::status::ok && res.body() == "true";
-  } while (false);
-  deadline.cancel();
-  if (!result) {
-    log::debug("access callout to ", url_.host, ":", url_.port,
-               " failed: ", timed_out ? std::string("timeout") : ec.message());
+    if (res.result_int() >= 500) {
+      why = "HTTP " + std::to_string(res.result_int());
+    } else {
+      result = res.result() == http::status::ok && res.body() == "true";
+    }
+  } catch (const HttpClientError& e) {
+    why = e.what();
   }
-  error_code ignored;
-  tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  tcp_stream.close();
+  if (!result) log::debug("access callout failed: ", why);
   co_return result;
 }
 

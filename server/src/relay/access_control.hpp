@@ -6,11 +6,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "http/http_client.hpp"
 #include "iroh/config.hpp"
 #include "iroh/relay_proto.hpp"
 #include "iroh/server/http_router.hpp"
@@ -41,12 +43,6 @@ class AccessControl {
   std::uint64_t cache_hits() const;
 
  private:
-  struct Url {
-    bool tls = false;
-    std::string host;
-    std::string port;
-    std::string target;
-  };
   // Allow/deny from the callout; nullopt if it failed (timeout, connect error, bad status).
   boost::asio::awaitable<std::optional<bool>> callout(const relay::EndpointId& id);
   std::optional<bool> cached(const relay::EndpointId& id);
@@ -55,7 +51,9 @@ class AccessControl {
   config::AccessConfig config_;
   std::unordered_set<relay::EndpointId, relay::EndpointIdHash> ids_;
   std::unordered_set<std::string> tokens_;
-  Url url_;
+  // HTTP mode: the callout's URL and the client (one TLS context for every callout).
+  HttpUrl url_;
+  std::unique_ptr<HttpClient> client_;
 
   using Clock = std::chrono::steady_clock;
   struct CacheEntry {

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <string_view>
 
+#include "core/await.hpp"
 #include "relay/connection.hpp"
 
 namespace iroh::server {
@@ -32,10 +33,6 @@ using ws::kMaxServerHeader;
 using ws::kPing;
 using ws::kPong;
 using ws::kText;
-
-inline auto ec_token(error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-}
 
 inline std::uint64_t random_u32(std::uint32_t upper_exclusive) {
   return randombytes_uniform(upper_exclusive);

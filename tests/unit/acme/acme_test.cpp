@@ -1,6 +1,7 @@
 // ACME client building blocks: JWK + thumbprint (checked against values computed with
 // Python's `cryptography`), ES256 JWS (verified with OpenSSL), CSRs, certificate inspection and
-// renewal time, the cert_dir cache, HTTPS URL parsing and the ACME config keys.
+// renewal time, the cert_dir cache and the ACME config keys (URL parsing: tests/unit/http/
+// http_client_test.cpp).
 #include <gtest/gtest.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -16,7 +17,6 @@
 
 #include "acme/acme_crypto.hpp"
 #include "acme/certificate_store.hpp"
-#include "acme/https_client.hpp"
 #include "acme/tls_alpn.hpp"
 #include "certificate.hpp"
 #include "core/tls.hpp"
@@ -232,24 +232,6 @@ TEST(AcmeStore, AtomicWritesAndPersistentAccountKey) {
   std::ofstream(store.account_key_path()) << "damaged";
   EXPECT_THROW(store.load_or_create_account_key(), std::runtime_error);
   std::filesystem::remove_all(dir);
-}
-
-TEST(AcmeHttpsUrl, Parse) {
-  auto u = acme::HttpsUrl::parse("https://acme-v02.api.letsencrypt.org/directory");
-  EXPECT_EQ(u.host, "acme-v02.api.letsencrypt.org");
-  EXPECT_EQ(u.port, "443");
-  EXPECT_EQ(u.target, "/directory");
-  u = acme::HttpsUrl::parse("https://127.0.0.1:14000/dir?x=1");
-  EXPECT_EQ(u.host, "127.0.0.1");
-  EXPECT_EQ(u.port, "14000");
-  EXPECT_EQ(u.target, "/dir?x=1");
-  u = acme::HttpsUrl::parse("https://[::1]:8443");
-  EXPECT_EQ(u.host, "::1");
-  EXPECT_EQ(u.port, "8443");
-  EXPECT_EQ(u.target, "/");
-  EXPECT_THROW(acme::HttpsUrl::parse("http://ca.test/dir"), std::runtime_error);
-  EXPECT_THROW(acme::HttpsUrl::parse("https://:443/"), std::runtime_error);
-  EXPECT_THROW(acme::HttpsUrl::parse("https://ca.test:x/"), std::runtime_error);
 }
 
 TEST(AcmeConfig, DirectoryAndCaFileKeys) {
