@@ -1,6 +1,7 @@
 // The metrics listener and the status page against an in-process daemon on 127.0.0.1:0, with
 // relay traffic from raw WebSocket clients: reference counter names (relay.md §10), drops by
-// reason, gauges, the handshake histogram, 404 elsewhere, the connection bound; `/`, `/healthz`.
+// reason, gauges, the handshake histogram, 404 elsewhere, the connection bound; `/`, `/healthz`;
+// the shared serve loop (http/serve_loop.hpp) on the metrics listener: pipelining, limits.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -197,6 +198,120 @@ TEST(MetricsService, BoundsConnectionsAndIdleTime) {
   service.stop();
   ioc.stop();
   loop.join();
+}
+
+// A MetricsService of its own on 127.0.0.1:0 (empty registry), its loop on a thread, and a raw
+// connection that writes pipelined requests and reads the answers, every step bounded.
+class MetricsServeLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server::MetricsServiceOptions options;
+    options.bind = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+    options.request_timeout = std::chrono::milliseconds(5000);
+    service_ = std::make_unique<server::MetricsService>(
+        ioc_, options, server::MetricsSources{std::make_shared<prometheus::Registry>()});
+    service_->start();
+    loop_ = std::thread([this] { ioc_.run_for(std::chrono::seconds(60)); });
+  }
+  void TearDown() override {
+    service_->stop();
+    ioc_.stop();
+    loop_.join();
+  }
+  // Connects and sends `wire` in one write.
+  bool send(const std::string& wire) {
+    auto close = [this] {
+      error_code ignored;
+      socket_.close(ignored);
+    };
+    return !run_op(
+               client_, [&](auto h) { socket_.async_connect(*service_->endpoint(), h); }, close,
+               5s) &&
+           !run_op(
+               client_, [&](auto h) { asio::async_write(socket_, asio::buffer(wire), h); }, close,
+               5s);
+  }
+  // The next answer, or nullopt once the connection ended (or after 5 s).
+  std::optional<http::response<http::string_body>> answer(bool head = false) {
+    http::response_parser<http::string_body> parser;
+    parser.skip(head);
+    auto close = [this] {
+      error_code ignored;
+      socket_.close(ignored);
+    };
+    if (run_op(
+            client_, [&](auto h) { http::async_read(socket_, buffer_, parser, h); }, close, 5s)) {
+      return std::nullopt;
+    }
+    return parser.release();
+  }
+  static std::string get(const std::string& target, const std::string& extra = {}) {
+    return "GET " + target + " HTTP/1.1\r\nHost: m\r\n" + extra + "\r\n";
+  }
+
+  asio::io_context ioc_;
+  std::unique_ptr<server::MetricsService> service_;
+  std::thread loop_;
+  asio::io_context client_;
+  tcp::socket socket_{client_};
+  beast::flat_buffer buffer_;
+};
+
+TEST_F(MetricsServeLoopTest, PipelinedRequestsAreAnsweredInOrder) {
+  ASSERT_TRUE(send(get("/metrics") + get("/nope") + "HEAD /metrics HTTP/1.1\r\nHost: m\r\n\r\n" +
+                   get("/metrics?x=1", "Connection: close\r\n")));
+  auto first = answer();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->result_int(), 200);
+  EXPECT_EQ((*first)[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  auto missing = answer();
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->result_int(), 404);
+  EXPECT_EQ((*missing)[http::field::content_type], "text/plain; charset=utf-8");
+  EXPECT_EQ(missing->body(), "Not Found");
+  auto head = answer(/*head=*/true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->result_int(), 200);
+  EXPECT_EQ((*head)[http::field::content_length], (*first)[http::field::content_length]);
+  EXPECT_TRUE(head->body().empty());
+  auto last = answer();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->result_int(), 200);
+  EXPECT_FALSE(last->keep_alive());
+  EXPECT_FALSE(answer()) << "Connection: close ends the connection";
+}
+
+TEST_F(MetricsServeLoopTest, OversizeHeaderIsAnswered431AndCloses) {
+  // 8 KiB of header (MetricsService's limit) and a request behind it that is never served.
+  ASSERT_TRUE(send(get("/metrics", "X-Pad: " + std::string(9000, 'a') + "\r\n") + get("/metrics")));
+  auto res = answer();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->result_int(), 431);
+  EXPECT_FALSE(res->keep_alive());
+  EXPECT_FALSE(answer());
+}
+
+TEST_F(MetricsServeLoopTest, OversizeBodyIsAnswered413AndCloses) {
+  ASSERT_TRUE(send("POST /metrics HTTP/1.1\r\nHost: m\r\nContent-Length: 9000\r\n\r\n"));
+  auto res = answer();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->result_int(), 413);
+  EXPECT_FALSE(res->keep_alive());
+  EXPECT_FALSE(answer());
+}
+
+TEST_F(MetricsServeLoopTest, AtMost1000RequestsPerConnection) {
+  std::string wire;
+  for (int i = 0; i < 1001; ++i) wire += get("/x");
+  ASSERT_TRUE(send(wire));
+  int answered = 0;
+  for (int i = 0; i < 1001; ++i) {
+    auto res = answer();
+    if (!res) break;
+    EXPECT_EQ(res->result_int(), 404);
+    ++answered;
+  }
+  EXPECT_EQ(answered, 1000);
 }
 
 TEST_F(MetricsTest, StatusPageAndHealthz) {

@@ -7,21 +7,21 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
+#include <span>
 #include <sstream>
 #include <unordered_set>
 
 #include "core/accept_backoff.hpp"
+#include "core/await.hpp"
 #include "core/bind_address.hpp"
 #include "core/log.hpp"
 #include "core/net.hpp"
+#include "http/serve_loop.hpp"
 #include "iroh/server/http_router.hpp"
 
 namespace iroh::server {
@@ -35,7 +35,7 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::size_t kMaxRequestBytes = 8 * 1024;
-constexpr int kMaxRequestsPerConnection = 1000;
+constexpr std::size_t kMaxRequestsPerConnection = 1000;
 constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
@@ -107,9 +107,19 @@ void collect_mesh(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& 
   out.push_back(std::move(refused));
 }
 
+// One gauge family per (name, help), with the value of the same index.
+template <std::size_t N>
+void collect_gauges(const std::pair<const char*, const char*> (&names)[N],
+                    const double (&values)[N], std::vector<prometheus::MetricFamily>& out) {
+  for (std::size_t i = 0; i < N; ++i) {
+    auto f = family(names[i].first, names[i].second, prometheus::MetricType::Gauge);
+    f.metric.push_back(gauge_sample(values[i]));
+    out.push_back(std::move(f));
+  }
+}
+
 // The send queues' depth, read by walking the client registry at scrape time.
 void collect_queue_depth(const RelayQueueDepth& depth, std::vector<prometheus::MetricFamily>& out) {
-  using prometheus::MetricType;
   const std::pair<const char*, const char*> depth_names[] = {
       {"relayserver_queued_datagrams",
        "Datagrams waiting in the per-client send queues, all clients together."},
@@ -124,31 +134,30 @@ void collect_queue_depth(const RelayQueueDepth& depth, std::vector<prometheus::M
   };
   const double depth_values[] = {double(depth.total), double(depth.max), double(depth.total_bytes),
                                  double(depth.max_bytes)};
-  for (std::size_t i = 0; i < std::size(depth_names); ++i) {
-    auto f = family(depth_names[i].first, depth_names[i].second, MetricType::Gauge);
-    f.metric.push_back(gauge_sample(depth_values[i]));
+  collect_gauges(depth_names, depth_values, out);
+}
+
+// One counter family per entry, named relayserver_<name>_total.
+struct CounterRef {
+  const char* name;
+  const char* help;
+  const Counter& value;
+};
+void collect_counters(std::span<const CounterRef> counters,
+                      std::vector<prometheus::MetricFamily>& out) {
+  for (const auto& r : counters) {
+    std::string name = std::string("relayserver_") + r.name;
+    if (!name.ends_with("_total")) name += "_total";
+    auto f = family(std::move(name), r.help, prometheus::MetricType::Counter);
+    f.metric.push_back(counter_sample(load(r.value)));
     out.push_back(std::move(f));
   }
 }
 
-}  // namespace
-
-RelayMetricsCollector::RelayMetricsCollector(const RelayMetrics& metrics,
-                                             std::function<RelayQueueDepth()> queue_depth)
-    : metrics_(metrics), queue_depth_(std::move(queue_depth)) {}
-
-std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
-  using prometheus::MetricType;
-  const RelayMetrics& m = metrics_;
-  std::vector<prometheus::MetricFamily> out;
-
-  // relay.md §10: group `relayserver`, help texts as in the reference (with its trailing '.').
-  struct Reference {
-    const char* name;
-    const char* help;
-    const Counter& value;
-  };
-  const Reference reference[] = {
+// relay.md §10: group `relayserver`, help texts as in the reference (with its trailing '.'). Two
+// reference names already end in _total and get no second one.
+void collect_reference(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  const CounterRef reference[] = {
       {"bytes_sent", "Number of bytes sent.", m.bytes_sent},
       {"bytes_recv", "Number of bytes received.", m.bytes_recv},
       {"send_packets_sent", "Number of 'send' packets relayed.", m.send_packets_sent},
@@ -182,35 +191,29 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       {"http_connections_errored", "Number of HTTP(S) connections that terminated with an error.",
        m.http_connections_errored},
   };
-  for (const auto& r : reference) {
-    std::string name = std::string("relayserver_") + r.name;
-    if (!name.ends_with("_total")) name += "_total";
-    auto f = family(std::move(name), r.help, MetricType::Counter);
-    f.metric.push_back(counter_sample(load(r.value)));
-    out.push_back(std::move(f));
-  }
+  collect_counters(reference, out);
+}
 
-  // Ours: the same families in the same group.
-  {
-    auto f = family("relayserver_packets_dropped_total", "Datagrams the relay dropped, by reason.",
-                    MetricType::Counter);
-    const std::pair<const char*, const Counter&> reasons[] = {
-        {"unknown_destination", m.dropped_unknown_destination},
-        {"queue_full", m.dropped_queue_full},
-        {"total_queue_full", m.dropped_total_queue_full},
-        {"write_error", m.dropped_write_error},
-        {"rate_limited", m.dropped_rate_limited},
-        {"unencodable", m.dropped_unencodable},
-        {"handoff_full", m.dropped_handoff_full},
-        {"mesh_down", m.dropped_mesh_down},
-        {"mesh_link_full", m.dropped_mesh_link_full},
-    };
-    for (const auto& [reason, value] : reasons) {
-      f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
-    }
-    out.push_back(std::move(f));
+// Ours: the same families in the same group, drops by reason first.
+void collect_ours(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  auto dropped = family("relayserver_packets_dropped_total",
+                        "Datagrams the relay dropped, by reason.", prometheus::MetricType::Counter);
+  const std::pair<const char*, const Counter&> reasons[] = {
+      {"unknown_destination", m.dropped_unknown_destination},
+      {"queue_full", m.dropped_queue_full},
+      {"total_queue_full", m.dropped_total_queue_full},
+      {"write_error", m.dropped_write_error},
+      {"rate_limited", m.dropped_rate_limited},
+      {"unencodable", m.dropped_unencodable},
+      {"handoff_full", m.dropped_handoff_full},
+      {"mesh_down", m.dropped_mesh_down},
+      {"mesh_link_full", m.dropped_mesh_link_full},
+  };
+  for (const auto& [reason, value] : reasons) {
+    dropped.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
   }
-  const Reference ours[] = {
+  out.push_back(std::move(dropped));
+  const CounterRef ours[] = {
       {"handshakes_denied", "Relay handshakes answered with ServerDeniesAuth.", m.denied},
       {"handshake_failures", "Connections that ended before ServerConfirmsAuth.",
        m.handshake_failures},
@@ -237,36 +240,35 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       {"tls_ktls_recv", "TLS handshakes after which kernel TLS carries the receives.",
        m.tls_ktls_recv},
   };
-  for (const auto& r : ours) {
-    auto f = family(std::string("relayserver_") + r.name + "_total", r.help, MetricType::Counter);
-    f.metric.push_back(counter_sample(load(r.value)));
-    out.push_back(std::move(f));
-  }
+  collect_counters(ours, out);
+}
 
-  {
-    auto snap = m.handshake_duration.snapshot();
-    auto f = family("relayserver_handshake_duration_seconds",
-                    "Time from TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay "
-                    "handshake, access check).",
-                    MetricType::Histogram);
-    prometheus::ClientMetric h;
-    h.histogram.sample_count = snap.count;
-    h.histogram.sample_sum = snap.sum_seconds;
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < snap.counts.size(); ++i) {
-      cumulative += snap.counts[i];
-      prometheus::ClientMetric::Bucket b;
-      b.cumulative_count = cumulative;
-      b.upper_bound = i < DurationHistogram::kBounds.size()
-                          ? DurationHistogram::kBounds[i]
-                          : std::numeric_limits<double>::infinity();
-      h.histogram.bucket.push_back(b);
-    }
-    f.metric.push_back(std::move(h));
-    out.push_back(std::move(f));
+// Time from accept to ServerConfirmsAuth, cumulative buckets as Prometheus wants them.
+void collect_handshake_histogram(const RelayMetrics& m,
+                                 std::vector<prometheus::MetricFamily>& out) {
+  auto snap = m.handshake_duration.snapshot();
+  auto f = family("relayserver_handshake_duration_seconds",
+                  "Time from TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay "
+                  "handshake, access check).",
+                  prometheus::MetricType::Histogram);
+  prometheus::ClientMetric h;
+  h.histogram.sample_count = snap.count;
+  h.histogram.sample_sum = snap.sum_seconds;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < snap.counts.size(); ++i) {
+    cumulative += snap.counts[i];
+    prometheus::ClientMetric::Bucket b;
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < DurationHistogram::kBounds.size() ? DurationHistogram::kBounds[i]
+                                                          : std::numeric_limits<double>::infinity();
+    h.histogram.bucket.push_back(b);
   }
+  f.metric.push_back(std::move(h));
+  out.push_back(std::move(f));
+}
 
-  // Gauges. Inactive = duplicates of an endpoint id that a newer connection displaced (§6.2).
+// Gauges. Inactive = duplicates of an endpoint id that a newer connection displaced (§6.2).
+void collect_client_gauges(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
   const auto connected = double(m.clients_connected.load(std::memory_order_relaxed));
   const auto inactive_added = load(m.clients_inactive_added);
   const auto inactive_removed = load(m.clients_inactive_removed);
@@ -280,11 +282,22 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
   };
   const double gauge_values[] = {connected, std::max(0.0, connected - inactive), inactive,
                                  double(m.open_connections.load(std::memory_order_relaxed))};
-  for (std::size_t i = 0; i < std::size(gauge_names); ++i) {
-    auto f = family(gauge_names[i].first, gauge_names[i].second, MetricType::Gauge);
-    f.metric.push_back(gauge_sample(gauge_values[i]));
-    out.push_back(std::move(f));
-  }
+  collect_gauges(gauge_names, gauge_values, out);
+}
+
+}  // namespace
+
+RelayMetricsCollector::RelayMetricsCollector(const RelayMetrics& metrics,
+                                             std::function<RelayQueueDepth()> queue_depth)
+    : metrics_(metrics), queue_depth_(std::move(queue_depth)) {}
+
+std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
+  const RelayMetrics& m = metrics_;
+  std::vector<prometheus::MetricFamily> out;
+  collect_reference(m, out);
+  collect_ours(m, out);
+  collect_handshake_histogram(m, out);
+  collect_client_gauges(m, out);
   if (!m.mesh_peers.empty()) collect_mesh(m, out);
   if (queue_depth_) collect_queue_depth(queue_depth_(), out);
   return out;
@@ -311,6 +324,7 @@ struct MetricsService::State : std::enable_shared_from_this<MetricsService::Stat
   asio::io_context& ioc;
   MetricsServiceOptions options;
   MetricsSources sources;
+  HttpRouter router;
   tcp::acceptor acceptor;
   std::optional<tcp::endpoint> bound;
   std::atomic<bool> stopping{false};
@@ -322,49 +336,42 @@ struct MetricsService::State : std::enable_shared_from_this<MetricsService::Stat
 
 namespace {
 
-auto ec_token(error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-}
-
-http::response<http::string_body> answer(const MetricsService::State& state,
-                                         const http::request<http::string_body>& req) {
-  http::response<http::string_body> res;
-  res.version(req.version());
-  res.keep_alive(req.keep_alive());
-  const std::string_view path = target_path(req.target());
-  if (path == "/metrics" && (req.method() == http::verb::get || req.method() == http::verb::head)) {
-    res.result(http::status::ok);
-    res.set(http::field::content_type, kContentType);
-    res.body() = serialize_metrics(state.sources);
-    res.prepare_payload();
+// GET and HEAD /metrics (the query ignored); every other request gets the serve loop's 404.
+void add_metrics_routes(HttpRouter& router, const MetricsSources& sources) {
+  HttpHandler scrape = [&sources](const HttpRequest& req,
+                                  const RequestInfo&) -> asio::awaitable<HttpResponse> {
+    HttpResponse res =
+        make_response(req, http::status::ok, serialize_metrics(sources), kContentType);
+    // HEAD: the GET's Content-Length, no body (RFC 9110 §9.3.2).
     if (req.method() == http::verb::head) res.body().clear();
-  } else {
-    res.result(http::status::not_found);
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.body() = "Not Found";
-    res.prepare_payload();
-  }
-  return res;
+    co_return res;
+  };
+  router.add(http::verb::get, "/metrics", scrape);
+  router.add(http::verb::head, "/metrics", scrape);
 }
 
+// One connection through the shared serve loop (http/serve_loop.hpp), with the listener's
+// limits: 8 KiB of header and body, kMaxRequestsPerConnection requests, and request_timeout
+// for reading each request (including the keep-alive idle time) and writing its answers.
 asio::awaitable<void> serve(std::shared_ptr<MetricsService::State> state,
                             std::shared_ptr<beast::tcp_stream> stream) {
-  beast::flat_buffer buffer;
-  for (int i = 0; i < kMaxRequestsPerConnection && !state->stopping.load(); ++i) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxRequestBytes);
-    parser.body_limit(kMaxRequestBytes);
-    stream->expires_after(state->options.request_timeout);
-    error_code ec;
-    co_await http::async_read(*stream, buffer, parser, ec_token(ec));
-    if (ec) break;
-    http::response<http::string_body> res = answer(*state, parser.get());
-    const bool keep_alive = res.keep_alive();
-    stream->expires_after(state->options.request_timeout);
-    co_await http::async_write(*stream, res, ec_token(ec));
-    if (ec || !keep_alive) break;
-  }
+  HttpServeHooks hooks;
+  hooks.router = &state->router;
   error_code ignored;
+  hooks.info = RequestInfo{stream->socket().remote_endpoint(ignored),
+                           stream->socket().local_endpoint(ignored), false};
+  hooks.not_found_type = "text/plain; charset=utf-8";
+  hooks.arm_deadline = [stream, timeout = state->options.request_timeout] {
+    stream->expires_after(timeout);
+  };
+  hooks.stopping = [state] { return state->stopping.load(); };
+  hooks.owner = state;
+  hooks.plain_socket = &stream->socket();
+  beast::flat_buffer buffer;
+  HttpServeLoop<beast::tcp_stream> loop(
+      *stream, buffer, std::move(hooks),
+      HttpServeLimits{kMaxRequestBytes, kMaxRequestBytes, kMaxRequestsPerConnection});
+  co_await loop.run();
   stream->socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream->close();
   std::lock_guard lock(state->mutex);
@@ -403,7 +410,9 @@ asio::awaitable<void> accept_loop(std::shared_ptr<MetricsService::State> state) 
 
 MetricsService::MetricsService(asio::io_context& ioc, MetricsServiceOptions options,
                                MetricsSources sources)
-    : state_(std::make_shared<State>(ioc, std::move(options), std::move(sources))) {}
+    : state_(std::make_shared<State>(ioc, std::move(options), std::move(sources))) {
+  add_metrics_routes(state_->router, state_->sources);
+}
 
 MetricsService::~MetricsService() {
   stop();

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "core/rate_limit.hpp"
+#include "http/serve_loop.hpp"
 #include "relay/ping_tracker.hpp"
 #include "relay/relay_state.hpp"
 #include "relay/send_queue.hpp"
@@ -161,7 +162,7 @@ class Connection final : public RelayClientHandle,
   awaitable<std::optional<HttpRequest>> serve_http();
   void finish_response(HttpResponse& res);
   const HttpRouter& routes() const;
-  awaitable<HttpResponse> dispatch(const HttpRequest& req);
+  HttpIntercept intercept_upgrade(const HttpRequest& req);
   awaitable<bool> accept_websocket(HttpRequest& req, relay::ProtocolVersion version);
   awaitable<std::optional<relay::EndpointId>> authenticate(const HttpRequest& req);
   awaitable<bool> write_frame(const relay::Bytes& frame, bool timed);

@@ -4,117 +4,16 @@
 // control and registration, ServerConfirmsAuth.
 #include <openssl/ssl.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/detail/hybi13.hpp>
-#include <deque>
-#include <exception>
 
 #include "acme/tls_alpn.hpp"
 #include "core/log.hpp"
+#include "http/serve_loop.hpp"
 #include "iroh/mesh_proto.hpp"
 #include "relay/connection_impl.hpp"
 #include "relay/relay_service.hpp"
 
 namespace iroh::server {
-namespace {
-
-// Answers held back while a client pipelines requests are written together once the requests
-// buffered so far are answered; this bounds what one connection holds.
-constexpr std::size_t kMaxHeldAnswers = 64 * 1024;
-
-// True when buffer_ already holds the whole header of the next request, so that serving it
-// needs no read from the socket.
-bool next_header_buffered(const beast::flat_buffer& buffer) {
-  const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
-  return data.find("\r\n\r\n") != std::string_view::npos;
-}
-
-// Appends the wire form of `res` to `out` (what http::async_write would send).
-void append_serialized(std::string& out, HttpResponse& res) {
-  http::response_serializer<http::string_body> serializer{res};
-  error_code ec;
-  while (!ec && !serializer.is_done()) {
-    serializer.next(ec, [&](error_code&, const auto& buffers) {
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        out.append(static_cast<const char*>(b.data()), b.size());
-      }
-      serializer.consume(beast::buffer_bytes(buffers));
-    });
-  }
-}
-
-// Writes the held answers (if any); false if the write failed.
-template <class Stream>
-asio::awaitable<bool> write_held(Stream& stream, std::string& held) {
-  if (held.empty()) co_return true;
-  error_code ec;
-  co_await asio::async_write(stream, asio::buffer(held), ec_token(ec));
-  held.clear();
-  co_return !ec;
-}
-
-// Pipelined requests of a HttpRouter::Pipelining::Concurrent route are handled while the
-// connection parses the next ones (issue 15 item 7: a burst of PUT /pkarr shares one group
-// commit instead of waiting one commit per PUT). What one connection can pin this way is
-// bounded: at most kMaxPendingAnswers requests holding at most kMaxPendingBytes (target, header
-// fields, body) are in flight at once; the next one waits until their answers are written.
-constexpr std::size_t kMaxPendingAnswers = 64;
-constexpr std::size_t kMaxPendingBytes = 64 * 1024;
-
-// One request in flight: the request (its handler reads it until it finishes) and, once the
-// handler finished, its answer. `done` is cancelled then, which wakes the serve loop if it waits.
-struct PendingAnswer {
-  template <class Executor>
-  PendingAnswer(HttpRequest r, const Executor& ex)
-      : req(std::move(r)), done(ex, asio::steady_timer::time_point::max()) {}
-  HttpRequest req;
-  std::optional<HttpResponse> res;
-  asio::steady_timer done;
-};
-
-// The requests in flight, oldest first, and the bytes they hold.
-struct PendingAnswers {
-  std::deque<std::shared_ptr<PendingAnswer>> list;
-  std::size_t bytes = 0;
-};
-
-// What a request holds in memory, for kMaxPendingBytes.
-std::size_t request_bytes(const HttpRequest& req) {
-  std::size_t n = req.target().size() + req.body().size();
-  for (const auto& field : req) n += field.name_string().size() + field.value().size() + 4;
-  return n;
-}
-
-// Waits for the answers in flight in request order and appends them to `held`. True if one of
-// them ends the connection (need_eof): the answers after it are dropped, its own is the last.
-asio::awaitable<bool> collect_pending(PendingAnswers& pending, std::string& held) {
-  bool eof = false;
-  while (!pending.list.empty()) {
-    std::shared_ptr<PendingAnswer> next = pending.list.front();
-    pending.list.pop_front();
-    while (!next->res) {
-      error_code ec;
-      co_await next->done.async_wait(ec_token(ec));
-    }
-    if (eof) continue;
-    append_serialized(held, *next->res);
-    eof = next->res->need_eof();
-  }
-  pending.bytes = 0;
-  co_return eof;
-}
-
-// Every answer so far (held, then those in flight) written; false if the write failed or an
-// answer ends the connection.
-template <class Stream>
-asio::awaitable<bool> write_answers(Stream& stream, PendingAnswers& pending, std::string& held) {
-  const bool eof = co_await collect_pending(pending, held);
-  const bool written = co_await write_held(stream, held);
-  co_return written && !eof;
-}
-
-}  // namespace
 
 // TLS, HTTP, upgrade, relay handshake, access control, registration. A separate coroutine so
 // its frame (request, handshake state) is freed before the long-lived relay phase.
@@ -174,11 +73,12 @@ asio::awaitable<bool> Connection<Stream>::establish() {
   co_return true;
 }
 
-// Serves plain requests until a valid upgrade on /relay; returns that request.
+// Serves plain requests (http/serve_loop.hpp) until a valid upgrade on /relay or a mesh link;
+// returns that request.
 template <class Stream>
 asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
-  error_code ec;
   if constexpr (kTls) {
+    error_code ec;
     co_await stream_.async_handshake(ssl::stream_base::server, ec_token(ec));
     if (ec) {
       count_tls_end(ec);
@@ -196,171 +96,43 @@ asio::awaitable<std::optional<HttpRequest>> Connection<Stream>::serve_http() {
     }
   }
   buffer_.max_size(kPreAuthBufferMax);
-  // Answers to pipelined requests (HTTP/1.1 allows a client to send requests without waiting;
-  // pkarr publishers and the PUT benchmark do, issue 15 item 7): while the next request is
-  // already buffered, an answer is appended here instead of written, and all of them go out in
-  // one write once serving the next request would need a read from the socket. One send per
-  // pipelined burst instead of one per request, in request order. Every path that leaves the
-  // loop or writes writes these first. Requests of a Concurrent route are handled while the
-  // next ones are parsed (`pending`, see PendingAnswer); their answers join `held` in order.
-  std::string held;
-  PendingAnswers pending;
-  // Plain TCP: moves the bytes already in the kernel into buffer_ without waiting, so that
-  // whether the next request is complete is known before answers are held for it. Reads take at
-  // most the buffer's free room (512 bytes at first), so a pipelined burst spans several reads;
-  // without this the answers before each read boundary would be awaited and written first.
-  // (TLS: the raw bytes are records, not requests; there a read boundary flushes.)
-  auto pull_available = [this] {
-    if constexpr (!kTls) {
-      error_code e;
-      const std::size_t room = buffer_.max_size() - buffer_.size();
-      const std::size_t n = std::min(socket().available(e), room);
-      if (e || n == 0) return;
-      const std::size_t got = socket().read_some(buffer_.prepare(n), e);
-      if (!e) buffer_.commit(got);
-    }
-  };
-  auto next_request_buffered = [&] {
-    if (next_header_buffered(buffer_)) return true;
-    pull_available();
-    return next_header_buffered(buffer_);
-  };
-  for (;;) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(kMaxHttpHeader);
-    // The route decides the body limit (2 MiB for /pkarr, §4.2): header first, then the body.
-    parser.body_limit(boost::none);
-    if ((!held.empty() || !pending.list.empty()) && !next_request_buffered() &&
-        !co_await write_answers(stream_, pending, held)) {
-      co_return std::nullopt;
-    }
-    co_await http::async_read_header(stream_, buffer_, parser, ec_token(ec));
-    if (!ec) {
-      const auto& head = parser.get();
-      const std::size_t limit =
-          routes().body_limit(head.method(), target_path(head.target()), kMaxHttpBody);
-      if (parser.content_length() && *parser.content_length() > limit) {
-        ec = http::error::body_limit;
-      } else {
-        parser.body_limit(limit);
-        auto body_buffered = [&] {
-          return parser.is_done() ||
-                 (parser.content_length() && buffer_.size() >= *parser.content_length());
-        };
-        const bool answers = !held.empty() || !pending.list.empty();
-        if (answers && !body_buffered()) pull_available();
-        if (answers && !body_buffered() && !co_await write_answers(stream_, pending, held)) {
-          co_return std::nullopt;
-        }
-        co_await http::async_read(stream_, buffer_, parser, ec_token(ec));
-      }
-    }
-    // Not an ordinary request: what was answered so far goes out first.
-    if (!held.empty() || !pending.list.empty()) {
-      bool special = static_cast<bool>(ec);
-      if (!special) {
-        const auto path = target_path(parser.get().target());
-        special =
-            parser.get().method() == http::verb::get && (path == "/relay" || path == mesh::kPath);
-      }
-      if (special && !co_await write_answers(stream_, pending, held)) co_return std::nullopt;
-    }
-    if (ec == http::error::header_limit) {
-      // Issue 19: a clear answer instead of a silent close.
-      HttpResponse res{http::status::request_header_fields_too_large, 11};
-      res.set(http::field::content_type, "text/plain; charset=utf-8");
-      res.body() = "Request header fields too large";
-      res.keep_alive(false);
-      res.prepare_payload();
-      finish_response(res);
-      co_await http::async_write(stream_, res, ec_token(ec));
-      co_return std::nullopt;
-    }
-    if (ec == http::error::body_limit) {
-      auto res = make_response(parser.get(), http::status::payload_too_large,
-                               "Failed to buffer the request body: length limit exceeded",
-                               "text/plain; charset=utf-8");
-      res.keep_alive(false);
-      finish_response(res);
-      co_await http::async_write(stream_, res, ec_token(ec));
-      co_return std::nullopt;
-    }
-    if (ec) {
-      count_tls_end(ec);
-      if (ec != http::error::end_of_stream && ec != asio::error::eof &&
-          ec != asio::error::operation_aborted && ec != http::error::partial_message) {
-        errored_ = true;
-      }
-      co_return std::nullopt;
-    }
-    HttpRequest req = parser.release();
-    auto path = target_path(req.target());
-    if (role_ == ListenerRole::RelayService && path == "/relay" &&
-        req.method() == http::verb::get) {
-      auto check = check_upgrade_request(req);
-      if (check.ok) co_return std::optional<HttpRequest>(std::move(req));
-      auto res =
-          make_response(req, http::status::bad_request, check.error, "text/plain; charset=utf-8");
-      if (check.bad_ws_version) res.set(http::field::sec_websocket_version, "13");
-      finish_response(res);
-      co_await http::async_write(stream_, res, ec_token(ec));
-      if (ec || res.need_eof()) co_return std::nullopt;
-      continue;
-    }
-    // Issue 16 (docs/mesh.md §3): only with a mesh configured; otherwise a 404 like any path.
-    if (role_ == ListenerRole::RelayService && path == mesh::kPath && state_.mesh &&
-        req.method() == http::verb::get && websocket::is_upgrade(req)) {
-      co_return std::optional<HttpRequest>(std::move(req));
-    }
-    // A Concurrent route's request in a pipelined burst (more requests buffered behind it, or
-    // earlier ones in flight): handled in the background, answered in order later. A request
-    // alone is handled right here, without that cost.
-    if (req.keep_alive() && (!pending.list.empty() || next_request_buffered()) &&
-        routes().concurrent(req.method(), path)) {
-      const std::size_t bytes = request_bytes(req);
-      if (bytes <= kMaxPendingBytes) {
-        // At the bound: the requests in flight are answered first.
-        if ((pending.list.size() >= kMaxPendingAnswers ||
-             pending.bytes + bytes > kMaxPendingBytes || held.size() >= kMaxHeldAnswers) &&
-            !co_await write_answers(stream_, pending, held)) {
-          co_return std::nullopt;
-        }
-        auto entry = std::make_shared<PendingAnswer>(std::move(req), stream_.get_executor());
-        pending.list.push_back(entry);
-        pending.bytes += bytes;
-        asio::co_spawn(
-            stream_.get_executor(), dispatch(entry->req),
-            [self = this->shared_from_this(), entry](std::exception_ptr e, HttpResponse res) {
-              if (e) {
-                res = make_response(entry->req, http::status::internal_server_error,
-                                    "Internal Server Error");
-                self->finish_response(res);
-              }
-              entry->res = std::move(res);
-              entry->done.cancel();
-            });
-        continue;
-      }
-    }
-    // Any other request sees the effects of every request before it: those in flight finish
-    // first (RFC 9112 §9.3.2 allows concurrency only where the outcome cannot differ).
-    if (!pending.list.empty() && co_await collect_pending(pending, held)) {
-      co_await write_held(stream_, held);
-      co_return std::nullopt;
-    }
-    auto res = co_await dispatch(req);
-    if (!res.need_eof() && held.size() < kMaxHeldAnswers && next_header_buffered(buffer_)) {
-      append_serialized(held, res);
-      continue;
-    }
-    if (held.empty()) {
-      co_await http::async_write(stream_, res, ec_token(ec));
-    } else {
-      append_serialized(held, res);
-      if (!co_await write_held(stream_, held)) ec = asio::error::broken_pipe;
-    }
-    if (ec || res.need_eof()) co_return std::nullopt;
+  HttpServeHooks hooks;
+  hooks.router = &routes();
+  hooks.info = RequestInfo{peer_, local_, kTls};
+  hooks.finish = [this](HttpResponse& res) { finish_response(res); };
+  hooks.intercept = [this](const HttpRequest& req) { return intercept_upgrade(req); };
+  hooks.owner = this->shared_from_this();
+  if constexpr (!kTls) hooks.plain_socket = &socket();
+  HttpServeLoop<Stream> loop(stream_, buffer_, std::move(hooks),
+                             HttpServeLimits{kMaxHttpHeader, kMaxHttpBody});
+  HttpServeEnd end = co_await loop.run();
+  if (end.read_error) {
+    count_tls_end(end.read_error);
+    if (!is_clean_http_end(end.read_error)) errored_ = true;
   }
+  co_return std::move(end.handed_off);
+}
+
+// The requests the relay takes over from the serve loop: a valid WebSocket upgrade on /relay
+// (relay.md §3.1; an invalid one is answered 400) and, with a mesh configured, a mesh link
+// (issue 16, docs/mesh.md §3; otherwise a 404 like any path).
+template <class Stream>
+HttpIntercept Connection<Stream>::intercept_upgrade(const HttpRequest& req) {
+  if (role_ != ListenerRole::RelayService || req.method() != http::verb::get) return {};
+  const auto path = target_path(req.target());
+  if (path == "/relay") {
+    auto check = check_upgrade_request(req);
+    if (check.ok) return {HttpIntercept::Kind::HandOff, {}};
+    HttpIntercept bad{
+        HttpIntercept::Kind::Answer,
+        make_response(req, http::status::bad_request, check.error, "text/plain; charset=utf-8")};
+    if (check.bad_ws_version) bad.answer.set(http::field::sec_websocket_version, "13");
+    return bad;
+  }
+  if (path == mesh::kPath && state_.mesh && websocket::is_upgrade(req)) {
+    return {HttpIntercept::Kind::HandOff, {}};
+  }
+  return {};
 }
 
 template <class Stream>
@@ -380,28 +152,6 @@ const HttpRouter& Connection<Stream>::routes() const {
       break;
   }
   return state_.relay_router;
-}
-
-template <class Stream>
-asio::awaitable<HttpResponse> Connection<Stream>::dispatch(const HttpRequest& req) {
-  const HttpRouter& router = routes();
-  RequestInfo info{peer_, local_, kTls};
-  HttpResponse res;
-  bool failed = false;
-  if (const HttpHandler* handler = router.find(req.method(), target_path(req.target()))) {
-    try {
-      res = co_await (*handler)(req, info);
-    } catch (const std::exception& e) {
-      log::warn("handler for ", req.target(), " failed: ", e.what());
-      failed = true;
-    }
-  } else {
-    res = make_response(req, http::status::not_found, "Not Found");
-  }
-  if (failed)
-    res = make_response(req, http::status::internal_server_error, "Internal Server Error");
-  finish_response(res);
-  co_return res;
 }
 
 template <class Stream>
@@ -542,7 +292,7 @@ void Connection<Stream>::release_pre_auth() {
   template asio::awaitable<std::optional<HttpRequest>> Connection<S>::serve_http();       \
   template void Connection<S>::finish_response(HttpResponse&);                            \
   template const HttpRouter& Connection<S>::routes() const;                               \
-  template asio::awaitable<HttpResponse> Connection<S>::dispatch(const HttpRequest&);     \
+  template HttpIntercept Connection<S>::intercept_upgrade(const HttpRequest&);            \
   template asio::awaitable<bool> Connection<S>::accept_websocket(HttpRequest&,            \
                                                                  relay::ProtocolVersion); \
   template asio::awaitable<std::optional<relay::EndpointId>> Connection<S>::authenticate( \
