@@ -18,8 +18,6 @@ namespace iroh::server {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
 namespace {
@@ -44,7 +42,7 @@ bool valid_port(std::string_view text) {
 // exchange finishes).
 struct Exchange {
   explicit Exchange(const asio::any_io_executor& ex) : resolver(ex), socket(ex) {}
-  tcp::resolver resolver;
+  asio::ip::tcp::resolver resolver;
   beast::tcp_stream socket;
   bool timed_out = false;
 };
@@ -156,9 +154,9 @@ std::string HttpUrl::text() const {
 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
   if (options_.schemes == HttpClientOptions::Schemes::Http) return;
-  tls_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+  tls_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX_set_min_proto_version(tls_->native_handle(), TLS1_2_VERSION);
-  tls_->set_verify_mode(ssl::verify_peer);
+  tls_->set_verify_mode(asio::ssl::verify_peer);
   if (options_.ca_file.empty()) {
     tls_->set_default_verify_paths();
     return;
@@ -208,8 +206,8 @@ asio::awaitable<HttpResponse> HttpClient::request(const HttpUrl& url, HttpReques
   if (not_ip && !SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str())) {
     check.fail("TLS handshake", "cannot set SNI");
   }
-  stream.set_verify_callback(ssl::host_name_verification(url.host));
-  co_await stream.async_handshake(ssl::stream_base::client, ec_token(ec));
+  stream.set_verify_callback(asio::ssl::host_name_verification(url.host));
+  co_await stream.async_handshake(asio::ssl::stream_base::client, ec_token(ec));
   check(ec, "TLS handshake");
   // No close_notify exchange afterwards: the response is complete (its length is known), and
   // waiting for the peer's close_notify would add a round trip to every access check.
