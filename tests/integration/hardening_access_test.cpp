@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "integration/hardening_fixture.hpp"
+#include "relay/access_control.hpp"
 #include "relay/capability_token.hpp"
 
 namespace iroh::test {
@@ -85,6 +86,31 @@ TEST(HardeningAccess, CapabilityTokensAdmitAndDenyWithReasons) {
   }
   EXPECT_EQ(d->metrics().denied.load(), cases.size());
   EXPECT_TRUE(a->ping_barrier());
+}
+
+// The callout URL is parsed once (http/http_client.hpp) when the access control is built; what
+// the config's shallow check lets through fails there, naming the key and the reason.
+TEST(HardeningAccess, MalformedCalloutUrlIsAConfigError) {
+  config::AccessConfig access;
+  access.mode = config::AccessMode::Http;
+  const std::pair<const char*, const char*> cases[] = {
+      {"http://[::1/auth", "unterminated IPv6 address"},
+      {"https://auth.test:99999/", "bad port"},
+      {"http://:8080/", "missing host"},
+      {"https://user@auth.test/", "user info is not supported"},
+  };
+  for (const auto& [url, reason] : cases) {
+    access.http_url = url;
+    try {
+      server::AccessControl control(access, "relay.yaml");
+      ADD_FAILURE() << url << " accepted";
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(e.key(), "access.http.url") << url;
+      EXPECT_EQ(e.reason(), reason) << url;
+    }
+  }
+  access.http_url = "HTTPS://auth.test:8443/check?x=1";
+  EXPECT_NO_THROW(server::AccessControl(access, "relay.yaml"));
 }
 
 TEST(HardeningAccess, HttpCalloutDecidesAndCaches) {
