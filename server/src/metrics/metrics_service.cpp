@@ -15,6 +15,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
+#include <span>
 #include <sstream>
 #include <unordered_set>
 
@@ -131,24 +132,28 @@ void collect_queue_depth(const RelayQueueDepth& depth, std::vector<prometheus::M
   }
 }
 
-}  // namespace
+// A counter family of one series, relayserver_<name>_total (the reference's names sometimes
+// end in _total already).
+struct CounterRow {
+  const char* name;
+  const char* help;
+  const Counter& value;
+};
 
-RelayMetricsCollector::RelayMetricsCollector(const RelayMetrics& metrics,
-                                             std::function<RelayQueueDepth()> queue_depth)
-    : metrics_(metrics), queue_depth_(std::move(queue_depth)) {}
+void push_counters(std::span<const CounterRow> rows, std::vector<prometheus::MetricFamily>& out) {
+  for (const auto& r : rows) {
+    std::string name = std::string("relayserver_") + r.name;
+    if (!name.ends_with("_total")) name += "_total";
+    auto f = family(std::move(name), r.help, prometheus::MetricType::Counter);
+    f.metric.push_back(counter_sample(load(r.value)));
+    out.push_back(std::move(f));
+  }
+}
 
-std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
-  using prometheus::MetricType;
-  const RelayMetrics& m = metrics_;
-  std::vector<prometheus::MetricFamily> out;
-
-  // relay.md §10: group `relayserver`, help texts as in the reference (with its trailing '.').
-  struct Reference {
-    const char* name;
-    const char* help;
-    const Counter& value;
-  };
-  const Reference reference[] = {
+// relay.md §10: the reference's counters of group `relayserver`, help texts as in the reference
+// (with its trailing '.'). A table.
+void collect_reference_counters(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  const CounterRow reference[] = {
       {"bytes_sent", "Number of bytes sent.", m.bytes_sent},
       {"bytes_recv", "Number of bytes received.", m.bytes_recv},
       {"send_packets_sent", "Number of 'send' packets relayed.", m.send_packets_sent},
@@ -182,35 +187,33 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       {"http_connections_errored", "Number of HTTP(S) connections that terminated with an error.",
        m.http_connections_errored},
   };
-  for (const auto& r : reference) {
-    std::string name = std::string("relayserver_") + r.name;
-    if (!name.ends_with("_total")) name += "_total";
-    auto f = family(std::move(name), r.help, MetricType::Counter);
-    f.metric.push_back(counter_sample(load(r.value)));
-    out.push_back(std::move(f));
-  }
+  push_counters(reference, out);
+}
 
-  // Ours: the same families in the same group.
-  {
-    auto f = family("relayserver_packets_dropped_total", "Datagrams the relay dropped, by reason.",
-                    MetricType::Counter);
-    const std::pair<const char*, const Counter&> reasons[] = {
-        {"unknown_destination", m.dropped_unknown_destination},
-        {"queue_full", m.dropped_queue_full},
-        {"total_queue_full", m.dropped_total_queue_full},
-        {"write_error", m.dropped_write_error},
-        {"rate_limited", m.dropped_rate_limited},
-        {"unencodable", m.dropped_unencodable},
-        {"handoff_full", m.dropped_handoff_full},
-        {"mesh_down", m.dropped_mesh_down},
-        {"mesh_link_full", m.dropped_mesh_link_full},
-    };
-    for (const auto& [reason, value] : reasons) {
-      f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
-    }
-    out.push_back(std::move(f));
+// Ours, in the same group: datagrams dropped by reason (one family, a series per reason).
+void collect_drop_reasons(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  auto f = family("relayserver_packets_dropped_total", "Datagrams the relay dropped, by reason.",
+                  prometheus::MetricType::Counter);
+  const std::pair<const char*, const Counter&> reasons[] = {
+      {"unknown_destination", m.dropped_unknown_destination},
+      {"queue_full", m.dropped_queue_full},
+      {"total_queue_full", m.dropped_total_queue_full},
+      {"write_error", m.dropped_write_error},
+      {"rate_limited", m.dropped_rate_limited},
+      {"unencodable", m.dropped_unencodable},
+      {"handoff_full", m.dropped_handoff_full},
+      {"mesh_down", m.dropped_mesh_down},
+      {"mesh_link_full", m.dropped_mesh_link_full},
+  };
+  for (const auto& [reason, value] : reasons) {
+    f.metric.push_back(counter_sample(load(value), {{"reason", reason}}));
   }
-  const Reference ours[] = {
+  out.push_back(std::move(f));
+}
+
+// Ours: handshake, limit, timeout and TLS counters. A table.
+void collect_own_counters(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  const CounterRow ours[] = {
       {"handshakes_denied", "Relay handshakes answered with ServerDeniesAuth.", m.denied},
       {"handshake_failures", "Connections that ended before ServerConfirmsAuth.",
        m.handshake_failures},
@@ -237,36 +240,34 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
       {"tls_ktls_recv", "TLS handshakes after which kernel TLS carries the receives.",
        m.tls_ktls_recv},
   };
-  for (const auto& r : ours) {
-    auto f = family(std::string("relayserver_") + r.name + "_total", r.help, MetricType::Counter);
-    f.metric.push_back(counter_sample(load(r.value)));
-    out.push_back(std::move(f));
-  }
+  push_counters(ours, out);
+}
 
-  {
-    auto snap = m.handshake_duration.snapshot();
-    auto f = family("relayserver_handshake_duration_seconds",
-                    "Time from TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay "
-                    "handshake, access check).",
-                    MetricType::Histogram);
-    prometheus::ClientMetric h;
-    h.histogram.sample_count = snap.count;
-    h.histogram.sample_sum = snap.sum_seconds;
-    std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < snap.counts.size(); ++i) {
-      cumulative += snap.counts[i];
-      prometheus::ClientMetric::Bucket b;
-      b.cumulative_count = cumulative;
-      b.upper_bound = i < DurationHistogram::kBounds.size()
-                          ? DurationHistogram::kBounds[i]
-                          : std::numeric_limits<double>::infinity();
-      h.histogram.bucket.push_back(b);
-    }
-    f.metric.push_back(std::move(h));
-    out.push_back(std::move(f));
+void collect_handshake_duration(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  auto snap = m.handshake_duration.snapshot();
+  auto f = family("relayserver_handshake_duration_seconds",
+                  "Time from TCP accept to ServerConfirmsAuth written (TLS, HTTP upgrade, relay "
+                  "handshake, access check).",
+                  prometheus::MetricType::Histogram);
+  prometheus::ClientMetric h;
+  h.histogram.sample_count = snap.count;
+  h.histogram.sample_sum = snap.sum_seconds;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < snap.counts.size(); ++i) {
+    cumulative += snap.counts[i];
+    prometheus::ClientMetric::Bucket b;
+    b.cumulative_count = cumulative;
+    b.upper_bound = i < DurationHistogram::kBounds.size() ? DurationHistogram::kBounds[i]
+                                                          : std::numeric_limits<double>::infinity();
+    h.histogram.bucket.push_back(b);
   }
+  f.metric.push_back(std::move(h));
+  out.push_back(std::move(f));
+}
 
-  // Gauges. Inactive = duplicates of an endpoint id that a newer connection displaced (§6.2).
+// Gauges. Inactive = duplicates of an endpoint id that a newer connection displaced (§6.2).
+void collect_client_gauges(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& out) {
+  using prometheus::MetricType;
   const auto connected = double(m.clients_connected.load(std::memory_order_relaxed));
   const auto inactive_added = load(m.clients_inactive_added);
   const auto inactive_removed = load(m.clients_inactive_removed);
@@ -285,6 +286,22 @@ std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
     f.metric.push_back(gauge_sample(gauge_values[i]));
     out.push_back(std::move(f));
   }
+}
+
+}  // namespace
+
+RelayMetricsCollector::RelayMetricsCollector(const RelayMetrics& metrics,
+                                             std::function<RelayQueueDepth()> queue_depth)
+    : metrics_(metrics), queue_depth_(std::move(queue_depth)) {}
+
+std::vector<prometheus::MetricFamily> RelayMetricsCollector::Collect() const {
+  const RelayMetrics& m = metrics_;
+  std::vector<prometheus::MetricFamily> out;
+  collect_reference_counters(m, out);
+  collect_drop_reasons(m, out);
+  collect_own_counters(m, out);
+  collect_handshake_duration(m, out);
+  collect_client_gauges(m, out);
   if (!m.mesh_peers.empty()) collect_mesh(m, out);
   if (queue_depth_) collect_queue_depth(queue_depth_(), out);
   return out;
