@@ -52,13 +52,6 @@ class ArrayParam {
 
 }  // namespace
 
-PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
-  const pkarr::SignedPacket* one[1] = {&packet};
-  PkarrPutResult result;
-  put_batch(one, std::span<PkarrPutResult>(&result, 1));
-  return result;
-}
-
 void PostgresPkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> packets,
                                    std::span<PkarrPutResult> results) {
   const std::size_t n = std::min(packets.size(), results.size());

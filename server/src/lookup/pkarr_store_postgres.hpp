@@ -67,7 +67,7 @@ inline std::string pq_message(const PGconn* c) {
   return m;
 }
 
-class PostgresPkarrStore final : public PkarrStore {
+class PostgresPkarrStore final : public GroupCommitPkarrStore {
  public:
   explicit PostgresPkarrStore(PkarrStoreOptions options)
       : options_(std::move(options)), cache_(options_.cache_entries) {
@@ -80,7 +80,6 @@ class PostgresPkarrStore final : public PkarrStore {
   // Connects, creates or migrates the schema, LISTENs and counts; then starts the listener.
   std::optional<PkarrStoreError> open();
 
-  PkarrPutResult put(const pkarr::SignedPacket& packet) override;
   void put_batch(std::span<const pkarr::SignedPacket* const> packets,
                  std::span<PkarrPutResult> results) override;
   PkarrGetResult get(const pkarr::PublicKey& key) override;
