@@ -19,6 +19,19 @@ cp "$SRC/tests/require-tools.sh" "$tmp/tests/"
   echo "}"
 } >"$tmp/server/src/long.cpp"
 for i in $(seq 1 240); do printf 'int f%d() {\n  return %d;\n}\n' "$i" "$i"; done >"$tmp/server/src/big.cpp"
+# File-scope code counts too: a member defined in a class of an anonymous namespace (ctags calls
+# these file-scope tags and drops them unless asked for).
+{
+  echo "namespace {"
+  echo "class Loader {"
+  echo " public:"
+  echo "  int load(int x) {"
+  for i in $(seq 1 84); do echo "    x += $i;"; done
+  echo "    return x;"
+  echo "  }"
+  echo "};"
+  echo "}  // namespace"
+} >"$tmp/server/src/hidden.cpp"
 
 expect() {  # expect <exit code> <text that must appear> <what>
   local out rc
@@ -35,14 +48,17 @@ expect() {  # expect <exit code> <text that must appear> <what>
 expect 1 "FAIL function server/src/long.cpp:1 long_function: 90 lines (limit 80)" \
   "a new function over 80 lines fails"
 expect 1 "FAIL file server/src/big.cpp: 720 lines (limit 700)" "a new file over 700 lines fails"
+expect 1 "FAIL function server/src/hidden.cpp:4 Loader::load: 87 lines (limit 80)" \
+  "a member of a class in an anonymous namespace is measured"
 
 cat >"$tmp/scripts/size-check.allow" <<'ALLOW'
 # a table
 function server/src/long.cpp long_function 90
+function server/src/hidden.cpp Loader::load 87
 file server/src/big.cpp 720   # a debt
 file server/src/gone.cpp 900  # split already
 ALLOW
-expect 0 "size-check: 2 files; 0 over the limits and not allowlisted, 2 allowlisted" \
+expect 0 "size-check: 3 files; 0 over the limits and not allowlisted, 3 allowlisted" \
   "allowlisted ones pass"
 expect 0 "note: allowlist entry 'file server/src/gone.cpp' is within the limit now" \
   "a stale entry is a note"
