@@ -114,6 +114,29 @@ class Loader {
          "mesh"});
 
     if (auto* f = top.find("enable_relay")) cfg.enable_relay = as_bool(*f);
+    const Field* tls_field = read_relay_listener(top, cfg);
+    if (auto* f = top.find("limits")) cfg.limits = read_limits(*f);
+    read_metrics_listener(top, cfg);
+    read_relay_tuning(top, cfg);
+    read_stun(top, cfg);
+    read_data_dir(top, cfg);
+    read_lookup(top, cfg);
+    read_logging(top, cfg);
+    if (auto* f = top.find("mesh")) cfg.mesh = read_mesh(*f);
+
+    if (cfg.tls) check_tls_files(cfg, *tls_field);
+    if (auto* f = top.find("lookup_listeners")) read_lookup_listeners(*f, cfg);
+    return cfg;
+  }
+
+ private:
+  // Steps of load(), in file order of the keys they read: each reads its top-level keys into
+  // `cfg` and applies their defaults (which may depend on keys read before, e.g. the bind
+  // addresses default to http_bind_addr's host), failing on the first bad value.
+
+  // http_bind_addr, tls and enable_quic_addr_discovery; returns the tls field for the file
+  // checks done last (check_tls_files).
+  const Field* read_relay_listener(const Section& top, Config& cfg) {
     if (auto* f = top.find("http_bind_addr")) {
       cfg.http_bind_addr = as_socket_addr(*f);
     } else {
@@ -132,16 +155,20 @@ class Loader {
            "QUIC address discovery needs a tls section (it serves QUIC with the relay's "
            "certificate)");
     }
+    return tls_field;
+  }
 
-    if (auto* f = top.find("limits")) cfg.limits = read_limits(*f);
-
+  void read_metrics_listener(const Section& top, Config& cfg) {
     if (auto* f = top.find("enable_metrics")) cfg.enable_metrics = as_bool(*f);
     if (auto* f = top.find("metrics_bind_addr")) {
       cfg.metrics_bind_addr = as_socket_addr(*f);
     } else {
       cfg.metrics_bind_addr = {host_of(cfg.http_bind_addr), 9090};
     }
+  }
 
+  // key_cache_capacity, relay_threads and the access section (with its environment overrides).
+  void read_relay_tuning(const Section& top, Config& cfg) {
     if (auto* f = top.find("key_cache_capacity")) {
       cfg.key_cache_capacity = as_uint(*f, 0, std::uint64_t{1} << 32);
     }
@@ -151,7 +178,9 @@ class Loader {
 
     if (auto* f = top.find("access")) cfg.access = read_access(*f);
     apply_access_env(cfg.access, top.find("access"));
+  }
 
+  void read_stun(const Section& top, Config& cfg) {
     cfg.stun.enabled = dev_;
     if (auto* f = top.find("enable_stun")) cfg.stun.enabled = as_bool(*f);
     if (auto* f = top.find("stun_bind_addr")) {
@@ -159,16 +188,20 @@ class Loader {
     } else {
       cfg.stun.bind_addr = {host_of(cfg.http_bind_addr), 3478};
     }
+  }
 
+  // data_dir; --dev defaults it to $IROH_RELAY_DATA_DIR or ./data.
+  void read_data_dir(const Section& top, Config& cfg) {
     if (auto* f = top.find("data_dir")) {
       cfg.data_dir = as_string(*f);
     } else if (dev_) {
       const char* env = std::getenv("IROH_RELAY_DATA_DIR");
       cfg.data_dir = env && *env ? fs::path(env) : fs::path("./data");
     }
+  }
 
-    read_lookup(top, cfg);
-
+  // log_level, log_format and shutdown_grace_secs.
+  void read_logging(const Section& top, Config& cfg) {
     if (auto* f = top.find("log_level")) {
       std::string level = as_string(*f);
       static constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
@@ -182,22 +215,16 @@ class Loader {
     if (auto* f = top.find("log_format")) {
       std::string format = as_string(*f);
       if (format != "text" && format != "json") {
-        fail(f->line, f->path, "unknown log format " + in_quotes(format) + " (expected text or json)");
+        fail(f->line, f->path,
+             "unknown log format " + in_quotes(format) + " (expected text or json)");
       }
       cfg.log_format = format;
     }
     if (auto* f = top.find("shutdown_grace_secs")) {
       cfg.shutdown_grace = std::chrono::seconds(as_uint(*f, 0, 3600));
     }
-
-    if (auto* f = top.find("mesh")) cfg.mesh = read_mesh(*f);
-
-    if (cfg.tls) check_tls_files(cfg, *tls_field);
-    if (auto* f = top.find("lookup_listeners")) read_lookup_listeners(*f, cfg);
-    return cfg;
   }
 
- private:
   [[noreturn]] void fail(int line, const std::string& key, const std::string& reason) const {
     throw ConfigError(file_, line, key, reason);
   }
@@ -344,19 +371,32 @@ class Loader {
     TlsConfig tls;
     const Field* mode = s.find("cert_mode");
     if (!mode) fail(at.line, child_path(at.path, "cert_mode"), "required key is missing");
-    std::string mode_text = lowercase(scalar(*mode, "manual, reloading or letsencrypt"));
-    if (mode_text == "manual") {
-      tls.cert_mode = CertMode::Manual;
-    } else if (mode_text == "reloading") {
-      tls.cert_mode = CertMode::Reloading;
-    } else if (mode_text == "letsencrypt") {
-      tls.cert_mode = CertMode::LetsEncrypt;
-    } else {
-      fail(mode->line, mode->path,
-           "unknown certificate mode " + in_quotes(mode->value.Scalar()) +
-               " (expected manual, reloading or letsencrypt)");
-    }
+    tls.cert_mode = read_cert_mode(*mode);
+    read_tls_addresses(s, http_bind_addr, tls);
+    read_tls_names_and_files(s, tls);
+    read_acme_settings(s, tls);
+    check_letsencrypt(at, *mode, tls);
+    if (tls.cert_mode == CertMode::LetsEncrypt) detail::apply_acme_env(tls, file_);
+    tls_lines_.cert_mode = mode->line;
+    if (auto* f = s.find("manual_cert_path")) tls_lines_.cert_path = f->line;
+    if (auto* f = s.find("manual_key_path")) tls_lines_.key_path = f->line;
+    return tls;
+  }
 
+  // Steps of read_tls(), in the order of its checks (the first failure is the one reported).
+
+  CertMode read_cert_mode(const Field& mode) {
+    const std::string text = lowercase(scalar(mode, "manual, reloading or letsencrypt"));
+    if (text == "manual") return CertMode::Manual;
+    if (text == "reloading") return CertMode::Reloading;
+    if (text == "letsencrypt") return CertMode::LetsEncrypt;
+    fail(mode.line, mode.path,
+         "unknown certificate mode " + in_quotes(mode.value.Scalar()) +
+             " (expected manual, reloading or letsencrypt)");
+  }
+
+  // https_bind_addr defaults to http_bind_addr's host, quic_bind_addr to https_bind_addr's.
+  void read_tls_addresses(const Section& s, const SocketAddr& http_bind_addr, TlsConfig& tls) {
     if (auto* f = s.find("https_bind_addr")) {
       tls.https_bind_addr = as_socket_addr(*f);
     } else {
@@ -367,7 +407,11 @@ class Loader {
     } else {
       tls.quic_bind_addr = {host_of(tls.https_bind_addr), kDefaultQuicPort};
     }
+  }
 
+  // hostname (one or a list), the certificate files (default <cert_dir>/default.crt and .key),
+  // prod_tls, contact and dangerous_http_only (forced by --dev).
+  void read_tls_names_and_files(const Section& s, TlsConfig& tls) {
     if (auto* f = s.find("hostname")) {
       if (f->value.IsSequence()) {
         for (const Field& item : list_items(*f, "a host name or a list of host names")) {
@@ -386,6 +430,10 @@ class Loader {
     if (auto* f = s.find("contact")) tls.contact = as_string(*f);
     if (auto* f = s.find("dangerous_http_only")) tls.dangerous_http_only = as_bool(*f);
     if (dev_) tls.dangerous_http_only = true;
+  }
+
+  // The ACME client's settings (staging directory unless prod_tls).
+  void read_acme_settings(const Section& s, TlsConfig& tls) {
     if (auto* f = s.find("acme_directory_url")) {
       tls.acme_directory_url = as_string(*f);
       if (!tls.acme_directory_url.starts_with("https://")) {
@@ -415,25 +463,22 @@ class Loader {
                  " (expected http-01 or tls-alpn-01)");
       }
     }
+  }
 
+  // letsencrypt needs the HTTPS listener, a hostname and a contact.
+  void check_letsencrypt(const Field& at, const Field& mode, const TlsConfig& tls) {
     if (tls.cert_mode == CertMode::LetsEncrypt) {
       if (dev_) {
-        fail(mode->line, mode->path,
+        fail(mode.line, mode.path,
              "letsencrypt cannot be used with --dev (ACME needs the HTTPS listener)");
       }
       if (tls.hostname.empty()) {
-        fail(mode->line, child_path(at.path, "hostname"),
-             "letsencrypt needs at least one hostname");
+        fail(mode.line, child_path(at.path, "hostname"), "letsencrypt needs at least one hostname");
       }
       if (tls.contact.empty()) {
-        fail(mode->line, child_path(at.path, "contact"), "letsencrypt needs a contact address");
+        fail(mode.line, child_path(at.path, "contact"), "letsencrypt needs a contact address");
       }
     }
-    if (tls.cert_mode == CertMode::LetsEncrypt) detail::apply_acme_env(tls, file_);
-    tls_lines_.cert_mode = mode->line;
-    if (auto* f = s.find("manual_cert_path")) tls_lines_.cert_path = f->line;
-    if (auto* f = s.find("manual_key_path")) tls_lines_.key_path = f->line;
-    return tls;
   }
 
   // The certificate files are read at startup in manual/reloading mode; in --dev only QAD uses
@@ -535,7 +580,15 @@ class Loader {
   }
 
   // Called after data_dir is known (the store path defaults to a file in it).
+  // The address lookup keys (spec address-lookup.md §8): the pkarr API, the zone store, DNS.
   void read_lookup(const Section& top, Config& cfg) {
+    read_pkarr(top, cfg);
+    read_zone_store(top, cfg);
+    read_dns_service(top, cfg);
+  }
+
+  // enable_pkarr, the PUT rate limit (§4.5) and what it trusts (issue 19 item 4).
+  void read_pkarr(const Section& top, Config& cfg) {
     cfg.pkarr.enabled = dev_;
     if (auto* f = top.find("enable_pkarr")) cfg.pkarr.enabled = as_bool(*f);
     // Like iroh-dns-server's config.dev.toml: no PUT rate limit in development.
@@ -585,12 +638,15 @@ class Loader {
     if (auto* f = top.find("pkarr_max_future_skew_secs")) {
       cfg.pkarr.max_future_skew = std::chrono::seconds(as_uint(*f, 0, 3'153'600'000));
     }
+  }
 
+  // zone_store: path (default <data_dir>/pkarr.sqlite3), eviction (§7.2), cache, bound, backend.
+  void read_zone_store(const Section& top, Config& cfg) {
     cfg.zone_store.path = cfg.data_dir / "pkarr.sqlite3";
     if (auto* f = top.find("zone_store")) {
-      Section s = read_map(
-          *f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity", "max_records",
-               "backend", "postgres_url", "postgres_password_file"});
+      Section s =
+          read_map(*f, {"path", "eviction_secs", "eviction_interval_secs", "cache_capacity",
+                        "max_records", "backend", "postgres_url", "postgres_password_file"});
       if (auto* p = s.find("path")) {
         std::string path = as_string(*p, true);
         if (!path.empty()) cfg.zone_store.path = path;
@@ -601,20 +657,25 @@ class Loader {
       if (auto* e = s.find("eviction_interval_secs")) {
         cfg.zone_store.eviction_interval = std::chrono::seconds(as_uint(*e, 1, 86'400));
       }
-      if (auto* c = s.find("cache_capacity")) cfg.zone_store.cache_capacity = as_uint(*c, 0, 1 << 26);
+      if (auto* c = s.find("cache_capacity"))
+        cfg.zone_store.cache_capacity = as_uint(*c, 0, 1 << 26);
       if (auto* m = s.find("max_records")) {
         cfg.zone_store.max_records = as_uint(*m, 0, std::uint64_t{1} << 40);
       }
       read_zone_store_backend(s, *f, cfg.zone_store);
     }
+  }
 
+  // enable_dns and the dns section; --dev uses iroh-dns-server's config.dev.toml (spec §8).
+  void read_dns_service(const Section& top, Config& cfg) {
     cfg.dns.enabled = dev_;
     if (auto* f = top.find("enable_dns")) cfg.dns.enabled = as_bool(*f);
     cfg.dns.bind_addr = {host_of(cfg.http_bind_addr), std::uint16_t(dev_ ? 5300 : 53)};
     if (dev_) {
       // iroh-dns-server's config.dev.toml (spec §8).
       cfg.dns.origins = {"irohdns.example.", "."};
-      cfg.dns.default_soa = "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600";
+      cfg.dns.default_soa =
+          "dns1.irohdns.example hostmaster.irohdns.example 0 10800 3600 604800 3600";
       cfg.dns.rr_a = "127.0.0.1";
       cfg.dns.rr_ns = "ns1.irohdns.example.";
     }
@@ -861,56 +922,76 @@ class Loader {
     }
     const auto& [mode, field] = *s.fields().begin();
     if (mode == "allowlist" || mode == "denylist") {
-      access.mode = mode == "allowlist" ? AccessMode::Allowlist : AccessMode::Denylist;
-      for (const Field& item : list_items(field, "a list of endpoint ids")) {
-        const std::string& text = scalar(item, "an endpoint id");
-        if (auto problem = detail::endpoint_id_problem(text)) fail(item.line, item.path, *problem);
-        access.endpoints.push_back(*relay::EndpointId::parse(text));
-      }
+      read_endpoint_list(mode, field, access);
     } else if (mode == "shared_token") {
-      access.mode = AccessMode::SharedToken;
-      for (const Field& item : list_items(field, "a list of tokens")) {
-        access.tokens.push_back(as_string(item));
-      }
-      shared_token_field_ = field;
+      read_shared_tokens(field, access);
     } else if (mode == "capability_issuers") {
-      access.mode = AccessMode::Capability;
-      for (const Field& item : list_items(field, "a list of issuer public keys")) {
-        const std::string& text = scalar(item, "an Ed25519 public key");
-        auto key = relay::EndpointId::parse(text);
-        if (!key || !key->is_valid_point()) {
-          fail(item.line, item.path,
-               "invalid issuer key " + in_quotes(text) +
-                   " (expected an Ed25519 public key: 64 hex or 52 base32 characters)");
-        }
-        access.capability_issuers.push_back(*key);
-      }
-      if (access.capability_issuers.empty()) {
-        fail(field.line, field.path, "the issuer list must not be empty");
-      }
+      read_capability_issuers(field, access);
     } else {
-      access.mode = AccessMode::Http;
-      Section http = read_map(field, {"url", "bearer_token", "timeout_ms", "cache_ttl_secs",
-                                      "cache_capacity", "fail_open"});
-      const Field* url = http.find("url");
-      if (!url) fail(field.line, child_path(field.path, "url"), "required key is missing");
-      access.http_url = as_string(*url);
-      if (auto problem = detail::access_url_problem(access.http_url)) {
-        fail(url->line, url->path, *problem);
-      }
-      if (auto* f = http.find("bearer_token")) access.http_bearer_token = as_string(*f);
-      if (auto* f = http.find("timeout_ms")) {
-        access.http_timeout = std::chrono::milliseconds(as_uint(*f, 1, 600'000));
-      }
-      if (auto* f = http.find("cache_ttl_secs")) {
-        access.http_cache_ttl = std::chrono::seconds(as_uint(*f, 0, 86'400));
-      }
-      if (auto* f = http.find("cache_capacity")) {
-        access.http_cache_capacity = as_uint(*f, 0, 1 << 24);
-      }
-      if (auto* f = http.find("fail_open")) access.http_fail_open = as_bool(*f);
+      read_access_http(field, access);
     }
     return access;
+  }
+
+  // One step per access mode (the mode key's value in `field`).
+
+  void read_endpoint_list(const std::string& mode, const Field& field, AccessConfig& access) {
+    access.mode = mode == "allowlist" ? AccessMode::Allowlist : AccessMode::Denylist;
+    for (const Field& item : list_items(field, "a list of endpoint ids")) {
+      const std::string& text = scalar(item, "an endpoint id");
+      if (auto problem = detail::endpoint_id_problem(text)) fail(item.line, item.path, *problem);
+      access.endpoints.push_back(*relay::EndpointId::parse(text));
+    }
+  }
+
+  void read_shared_tokens(const Field& field, AccessConfig& access) {
+    access.mode = AccessMode::SharedToken;
+    for (const Field& item : list_items(field, "a list of tokens")) {
+      access.tokens.push_back(as_string(item));
+    }
+    shared_token_field_ = field;
+  }
+
+  // Capability tokens (issue 19): the issuers' Ed25519 keys, at least one.
+  void read_capability_issuers(const Field& field, AccessConfig& access) {
+    access.mode = AccessMode::Capability;
+    for (const Field& item : list_items(field, "a list of issuer public keys")) {
+      const std::string& text = scalar(item, "an Ed25519 public key");
+      auto key = relay::EndpointId::parse(text);
+      if (!key || !key->is_valid_point()) {
+        fail(item.line, item.path,
+             "invalid issuer key " + in_quotes(text) +
+                 " (expected an Ed25519 public key: 64 hex or 52 base32 characters)");
+      }
+      access.capability_issuers.push_back(*key);
+    }
+    if (access.capability_issuers.empty()) {
+      fail(field.line, field.path, "the issuer list must not be empty");
+    }
+  }
+
+  // The HTTP access callout: url (required), bearer token, timeout, cache, fail_open.
+  void read_access_http(const Field& field, AccessConfig& access) {
+    access.mode = AccessMode::Http;
+    Section http = read_map(field, {"url", "bearer_token", "timeout_ms", "cache_ttl_secs",
+                                    "cache_capacity", "fail_open"});
+    const Field* url = http.find("url");
+    if (!url) fail(field.line, child_path(field.path, "url"), "required key is missing");
+    access.http_url = as_string(*url);
+    if (auto problem = detail::access_url_problem(access.http_url)) {
+      fail(url->line, url->path, *problem);
+    }
+    if (auto* f = http.find("bearer_token")) access.http_bearer_token = as_string(*f);
+    if (auto* f = http.find("timeout_ms")) {
+      access.http_timeout = std::chrono::milliseconds(as_uint(*f, 1, 600'000));
+    }
+    if (auto* f = http.find("cache_ttl_secs")) {
+      access.http_cache_ttl = std::chrono::seconds(as_uint(*f, 0, 86'400));
+    }
+    if (auto* f = http.find("cache_capacity")) {
+      access.http_cache_capacity = as_uint(*f, 0, 1 << 24);
+    }
+    if (auto* f = http.find("fail_open")) access.http_fail_open = as_bool(*f);
   }
 
   void apply_access_env(AccessConfig& access, const Field* access_field) {
