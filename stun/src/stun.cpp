@@ -286,6 +286,21 @@ AttributeScan scan_attributes(ByteSpan request) {
   return scan;
 }
 
+// The optional tail of every response, SOFTWARE (§14.14) then FINGERPRINT (§14.7, last), and
+// the result that says to send it.
+void finish_reply(Writer& w, bool with_software, bool with_fingerprint,
+                  const ResponseOptions& options, Reason reason, HandleResult& result) {
+  if (with_software) write_software(w, options.software);
+  if (with_fingerprint) {
+    w.fingerprint();
+  } else {
+    w.finish_length();
+  }
+  result.action = Action::Reply;
+  result.reason = reason;
+  result.size = w.size();
+}
+
 // Binding success response (RFC 8489 §7.3.1): XOR-MAPPED-ADDRESS (MAPPED-ADDRESS for an RFC 3489
 // client), then SOFTWARE and FINGERPRINT if they fit within `budget` (no amplification).
 void write_binding_success(ByteSpan request, const Endpoint& source, bool cookie,
@@ -307,15 +322,7 @@ void write_binding_success(ByteSpan request, const Endpoint& source, bool cookie
   Writer w(out.data());
   w.header(kBindingSuccess, transaction);
   write_address(w, source, cookie, transaction);
-  if (with_software) write_software(w, options.software);
-  if (with_fingerprint) {
-    w.fingerprint();
-  } else {
-    w.finish_length();
-  }
-  result.action = Action::Reply;
-  result.reason = Reason::Ok;
-  result.size = w.size();
+  finish_reply(w, with_software, with_fingerprint, options, Reason::Ok, result);
 }
 
 // Error response (RFC 8489 §7.3.1.1): ERROR-CODE 400, or 420 with UNKNOWN-ATTRIBUTES (§14.9);
@@ -360,15 +367,8 @@ void write_error_response(ByteSpan request, const RequestHeader& header, const A
       store16(list + 2 * i, scan.unknown[std::min(i, scan.unknown_count - 1)]);
     }
   }
-  if (with_software) write_software(w, options.software);
-  if (with_fingerprint) {
-    w.fingerprint();
-  } else {
-    w.finish_length();
-  }
-  result.action = Action::Reply;
-  result.reason = is_420 ? Reason::UnknownAttributes : Reason::BadRequest;
-  result.size = w.size();
+  finish_reply(w, with_software, with_fingerprint, options,
+               is_420 ? Reason::UnknownAttributes : Reason::BadRequest, result);
 }
 
 }  // namespace
