@@ -44,6 +44,7 @@ declare -A PACKAGES=(
   [docker-compose]=docker-compose
   [debootstrap]=debootstrap
   [git]=git
+  [ctags]=universal-ctags # scripts/size-check (the size_check ctest): function ends
   [flock]=util-linux
   [taskset]=util-linux
   [initdb]=postgresql-15 # /usr/lib/postgresql/15/bin: the PostgreSQL zone store tests

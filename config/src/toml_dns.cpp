@@ -147,43 +147,9 @@ class DnsTomlLoader {
     std::string mode_text = r_.as_string(*mode);
     tls.cert_dir = cert_cache;
     if (mode_text == "manual") {
-      // iroh-dns-server: cert_cache/<first domain>.crt and .key under the data directory.
-      if (tls.hostname.empty()) {
-        r_.fail(domains->line, domains->path, "manual needs a domain (it names the files)");
-      }
-      tls.cert_mode = CertMode::Manual;
-      std::string base = detail::escape_hostname(tls.hostname.front());
-      tls.manual_cert_path = cert_cache / (base + ".crt");
-      tls.manual_key_path = cert_cache / (base + ".key");
-      for (const auto& path : {tls.manual_cert_path, tls.manual_key_path}) {
-        if (auto reason = detail::unreadable(path)) {
-          r_.fail(mode->line, mode->path,
-                  "cannot read " + detail::in_quotes(path.string()) + ": " + *reason);
-        }
-      }
+      read_manual_files(*domains, *mode, tls);
     } else if (mode_text == "lets_encrypt") {
-      tls.cert_mode = CertMode::LetsEncrypt;
-      if (tls.hostname.empty()) {
-        r_.fail(domains->line, domains->path, "lets_encrypt needs at least one domain");
-      }
-      const Item* contact = find(s, "letsencrypt_contact");
-      if (!contact) {
-        r_.fail(mode->line, at.path + ".letsencrypt_contact",
-                "lets_encrypt needs a contact (iroh-dns-server: \"contact is required for "
-                "letsencrypt cert mode\")");
-      }
-      tls.contact = r_.as_string(*contact);
-      // iroh-dns-server uses Let's Encrypt's staging directory unless letsencrypt_prod = true.
-      tls.prod_tls = false;
-      if (auto* f = find(s, "letsencrypt_prod")) tls.prod_tls = r_.as_bool(*f);
-      if (!tls.prod_tls) {
-        tls.acme_directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory";
-      }
-      // iroh-dns-server orders through tokio-rustls-acme: TLS-ALPN-01 on the HTTPS port.
-      tls.acme_challenge = AcmeChallenge::TlsAlpn01;
-      // Not read by iroh-dns-server: iroh-relay's IROH_RELAY_ACME_URL / IROH_RELAY_ACME_CA, so
-      // that one daemon orders both certificates from the same (private) CA.
-      detail::apply_acme_env(tls, r_.file());
+      read_lets_encrypt(s, at, *domains, *mode, tls);
     } else if (mode_text == "self_signed") {
       tls.cert_mode = CertMode::SelfSigned;  // generated at start, like iroh-dns-server's rcgen one
     } else {
@@ -197,6 +163,61 @@ class DnsTomlLoader {
     if (auto* f = find(s, "letsencrypt_prod"); f && mode_text != "lets_encrypt")
       (void)r_.as_bool(*f);
 
+    place_https_listener(at, std::move(tls));
+  }
+
+  // Steps of read_https().
+
+  // manual: the files must be readable now.
+  void read_manual_files(const Item& domains, const Item& mode, TlsConfig& tls) {
+    const std::filesystem::path& cert_cache = tls.cert_dir;
+    // iroh-dns-server: cert_cache/<first domain>.crt and .key under the data directory.
+    if (tls.hostname.empty()) {
+      r_.fail(domains.line, domains.path, "manual needs a domain (it names the files)");
+    }
+    tls.cert_mode = CertMode::Manual;
+    std::string base = detail::escape_hostname(tls.hostname.front());
+    tls.manual_cert_path = cert_cache / (base + ".crt");
+    tls.manual_key_path = cert_cache / (base + ".key");
+    for (const auto& path : {tls.manual_cert_path, tls.manual_key_path}) {
+      if (auto reason = detail::unreadable(path)) {
+        r_.fail(mode.line, mode.path,
+                "cannot read " + detail::in_quotes(path.string()) + ": " + *reason);
+      }
+    }
+  }
+
+  // lets_encrypt: domains, a contact, staging unless letsencrypt_prod, TLS-ALPN-01.
+  void read_lets_encrypt(const TomlReader::Section& s, const Item& at, const Item& domains,
+                         const Item& mode, TlsConfig& tls) {
+    tls.cert_mode = CertMode::LetsEncrypt;
+    if (tls.hostname.empty()) {
+      r_.fail(domains.line, domains.path, "lets_encrypt needs at least one domain");
+    }
+    const Item* contact = find(s, "letsencrypt_contact");
+    if (!contact) {
+      r_.fail(mode.line, at.path + ".letsencrypt_contact",
+              "lets_encrypt needs a contact (iroh-dns-server: \"contact is required for "
+              "letsencrypt cert mode\")");
+    }
+    tls.contact = r_.as_string(*contact);
+    // iroh-dns-server uses Let's Encrypt's staging directory unless letsencrypt_prod = true.
+    tls.prod_tls = false;
+    if (auto* f = find(s, "letsencrypt_prod")) tls.prod_tls = r_.as_bool(*f);
+    if (!tls.prod_tls) {
+      tls.acme_directory_url = "https://acme-staging-v02.api.letsencrypt.org/directory";
+    }
+    // iroh-dns-server orders through tokio-rustls-acme: TLS-ALPN-01 on the HTTPS port.
+    tls.acme_challenge = AcmeChallenge::TlsAlpn01;
+    // Not read by iroh-dns-server: iroh-relay's IROH_RELAY_ACME_URL / IROH_RELAY_ACME_CA, so
+    // that one daemon orders both certificates from the same (private) CA.
+    detail::apply_acme_env(tls, r_.file());
+  }
+
+  // Where the [https] listener goes: the only TLS listener of a DNS-server-only file, a lookup
+  // listener of its own, or the relay's HTTPS listener when it describes it (same address and
+  // certificate).
+  void place_https_listener(const Item& at, TlsConfig tls) {
     if (!relay_file_) {
       cfg_.tls = std::move(tls);
       return;
@@ -213,6 +234,17 @@ class DnsTomlLoader {
       cfg_.lookup_listeners.https = std::move(tls);
       return;
     }
+    const std::string differs = relay_certificate_difference(tls);
+    if (!differs.empty()) {
+      r_.fail(at.line, at.path,
+              "[https] is on the relay's HTTPS listener, but " + differs +
+                  " (one listener serves one certificate); give [https] a port of its own, "
+                  "or the relay's certificate");
+    }
+  }
+
+  // Why the [https] certificate is not the relay's (empty when it is).
+  std::string relay_certificate_difference(const TlsConfig& tls) const {
     std::string differs;
     if (tls.cert_mode == CertMode::SelfSigned) {
       if (cfg_.tls->cert_mode != CertMode::SelfSigned) {
@@ -238,12 +270,7 @@ class DnsTomlLoader {
         }
       }
     }
-    if (!differs.empty()) {
-      r_.fail(at.line, at.path,
-              "[https] is on the relay's HTTPS listener, but " + differs +
-                  " (one listener serves one certificate); give [https] a port of its own, "
-                  "or the relay's certificate");
-    }
+    return differs;
   }
 
   void read_dns(const Item& at) {

@@ -85,6 +85,9 @@ std::vector<std::string> restart_only_changes(const config::Config& a, const con
   return out;
 }
 
+// A lookup listener certificate checked by a reload, to install once everything is applied.
+struct LookupCertificate;
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -139,6 +142,11 @@ struct Daemon::Impl {
     if (!https || https->cert_mode != config::CertMode::Manual) return {};
     return std::pair{https->manual_cert_path.string(), https->manual_key_path.string()};
   }
+
+  // Steps of Daemon::reload (with reload_mutex held). reload_services: the relay and every
+  // service take `next`, or, if one refuses, all go back to `old` (false).
+  bool reload_services(const config::Config& old, const config::Config& next);
+  void install_lookup_certificate(LookupCertificate lookup);
 };
 
 Daemon::Daemon(config::Config config, unsigned threads)
@@ -320,95 +328,156 @@ void Daemon::drain_and_stop(std::optional<std::chrono::milliseconds> grace) {
   stop();
 }
 
+// ---- reload steps (Daemon::reload runs them in this order) -----------------------------------
+
+namespace {
+
+void warn_restart_only_changes(const config::Config& old, const config::Config& next) {
+  for (const auto& key : restart_only_changes(old, next)) {
+    log::warn("reload: ", next.source.string(), ": ", key,
+              " changed; it takes effect after a restart (keeping the running value)");
+  }
+}
+
+void validate_log_level(const config::Config& old, const config::Config& next) {
+  if (!log::set_level(next.log_level)) {
+    throw config::ConfigError(next.source.string(), 0, "log_level", "unknown level");
+  }
+  log::set_level(old.log_level);
+}
+
+// The relay's manual certificate files, read and checked (a generated self-signed certificate
+// and ACME have none to reread). Throws ConfigError naming tls.manual_cert_path.
+std::optional<std::pair<std::string, std::string>> read_relay_certificate(
+    const config::Config& old, const config::Config& next) {
+  if (!next.tls || !old.tls || next.tls->cert_mode == config::CertMode::LetsEncrypt ||
+      next.tls->cert_mode == config::CertMode::SelfSigned ||
+      old.tls->cert_mode == config::CertMode::SelfSigned) {
+    return std::nullopt;
+  }
+  try {
+    std::pair<std::string, std::string> pem{read_text_file(next.tls->manual_cert_path.string()),
+                                            read_text_file(next.tls->manual_key_path.string())};
+    (void)make_server_tls_context(pem.first, pem.second);
+    return pem;
+  } catch (const std::exception& e) {
+    throw config::ConfigError(next.source.string(), 0, "tls.manual_cert_path", e.what());
+  }
+}
+
+// True when the lookup HTTPS listener exists before and after with the same cert_mode: a changed
+// cert_mode waits for a restart (restart_only_changes).
+bool lookup_listener_kept(const config::Config& old, const config::Config& next) {
+  const auto& o = old.lookup_listeners.https;
+  const auto& n = next.lookup_listeners.https;
+  return o && n && o->cert_mode == n->cert_mode;
+}
+
+struct LookupCertificate {
+  std::shared_ptr<asio::ssl::context> context;  // null: nothing to install
+  std::string chain;                            // manual: for the log line's fingerprint
+};
+
+// The lookup HTTPS listener's own certificate (issue 17 item 2), checked before anything is
+// applied like the relay's. letsencrypt is its ACME service's business (AcmeService::reload).
+LookupCertificate prepare_lookup_certificate(const config::Config& old,
+                                             const config::Config& next) {
+  LookupCertificate out;
+  if (!lookup_listener_kept(old, next)) return out;
+  const auto& old_lookup = *old.lookup_listeners.https;
+  const auto& next_lookup = *next.lookup_listeners.https;
+  if (next_lookup.cert_mode == config::CertMode::Manual) {
+    try {
+      out.chain = read_text_file(next_lookup.manual_cert_path.string());
+      out.context = make_https_context(
+          PemPair{out.chain, read_text_file(next_lookup.manual_key_path.string())});
+    } catch (const std::exception& e) {
+      throw config::ConfigError(next.source.string(), 0, "lookup_listeners.https.manual_cert_path",
+                                e.what());
+    }
+  } else if (next_lookup.cert_mode == config::CertMode::SelfSigned &&
+             next_lookup.hostname != old_lookup.hostname) {
+    out.context = make_https_context(
+        pick_certificate(next_lookup, next.source.string(), "lookup_listeners.https"));
+  }
+  return out;
+}
+
+// The running config after a reload: only the reloadable parts change; restart-only keys keep
+// their running values.
+config::Config reloadable_parts(const config::Config& old, const config::Config& next) {
+  config::Config applied = old;
+  applied.source = next.source;
+  applied.limits = next.limits;
+  applied.access = next.access;
+  applied.log_level = next.log_level;
+  applied.log_format = next.log_format;
+  applied.shutdown_grace = next.shutdown_grace;
+  if (applied.tls && next.tls) {
+    applied.tls->manual_cert_path = next.tls->manual_cert_path;
+    applied.tls->manual_key_path = next.tls->manual_key_path;
+  }
+  if (lookup_listener_kept(old, next)) {
+    // Domains, certificate files and ACME settings of the lookup listener; its address and
+    // what the ACME service reads only at start (cert_dir, acme_ca_file) stay.
+    const auto& old_lookup = *old.lookup_listeners.https;
+    config::TlsConfig lookup = *next.lookup_listeners.https;
+    lookup.https_bind_addr = old_lookup.https_bind_addr;
+    lookup.cert_dir = old_lookup.cert_dir;
+    lookup.acme_ca_file = old_lookup.acme_ca_file;
+    applied.lookup_listeners.https = std::move(lookup);
+  }
+  return applied;
+}
+
+}  // namespace
+
+bool Daemon::Impl::reload_services(const config::Config& old, const config::Config& next) {
+  relay->apply(next);
+  std::size_t reloaded = 0;
+  try {
+    for (; reloaded < services.size(); ++reloaded) services[reloaded]->reload(next);
+    return true;
+  } catch (const std::exception& e) {
+    log::error("reload rejected by ", services[reloaded]->name(), ": ", e.what(),
+               "; keeping the running config");
+    relay->apply(old);
+    for (std::size_t i = 0; i < reloaded; ++i) {
+      try {
+        services[i]->reload(old);
+      } catch (const std::exception& e2) {
+        log::error("restoring ", services[i]->name(), " failed: ", e2.what());
+      }
+    }
+    return false;
+  }
+}
+
+void Daemon::Impl::install_lookup_certificate(LookupCertificate lookup) {
+  relay->set_lookup_tls_context(std::move(lookup.context));
+  if (auto files = lookup_cert_files()) {
+    lookup_cert_stamp = stamp_of(files->first);
+    lookup_key_stamp = stamp_of(files->second);
+  }
+  if (lookup.chain.empty()) {
+    log::info("lookup certificate regenerated (self-signed for the new domains)");
+  } else {
+    log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(lookup.chain), ")");
+  }
+}
+
 bool Daemon::reload(config::Config next) {
   auto& d = *impl_;
   std::lock_guard lock(d.reload_mutex);
   const config::Config old = d.current;
   try {
-    for (const auto& key : restart_only_changes(old, next)) {
-      log::warn("reload: ", next.source.string(), ": ", key,
-                " changed; it takes effect after a restart (keeping the running value)");
-    }
+    warn_restart_only_changes(old, next);
     // Validate everything before applying anything.
-    if (!log::set_level(next.log_level)) {
-      throw config::ConfigError(next.source.string(), 0, "log_level", "unknown level");
-    }
-    log::set_level(old.log_level);
-    std::optional<std::pair<std::string, std::string>> pem;
-    // Certificate files to reread (a generated self-signed certificate has none).
-    if (next.tls && old.tls && next.tls->cert_mode != config::CertMode::LetsEncrypt &&
-        next.tls->cert_mode != config::CertMode::SelfSigned &&
-        old.tls->cert_mode != config::CertMode::SelfSigned) {
-      try {
-        pem.emplace(read_text_file(next.tls->manual_cert_path.string()),
-                    read_text_file(next.tls->manual_key_path.string()));
-        (void)make_server_tls_context(pem->first, pem->second);
-      } catch (const std::exception& e) {
-        throw config::ConfigError(next.source.string(), 0, "tls.manual_cert_path", e.what());
-      }
-    }
-    // The lookup HTTPS listener's own certificate (issue 17 item 2), checked before anything is
-    // applied like the relay's. A changed cert_mode waits for a restart (restart_only_changes);
-    // letsencrypt is its ACME service's business (AcmeService::reload).
-    std::shared_ptr<asio::ssl::context> lookup_ctx;
-    std::string lookup_chain;  // manual: for the log line's fingerprint
-    const auto& old_lookup = old.lookup_listeners.https;
-    const auto& next_lookup = next.lookup_listeners.https;
-    if (old_lookup && next_lookup && old_lookup->cert_mode == next_lookup->cert_mode) {
-      if (next_lookup->cert_mode == config::CertMode::Manual) {
-        try {
-          lookup_chain = read_text_file(next_lookup->manual_cert_path.string());
-          lookup_ctx = make_https_context(
-              PemPair{lookup_chain, read_text_file(next_lookup->manual_key_path.string())});
-        } catch (const std::exception& e) {
-          throw config::ConfigError(next.source.string(), 0,
-                                    "lookup_listeners.https.manual_cert_path", e.what());
-        }
-      } else if (next_lookup->cert_mode == config::CertMode::SelfSigned &&
-                 next_lookup->hostname != old_lookup->hostname) {
-        lookup_ctx = make_https_context(
-            pick_certificate(*next_lookup, next.source.string(), "lookup_listeners.https"));
-      }
-    }
-    d.relay->apply(next);
-    std::size_t reloaded = 0;
-    try {
-      for (; reloaded < d.services.size(); ++reloaded) d.services[reloaded]->reload(next);
-    } catch (const std::exception& e) {
-      log::error("reload rejected by ", d.services[reloaded]->name(), ": ", e.what(),
-                 "; keeping the running config");
-      d.relay->apply(old);
-      for (std::size_t i = 0; i < reloaded; ++i) {
-        try {
-          d.services[i]->reload(old);
-        } catch (const std::exception& e2) {
-          log::error("restoring ", d.services[i]->name(), " failed: ", e2.what());
-        }
-      }
-      return false;
-    }
-    // Only the reloadable parts change; restart-only keys keep their running values.
-    config::Config applied = old;
-    applied.source = next.source;
-    applied.limits = next.limits;
-    applied.access = next.access;
-    applied.log_level = next.log_level;
-    applied.log_format = next.log_format;
-    applied.shutdown_grace = next.shutdown_grace;
-    if (applied.tls && next.tls) {
-      applied.tls->manual_cert_path = next.tls->manual_cert_path;
-      applied.tls->manual_key_path = next.tls->manual_key_path;
-    }
-    if (old_lookup && next_lookup && old_lookup->cert_mode == next_lookup->cert_mode) {
-      // Domains, certificate files and ACME settings of the lookup listener; its address and
-      // what the ACME service reads only at start (cert_dir, acme_ca_file) stay.
-      config::TlsConfig lookup = *next_lookup;
-      lookup.https_bind_addr = old_lookup->https_bind_addr;
-      lookup.cert_dir = old_lookup->cert_dir;
-      lookup.acme_ca_file = old_lookup->acme_ca_file;
-      applied.lookup_listeners.https = std::move(lookup);
-    }
-    d.current = std::move(applied);
+    validate_log_level(old, next);
+    const auto pem = read_relay_certificate(old, next);
+    LookupCertificate lookup = prepare_lookup_certificate(old, next);
+    if (!d.reload_services(old, next)) return false;
+    d.current = reloadable_parts(old, next);
     log::set_level(next.log_level);
     log::set_format(next.log_format);
     if (pem) {
@@ -416,18 +485,7 @@ bool Daemon::reload(config::Config next) {
       d.cert_stamp = stamp_of(next.tls->manual_cert_path.string());
       d.key_stamp = stamp_of(next.tls->manual_key_path.string());
     }
-    if (lookup_ctx) {
-      d.relay->set_lookup_tls_context(std::move(lookup_ctx));
-      if (auto files = d.lookup_cert_files()) {
-        d.lookup_cert_stamp = stamp_of(files->first);
-        d.lookup_key_stamp = stamp_of(files->second);
-      }
-      if (lookup_chain.empty()) {
-        log::info("lookup certificate regenerated (self-signed for the new domains)");
-      } else {
-        log::info("lookup certificate loaded (sha256 ", certificate_fingerprint(lookup_chain), ")");
-      }
-    }
+    if (lookup.context) d.install_lookup_certificate(std::move(lookup));
     log::info("reloaded ", next.source.string());
     // Issue 19 item 1: a reload that admits clients the old config refused is applied, but said
     // loudly, so that an accidental widening (a truncated list, a wrong file) is noticed.

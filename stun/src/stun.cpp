@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace iroh::stun {
 namespace {
@@ -194,26 +195,30 @@ std::size_t address_attribute_size(const Endpoint& source) {
 // ---- server
 // --------------------------------------------------------------------------------------
 
-HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
-                             std::span<std::uint8_t> out, const ResponseOptions& options) {
-  HandleResult result;
-  const Endpoint source = raw_source.unmapped();
-  result.reported_family = source.family;
+namespace {
 
-  // RFC 8489 §6.3 header checks; anything failing them is not ours to answer.
-  if (request.size() < kHeaderSize || (request[0] & 0xC0) != 0) return result;
+// The header of a request this server answers.
+struct RequestHeader {
+  std::uint16_t method = 0;
+  bool cookie = false;  // RFC 8489 magic cookie; without it the client speaks RFC 3489
+};
+
+// RFC 8489 §6.3 header checks and the message class. nullopt: not a request to answer, with
+// result.reason saying why when it is STUN at all (anything failing the checks is not ours).
+std::optional<RequestHeader> check_request_header(ByteSpan request, HandleResult& result) {
+  if (request.size() < kHeaderSize || (request[0] & 0xC0) != 0) return std::nullopt;
   const std::uint16_t type = load16(request, 0);
   const std::size_t length = load16(request, 2);
-  if (length % 4 != 0 || length + kHeaderSize != request.size()) return result;
+  if (length % 4 != 0 || length + kHeaderSize != request.size()) return std::nullopt;
   const bool cookie = load32(request, 4) == kMagicCookie;
   switch (class_of(type)) {
     case MessageClass::Indication:
       result.reason = Reason::Indication;
-      return result;
+      return std::nullopt;
     case MessageClass::SuccessResponse:
     case MessageClass::ErrorResponse:
       result.reason = Reason::Response;
-      return result;
+      return std::nullopt;
     case MessageClass::Request:
       break;
   }
@@ -221,39 +226,47 @@ HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
   if (!cookie && method != kMethodBinding) {
     // Without the cookie the header checks are weak; answer nothing but plain Binding requests.
     result.reason = Reason::LegacyUnknownMethod;
-    return result;
+    return std::nullopt;
   }
-  result.is_request = true;
+  return RequestHeader{method, cookie};
+}
 
-  std::array<std::uint16_t, kMaxUnknownAttributesListed> unknown{};
+// What the walk over a request's attributes found (RFC 8489 §14).
+struct AttributeScan {
+  std::array<std::uint16_t, kMaxUnknownAttributesListed> unknown{};  // comprehension-required
   std::size_t unknown_count = 0;
-  bool malformed = false;
+  bool malformed = false;        // a 400
+  bool bad_fingerprint = false;  // dropped: not a STUN message after all (§14.7)
+  std::uint32_t change_flags = 0;
+};
+
+AttributeScan scan_attributes(ByteSpan request) {
+  AttributeScan scan;
   bool fingerprint_seen = false;
   bool after_integrity = false;
-  std::uint32_t change_flags = 0;
+  // Bounded: every attribute advances pos by at least 4 bytes.
   for (std::size_t pos = kHeaderSize; pos < request.size();) {
     if (fingerprint_seen) {  // FINGERPRINT must be last
-      malformed = true;
+      scan.malformed = true;
       break;
     }
     // pos is a multiple of 4 below a size that is one, so a full attribute header is there.
     const std::uint16_t at = load16(request, pos);
     const std::size_t al = load16(request, pos + 2);
     if (pos + 4 + padded(al) > request.size()) {
-      malformed = true;
+      scan.malformed = true;
       break;
     }
     const ByteSpan value = request.subspan(pos + 4, al);
     if (at == attr::kFingerprint) {
       if (al != 4) {
-        malformed = true;
+        scan.malformed = true;
         break;
       }
       fingerprint_seen = true;
       if ((crc32(request.first(pos)) ^ kFingerprintXor) != load32(value, 0)) {
-        result.action = Action::Drop;
-        result.reason = Reason::BadFingerprint;
-        return result;
+        scan.bad_fingerprint = true;
+        return scan;
       }
     } else if (after_integrity && at != attr::kMessageIntegritySha256) {
       // RFC 8489 §14.5: attributes after MESSAGE-INTEGRITY are ignored.
@@ -261,71 +274,75 @@ HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
       after_integrity = true;
     } else if (at == attr::kChangeRequest) {
       if (al != 4) {
-        malformed = true;
+        scan.malformed = true;
         break;
       }
-      change_flags = load32(value, 0) & (kChangeIp | kChangePort);
-    } else if (at < 0x8000 && !is_known_required(at) && unknown_count < unknown.size()) {
-      unknown[unknown_count++] = at;
+      scan.change_flags = load32(value, 0) & (kChangeIp | kChangePort);
+    } else if (at < 0x8000 && !is_known_required(at) && scan.unknown_count < scan.unknown.size()) {
+      scan.unknown[scan.unknown_count++] = at;
     }
     pos += 4 + padded(al);
   }
+  return scan;
+}
 
-  if (!malformed && method == kMethodBinding && unknown_count == 0 && change_flags != 0 &&
-      !cookie) {
-    // An RFC 3489 NAT-type probe reads any answer as "the change worked"; silence is the truth.
-    result.action = Action::Drop;
-    result.reason = Reason::ChangeRequestUnsupported;
-    return result;
+// The optional tail of every response, SOFTWARE (§14.14) then FINGERPRINT (§14.7, last), and
+// the result that says to send it.
+void finish_reply(Writer& w, bool with_software, bool with_fingerprint,
+                  const ResponseOptions& options, Reason reason, HandleResult& result) {
+  if (with_software) write_software(w, options.software);
+  if (with_fingerprint) {
+    w.fingerprint();
+  } else {
+    w.finish_length();
   }
-  if (!malformed && method == kMethodBinding && change_flags != 0 && unknown_count == 0) {
-    // RFC 5780: a server without an alternate address answers CHANGE-REQUEST with 420.
-    unknown[unknown_count++] = attr::kChangeRequest;
-  }
+  result.action = Action::Reply;
+  result.reason = reason;
+  result.size = w.size();
+}
 
-  const std::size_t budget = request.size() + address_attribute_size(source);
+// Binding success response (RFC 8489 §7.3.1): XOR-MAPPED-ADDRESS (MAPPED-ADDRESS for an RFC 3489
+// client), then SOFTWARE and FINGERPRINT if they fit within `budget` (no amplification).
+void write_binding_success(ByteSpan request, const Endpoint& source, bool cookie,
+                           std::size_t budget, std::span<std::uint8_t> out,
+                           const ResponseOptions& options, HandleResult& result) {
   const ByteSpan transaction = request.subspan(4, 16);
-
-  if (!malformed && method == kMethodBinding && unknown_count == 0) {
-    const std::size_t mandatory = kHeaderSize + address_attribute_size(source);
-    if (out.size() < mandatory) {
-      result.action = Action::Drop;
-      result.reason = Reason::BufferTooSmall;
-      return result;
-    }
-    std::size_t spare = std::min(budget, out.size()) - mandatory;
-    const bool with_fingerprint = cookie && options.fingerprint && spare >= 8;
-    if (with_fingerprint) spare -= 8;
-    const std::size_t software = cookie ? software_attribute_size(options.software) : 0;
-    const bool with_software = software != 0 && spare >= software;
-
-    Writer w(out.data());
-    w.header(kBindingSuccess, transaction);
-    write_address(w, source, cookie, transaction);
-    if (with_software) write_software(w, options.software);
-    if (with_fingerprint) {
-      w.fingerprint();
-    } else {
-      w.finish_length();
-    }
-    result.action = Action::Reply;
-    result.reason = Reason::Ok;
-    result.size = w.size();
-    return result;
+  const std::size_t mandatory = kHeaderSize + address_attribute_size(source);
+  if (out.size() < mandatory) {
+    result.action = Action::Drop;
+    result.reason = Reason::BufferTooSmall;
+    return;
   }
+  std::size_t spare = std::min(budget, out.size()) - mandatory;
+  const bool with_fingerprint = cookie && options.fingerprint && spare >= 8;
+  if (with_fingerprint) spare -= 8;
+  const std::size_t software = cookie ? software_attribute_size(options.software) : 0;
+  const bool with_software = software != 0 && spare >= software;
 
-  // Error response: ERROR-CODE (+ UNKNOWN-ATTRIBUTES); the optional parts only within budget.
-  const bool is_420 = !malformed && method == kMethodBinding;
+  Writer w(out.data());
+  w.header(kBindingSuccess, transaction);
+  write_address(w, source, cookie, transaction);
+  finish_reply(w, with_software, with_fingerprint, options, Reason::Ok, result);
+}
+
+// Error response (RFC 8489 §7.3.1.1): ERROR-CODE 400, or 420 with UNKNOWN-ATTRIBUTES (§14.9);
+// the reason phrase, SOFTWARE and FINGERPRINT only within `budget`.
+void write_error_response(ByteSpan request, const RequestHeader& header, const AttributeScan& scan,
+                          std::size_t budget, std::span<std::uint8_t> out,
+                          const ResponseOptions& options, HandleResult& result) {
+  const ByteSpan transaction = request.subspan(4, 16);
+  const bool cookie = header.cookie;
+  const bool is_420 = !scan.malformed && header.method == kMethodBinding;
   const int code = is_420 ? 420 : 400;
   const std::string_view phrase = is_420 ? "Unknown Attribute" : "Bad Request";
   // RFC 3489 wants attribute lengths in multiples of 4, so its list repeats the last entry.
-  const std::size_t list_length = cookie ? 2 * unknown_count : padded(2 * unknown_count);
+  const std::size_t list_length = cookie ? 2 * scan.unknown_count : padded(2 * scan.unknown_count);
   const std::size_t list_size = is_420 ? 4 + padded(list_length) : 0;
   const std::size_t mandatory = kHeaderSize + 8 + list_size;
   if (out.size() < mandatory) {
     result.action = Action::Drop;
     result.reason = Reason::BufferTooSmall;
-    return result;
+    return;
   }
   std::size_t spare = std::min(budget, out.size()) - std::min(mandatory, budget);
   const bool with_fingerprint = cookie && options.fingerprint && spare >= 8;
@@ -336,7 +353,7 @@ HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
   const bool with_software = software != 0 && spare >= software;
 
   Writer w(out.data());
-  w.header(message_type(method, MessageClass::ErrorResponse), transaction);
+  w.header(message_type(header.method, MessageClass::ErrorResponse), transaction);
   const std::size_t phrase_length = with_phrase ? phrase.size() : 0;
   std::uint8_t* v = w.attribute(attr::kErrorCode, 4 + phrase_length);
   v[0] = 0;
@@ -346,19 +363,51 @@ HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
   std::memcpy(v + 4, phrase.data(), phrase_length);
   if (is_420) {
     std::uint8_t* list = w.attribute(attr::kUnknownAttributes, list_length);
-    for (std::size_t i = 0; i < padded(2 * unknown_count) / 2; ++i) {
-      store16(list + 2 * i, unknown[std::min(i, unknown_count - 1)]);
+    for (std::size_t i = 0; i < padded(2 * scan.unknown_count) / 2; ++i) {
+      store16(list + 2 * i, scan.unknown[std::min(i, scan.unknown_count - 1)]);
     }
   }
-  if (with_software) write_software(w, options.software);
-  if (with_fingerprint) {
-    w.fingerprint();
-  } else {
-    w.finish_length();
+  finish_reply(w, with_software, with_fingerprint, options,
+               is_420 ? Reason::UnknownAttributes : Reason::BadRequest, result);
+}
+
+}  // namespace
+
+HandleResult handle_datagram(ByteSpan request, const Endpoint& raw_source,
+                             std::span<std::uint8_t> out, const ResponseOptions& options) {
+  HandleResult result;
+  const Endpoint source = raw_source.unmapped();
+  result.reported_family = source.family;
+
+  const std::optional<RequestHeader> header = check_request_header(request, result);
+  if (!header) return result;
+  result.is_request = true;
+
+  AttributeScan scan = scan_attributes(request);
+  if (scan.bad_fingerprint) {
+    result.action = Action::Drop;
+    result.reason = Reason::BadFingerprint;
+    return result;
   }
-  result.action = Action::Reply;
-  result.reason = is_420 ? Reason::UnknownAttributes : Reason::BadRequest;
-  result.size = w.size();
+  const bool binding = !scan.malformed && header->method == kMethodBinding;
+  if (binding && scan.unknown_count == 0 && scan.change_flags != 0) {
+    if (!header->cookie) {
+      // An RFC 3489 NAT-type probe reads any answer as "the change worked"; silence is the truth.
+      result.action = Action::Drop;
+      result.reason = Reason::ChangeRequestUnsupported;
+      return result;
+    }
+    // RFC 5780: a server without an alternate address answers CHANGE-REQUEST with 420.
+    scan.unknown[scan.unknown_count++] = attr::kChangeRequest;
+  }
+
+  // No amplification: a response is at most the request plus one address attribute.
+  const std::size_t budget = request.size() + address_attribute_size(source);
+  if (binding && scan.unknown_count == 0) {
+    write_binding_success(request, source, header->cookie, budget, out, options, result);
+  } else {
+    write_error_response(request, *header, scan, budget, out, options, result);
+  }
   return result;
 }
 

@@ -83,6 +83,20 @@ class PkarrStore {
   virtual bool degraded() const { return false; }
 };
 
+// A store that commits puts in groups (SQLite, PostgreSQL): put() is put_batch() of one, so that
+// a lone PUT takes the same path, and the same queue, as a batch. The one home of that wrapper.
+class GroupCommitPkarrStore : public PkarrStore {
+ public:
+  PkarrPutResult put(const pkarr::SignedPacket& packet) final {
+    const pkarr::SignedPacket* one[1] = {&packet};
+    PkarrPutResult result;
+    put_batch(one, std::span<PkarrPutResult>(&result, 1));
+    return result;
+  }
+  void put_batch(std::span<const pkarr::SignedPacket* const> packets,
+                 std::span<PkarrPutResult> results) override = 0;
+};
+
 // SQLite `synchronous` in WAL mode:
 //  Normal: a commit is written to the WAL (the OS page cache) before put() returns, so an
 //          acknowledged packet survives a crash or SIGKILL of the process; the WAL is fsynced at

@@ -8,127 +8,15 @@
 // the commit. The same statement NOTIFYs the write (delivered at commit), which the LISTEN
 // connection of every daemon turns into a cache invalidation. The writing daemon caches its own
 // committed packet unless it saw another write of the key meanwhile (PacketCache::store_committed).
-#include <libpq-fe.h>
-#include <poll.h>
-#include <sodium.h>
+#include "lookup/pkarr_store_postgres.hpp"
 
-#include <algorithm>
 #include <array>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <mutex>
-#include <sstream>
-#include <string>
-#include <thread>
-#include <vector>
 
-#include "core/log.hpp"
-#include "lookup/pkarr_packet_cache.hpp"
-#include "lookup/pkarr_store.hpp"
+namespace iroh::server::postgres_store {
 
-namespace iroh::server {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-constexpr int kSchemaVersion = 1;
-constexpr const char* kChannel = "iroh_pkarr";
-// pg_advisory_*lock keys: arbitrary constants ("iroh" + a role), one per purpose.
-constexpr const char* kEvictLock = "1769107300";
-constexpr const char* kSchemaLock = "1769107301";
-// Reconnect backoff (issue 15 item 4): quick first retry, capped so that a PUT succeeds within a
-// few seconds of PostgreSQL coming back.
-constexpr std::chrono::milliseconds kBackoffMin{100};
-constexpr std::chrono::milliseconds kBackoffMax{5000};
-// Group commit: batches committing at once per daemon, and packets per batch.
-constexpr std::size_t kLeaders = 2;
-constexpr std::size_t kMaxBatch = 256;
-// How long put/get wait for a free connection before answering Unavailable.
-constexpr std::chrono::seconds kAcquireTimeout{5};
-
-constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS iroh_pkarr_packets (
-  public_key bytea PRIMARY KEY,
-  ts bigint NOT NULL,            -- signed packet timestamp (µs) with the top bit flipped
-  packet bytea NOT NULL,         -- full signed packet: key || signature || timestamp || DNS
-  stored_at timestamptz NOT NULL -- time of the last write
-);
-CREATE INDEX IF NOT EXISTS iroh_pkarr_packets_ts ON iroh_pkarr_packets (ts);
-)sql";
-
-// §2.4 inside PostgreSQL: newer timestamp, or the same timestamp and greater DNS bytes (bytea
-// compares like memcmp, shorter prefix first; the DNS message starts at byte 105, 1-based), the
-// same rule as the SQLite store. No row returned = not newer. xmax = 0 tells an insert from an
-// update. $4 is the notification payload "<node> p <key hex> <timestamp>"; " i" / " u" is added.
-constexpr const char* kUpsert = R"sql(
-WITH up AS (
-  INSERT INTO iroh_pkarr_packets AS t (public_key, ts, packet, stored_at)
-  VALUES ($1, $2, $3, now())
-  ON CONFLICT (public_key) DO UPDATE
-    SET ts = excluded.ts, packet = excluded.packet, stored_at = excluded.stored_at
-  WHERE excluded.ts > t.ts
-     OR (excluded.ts = t.ts AND substring(excluded.packet from 105) > substring(t.packet from 105))
-  RETURNING (xmax = 0) AS inserted)
-SELECT inserted, pg_notify('iroh_pkarr', $4 || CASE WHEN inserted THEN ' i' ELSE ' u' END)
-FROM up
-)sql";
-
-// The same upsert for a batch of packets (group commit: one statement, one transaction, one WAL
-// flush for all puts queued meanwhile); keys are distinct within a batch. $1..$3 are arrays,
-// $4 is the payload prefix "<node> p "; the key (hex), the stored ts and " i" / " u" follow.
-constexpr const char* kUpsertBatch = R"sql(
-WITH up AS (
-  INSERT INTO iroh_pkarr_packets AS t (public_key, ts, packet, stored_at)
-  SELECT k, s, p, now() FROM unnest($1::bytea[], $2::int8[], $3::bytea[]) AS i(k, s, p)
-  ON CONFLICT (public_key) DO UPDATE
-    SET ts = excluded.ts, packet = excluded.packet, stored_at = excluded.stored_at
-  WHERE excluded.ts > t.ts
-     OR (excluded.ts = t.ts AND substring(excluded.packet from 105) > substring(t.packet from 105))
-  RETURNING t.public_key, (xmax = 0) AS inserted, t.ts)
-SELECT public_key, inserted,
-       pg_notify('iroh_pkarr', $4 || encode(public_key, 'hex') || ' ' || ts ||
-                               CASE WHEN inserted THEN ' i' ELSE ' u' END)
-FROM up
-)sql";
-
-constexpr const char* kGet = "SELECT packet FROM iroh_pkarr_packets WHERE public_key = $1";
-constexpr const char* kExists = "SELECT 1 FROM iroh_pkarr_packets WHERE public_key = $1";
-
-// One chunk of an eviction; $3 is the payload "<node> e <cutoff>", the count is appended.
-constexpr const char* kEvict = R"sql(
-WITH d AS (
-  DELETE FROM iroh_pkarr_packets WHERE public_key IN
-    (SELECT public_key FROM iroh_pkarr_packets WHERE ts < $1 LIMIT $2)
-  RETURNING 1),
-n AS (SELECT count(*) AS n FROM d)
-SELECT n.n, (SELECT count(*) FROM (SELECT pg_notify('iroh_pkarr', $3 || ' ' || n.n)
-                                   WHERE n.n > 0) x)
-FROM n
-)sql";
-
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
-
-std::string first_line(std::string text) {
-  text = text.substr(0, text.find_first_of("\r\n"));
-  return text;
-}
-
-// libpq messages end with a newline and may span lines; one line for our logs.
-std::string pq_message(const PGconn* c) {
-  std::string m = c != nullptr ? PQerrorMessage(c) : "out of memory";
-  std::replace(m.begin(), m.end(), '\n', ' ');
-  while (!m.empty() && m.back() == ' ') m.pop_back();
-  return m;
-}
 
 void put_be64(std::uint64_t v, char* out) {
   for (int i = 7; i >= 0; --i) {
@@ -137,408 +25,32 @@ void put_be64(std::uint64_t v, char* out) {
   }
 }
 
-class PostgresPkarrStore final : public PkarrStore {
+// Binary array parameter (PostgreSQL's array send format): one dimension, no NULLs.
+class ArrayParam {
  public:
-  explicit PostgresPkarrStore(PkarrStoreOptions options)
-      : options_(std::move(options)), cache_(options_.cache_entries) {
-    std::uint64_t id = 0;
-    randombytes_buf(&id, sizeof id);
-    node_ = std::to_string(id);
+  ArrayParam(Oid element, std::size_t count) {
+    be32(1);
+    be32(0);
+    be32(element);
+    be32(static_cast<std::uint32_t>(count));
+    be32(1);
   }
-  ~PostgresPkarrStore() override;
-
-  // Connects, creates or migrates the schema, LISTENs and counts; then starts the listener.
-  std::optional<PkarrStoreError> open();
-
-  PkarrPutResult put(const pkarr::SignedPacket& packet) override;
-  void put_batch(std::span<const pkarr::SignedPacket* const> packets,
-                 std::span<PkarrPutResult> results) override;
-  PkarrGetResult get(const pkarr::PublicKey& key) override;
-  std::size_t evict_older_than(std::uint64_t cutoff_us) override;
-  std::size_t size() override { return count_.load(std::memory_order_relaxed); }
-  std::uint64_t count_scans() const override { return scans_.load(); }
-  bool degraded() const override { return !listening_.load() || down_.load(); }
+  void add(const void* data, std::size_t size) {
+    be32(static_cast<std::uint32_t>(size));
+    out_.append(static_cast<const char*>(data), size);
+  }
+  const std::string& bytes() const { return out_; }
 
  private:
-  struct Lease {
-    PGconn* conn = nullptr;
-    bool reused = false;
-  };
-
-  PGconn* connect(std::string& error) const;
-  std::variant<Lease, PkarrStoreError> acquire();
-  void release(PGconn* conn);
-  // After a statement failed on `conn`: a broken connection is closed (and with it the idle
-  // ones, which lost the same server) and reported as Unavailable.
-  PkarrStoreError failed(PGconn* conn, std::string_view what);
-  void mark_down(const std::string& why);
-  // `count`: report a reconnect (the LISTEN connection reports its own).
-  void mark_up(bool count);
-  bool prepare(PGconn* c, std::string& error) const;
-  std::optional<std::size_t> count_rows(PGconn* c);
-
-  void listen_loop(PGconn* first);
-  void on_notification(const char* payload);
-
-  struct PendingPut {
-    const pkarr::SignedPacket* packet;
-    PkarrPutResult result = PkarrStoreError{"not written"};
-    bool done = false;
-  };
-  PkarrPutResult put_one(const pkarr::SignedPacket& packet);
-  void commit_batch(const std::vector<PendingPut*>& batch);
-
-  // Group commit (like the SQLite store): puts queue up, up to kLeaders of them at a time commit
-  // everything queued so far in one statement.
-  std::mutex write_mu_;
-  std::condition_variable write_cv_;
-  std::vector<PendingPut*> queue_;
-  std::size_t leaders_ = 0;
-
-  PkarrStoreOptions options_;
-  std::string node_;  // random id: our own notifications are already applied
-  PacketCache cache_;
-  std::atomic<std::size_t> count_{0};
-  std::atomic<std::uint64_t> scans_{0};
-
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;
-  std::vector<PGconn*> idle_;
-  std::size_t open_ = 0;     // connections in idle_ or leased, plus one being opened
-  bool connecting_ = false;  // while down, one connection attempt at a time
-  Clock::time_point retry_at_{};
-  std::chrono::milliseconds backoff_ = kBackoffMin;
-  std::atomic<bool> down_{false};
-
-  std::atomic<bool> listening_{false};
-  std::atomic<bool> stop_{false};
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  std::thread listener_;
+  void be32(std::uint32_t v) {
+    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+    out_.append(b, 4);
+  }
+  std::string out_;
 };
 
-PGconn* PostgresPkarrStore::connect(std::string& error) const {
-  // Our defaults first: the URL (expand_dbname) overrides them, the password file overrides it.
-  std::vector<const char*> keys{"application_name",    "connect_timeout",  "keepalives_idle",
-                                "keepalives_interval", "keepalives_count", "dbname"};
-  std::vector<const char*> values{"iroh-relay", "3", "10",
-                                  "5",          "3", options_.postgres_conninfo.c_str()};
-  std::string password;
-  if (!options_.postgres_password_file.empty()) {
-    std::ifstream in(options_.postgres_password_file);
-    if (!in) {
-      error = "cannot read zone_store.postgres_password_file " +
-              options_.postgres_password_file.string();
-      return nullptr;
-    }
-    std::getline(in, password);
-    password = first_line(password);
-    keys.push_back("password");
-    values.push_back(password.c_str());
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  PGconn* c = PQconnectdbParams(keys.data(), values.data(), 1);
-  sodium_memzero(password.data(), password.size());
-  if (c == nullptr || PQstatus(c) != CONNECTION_OK) {
-    error = "cannot connect to PostgreSQL: " + pq_message(c);
-    if (c != nullptr) PQfinish(c);
-    return nullptr;
-  }
-  // A hung server must not hold a store thread forever.
-  Result r(PQexec(c, "SET statement_timeout = '10s'"));
-  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-    error = "PostgreSQL: " + pq_message(c);
-    PQfinish(c);
-    return nullptr;
-  }
-  return c;
-}
-
-bool PostgresPkarrStore::prepare(PGconn* c, std::string& error) const {
-  // Parameter types spelled out (bytea 17, int8 20, text 25): the values are sent in binary.
-  static const Oid upsert_types[] = {17, 20, 17, 25};
-  static const Oid batch_types[] = {1001, 1016, 1001, 25};  // bytea[], int8[], bytea[], text
-  static const Oid key_types[] = {17};
-  static const Oid evict_types[] = {20, 20, 25};
-  struct Statement {
-    const char* name;
-    const char* sql;
-    int count;
-    const Oid* types;
-  };
-  const Statement statements[] = {{"upsert", kUpsert, 4, upsert_types},
-                                  {"upsert_batch", kUpsertBatch, 4, batch_types},
-                                  {"get", kGet, 1, key_types},
-                                  {"exists", kExists, 1, key_types},
-                                  {"evict", kEvict, 3, evict_types}};
-  for (const auto& st : statements) {
-    Result r(PQprepare(c, st.name, st.sql, st.count, st.types));
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      error = std::string("PostgreSQL: prepare ") + st.name + ": " + pq_message(c);
-      return false;
-    }
-  }
-  return true;
-}
-
-void PostgresPkarrStore::mark_down(const std::string& why) {
-  if (!down_.exchange(true)) {
-    log::warn("pkarr store: PostgreSQL unavailable (", why,
-              "); PUTs answer 503, cached packets are still served, reconnecting with backoff");
-  }
-}
-
-void PostgresPkarrStore::mark_up(bool count) {
-  if (down_.exchange(false)) {
-    log::info("pkarr store: PostgreSQL reachable again");
-    if (count && options_.on_reconnect) options_.on_reconnect();
-  }
-}
-
-std::variant<PostgresPkarrStore::Lease, PkarrStoreError> PostgresPkarrStore::acquire() {
-  std::unique_lock lock(pool_mu_);
-  const auto deadline = Clock::now() + kAcquireTimeout;
-  for (;;) {
-    if (stop_) return PkarrStoreError{"pkarr store: closing", PkarrStoreErrorKind::Unavailable};
-    if (!idle_.empty()) {
-      PGconn* c = idle_.back();
-      idle_.pop_back();
-      return Lease{c, true};
-    }
-    const std::size_t limit = std::max<std::size_t>(options_.postgres_connections, 1);
-    if (open_ < limit && !(down_ && connecting_)) {
-      if (down_ && Clock::now() < retry_at_) {
-        return PkarrStoreError{"pkarr store: PostgreSQL unavailable, retrying",
-                               PkarrStoreErrorKind::Unavailable};
-      }
-      ++open_;
-      connecting_ = true;
-      lock.unlock();
-      std::string error;
-      PGconn* c = connect(error);
-      if (c != nullptr && !prepare(c, error)) {
-        PQfinish(c);
-        c = nullptr;
-      }
-      lock.lock();
-      connecting_ = false;
-      if (c == nullptr) {
-        --open_;
-        retry_at_ = Clock::now() + backoff_;
-        backoff_ = std::min(backoff_ * 2, kBackoffMax);
-        lock.unlock();
-        mark_down(error);
-        pool_cv_.notify_all();
-        return PkarrStoreError{"pkarr store: " + error, PkarrStoreErrorKind::Unavailable};
-      }
-      backoff_ = kBackoffMin;
-      lock.unlock();
-      mark_up(true);
-      return Lease{c, false};
-    }
-    if (down_) {
-      return PkarrStoreError{"pkarr store: PostgreSQL unavailable, retrying",
-                             PkarrStoreErrorKind::Unavailable};
-    }
-    if (pool_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
-      return PkarrStoreError{"pkarr store: no free PostgreSQL connection within 5 s",
-                             PkarrStoreErrorKind::Unavailable};
-    }
-  }
-}
-
-void PostgresPkarrStore::release(PGconn* conn) {
-  {
-    std::lock_guard lock(pool_mu_);
-    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE) {
-      idle_.push_back(conn);
-    } else {
-      PQfinish(conn);
-      --open_;
-    }
-  }
-  pool_cv_.notify_one();
-}
-
-PkarrStoreError PostgresPkarrStore::failed(PGconn* conn, std::string_view what) {
-  std::string message = "pkarr store: PostgreSQL " + std::string(what) + ": " + pq_message(conn);
-  if (PQstatus(conn) == CONNECTION_OK) {
-    release(conn);
-    return PkarrStoreError{message, PkarrStoreErrorKind::Other};
-  }
-  const std::string why = pq_message(conn);
-  std::vector<PGconn*> stale;
-  {
-    std::lock_guard lock(pool_mu_);
-    PQfinish(conn);
-    --open_;
-    stale.swap(idle_);
-    open_ -= stale.size();
-    retry_at_ = Clock::now();
-  }
-  for (PGconn* c : stale) PQfinish(c);
-  mark_down(why);
-  pool_cv_.notify_all();
-  return PkarrStoreError{message, PkarrStoreErrorKind::Unavailable};
-}
-
-std::optional<std::size_t> PostgresPkarrStore::count_rows(PGconn* c) {
-  Result r(PQexec(c, "SELECT count(*) FROM iroh_pkarr_packets"));
-  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) return std::nullopt;
-  ++scans_;
-  return static_cast<std::size_t>(std::stoull(PQgetvalue(r.get(), 0, 0)));
-}
-
-std::optional<PkarrStoreError> PostgresPkarrStore::open() {
-  auto fail = [](std::string m) {
-    return PkarrStoreError{"pkarr store: " + m, PkarrStoreErrorKind::Unavailable};
-  };
-  std::string error;
-  PGconn* c = connect(error);
-  if (c == nullptr) return fail(error);
-  auto exec = [&](const char* sql, ExecStatusType want) -> bool {
-    Result r(PQexec(c, sql));
-    if (PQresultStatus(r.get()) == want) return true;
-    error = pq_message(c);
-    return false;
-  };
-  // Schema creation and migration: one daemon at a time (transaction-scoped advisory lock).
-  bool ok = exec("BEGIN", PGRES_COMMAND_OK) &&
-            exec((std::string("SELECT pg_advisory_xact_lock(") + kSchemaLock + ")").c_str(),
-                 PGRES_TUPLES_OK) &&
-            exec("CREATE TABLE IF NOT EXISTS iroh_pkarr_schema (version integer NOT NULL)",
-                 PGRES_COMMAND_OK);
-  int version = 0;
-  if (ok) {
-    Result r(PQexec(c, "SELECT coalesce(max(version), 0) FROM iroh_pkarr_schema"));
-    ok = PQresultStatus(r.get()) == PGRES_TUPLES_OK && PQntuples(r.get()) == 1;
-    if (ok) version = std::atoi(PQgetvalue(r.get(), 0, 0));
-    if (!ok) error = pq_message(c);
-  }
-  if (ok && version > kSchemaVersion) {
-    PQfinish(c);
-    return PkarrStoreError{"pkarr store: PostgreSQL schema version " + std::to_string(version) +
-                           " is newer than this build supports (" + std::to_string(kSchemaVersion) +
-                           ")"};
-  }
-  if (ok && version < kSchemaVersion) {
-    // Migrations from older versions go here, one step per version.
-    ok = exec(kSchema, PGRES_COMMAND_OK) &&
-         exec("INSERT INTO iroh_pkarr_schema (version) VALUES (1)", PGRES_COMMAND_OK);
-  }
-  ok = ok && exec("COMMIT", PGRES_COMMAND_OK);
-  // LISTEN before counting: a write committed after the count is notified.
-  ok = ok && exec((std::string("LISTEN ") + kChannel).c_str(), PGRES_COMMAND_OK);
-  std::optional<std::size_t> n;
-  if (ok) n = count_rows(c);
-  if (!ok || !n) {
-    if (error.empty()) error = pq_message(c);
-    PQfinish(c);
-    return fail("PostgreSQL schema: " + error);
-  }
-  count_ = *n;
-  listening_ = true;
-  listener_ = std::thread([this, c] { listen_loop(c); });
-  return std::nullopt;
-}
-
-PostgresPkarrStore::~PostgresPkarrStore() {
-  {
-    std::lock_guard lock(stop_mu_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (listener_.joinable()) listener_.join();
-  std::lock_guard lock(pool_mu_);
-  for (PGconn* c : idle_) PQfinish(c);
-  idle_.clear();
-}
-
-void PostgresPkarrStore::on_notification(const char* payload) {
-  // "<node> p <key hex> <ts> <i|u>" or "<node> e <cutoff> <n>"
-  std::istringstream in(payload);
-  std::string node, kind;
-  in >> node >> kind;
-  if (node == node_) return;  // applied when we wrote it
-  if (kind == "p") {
-    std::string hex, ts, op;
-    in >> hex >> ts >> op;
-    auto key = pkarr::PublicKey::parse(hex);
-    if (!key) return;
-    cache_.forget(*key);
-    if (op == "i") count_.fetch_add(1, std::memory_order_relaxed);
-  } else if (kind == "e") {
-    std::uint64_t cutoff = 0, n = 0;
-    in >> cutoff >> n;
-    if (!in) return;
-    cache_.evict_older_than(cutoff);
-    std::size_t before = count_.load(std::memory_order_relaxed);
-    count_.store(before - std::min<std::size_t>(before, n), std::memory_order_relaxed);
-  }
-}
-
-void PostgresPkarrStore::listen_loop(PGconn* first) {
-  PGconn* c = first;
-  auto backoff = kBackoffMin;
-  bool lost = false;
-  while (!stop_) {
-    if (c == nullptr) {
-      std::string error;
-      c = connect(error);
-      if (c != nullptr) {
-        Result r(PQexec(c, (std::string("LISTEN ") + kChannel).c_str()));
-        std::optional<std::size_t> n;
-        if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) n = count_rows(c);
-        if (!n) {
-          PQfinish(c);
-          c = nullptr;
-        } else {
-          // Notifications were missed while disconnected: nothing cached can be trusted.
-          cache_.clear();
-          count_ = *n;
-          listening_ = true;
-          backoff = kBackoffMin;
-          if (lost) log::info("pkarr store: PostgreSQL LISTEN connection re-established");
-          lost = false;
-          mark_up(false);
-          if (options_.on_reconnect) options_.on_reconnect();
-        }
-      }
-      if (c == nullptr) {
-        std::unique_lock lock(stop_mu_);
-        stop_cv_.wait_for(lock, backoff, [&] { return stop_.load(); });
-        backoff = std::min(backoff * 2, kBackoffMax);
-        continue;
-      }
-    }
-    pollfd pfd{PQsocket(c), POLLIN, 0};
-    // 200 ms bounds how long the destructor waits for this thread.
-    const int rc = pfd.fd >= 0 ? ::poll(&pfd, 1, 200) : -1;
-    bool broken = rc < 0 && errno != EINTR;
-    if (rc > 0 && PQconsumeInput(c) == 0) broken = true;
-    while (PGnotify* n = PQnotifies(c)) {
-      on_notification(n->extra);
-      PQfreemem(n);
-    }
-    if (broken || PQstatus(c) != CONNECTION_OK) {
-      listening_ = false;
-      if (!lost) log::warn("pkarr store: PostgreSQL LISTEN connection lost: ", pq_message(c));
-      lost = true;
-      mark_down("LISTEN connection lost");
-      PQfinish(c);
-      c = nullptr;
-    }
-  }
-  if (c != nullptr) PQfinish(c);
-}
-
-PkarrPutResult PostgresPkarrStore::put(const pkarr::SignedPacket& packet) {
-  const pkarr::SignedPacket* one[1] = {&packet};
-  PkarrPutResult result;
-  put_batch(one, std::span<PkarrPutResult>(&result, 1));
-  return result;
-}
+}  // namespace
 
 void PostgresPkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> packets,
                                    std::span<PkarrPutResult> results) {
@@ -580,31 +92,6 @@ void PostgresPkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> p
   lock.unlock();
   for (std::size_t i = 0; i < n; ++i) results[i] = std::move(requests[i].result);
 }
-
-// Binary array parameter (PostgreSQL's array send format): one dimension, no NULLs.
-class ArrayParam {
- public:
-  ArrayParam(Oid element, std::size_t count) {
-    be32(1);
-    be32(0);
-    be32(element);
-    be32(static_cast<std::uint32_t>(count));
-    be32(1);
-  }
-  void add(const void* data, std::size_t size) {
-    be32(static_cast<std::uint32_t>(size));
-    out_.append(static_cast<const char*>(data), size);
-  }
-  const std::string& bytes() const { return out_; }
-
- private:
-  void be32(std::uint32_t v) {
-    const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                       static_cast<char>(v >> 8), static_cast<char>(v)};
-    out_.append(b, 4);
-  }
-  std::string out_;
-};
 
 void PostgresPkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
   // One row per key: of several packets for one key only the most recent can win (§2.4); the
@@ -813,7 +300,12 @@ std::size_t PostgresPkarrStore::evict_older_than(std::uint64_t cutoff_us) {
   return total;
 }
 
-}  // namespace
+}  // namespace iroh::server::postgres_store
+
+namespace iroh::server {
+
+using postgres_store::first_line;
+using postgres_store::PostgresPkarrStore;
 
 PkarrStoreOpenResult open_postgres_pkarr_store(const PkarrStoreOptions& options) {
   if (sodium_init() < 0) return PkarrStoreError{"pkarr store: libsodium initialisation failed"};

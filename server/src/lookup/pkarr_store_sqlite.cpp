@@ -59,7 +59,7 @@ struct Connection {
   }
 };
 
-class SqlitePkarrStore final : public PkarrStore {
+class SqlitePkarrStore final : public GroupCommitPkarrStore {
  public:
   // `writer` null: the read-only fallback (put() fails with Unavailable, eviction does nothing).
   SqlitePkarrStore(PkarrStoreOptions options, std::unique_ptr<Connection> writer,
@@ -72,7 +72,6 @@ class SqlitePkarrStore final : public PkarrStore {
     for (auto& r : readers_) idle_readers_.push_back(r.get());
   }
 
-  PkarrPutResult put(const pkarr::SignedPacket& packet) override;
   void put_batch(std::span<const pkarr::SignedPacket* const> packets,
                  std::span<PkarrPutResult> results) override;
   PkarrGetResult get(const pkarr::PublicKey& key) override;
@@ -208,13 +207,6 @@ void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
     auto* outcome = std::get_if<PkarrPutOutcome>(&p->result);
     if (outcome && *outcome != PkarrPutOutcome::NotNewer) cache_.store(*p->packet);
   }
-}
-
-PkarrPutResult SqlitePkarrStore::put(const pkarr::SignedPacket& packet) {
-  const pkarr::SignedPacket* one[1] = {&packet};
-  PkarrPutResult result;
-  put_batch(one, std::span<PkarrPutResult>(&result, 1));
-  return result;
 }
 
 void SqlitePkarrStore::put_batch(std::span<const pkarr::SignedPacket* const> packets,

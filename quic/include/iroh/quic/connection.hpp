@@ -155,8 +155,22 @@ class QadConnection {
   bool record_received(Space& space, std::uint64_t pn, Clock::time_point now);
   std::chrono::microseconds probe_timeout(EncryptionLevel level) const;
   std::optional<Clock::time_point> probe_deadline() const;
+  // The sending side (connection_send.cpp), in the order build_datagram() runs it.
+  struct PlannedPacket {
+    EncryptionLevel level;
+    std::uint64_t pn;
+    Bytes payload;
+    SentPacket record;
+  };
+  std::size_t send_budget() const;
+  bool level_usable(EncryptionLevel level) const;
+  std::size_t packet_overhead(EncryptionLevel level) const;
+  std::optional<Bytes> seal_packet(EncryptionLevel level, std::uint64_t pn, ByteSpan payload) const;
+  std::optional<Bytes> build_close_datagram(std::size_t budget);
   Bytes build_payload(EncryptionLevel level, std::size_t room, SentPacket& record,
                       Clock::time_point now);
+  std::vector<PlannedPacket> plan_packets(std::size_t budget, Clock::time_point now);
+  std::optional<Bytes> seal_datagram(std::vector<PlannedPacket>& plan);
   std::optional<Bytes> build_datagram(Clock::time_point now);
 
   Space& space(EncryptionLevel level) { return spaces_[static_cast<int>(level)]; }
