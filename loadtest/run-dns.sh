@@ -13,7 +13,7 @@
 # independent of what else runs on the machine), and the ratios ours/knotd.
 # Env: DNS_BENCH_KEYS (1000), DNS_BENCH_SECONDS (10), DNS_BENCH_CLIENTS (4: dnsperf -c),
 # DNS_BENCH_OUTSTANDING (200: dnsperf -q), DNS_BENCH_PIN (1), DNS_BENCH_PERF (a file: `perf record -g`
-# of iroh-relay during its "known" run, for `perf report -i <file>`).
+# of iroh-relay during its "known" run, for `perf report -i <file>`; knotd's in <file>.knotd).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$ROOT/build}"
@@ -170,9 +170,12 @@ run_dnsperf() {
   local before after out qps completed cpu_s
   before="$(cpu_ticks "$2")"
   local perf_pid=""
-  if [ -n "${DNS_BENCH_PERF:-}" ] && [ "$2" = "$relay_pid" ] && [ "$3" = "$work/known.txt" ]; then
-    # cpu-clock: a software event, sampled in VMs that expose no hardware counters too.
-    perf record -e cpu-clock -g -p "$2" -o "$DNS_BENCH_PERF" -- sleep "$seconds" >/dev/null 2>&1 &
+  if [ -n "${DNS_BENCH_PERF:-}" ] && [ "$3" = "$work/known.txt" ]; then
+    # cpu-clock: a software event, sampled in VMs that expose no hardware counters too. knotd's
+    # profile goes next to ours, to compare where each spends its CPU.
+    local perf_out="$DNS_BENCH_PERF"
+    [ "$2" = "$knot_pid" ] && perf_out="$DNS_BENCH_PERF.knotd"
+    perf record -e cpu-clock -g -p "$2" -o "$perf_out" -- sleep "$seconds" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   out="$("${client_pin[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$3" -l "$seconds" -c "$clients" \
