@@ -22,6 +22,7 @@
 
 #include "dns/dns_handler.hpp"
 #include "iroh/pkarr.hpp"
+#include "lookup/lookup_metrics.hpp"
 #include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
@@ -139,7 +140,7 @@ class DnsServiceTest : public ::testing::Test {
     dns.bind_addr = {"127.0.0.1", 0};
     dns.origins = {"irohdns.example.", "."};
     config_.dns = dns;
-    handler_ = std::make_shared<DnsHandler>(config_, store_, nullptr);
+    handler_ = std::make_shared<DnsHandler>(config_, store_, metrics_.get());
     service_ = std::make_unique<DnsService>(
         io_, config_.dns, handler_,
         DnsServiceOptions{.udp_sockets = 1, .metrics_registry = registry_});
@@ -192,6 +193,7 @@ class DnsServiceTest : public ::testing::Test {
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};
+  std::unique_ptr<LookupMetrics> metrics_;  // set before start() to count into it
   std::shared_ptr<DnsHandler> handler_;
   std::unique_ptr<DnsService> service_;
   std::thread thread_;
@@ -309,6 +311,38 @@ TEST_F(DnsServiceTest, ResponseRateLimitingDropsAndSlips) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+// Issue 15 item 7: UDP answers are counted per receive batch, not per query; every answered
+// query still ends up in dns_requests(_udp), its outcome and the answer-time histogram.
+TEST_F(DnsServiceTest, UdpAnswersAreCountedInBatches) {
+  prometheus::Registry lookup_registry;
+  metrics_ = std::make_unique<LookupMetrics>(lookup_registry);
+  const std::string name = start_with_largest_packet({});
+  UdpClient client = udp_client();
+  constexpr int kFound = 7, kMissing = 5;
+  for (int i = 0; i < kFound; ++i) ASSERT_TRUE(client.ask(make_query(name, 16, 1232)));
+  const std::string missing =
+      "_iroh." + pkarr::key_to_z32(relay::SecretKey::generate().public_key()) + ".irohdns.example.";
+  // A burst: several queries in one receive batch.
+  for (int i = 0; i < kMissing; ++i) client.send(make_query(missing, 16, 1232));
+  int replies = 0;
+  while (replies < kMissing && client.receive(2000ms)) ++replies;
+  ASSERT_EQ(replies, kMissing);
+  // The counts are added once the listener's queue runs dry, right after the last reply went
+  // out: wait for them (bounded).
+  for (int i = 0; i < 200 && metrics_->dns_requests.Value() < kFound + kMissing; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(metrics_->dns_requests.Value(), double(kFound + kMissing));
+  EXPECT_EQ(metrics_->dns_requests_udp.Value(), double(kFound + kMissing));
+  EXPECT_EQ(metrics_->dns_lookup_success.Value(), double(kFound));
+  EXPECT_EQ(metrics_->dns_lookup_notfound.Value(), double(kMissing));
+  EXPECT_EQ(metrics_->dns_lookup_error.Value(), 0.0);
+  const auto histogram = metrics_->dns_answer_duration.Collect().histogram;
+  EXPECT_EQ(histogram.sample_count, std::uint64_t(kFound + kMissing));
+  ASSERT_FALSE(histogram.bucket.empty());
+  EXPECT_EQ(histogram.bucket.back().cumulative_count, std::uint64_t(kFound + kMissing));
 }
 
 // Item 6: accepted but silent TCP connections hold no query/response buffers (they were 128 KiB

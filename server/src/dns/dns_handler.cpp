@@ -1,7 +1,9 @@
 #include "dns/dns_handler.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <vector>
 
 #include "core/log.hpp"
 
@@ -130,24 +132,64 @@ dns::Answer DnsHandler::handle(dns::ByteSpan query, dns::Transport transport,
   const auto start = std::chrono::steady_clock::now();
   dns::Answer answer = resolver_.resolve(query, transport, lookup_, out);
   if (metrics_ == nullptr || answer.outcome == dns::Outcome::Dropped) return answer;
-  metrics_->dns_requests.Increment();
+  Tally tally;
+  count(answer, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+        tally);
   if (transport == dns::Transport::Udp) metrics_->dns_requests_udp.Increment();
   if (transport == dns::Transport::Https) metrics_->dns_requests_https.Increment();
+  flush(tally);
+  return answer;
+}
+
+dns::Answer DnsHandler::handle_udp(dns::ByteSpan query, std::span<std::uint8_t> out, Tally& tally) {
+  dns::Answer answer = resolver_.resolve(query, dns::Transport::Udp, lookup_, out);
+  if (metrics_ == nullptr) return answer;
+  const auto now = std::chrono::steady_clock::now();
+  const double seconds = std::chrono::duration<double>(now - tally.mark).count();
+  tally.mark = now;
+  if (answer.outcome != dns::Outcome::Dropped) {
+    count(answer, seconds, tally);
+    ++tally.udp;
+  }
+  return answer;
+}
+
+void DnsHandler::count(const dns::Answer& answer, double seconds, Tally& tally) const {
+  ++tally.requests;
   switch (answer.outcome) {
     case dns::Outcome::Success:
-      metrics_->dns_lookup_success.Increment();
+      ++tally.success;
       break;
     case dns::Outcome::NotFound:
-      metrics_->dns_lookup_notfound.Increment();
+      ++tally.notfound;
       break;
     default:
-      metrics_->dns_lookup_error.Increment();
+      ++tally.error;
       break;
   }
-  metrics_->dns_answer_duration.Observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  // Buckets are upper bounds (le); the last one is +Inf.
+  const auto bucket =
+      std::lower_bound(kDnsAnswerDurationBuckets.begin(), kDnsAnswerDurationBuckets.end(), seconds);
+  tally.buckets[static_cast<std::size_t>(bucket - kDnsAnswerDurationBuckets.begin())] += 1;
+  tally.seconds += seconds;
+}
+
+void DnsHandler::flush(Tally& tally) {
+  if (metrics_ == nullptr || tally.requests == 0) return;
+  metrics_->dns_requests.Increment(static_cast<double>(tally.requests));
+  if (tally.udp != 0) metrics_->dns_requests_udp.Increment(static_cast<double>(tally.udp));
+  if (tally.success != 0)
+    metrics_->dns_lookup_success.Increment(static_cast<double>(tally.success));
+  if (tally.notfound != 0) {
+    metrics_->dns_lookup_notfound.Increment(static_cast<double>(tally.notfound));
+  }
+  if (tally.error != 0) metrics_->dns_lookup_error.Increment(static_cast<double>(tally.error));
+  metrics_->dns_answer_duration.ObserveMultiple(
+      std::vector<double>(tally.buckets.begin(), tally.buckets.end()), tally.seconds);
   metrics_->cache_zones.Set(static_cast<double>(zones_.size()));
-  return answer;
+  const auto mark = tally.mark;
+  tally = Tally{};
+  tally.mark = mark;
 }
 
 }  // namespace iroh::server

@@ -119,6 +119,11 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   // Answers the datagrams of one UDP socket (UdpBatchListener does the socket work).
   struct UdpHandler {
     std::shared_ptr<Impl> impl;
+    // This socket's thread's counts, added to the metrics once per wake-up (drained()).
+    DnsHandler::Tally tally{};
+
+    void begin_batch() { tally.mark = std::chrono::steady_clock::now(); }
+    void drained() { impl->handler->flush(tally); }
 
     std::size_t handle(std::span<const std::uint8_t> query, const sockaddr_storage& from,
                        std::span<std::uint8_t> reply) {
@@ -135,7 +140,7 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
         case Rrl::Drop:
           return 0;
       }
-      const dns::Answer a = impl->handler->handle(query, dns::Transport::Udp, reply.first(room));
+      const dns::Answer a = impl->handler->handle_udp(query, reply.first(room), tally);
       if (a.outcome == dns::Outcome::Dropped) {
         impl->count_drop();
         return 0;

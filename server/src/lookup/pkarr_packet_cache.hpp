@@ -23,11 +23,14 @@ inline std::int64_t timestamp_key(std::uint64_t ts) {
   return static_cast<std::int64_t>(ts ^ 0x8000000000000000ULL);
 }
 
-// Keyed (SipHash) so that keys chosen by clients cannot flood one hash bucket.
+// Keyed (SipHash) so that keys chosen by clients cannot flood one hash bucket. Deliberately not
+// noexcept: libstdc++ then keeps each node's hash code, where with a noexcept hasher it hashes
+// every node again while walking a bucket (one SipHash per node visited: the lookup was ~5 % of
+// the DNS server's CPU, issue 15 item 7).
 struct PacketKeyHash {
   std::array<std::uint8_t, crypto_shorthash_KEYBYTES> secret;
   PacketKeyHash() { randombytes_buf(secret.data(), secret.size()); }
-  std::size_t operator()(const pkarr::PublicKey& key) const noexcept {
+  std::size_t operator()(const pkarr::PublicKey& key) const {
     std::uint64_t out = 0;
     crypto_shorthash(reinterpret_cast<unsigned char*>(&out), key.bytes.data(), key.bytes.size(),
                      secret.data());
