@@ -597,6 +597,12 @@ TEST_F(PkarrStoreTest, ServicePutsOfOneRoundShareOneCommit) {
   prometheus::Registry registry;
   boost::asio::io_context io;
   PkarrStoreService service(io, cfg, registry);
+  // The writer thread waits for puts before the round starts (else it takes whatever is queued
+  // when it first looks, which may be part of the round). Bounded.
+  for (int i = 0; i < 1000 && service.idle_writers() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(service.idle_writers(), 1u);
   constexpr int kPuts = 64;
   std::vector<PkarrPutResult> results(kPuts);
   int answered = 0;

@@ -1,7 +1,10 @@
 #include "dns/dns_handler.hpp"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -97,6 +100,61 @@ dns::ZoneLookupResult ZoneCache::lookup(const pkarr::PublicKey& key) {
   return {dns::ZoneStatus::Found, std::move(zone)};
 }
 
+// ---- AnswerCache ----------------------------------------------------------------------------
+
+AnswerCache::KeyHash::KeyHash() {
+  randombytes_buf(secret.data(), secret.size());
+}
+
+std::size_t AnswerCache::KeyHash::operator()(std::string_view key) const {
+  std::uint64_t out = 0;
+  crypto_shorthash(reinterpret_cast<unsigned char*>(&out),
+                   reinterpret_cast<const unsigned char*>(key.data()), key.size(), secret.data());
+  return static_cast<std::size_t>(out);
+}
+
+AnswerCache::AnswerCache(std::size_t max_bytes) : max_bytes_(max_bytes), index_(16, KeyHash()) {}
+
+void AnswerCache::erase(Lru::iterator it) {
+  bytes_ -= cost(*it);
+  index_.erase(std::string_view(it->key));
+  lru_.erase(it);
+}
+
+std::optional<dns::Answer> AnswerCache::find(dns::ByteSpan query, std::span<std::uint8_t> out,
+                                             const PkarrChangeStamps& stamps) {
+  if (query.size() <= 2 || query.size() > kMaxQuery) return std::nullopt;
+  const std::string_view key(reinterpret_cast<const char*>(query.data()) + 2, query.size() - 2);
+  const auto found = index_.find(key);
+  if (found == index_.end()) return std::nullopt;
+  const Lru::iterator it = found->second;
+  if (!stamps.unchanged(it->zone, it->stamp) || it->response.size() > out.size()) {
+    erase(it);
+    return std::nullopt;
+  }
+  lru_.splice(lru_.begin(), lru_, it);
+  std::memcpy(out.data(), it->response.data(), it->response.size());
+  // The ID is the query's; everything else was built from the same bytes.
+  out[0] = query[0];
+  out[1] = query[1];
+  return it->answer;
+}
+
+void AnswerCache::insert(dns::ByteSpan query, dns::ByteSpan response, const dns::Answer& answer,
+                         const pkarr::PublicKey& key, const PkarrChangeStamps::Stamp& stamp) {
+  if (query.size() <= 2 || query.size() > kMaxQuery) return;
+  Entry entry{std::string(reinterpret_cast<const char*>(query.data()) + 2, query.size() - 2),
+              std::vector<std::uint8_t>(response.begin(), response.end()), answer, key, stamp};
+  if (cost(entry) > max_bytes_) return;
+  if (auto found = index_.find(std::string_view(entry.key)); found != index_.end()) {
+    erase(found->second);
+  }
+  while (!lru_.empty() && bytes_ + cost(entry) > max_bytes_) erase(std::prev(lru_.end()));
+  bytes_ += cost(entry);
+  lru_.push_front(std::move(entry));
+  index_.emplace(std::string_view(lru_.front().key), lru_.begin());
+}
+
 dns::ZoneOptions zone_options(const config::Config& config) {
   dns::ZoneOptions options;
   options.origins = config.dns.origins;
@@ -122,10 +180,11 @@ dns::Resolver make_resolver(const config::Config& config) {
 DnsHandler::DnsHandler(const config::Config& config, std::shared_ptr<PkarrStore> store,
                        LookupMetrics* metrics, std::size_t zone_cache_capacity)
     : resolver_(make_resolver(config)),
-      zones_(std::move(store), zone_cache_capacity, config.zone_store.eviction,
+      zones_(store, zone_cache_capacity, config.zone_store.eviction,
              config.zone_store.eviction_interval),
       lookup_([this](const pkarr::PublicKey& key) { return zones_.lookup(key); }),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      stamps_(store ? store->change_stamps() : nullptr) {}
 
 dns::Answer DnsHandler::handle(dns::ByteSpan query, dns::Transport transport,
                                std::span<std::uint8_t> out) {
@@ -141,8 +200,39 @@ dns::Answer DnsHandler::handle(dns::ByteSpan query, dns::Transport transport,
   return answer;
 }
 
-dns::Answer DnsHandler::handle_udp(dns::ByteSpan query, std::span<std::uint8_t> out, Tally& tally) {
-  dns::Answer answer = resolver_.resolve(query, dns::Transport::Udp, lookup_, out);
+dns::Answer DnsHandler::resolve_cached(dns::ByteSpan query, std::span<std::uint8_t> out,
+                                       AnswerCache& cache) {
+  if (auto hit = cache.find(query, out, *stamps_)) return *hit;
+  // Which zone the answer comes from, and the stamp of that key before the store was read.
+  struct Seen {
+    DnsHandler* self;
+    std::optional<pkarr::PublicKey> key;
+    PkarrChangeStamps::Stamp stamp;
+    dns::ZoneStatus status = dns::ZoneStatus::NotFound;
+  } seen{this, std::nullopt, {}, dns::ZoneStatus::NotFound};
+  // One pointer captured: fits std::function without an allocation.
+  const dns::ZoneLookup lookup = [s = &seen](const pkarr::PublicKey& key) {
+    s->key = key;
+    s->stamp = s->self->stamps_->stamp(key);
+    dns::ZoneLookupResult result = s->self->zones_.lookup(key);
+    s->status = result.status;
+    return result;
+  };
+  const dns::Answer answer = resolver_.resolve(query, dns::Transport::Udp, lookup, out);
+  // Names outside the pkarr zones (apex, refused) are answered without the store and stay
+  // uncached; a store error is not an answer to keep.
+  if (seen.key && seen.status != dns::ZoneStatus::Error &&
+      answer.outcome != dns::Outcome::Dropped && answer.outcome != dns::Outcome::Malformed) {
+    cache.insert(query, dns::ByteSpan(out.data(), answer.size), answer, *seen.key, seen.stamp);
+  }
+  return answer;
+}
+
+dns::Answer DnsHandler::handle_udp(dns::ByteSpan query, std::span<std::uint8_t> out, Tally& tally,
+                                   AnswerCache* cache) {
+  dns::Answer answer = cache != nullptr && stamps_ != nullptr
+                           ? resolve_cached(query, out, *cache)
+                           : resolver_.resolve(query, dns::Transport::Udp, lookup_, out);
   if (metrics_ == nullptr) return answer;
   const auto now = std::chrono::steady_clock::now();
   const double seconds = std::chrono::duration<double>(now - tally.mark).count();

@@ -9,12 +9,14 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
 #include "iroh/pkarr.hpp"
+#include "lookup/pkarr_change_stamps.hpp"
 
 namespace iroh::server {
 
@@ -46,7 +48,9 @@ struct PacketKeyHash {
 // keeps the cache warm instead of dropping the entry (issue 15).
 class PacketCache {
  public:
-  explicit PacketCache(std::size_t capacity) : capacity_(capacity), index_(16, PacketKeyHash()) {}
+  // `stamps` (may be null) learns of every change (pkarr_change_stamps.hpp).
+  explicit PacketCache(std::size_t capacity, std::shared_ptr<PkarrChangeStamps> stamps = nullptr)
+      : capacity_(capacity), stamps_(std::move(stamps)), index_(16, PacketKeyHash()) {}
 
   // true if cached; `out` then holds the packet or nullopt.
   bool lookup(const pkarr::PublicKey& key, std::optional<pkarr::SignedPacket>& out) {
@@ -76,6 +80,7 @@ class PacketCache {
     ++epoch_;
     note_locked(packet.public_key());
     set_locked(packet.public_key(), packet);
+    if (stamps_) stamps_->changed(packet.public_key());
   }
 
   // `packet` was committed to a database that other writers share (the PostgreSQL store) by a
@@ -96,6 +101,7 @@ class PacketCache {
     }
     ++epoch_;
     note_locked(key);
+    if (stamps_) stamps_->changed(key);
     if (raced) {
       erase_locked(key);
       return false;
@@ -117,6 +123,7 @@ class PacketCache {
         ++it;
       }
     }
+    if (stamps_) stamps_->changed_all();
   }
 
   // A write elsewhere (another daemon on the same PostgreSQL): the next get() reads the database.
@@ -125,6 +132,7 @@ class PacketCache {
     ++epoch_;
     note_locked(key);
     erase_locked(key);
+    if (stamps_) stamps_->changed(key);
   }
 
   // Writes may have been missed (e.g. notifications while disconnected): start over.
@@ -134,6 +142,7 @@ class PacketCache {
     complete_since_ = epoch_;
     index_.clear();
     entries_.clear();
+    if (stamps_) stamps_->changed_all();
   }
 
   void bump_epoch() {
@@ -180,6 +189,7 @@ class PacketCache {
 
   std::mutex mu_;
   std::size_t capacity_;
+  std::shared_ptr<PkarrChangeStamps> stamps_;
   std::uint64_t epoch_ = 0;
   // (epoch, key) of the last kRecentChanges per-key changes, oldest first; every per-key change
   // with an epoch above complete_since_ is in it.

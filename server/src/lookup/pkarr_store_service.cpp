@@ -107,9 +107,17 @@ class StoreHolder final : public PkarrStore {
       read_only_ = read_only;
       write_failing_ = false;
     }
+    // Another store (reopened, read-only, none) may hold other packets.
+    if (stamps_) stamps_->changed_all();
     publish();
     return old;
   }
+
+  // The stamps every store this holder opens reports its changes to (SQLite: set before the
+  // first set()); null for PostgreSQL, whose other daemons' writes arrive by NOTIFY only while
+  // its LISTEN connection is up.
+  void use_change_stamps(std::shared_ptr<PkarrChangeStamps> stamps) { stamps_ = std::move(stamps); }
+  const PkarrChangeStamps* change_stamps() const override { return stamps_.get(); }
 
   PkarrStoreHealth health() const {
     std::lock_guard lock(mu_);
@@ -199,6 +207,7 @@ class StoreHolder final : public PkarrStore {
   void publish() { metrics_.store_degraded.Set(static_cast<double>(health())); }
 
   LookupMetrics& metrics_;
+  std::shared_ptr<PkarrChangeStamps> stamps_;
   mutable std::mutex mu_;
   std::shared_ptr<PkarrStore> inner_;
   bool read_only_ = false;
@@ -230,6 +239,12 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
   // Enough for every writer and every pool thread at once: a put never waits for a connection.
   options_.postgres_connections = kPostgresConnections;
   options_.on_reconnect = [metrics = &metrics_] { metrics->store_reconnects.Increment(); };
+  if (!postgres_) {
+    // Every change of the SQLite store is this process's own: caches derived from its packets
+    // (the DNS answer cache) can follow them.
+    options_.change_stamps = std::make_shared<PkarrChangeStamps>();
+    store_->use_change_stamps(options_.change_stamps);
+  }
   open_store();
   const std::size_t writers = postgres_ ? kPostgresWriters : kSqliteWriters;
   for (std::size_t i = 0; i < writers; ++i) writers_.emplace_back([this] { writer_loop(); });

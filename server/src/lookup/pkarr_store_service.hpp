@@ -95,6 +95,11 @@ class PkarrStoreService final : public Service {
   boost::asio::awaitable<PkarrPutResult> async_put(pkarr::SignedPacket packet);
   // Batches handed to PkarrStore::put_batch so far (tests: PUTs of one round share a commit).
   std::uint64_t put_batches() const { return put_batches_.load(std::memory_order_relaxed); }
+  // Writers waiting for puts (tests: a batch starts from an idle writer).
+  std::size_t idle_writers() const {
+    std::lock_guard lock(puts_->mu);
+    return puts_->idle_writers;
+  }
   boost::asio::awaitable<PkarrGetResult> async_get(pkarr::PublicKey key);
 
   // One eviction pass now (what the timer runs); returns the number of packets removed.

@@ -68,7 +68,7 @@ class SqlitePkarrStore final : public PkarrStore {
         writer_(std::move(writer)),
         readers_(std::move(readers)),
         count_(count),
-        cache_(options_.cache_entries) {
+        cache_(options_.cache_entries, options_.change_stamps) {
     for (auto& r : readers_) idle_readers_.push_back(r.get());
   }
 
@@ -79,6 +79,8 @@ class SqlitePkarrStore final : public PkarrStore {
   std::size_t evict_older_than(std::uint64_t cutoff_us) override;
   std::size_t size() override { return count_.load(std::memory_order_relaxed); }
   std::uint64_t count_scans() const override { return 1; }
+  // Every change of this single-writer store passes cache_ (commit_batch, evict_older_than).
+  const PkarrChangeStamps* change_stamps() const override { return options_.change_stamps.get(); }
 
  private:
   struct PendingPut {
