@@ -587,6 +587,35 @@ TEST_F(PkarrStoreTest, ReadOnlyFallbackServesReads) {
   EXPECT_TRUE(std::holds_alternative<PkarrStoreError>(open_sqlite_pkarr_store_read_only(options_)));
 }
 
+// Below max_records the outcome (inserted or updated) comes from the upsert alone, not from a
+// lookup of the key (issue 15 item 7): right within one batch, and after an eviction freed the
+// rowid of the last insert.
+TEST_F(PkarrStoreTest, OutcomesWithoutALookupOfTheKey) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t t = now_us();
+  const auto a1 = make_packet(key_from_index(1), t);
+  const auto a2 = make_packet(key_from_index(1), t + 1);
+  const auto b1 = make_packet(key_from_index(2), t);
+  const SignedPacket* batch[] = {&a1, &a2, &b1, &a1};
+  std::vector<PkarrPutResult> results(4);
+  store->put_batch(batch, results);
+  ASSERT_TRUE(std::holds_alternative<PkarrPutOutcome>(results[0]));
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[0]), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[1]), PkarrPutOutcome::Updated);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[2]), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[3]), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(store->size(), 2u);
+  // b1 was the last insert; evicted, its key comes back as a new row.
+  const auto a3 = make_packet(key_from_index(1), t + kDay);
+  EXPECT_EQ(put_ok(*store, a3), PkarrPutOutcome::Updated);
+  EXPECT_EQ(store->evict_older_than(t + 10), 1u);
+  EXPECT_EQ(store->size(), 1u);
+  EXPECT_EQ(put_ok(*store, make_packet(key_from_index(2), t + kDay)), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(store->size(), 2u);
+  EXPECT_EQ(table_count(options_.path), 2u);
+}
+
 // Issue 15 item 7: the PUTs that one io_context round hands to the store service share one
 // commit; the writer is woken behind them, not by the first one (which gave ~3 PUTs per commit
 // and a context switch per PUT on a busy CPU). Every PUT is still answered after its commit.

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -144,17 +145,26 @@ std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
   sqlite3* db = writer_->db;
   const auto& key = packet.public_key().bytes;
 
-  sqlite3_stmt* existing = writer_->existing.get();
-  sqlite3_bind_blob(existing, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-  const int rc = sqlite3_step(existing);
-  sqlite3_reset(existing);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
-  const bool existed = rc == SQLITE_ROW;
-  if (!existed && options_.max_records > 0 && stored >= options_.max_records) {
-    return PkarrStoreError{"pkarr store " + options_.path.string() + ": full (max_records " +
-                               std::to_string(options_.max_records) + " packets)",
-                           PkarrStoreErrorKind::AtCapacity};
+  // Below max_records a new key is always welcome: whether the upsert inserted or updated is
+  // told by the rowid it leaves (an insert sets the last insert rowid, an update leaves it),
+  // without a lookup of the key of its own (issue 15 item 7). At the bound, a new key is refused
+  // before anything is written.
+  std::optional<bool> existed;
+  if (options_.max_records > 0 && stored >= options_.max_records) {
+    sqlite3_stmt* existing = writer_->existing.get();
+    sqlite3_bind_blob(existing, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(existing);
+    sqlite3_reset(existing);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
+    existed = rc == SQLITE_ROW;
+    if (!*existed) {
+      return PkarrStoreError{"pkarr store " + options_.path.string() + ": full (max_records " +
+                                 std::to_string(options_.max_records) + " packets)",
+                             PkarrStoreErrorKind::AtCapacity};
+    }
   }
+  // Rowids SQLite picks are >= 1: 0 after the upsert means no row was inserted.
+  sqlite3_set_last_insert_rowid(db, 0);
 
   // Newest wins inside SQL (§2.4): the update only happens if the new packet is more recent.
   sqlite3_stmt* upsert = writer_->upsert.get();
@@ -168,7 +178,8 @@ std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
   sqlite3_clear_bindings(upsert);
   if (urc != SQLITE_DONE) return error("write", db);
   if (sqlite3_changes(db) == 0) return PkarrPutOutcome::NotNewer;
-  return existed ? PkarrPutOutcome::Updated : PkarrPutOutcome::Inserted;
+  if (existed) return *existed ? PkarrPutOutcome::Updated : PkarrPutOutcome::Inserted;
+  return sqlite3_last_insert_rowid(db) != 0 ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
 }
 
 void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {
