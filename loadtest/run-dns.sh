@@ -12,8 +12,9 @@
 # (wall clock) and queries per second of server CPU time (user + system from /proc/<pid>/stat,
 # independent of what else runs on the machine), and the ratios ours/knotd.
 # Env: DNS_BENCH_KEYS (1000), DNS_BENCH_SECONDS (10), DNS_BENCH_CLIENTS (4: dnsperf -c),
-# DNS_BENCH_OUTSTANDING (200: dnsperf -q), DNS_BENCH_PIN (1), DNS_BENCH_PERF (a file: `perf record -g`
-# of iroh-relay during its "known" run, for `perf report -i <file>`).
+# DNS_BENCH_OUTSTANDING (200: dnsperf -q), DNS_BENCH_PIN (1), DNS_BENCH_KNOT_UDP_WORKERS (knotd's
+# udp-workers; default: the CPUs the servers run on, like iroh-relay's UDP sockets), DNS_BENCH_PERF (a file: `perf record -g`
+# of iroh-relay during its "known" run, for `perf report -i <file>`; knotd's in <file>.knotd).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$ROOT/build}"
@@ -27,10 +28,15 @@ relay_bin="$build/server/iroh-relay"
 
 server_pin=()
 client_pin=()
+# UDP threads of each server: one per CPU it may run on (iroh-relay's default, from its CPU
+# affinity; knotd's udp-workers is set to the same, its default being one per online CPU).
+server_cpus="$(nproc)"
 if [ "${DNS_BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then
   server_pin=(taskset -c 0)
   client_pin=(taskset -c 1)
+  server_cpus=1
 fi
+knot_udp_workers="${DNS_BENCH_KNOT_UDP_WORKERS:-$server_cpus}"
 
 work="$(mktemp -d /tmp/dns-bench.XXXXXX)"
 chmod 755 "$work"
@@ -131,6 +137,7 @@ cat >"$work/knot/knot.conf" <<CONF
 server:
     rundir: "$work/knot"
     listen: 127.0.0.1@$knot_port
+    udp-workers: $knot_udp_workers
 $( [ "$(id -u)" = 0 ] && echo "    user: nobody:nogroup" )
 database:
     storage: "$work/knot"
@@ -170,9 +177,12 @@ run_dnsperf() {
   local before after out qps completed cpu_s
   before="$(cpu_ticks "$2")"
   local perf_pid=""
-  if [ -n "${DNS_BENCH_PERF:-}" ] && [ "$2" = "$relay_pid" ] && [ "$3" = "$work/known.txt" ]; then
-    # cpu-clock: a software event, sampled in VMs that expose no hardware counters too.
-    perf record -e cpu-clock -g -p "$2" -o "$DNS_BENCH_PERF" -- sleep "$seconds" >/dev/null 2>&1 &
+  if [ -n "${DNS_BENCH_PERF:-}" ] && [ "$3" = "$work/known.txt" ]; then
+    # cpu-clock: a software event, sampled in VMs that expose no hardware counters too. knotd's
+    # profile goes next to ours, to compare where each spends its CPU.
+    local perf_out="$DNS_BENCH_PERF"
+    [ "$2" = "$knot_pid" ] && perf_out="$DNS_BENCH_PERF.knotd"
+    perf record -e cpu-clock -g -p "$2" -o "$perf_out" -- sleep "$seconds" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   out="$("${client_pin[@]}" dnsperf -s 127.0.0.1 -p "$1" -d "$3" -l "$seconds" -c "$clients" \
@@ -187,7 +197,8 @@ run_dnsperf() {
     'BEGIN {printf "%.0f %.0f\n", q, (s > 0 ? c / s : 0)}'
 }
 
-echo "dns loadtest: $keys keys, ${seconds}s per run, dnsperf -c $clients -q $outstanding"
+echo "dns loadtest: $keys keys, ${seconds}s per run, dnsperf -c $clients -q $outstanding," \
+  "servers on $server_cpus CPU(s), knotd udp-workers $knot_udp_workers"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for mix in known unknown; do
   echo "== $mix names"

@@ -15,6 +15,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -22,6 +23,7 @@
 
 #include "dns/dns_handler.hpp"
 #include "iroh/pkarr.hpp"
+#include "lookup/lookup_metrics.hpp"
 #include "lookup/pkarr_store.hpp"
 
 namespace iroh::server {
@@ -139,7 +141,7 @@ class DnsServiceTest : public ::testing::Test {
     dns.bind_addr = {"127.0.0.1", 0};
     dns.origins = {"irohdns.example.", "."};
     config_.dns = dns;
-    handler_ = std::make_shared<DnsHandler>(config_, store_, nullptr);
+    handler_ = std::make_shared<DnsHandler>(config_, store_, metrics_.get());
     service_ = std::make_unique<DnsService>(
         io_, config_.dns, handler_,
         DnsServiceOptions{.udp_sockets = 1, .metrics_registry = registry_});
@@ -192,6 +194,7 @@ class DnsServiceTest : public ::testing::Test {
   boost::asio::io_context io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_{
       io_.get_executor()};
+  std::unique_ptr<LookupMetrics> metrics_;  // set before start() to count into it
   std::shared_ptr<DnsHandler> handler_;
   std::unique_ptr<DnsService> service_;
   std::thread thread_;
@@ -311,6 +314,38 @@ TEST_F(DnsServiceTest, ResponseRateLimitingDropsAndSlips) {
   EXPECT_TRUE(found);
 }
 
+// Issue 15 item 7: UDP answers are counted per receive batch, not per query; every answered
+// query still ends up in dns_requests(_udp), its outcome and the answer-time histogram.
+TEST_F(DnsServiceTest, UdpAnswersAreCountedInBatches) {
+  prometheus::Registry lookup_registry;
+  metrics_ = std::make_unique<LookupMetrics>(lookup_registry);
+  const std::string name = start_with_largest_packet({});
+  UdpClient client = udp_client();
+  constexpr int kFound = 7, kMissing = 5;
+  for (int i = 0; i < kFound; ++i) ASSERT_TRUE(client.ask(make_query(name, 16, 1232)));
+  const std::string missing =
+      "_iroh." + pkarr::key_to_z32(relay::SecretKey::generate().public_key()) + ".irohdns.example.";
+  // A burst: several queries in one receive batch.
+  for (int i = 0; i < kMissing; ++i) client.send(make_query(missing, 16, 1232));
+  int replies = 0;
+  while (replies < kMissing && client.receive(2000ms)) ++replies;
+  ASSERT_EQ(replies, kMissing);
+  // The counts are added once the listener's queue runs dry, right after the last reply went
+  // out: wait for them (bounded).
+  for (int i = 0; i < 200 && metrics_->dns_requests.Value() < kFound + kMissing; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(metrics_->dns_requests.Value(), double(kFound + kMissing));
+  EXPECT_EQ(metrics_->dns_requests_udp.Value(), double(kFound + kMissing));
+  EXPECT_EQ(metrics_->dns_lookup_success.Value(), double(kFound));
+  EXPECT_EQ(metrics_->dns_lookup_notfound.Value(), double(kMissing));
+  EXPECT_EQ(metrics_->dns_lookup_error.Value(), 0.0);
+  const auto histogram = metrics_->dns_answer_duration.Collect().histogram;
+  EXPECT_EQ(histogram.sample_count, std::uint64_t(kFound + kMissing));
+  ASSERT_FALSE(histogram.bucket.empty());
+  EXPECT_EQ(histogram.bucket.back().cumulative_count, std::uint64_t(kFound + kMissing));
+}
+
 // Item 6: accepted but silent TCP connections hold no query/response buffers (they were 128 KiB
 // each, allocated at accept).
 TEST_F(DnsServiceTest, IdleTcpConnectionsHoldNoBuffers) {
@@ -391,6 +426,133 @@ TEST(ZoneCacheTest, DropsZonesOfPacketsPastTheEvictionAge) {
   EXPECT_EQ(zones.size(), 1u);
   EXPECT_EQ(zones.lookup(fresh).status, dns::ZoneStatus::Found);
   EXPECT_EQ(zones.size(), 1u);
+}
+
+// ---- the UDP answer cache (issue 15 item 7) ---------------------------------------------------
+
+class AnswerCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("answer_cache_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    PkarrStoreOptions options;
+    options.path = dir_ / "pkarr.db";
+    options.change_stamps = std::make_shared<PkarrChangeStamps>();
+    auto opened = open_sqlite_pkarr_store(options);
+    ASSERT_TRUE(std::holds_alternative<std::unique_ptr<PkarrStore>>(opened));
+    store_ = std::move(std::get<std::unique_ptr<PkarrStore>>(opened));
+    config_.source = "test";
+    config_.dns.origins = {"irohdns.example."};
+    handler_ = std::make_unique<DnsHandler>(config_, store_, nullptr);
+    ASSERT_TRUE(handler_->answers_cacheable());
+  }
+  void TearDown() override {
+    handler_.reset();
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  static std::uint64_t now_us() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  }
+  void publish(const relay::SecretKey& secret, std::uint64_t ts, const std::string& addr) {
+    const std::string z32 = pkarr::key_to_z32(secret.public_key());
+    auto packet = pkarr::SignedPacket::sign_records(
+        secret, ts, {pkarr::Record::make_txt("_iroh." + z32, 30, {"addr=" + addr})});
+    ASSERT_TRUE(std::holds_alternative<pkarr::SignedPacket>(packet));
+    auto put = store_->put(std::get<pkarr::SignedPacket>(packet));
+    ASSERT_TRUE(std::holds_alternative<PkarrPutOutcome>(put));
+  }
+  static std::string name_of(const relay::SecretKey& secret) {
+    return "_iroh." + pkarr::key_to_z32(secret.public_key()) + ".irohdns.example.";
+  }
+  // The TXT strings answered for `name` (empty: none), through `cache`; the reply's ID is checked.
+  std::vector<std::string> ask(const std::string& name, AnswerCache& cache, std::uint16_t id) {
+    const Bytes query = make_query(name, 16, 1232, id);
+    Bytes out(kMaxUdpResponse);
+    DnsHandler::Tally tally;
+    const dns::Answer a = handler_->handle_udp(query, out, tally, &cache);
+    EXPECT_NE(a.outcome, dns::Outcome::Dropped);
+    out.resize(a.size);
+    EXPECT_EQ(out[0] << 8 | out[1], id);
+    auto view = dns::view_response(out);
+    EXPECT_TRUE(view);
+    std::vector<std::string> texts;
+    if (view) {
+      for (const auto& r : view->answers) texts.push_back(r.data);
+    }
+    return texts;
+  }
+
+  std::filesystem::path dir_;
+  config::Config config_;
+  std::shared_ptr<PkarrStore> store_;
+  std::unique_ptr<DnsHandler> handler_;
+};
+
+// A newer packet, a first packet for a name answered NXDOMAIN and an eviction are all seen by
+// the very next query: no cached answer outlives the store change it depended on.
+TEST_F(AnswerCacheTest, StoreChangesAreSeenAtOnce) {
+  AnswerCache cache(1 << 20);
+  const auto a = relay::SecretKey::generate();
+  const auto b = relay::SecretKey::generate();
+  const std::uint64_t t = now_us();
+  publish(a, t, "192.0.2.1:1");
+  EXPECT_EQ(ask(name_of(a), cache, 1), std::vector<std::string>{"addr=192.0.2.1:1"});
+  EXPECT_EQ(cache.size(), 1u);
+  // Served from the cache (same bytes after the ID), under the new ID.
+  EXPECT_EQ(ask(name_of(a), cache, 2), std::vector<std::string>{"addr=192.0.2.1:1"});
+  EXPECT_EQ(cache.size(), 1u);
+  // A PUT of a newer packet.
+  publish(a, t + 1, "192.0.2.2:2");
+  EXPECT_EQ(ask(name_of(a), cache, 3), std::vector<std::string>{"addr=192.0.2.2:2"});
+  // NXDOMAIN is cached too, until the name's first PUT.
+  EXPECT_TRUE(ask(name_of(b), cache, 4).empty());
+  EXPECT_TRUE(ask(name_of(b), cache, 5).empty());
+  EXPECT_EQ(cache.size(), 2u);
+  publish(b, t, "192.0.2.3:3");
+  EXPECT_EQ(ask(name_of(b), cache, 6), std::vector<std::string>{"addr=192.0.2.3:3"});
+  // Eviction of both.
+  EXPECT_EQ(store_->evict_older_than(t + 10), 2u);
+  EXPECT_TRUE(ask(name_of(a), cache, 7).empty());
+  EXPECT_TRUE(ask(name_of(b), cache, 8).empty());
+}
+
+// The cache never holds more than its byte bound, whatever the number of names asked for.
+TEST_F(AnswerCacheTest, BoundedInBytes) {
+  constexpr std::size_t kBound = 4096;
+  AnswerCache cache(kBound);
+  for (std::uint16_t i = 0; i < 100; ++i) {
+    const auto secret = relay::SecretKey::generate();
+    if (i % 2 == 0) publish(secret, now_us(), "192.0.2.4:" + std::to_string(i));
+    ask(name_of(secret), cache, i);
+    ASSERT_LE(cache.bytes(), kBound);
+  }
+  EXPECT_GT(cache.size(), 0u);
+  EXPECT_LT(cache.size(), 100u);
+  // An entry larger than the bound is not kept at all.
+  AnswerCache tiny(AnswerCache::kEntryOverhead);
+  const auto secret = relay::SecretKey::generate();
+  publish(secret, now_us(), "192.0.2.5:5");
+  EXPECT_EQ(ask(name_of(secret), tiny, 1), std::vector<std::string>{"addr=192.0.2.5:5"});
+  EXPECT_EQ(tiny.size(), 0u);
+  EXPECT_EQ(tiny.bytes(), 0u);
+}
+
+// A store that cannot tell of every change (PostgreSQL, or this test's memory store) gets no
+// answer cache.
+TEST(AnswerCacheStore, NoStampsNoCache) {
+  config::Config config;
+  config.source = "test";
+  config.dns.origins = {"irohdns.example."};
+  DnsHandler handler(config, std::make_shared<MemoryStore>(), nullptr);
+  EXPECT_FALSE(handler.answers_cacheable());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// SqlitePkarrStore: §2.4 ordering, eviction, persistence, concurrency, crash safety, bad files.
+// SqlitePkarrStore: §2.4 ordering, eviction, persistence, concurrency, crash safety, bad files;
+// PkarrStoreService's put batching.
 #include "lookup/pkarr_store.hpp"
 
 #include <fcntl.h>
@@ -12,12 +13,17 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
 #include <thread>
+
+#include "lookup/pkarr_store_service.hpp"
 
 namespace iroh::server {
 namespace {
@@ -579,6 +585,90 @@ TEST_F(PkarrStoreTest, ReadOnlyFallbackServesReads) {
   options_.path = dir_ / "empty.db";
   { std::ofstream(options_.path.string()); }
   EXPECT_TRUE(std::holds_alternative<PkarrStoreError>(open_sqlite_pkarr_store_read_only(options_)));
+}
+
+// Below max_records the outcome (inserted or updated) comes from the upsert alone, not from a
+// lookup of the key (issue 15 item 7): right within one batch, and after an eviction freed the
+// rowid of the last insert.
+TEST_F(PkarrStoreTest, OutcomesWithoutALookupOfTheKey) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  const std::uint64_t t = now_us();
+  const auto a1 = make_packet(key_from_index(1), t);
+  const auto a2 = make_packet(key_from_index(1), t + 1);
+  const auto b1 = make_packet(key_from_index(2), t);
+  const SignedPacket* batch[] = {&a1, &a2, &b1, &a1};
+  std::vector<PkarrPutResult> results(4);
+  store->put_batch(batch, results);
+  ASSERT_TRUE(std::holds_alternative<PkarrPutOutcome>(results[0]));
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[0]), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[1]), PkarrPutOutcome::Updated);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[2]), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(std::get<PkarrPutOutcome>(results[3]), PkarrPutOutcome::NotNewer);
+  EXPECT_EQ(store->size(), 2u);
+  // b1 was the last insert; evicted, its key comes back as a new row.
+  const auto a3 = make_packet(key_from_index(1), t + kDay);
+  EXPECT_EQ(put_ok(*store, a3), PkarrPutOutcome::Updated);
+  EXPECT_EQ(store->evict_older_than(t + 10), 1u);
+  EXPECT_EQ(store->size(), 1u);
+  EXPECT_EQ(put_ok(*store, make_packet(key_from_index(2), t + kDay)), PkarrPutOutcome::Inserted);
+  EXPECT_EQ(store->size(), 2u);
+  EXPECT_EQ(table_count(options_.path), 2u);
+}
+
+// Issue 15 item 7: the PUTs that one io_context round hands to the store service share one
+// commit; the writer is woken behind them, not by the first one (which gave ~3 PUTs per commit
+// and a context switch per PUT on a busy CPU). Every PUT is still answered after its commit.
+TEST_F(PkarrStoreTest, ServicePutsOfOneRoundShareOneCommit) {
+  config::Config cfg;
+  cfg.data_dir = dir_;
+  cfg.zone_store.path = options_.path;
+  prometheus::Registry registry;
+  boost::asio::io_context io;
+  PkarrStoreService service(io, cfg, registry);
+  // The writer thread waits for puts before the round starts (else it takes whatever is queued
+  // when it first looks, which may be part of the round). Bounded.
+  for (int i = 0; i < 1000 && service.idle_writers() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(service.idle_writers(), 1u);
+  constexpr int kPuts = 64;
+  std::vector<PkarrPutResult> results(kPuts);
+  int answered = 0;
+  for (int i = 0; i < kPuts; ++i) {
+    boost::asio::co_spawn(
+        io,
+        [&, i]() -> boost::asio::awaitable<void> {
+          results[i] = co_await service.async_put(make_packet(key_from_index(100 + i), now_us()));
+          ++answered;
+        },
+        boost::asio::detached);
+  }
+  // Bounded: each run_one() handles one ready handler or waits for the writer's post.
+  for (int i = 0; i < 10 * kPuts && answered < kPuts; ++i) io.run_one_for(std::chrono::seconds(10));
+  ASSERT_EQ(answered, kPuts);
+  for (const auto& r : results) {
+    ASSERT_TRUE(std::holds_alternative<PkarrPutOutcome>(r)) << std::get<PkarrStoreError>(r).message;
+    EXPECT_EQ(std::get<PkarrPutOutcome>(r), PkarrPutOutcome::Inserted);
+  }
+  // One batch; two tolerate a spurious wake-up of the writer's condition variable.
+  EXPECT_LE(service.put_batches(), 2u);
+  EXPECT_EQ(service.store()->size(), std::size_t{kPuts});
+  // A lone PUT later is committed on its own (its posted wake-up is not lost).
+  io.restart();  // ran out of work above
+  PkarrPutResult lone;
+  bool lone_done = false;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        lone = co_await service.async_put(make_packet(key_from_index(99), now_us()));
+        lone_done = true;
+      },
+      boost::asio::detached);
+  for (int i = 0; i < 100 && !lone_done; ++i) io.run_one_for(std::chrono::seconds(10));
+  ASSERT_TRUE(lone_done);
+  ASSERT_TRUE(std::holds_alternative<PkarrPutOutcome>(lone));
+  EXPECT_EQ(service.store()->size(), std::size_t{kPuts + 1});
 }
 
 TEST_F(PkarrStoreTest, EmptyPathIsAnError) {

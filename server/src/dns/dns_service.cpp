@@ -26,6 +26,7 @@
 
 #include "core/accept_backoff.hpp"
 #include "core/bind_address.hpp"
+#include "core/cpus.hpp"
 #include "core/log.hpp"
 #include "core/net.hpp"
 #include "core/rate_limit.hpp"
@@ -41,6 +42,10 @@ namespace {
 
 // Datagrams per recvmmsg/sendmmsg call.
 constexpr std::size_t kBatch = 32;
+// The UDP answer caches of all sockets together (each socket's thread has its own, no lock),
+// and the least one socket gets.
+constexpr std::size_t kAnswerCacheBytes = 16 << 20;
+constexpr std::size_t kMinAnswerCacheBytes = 1 << 20;
 
 }  // namespace
 
@@ -119,11 +124,19 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
   // Answers the datagrams of one UDP socket (UdpBatchListener does the socket work).
   struct UdpHandler {
     std::shared_ptr<Impl> impl;
+    // This socket's thread's counts, added to the metrics once per wake-up (drained()).
+    DnsHandler::Tally tally{};
+    // This socket's thread's answers to hot names (null when the store cannot tell of changes).
+    std::unique_ptr<AnswerCache> answers;
+
+    void begin_batch() { tally.mark = std::chrono::steady_clock::now(); }
+    void drained() { impl->handler->flush(tally); }
 
     std::size_t handle(std::span<const std::uint8_t> query, const sockaddr_storage& from,
                        std::span<std::uint8_t> reply) {
       // Never more than dns.udp_max_payload, whatever EDNS size the query claims.
       std::size_t room = std::min(reply.size(), impl->config.udp_max_payload);
+      AnswerCache* cache = answers.get();
       switch (impl->rate_limit(from)) {
         case Rrl::Answer:
           break;
@@ -131,11 +144,13 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
           // No larger than the query: a spoofed source gains nothing, a real client sees TC=1
           // (or an answer that fits) and asks again over TCP, which is not rate limited.
           room = std::min(room, query.size());
+          // Cut to another size than the full answers: neither cached nor served from there.
+          cache = nullptr;
           break;
         case Rrl::Drop:
           return 0;
       }
-      const dns::Answer a = impl->handler->handle(query, dns::Transport::Udp, reply.first(room));
+      const dns::Answer a = impl->handler->handle_udp(query, reply.first(room), tally, cache);
       if (a.outcome == dns::Outcome::Dropped) {
         impl->count_drop();
         return 0;
@@ -249,7 +264,7 @@ struct DnsService::Impl : std::enable_shared_from_this<DnsService::Impl> {
 DnsService::DnsService(asio::io_context& io, const config::DnsConfig& config,
                        std::shared_ptr<DnsHandler> handler, DnsServiceOptions options) {
   unsigned sockets = options.udp_sockets;
-  if (sockets == 0) sockets = std::max(1u, std::thread::hardware_concurrency());
+  if (sockets == 0) sockets = usable_cpus();
   impl_ = std::make_shared<Impl>(io, config, std::move(handler), sockets);
   if (options.metrics_registry) {
     impl_->dropped_metric = &prometheus::BuildCounter()
@@ -294,7 +309,12 @@ void DnsService::start() {
               .batch = kBatch, .max_request = kMaxUdpQuery, .max_reply = kMaxUdpResponse},
           UdpBatchNames{.log_prefix = "dns: udp ",
                         .reuse_port_error = "dns.bind_addr: SO_REUSEPORT"},
-          Impl::UdpHandler{impl_});
+          Impl::UdpHandler{
+              .impl = impl_,
+              .answers = d.handler->answers_cacheable()
+                             ? std::make_unique<AnswerCache>(std::max(
+                                   kMinAnswerCacheBytes, kAnswerCacheBytes / d.udp_sockets))
+                             : nullptr});
       // Port 0: the first socket picks the port, the others (and TCP) join it.
       listener->open_and_bind(i == 0 ? udp_ep : d.udp_bound, reuse_port);
       if (i == 0) d.udp_bound = listener->local_endpoint();

@@ -1,6 +1,6 @@
 // Authoritative DNS over UDP and TCP on `dns.bind_addr` (spec address-lookup.md §5.1), answered
 // by a DnsHandler. A host of "::" binds dual-stack (IPv4 peers too).
-//  * UDP: recvmmsg/sendmmsg batches, one socket per io_context thread (SO_REUSEPORT), replies
+//  * UDP: recvmmsg/sendmmsg batches, one socket and thread per usable CPU (SO_REUSEPORT), replies
 //    leave from the address the query was sent to. Datagrams shorter than a header, with QR=1, or
 //    longer than kMaxUdpQuery are dropped and counted.
 //    Responses are at most `dns.udp_max_payload` bytes whatever the query's EDNS size (cut at a
@@ -48,7 +48,9 @@ struct DnsCounters {
 };
 
 struct DnsServiceOptions {
-  unsigned udp_sockets = 0;  // 0 = one per hardware thread
+  // 0 = one per CPU the process may run on (its affinity, core/cpus.hpp), like knotd's
+  // udp-workers (one per CPU).
+  unsigned udp_sockets = 0;
   // Registers dns_server_dns_dropped_total (messages not answered) and dns_server_rrl_total
   // (answers over the response rate, by action: dropped, slipped) when set.
   std::shared_ptr<prometheus::Registry> metrics_registry;

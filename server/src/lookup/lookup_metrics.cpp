@@ -68,8 +68,7 @@ LookupMetrics::LookupMetrics(prometheus::Registry& r)
       dns_answer_duration(
           histogram(r, "dns_server_dns_answer_duration_seconds",
                     "Time from a parsed DNS query to its encoded answer, in seconds",
-                    {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                     0.01, 0.025, 0.05, 0.1})),
+                    {kDnsAnswerDurationBuckets.begin(), kDnsAnswerDurationBuckets.end()})),
       store_errors(
           counter(r, "store_errors", "Number of store operations (open, read, write) that failed")),
       store_degraded(gauge(r, "store_degraded",

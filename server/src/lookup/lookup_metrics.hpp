@@ -10,7 +10,15 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <array>
+
 namespace iroh::server {
+
+// Upper bounds (seconds) of dns_server_dns_answer_duration_seconds; DnsHandler::Tally counts
+// into the same buckets.
+inline constexpr std::array<double, 13> kDnsAnswerDurationBuckets = {
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+    0.0025,  0.005,    0.01,    0.025,  0.05,    0.1};
 
 struct LookupMetrics {
   explicit LookupMetrics(prometheus::Registry& registry);

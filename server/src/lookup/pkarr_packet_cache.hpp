@@ -9,12 +9,14 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
 #include "iroh/pkarr.hpp"
+#include "lookup/pkarr_change_stamps.hpp"
 
 namespace iroh::server {
 
@@ -23,11 +25,14 @@ inline std::int64_t timestamp_key(std::uint64_t ts) {
   return static_cast<std::int64_t>(ts ^ 0x8000000000000000ULL);
 }
 
-// Keyed (SipHash) so that keys chosen by clients cannot flood one hash bucket.
+// Keyed (SipHash) so that keys chosen by clients cannot flood one hash bucket. Deliberately not
+// noexcept: libstdc++ then keeps each node's hash code, where with a noexcept hasher it hashes
+// every node again while walking a bucket (one SipHash per node visited: the lookup was ~5 % of
+// the DNS server's CPU, issue 15 item 7).
 struct PacketKeyHash {
   std::array<std::uint8_t, crypto_shorthash_KEYBYTES> secret;
   PacketKeyHash() { randombytes_buf(secret.data(), secret.size()); }
-  std::size_t operator()(const pkarr::PublicKey& key) const noexcept {
+  std::size_t operator()(const pkarr::PublicKey& key) const {
     std::uint64_t out = 0;
     crypto_shorthash(reinterpret_cast<unsigned char*>(&out), key.bytes.data(), key.bytes.size(),
                      secret.data());
@@ -43,7 +48,9 @@ struct PacketKeyHash {
 // keeps the cache warm instead of dropping the entry (issue 15).
 class PacketCache {
  public:
-  explicit PacketCache(std::size_t capacity) : capacity_(capacity), index_(16, PacketKeyHash()) {}
+  // `stamps` (may be null) learns of every change (pkarr_change_stamps.hpp).
+  explicit PacketCache(std::size_t capacity, std::shared_ptr<PkarrChangeStamps> stamps = nullptr)
+      : capacity_(capacity), stamps_(std::move(stamps)), index_(16, PacketKeyHash()) {}
 
   // true if cached; `out` then holds the packet or nullopt.
   bool lookup(const pkarr::PublicKey& key, std::optional<pkarr::SignedPacket>& out) {
@@ -73,6 +80,7 @@ class PacketCache {
     ++epoch_;
     note_locked(packet.public_key());
     set_locked(packet.public_key(), packet);
+    if (stamps_) stamps_->changed(packet.public_key());
   }
 
   // `packet` was committed to a database that other writers share (the PostgreSQL store) by a
@@ -93,6 +101,7 @@ class PacketCache {
     }
     ++epoch_;
     note_locked(key);
+    if (stamps_) stamps_->changed(key);
     if (raced) {
       erase_locked(key);
       return false;
@@ -114,6 +123,7 @@ class PacketCache {
         ++it;
       }
     }
+    if (stamps_) stamps_->changed_all();
   }
 
   // A write elsewhere (another daemon on the same PostgreSQL): the next get() reads the database.
@@ -122,6 +132,7 @@ class PacketCache {
     ++epoch_;
     note_locked(key);
     erase_locked(key);
+    if (stamps_) stamps_->changed(key);
   }
 
   // Writes may have been missed (e.g. notifications while disconnected): start over.
@@ -131,6 +142,7 @@ class PacketCache {
     complete_since_ = epoch_;
     index_.clear();
     entries_.clear();
+    if (stamps_) stamps_->changed_all();
   }
 
   void bump_epoch() {
@@ -177,6 +189,7 @@ class PacketCache {
 
   std::mutex mu_;
   std::size_t capacity_;
+  std::shared_ptr<PkarrChangeStamps> stamps_;
   std::uint64_t epoch_ = 0;
   // (epoch, key) of the last kRecentChanges per-key changes, oldest first; every per-key change
   // with an epoch above complete_since_ is in it.

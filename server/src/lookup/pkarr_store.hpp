@@ -21,6 +21,7 @@
 #include <variant>
 
 #include "iroh/pkarr.hpp"
+#include "lookup/pkarr_change_stamps.hpp"
 
 namespace iroh::server {
 
@@ -81,6 +82,10 @@ class PkarrStore {
   // True while the store works only in part (PostgreSQL unreachable: reads come from the cache,
   // writes fail with Unavailable); /healthz then says degraded.
   virtual bool degraded() const { return false; }
+  // Stamps of every change of this store's packets, for caches of answers derived from them
+  // (pkarr_change_stamps.hpp); null when the store cannot tell of every change (then nothing
+  // derived may be cached beyond a get()).
+  virtual const PkarrChangeStamps* change_stamps() const { return nullptr; }
 };
 
 // A store that commits puts in groups (SQLite, PostgreSQL): put() is put_batch() of one, so that
@@ -116,6 +121,8 @@ struct PkarrStoreOptions {
   // chunks, so a mass eviction delays a put by about one chunk (issue 19 item 8).
   std::size_t evict_batch = 1000;
   std::size_t max_records = 0;  // 0 = no bound; else new keys beyond it fail with AtCapacity
+  // SQLite backend: told of every change (PkarrStore::change_stamps() then returns it).
+  std::shared_ptr<PkarrChangeStamps> change_stamps;
 
   // PostgreSQL backend only (issue 15): libpq URI or conninfo, the password file (first line;
   // empty = none, then PGPASSWORD / PGPASSFILE apply), the bound on connections used by

@@ -107,9 +107,17 @@ class StoreHolder final : public PkarrStore {
       read_only_ = read_only;
       write_failing_ = false;
     }
+    // Another store (reopened, read-only, none) may hold other packets.
+    if (stamps_) stamps_->changed_all();
     publish();
     return old;
   }
+
+  // The stamps every store this holder opens reports its changes to (SQLite: set before the
+  // first set()); null for PostgreSQL, whose other daemons' writes arrive by NOTIFY only while
+  // its LISTEN connection is up.
+  void use_change_stamps(std::shared_ptr<PkarrChangeStamps> stamps) { stamps_ = std::move(stamps); }
+  const PkarrChangeStamps* change_stamps() const override { return stamps_.get(); }
 
   PkarrStoreHealth health() const {
     std::lock_guard lock(mu_);
@@ -199,6 +207,7 @@ class StoreHolder final : public PkarrStore {
   void publish() { metrics_.store_degraded.Set(static_cast<double>(health())); }
 
   LookupMetrics& metrics_;
+  std::shared_ptr<PkarrChangeStamps> stamps_;
   mutable std::mutex mu_;
   std::shared_ptr<PkarrStore> inner_;
   bool read_only_ = false;
@@ -230,6 +239,12 @@ PkarrStoreService::PkarrStoreService(asio::io_context& ioc, const config::Config
   // Enough for every writer and every pool thread at once: a put never waits for a connection.
   options_.postgres_connections = kPostgresConnections;
   options_.on_reconnect = [metrics = &metrics_] { metrics->store_reconnects.Increment(); };
+  if (!postgres_) {
+    // Every change of the SQLite store is this process's own: caches derived from its packets
+    // (the DNS answer cache) can follow them.
+    options_.change_stamps = std::make_shared<PkarrChangeStamps>();
+    store_->use_change_stamps(options_.change_stamps);
+  }
   open_store();
   const std::size_t writers = postgres_ ? kPostgresWriters : kSqliteWriters;
   for (std::size_t i = 0; i < writers; ++i) writers_.emplace_back([this] { writer_loop(); });
@@ -361,9 +376,10 @@ asio::awaitable<PkarrPutResult> PkarrStoreService::async_put(pkarr::SignedPacket
   auto waiter = std::make_unique<PutWaiter>(PutWaiter{std::move(packet), {}, {}});
   auto op = asio::async_initiate<const asio::use_awaitable_t<>&, void(PkarrPutResult)>(
       [this, &waiter](auto handler) {
+        asio::any_io_executor executor = asio::get_associated_executor(handler);
         waiter->completion =
             std::make_unique<PutCompletionFor<decltype(handler)>>(std::move(handler));
-        enqueue_put(std::move(waiter));
+        enqueue_put(std::move(waiter), std::move(executor));
       },
       asio::use_awaitable);
   PkarrPutResult result = co_await std::move(op);
@@ -374,39 +390,55 @@ asio::awaitable<PkarrPutResult> PkarrStoreService::async_put(pkarr::SignedPacket
   co_return result;
 }
 
-void PkarrStoreService::enqueue_put(std::unique_ptr<PutWaiter> waiter) {
-  std::unique_lock lock(put_mu_);
-  put_queue_.push_back(std::move(waiter));
+void PkarrStoreService::enqueue_put(std::unique_ptr<PutWaiter> waiter,
+                                    asio::any_io_executor executor) {
+  PutQueue& q = *puts_;
+  std::unique_lock lock(q.mu);
+  q.waiting.push_back(std::move(waiter));
   // A busy writer takes this put with its next batch: wake one only if one is idle, so that a
-  // put arriving during a commit costs no futex call.
-  const bool wake = idle_writers_ > 0;
+  // put arriving during a commit costs no futex call. And not at once: the wake-up is posted to
+  // the PUT's executor, so it runs behind the handlers queued on that io_context now (the other
+  // pipelined PUTs being verified, other connections' reads), and the writer wakes once for all
+  // the PUTs of that round and commits them together. Woken at once, the writer preempted the
+  // io thread for nearly every PUT on a busy CPU (~3 PUTs per commit, > 1 context switch per
+  // PUT; issue 15 item 7).
+  if (q.idle_writers == 0 || q.wake_posted) return;
+  q.wake_posted = true;
   lock.unlock();
-  if (wake) put_cv_.notify_one();
+  asio::post(executor, [puts = puts_] {
+    {
+      std::lock_guard guard(puts->mu);
+      puts->wake_posted = false;
+    }
+    puts->cv.notify_one();
+  });
 }
 
 void PkarrStoreService::writer_loop() {
+  PutQueue& q = *puts_;
   std::vector<std::unique_ptr<PutWaiter>> batch;
   std::vector<const pkarr::SignedPacket*> packets;
   std::vector<PkarrPutResult> results;
-  std::unique_lock lock(put_mu_);
+  std::unique_lock lock(q.mu);
   for (;;) {
-    ++idle_writers_;
-    put_cv_.wait(lock, [this] { return !put_queue_.empty() || writers_stopping_; });
-    --idle_writers_;
+    ++q.idle_writers;
+    q.cv.wait(lock, [&q] { return !q.waiting.empty() || q.stopping; });
+    --q.idle_writers;
     // Stopping: the queue is written first, so that no put already queued is dropped.
-    if (put_queue_.empty()) return;
-    const std::size_t take = std::min(put_queue_.size(), kMaxPutBatch);
-    const auto end = put_queue_.begin() + static_cast<std::ptrdiff_t>(take);
-    batch.assign(std::make_move_iterator(put_queue_.begin()), std::make_move_iterator(end));
-    put_queue_.erase(put_queue_.begin(), end);
+    if (q.waiting.empty()) return;
+    const std::size_t take = std::min(q.waiting.size(), kMaxPutBatch);
+    const auto end = q.waiting.begin() + static_cast<std::ptrdiff_t>(take);
+    batch.assign(std::make_move_iterator(q.waiting.begin()), std::make_move_iterator(end));
+    q.waiting.erase(q.waiting.begin(), end);
     // More left (a batch was full): another idle writer may start on them now.
-    if (!put_queue_.empty() && idle_writers_ > 0) put_cv_.notify_one();
+    if (!q.waiting.empty() && q.idle_writers > 0) q.cv.notify_one();
     lock.unlock();
 
     packets.clear();
     for (const auto& w : batch) packets.push_back(&w->packet);
     results.assign(batch.size(), PkarrPutResult{});
     store_->put_batch(packets, results);
+    put_batches_.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
     // One post resumes the whole batch: each coroutine continues on its own executor (dispatch
     // runs it right here unless its strand is busy on another thread).
@@ -420,10 +452,10 @@ void PkarrStoreService::writer_loop() {
 
 void PkarrStoreService::stop_writers() {
   {
-    std::lock_guard lock(put_mu_);
-    writers_stopping_ = true;
+    std::lock_guard lock(puts_->mu);
+    puts_->stopping = true;
   }
-  put_cv_.notify_all();
+  puts_->cv.notify_all();
   for (auto& t : writers_) {
     if (t.joinable()) t.join();
   }

@@ -20,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -92,6 +93,13 @@ class PkarrStoreService final : public Service {
   // thread pool were ~15 % of the CPU per PUT). The result is only delivered once the write is
   // durable (committed). Counts store_packets_inserted / _updated.
   boost::asio::awaitable<PkarrPutResult> async_put(pkarr::SignedPacket packet);
+  // Batches handed to PkarrStore::put_batch so far (tests: PUTs of one round share a commit).
+  std::uint64_t put_batches() const { return put_batches_.load(std::memory_order_relaxed); }
+  // Writers waiting for puts (tests: a batch starts from an idle writer).
+  std::size_t idle_writers() const {
+    std::lock_guard lock(puts_->mu);
+    return puts_->idle_writers;
+  }
   boost::asio::awaitable<PkarrGetResult> async_get(pkarr::PublicKey key);
 
   // One eviction pass now (what the timer runs); returns the number of packets removed.
@@ -106,7 +114,8 @@ class PkarrStoreService final : public Service {
     PkarrPutResult result;
     std::unique_ptr<PkarrPutCompletion> completion;
   };
-  void enqueue_put(std::unique_ptr<PutWaiter> waiter);
+  // `executor`: where the PUT's coroutine runs (an idle writer's wake-up is posted there).
+  void enqueue_put(std::unique_ptr<PutWaiter> waiter, boost::asio::any_io_executor executor);
   void writer_loop();
   void stop_writers();
 
@@ -127,12 +136,18 @@ class PkarrStoreService final : public Service {
   boost::asio::io_context& ioc_;
   // Reads, eviction and reopening (blocking store calls that are not puts).
   boost::asio::thread_pool pool_;
-  // The put queue and its writers (see async_put).
-  std::mutex put_mu_;
-  std::condition_variable put_cv_;
-  std::vector<std::unique_ptr<PutWaiter>> put_queue_;
-  std::size_t idle_writers_ = 0;
-  bool writers_stopping_ = false;
+  // The put queue (see async_put); shared with the writer wake-ups posted to io_contexts, which
+  // may run after this service is gone.
+  struct PutQueue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::unique_ptr<PutWaiter>> waiting;
+    std::size_t idle_writers = 0;
+    bool wake_posted = false;  // a wake-up of an idle writer is posted (enqueue_put)
+    bool stopping = false;
+  };
+  std::shared_ptr<PutQueue> puts_ = std::make_shared<PutQueue>();
+  std::atomic<std::uint64_t> put_batches_{0};
   std::vector<std::thread> writers_;
   // The eviction loop and its timer live on this strand (the io_context has several threads).
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -68,7 +69,7 @@ class SqlitePkarrStore final : public GroupCommitPkarrStore {
         writer_(std::move(writer)),
         readers_(std::move(readers)),
         count_(count),
-        cache_(options_.cache_entries) {
+        cache_(options_.cache_entries, options_.change_stamps) {
     for (auto& r : readers_) idle_readers_.push_back(r.get());
   }
 
@@ -78,6 +79,8 @@ class SqlitePkarrStore final : public GroupCommitPkarrStore {
   std::size_t evict_older_than(std::uint64_t cutoff_us) override;
   std::size_t size() override { return count_.load(std::memory_order_relaxed); }
   std::uint64_t count_scans() const override { return 1; }
+  // Every change of this single-writer store passes cache_ (commit_batch, evict_older_than).
+  const PkarrChangeStamps* change_stamps() const override { return options_.change_stamps.get(); }
 
  private:
   struct PendingPut {
@@ -141,17 +144,26 @@ std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
   sqlite3* db = writer_->db;
   const auto& key = packet.public_key().bytes;
 
-  sqlite3_stmt* existing = writer_->existing.get();
-  sqlite3_bind_blob(existing, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-  const int rc = sqlite3_step(existing);
-  sqlite3_reset(existing);
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
-  const bool existed = rc == SQLITE_ROW;
-  if (!existed && options_.max_records > 0 && stored >= options_.max_records) {
-    return PkarrStoreError{"pkarr store " + options_.path.string() + ": full (max_records " +
-                               std::to_string(options_.max_records) + " packets)",
-                           PkarrStoreErrorKind::AtCapacity};
+  // Below max_records a new key is always welcome: whether the upsert inserted or updated is
+  // told by the rowid it leaves (an insert sets the last insert rowid, an update leaves it),
+  // without a lookup of the key of its own (issue 15 item 7). At the bound, a new key is refused
+  // before anything is written.
+  std::optional<bool> existed;
+  if (options_.max_records > 0 && stored >= options_.max_records) {
+    sqlite3_stmt* existing = writer_->existing.get();
+    sqlite3_bind_blob(existing, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(existing);
+    sqlite3_reset(existing);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return error("read", db);
+    existed = rc == SQLITE_ROW;
+    if (!*existed) {
+      return PkarrStoreError{"pkarr store " + options_.path.string() + ": full (max_records " +
+                                 std::to_string(options_.max_records) + " packets)",
+                             PkarrStoreErrorKind::AtCapacity};
+    }
   }
+  // Rowids SQLite picks are >= 1: 0 after the upsert means no row was inserted.
+  sqlite3_set_last_insert_rowid(db, 0);
 
   // Newest wins inside SQL (§2.4): the update only happens if the new packet is more recent.
   sqlite3_stmt* upsert = writer_->upsert.get();
@@ -165,7 +177,8 @@ std::variant<PkarrPutOutcome, PkarrStoreError> SqlitePkarrStore::apply_put(
   sqlite3_clear_bindings(upsert);
   if (urc != SQLITE_DONE) return error("write", db);
   if (sqlite3_changes(db) == 0) return PkarrPutOutcome::NotNewer;
-  return existed ? PkarrPutOutcome::Updated : PkarrPutOutcome::Inserted;
+  if (existed) return *existed ? PkarrPutOutcome::Updated : PkarrPutOutcome::Inserted;
+  return sqlite3_last_insert_rowid(db) != 0 ? PkarrPutOutcome::Inserted : PkarrPutOutcome::Updated;
 }
 
 void SqlitePkarrStore::commit_batch(const std::vector<PendingPut*>& batch) {

@@ -1,9 +1,8 @@
 #include "relay/workers.hpp"
 
-#include <sched.h>
-
 #include <boost/asio/post.hpp>
 
+#include "core/cpus.hpp"
 #include "core/log.hpp"
 
 namespace iroh::server {
@@ -11,13 +10,7 @@ namespace iroh::server {
 namespace asio = boost::asio;
 
 unsigned relay_worker_count(unsigned configured) {
-  if (configured) return configured;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    if (int n = CPU_COUNT(&set); n > 0) return unsigned(n);
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
+  return configured != 0 ? configured : usable_cpus();
 }
 
 RelayWorkers::RelayWorkers(unsigned count, RelayMetrics& metrics) : metrics_(metrics) {

@@ -53,7 +53,12 @@ void UdpBatchListener::open_and_bind(const udp::endpoint& endpoint, bool reuse_p
     // "::" also serves IPv4 (mapped addresses); a specific v6 address is v6 only anyway.
     socket_.set_option(asio::ip::v6_only(!endpoint.address().is_unspecified()));
   }
-  udp_pktinfo::enable_pktinfo(fd, endpoint.address().is_v6());
+  // Only a wildcard-bound socket needs each datagram's destination address to answer from it
+  // (udp_pktinfo.hpp); a socket bound to one address answers from that one anyway, and without
+  // the control messages the kernel skips writing one per datagram received and the source
+  // address lookup per reply sent (issue 15 item 7, like knotd on a configured address).
+  pktinfo_ = endpoint.address().is_unspecified();
+  if (pktinfo_) udp_pktinfo::enable_pktinfo(fd, endpoint.address().is_v6());
   // Room for bursts while the loop is busy elsewhere (the kernel caps it at rmem_max).
   const int receive_buffer = 4 << 20;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
@@ -149,8 +154,10 @@ void UdpBatchListener::receive_loop() {
       h.msg_namelen = sizeof(sockaddr_storage);
       h.msg_iov = &rx_iov_[i];
       h.msg_iovlen = 1;
-      h.msg_control = rx_control_[i].data();
-      h.msg_controllen = rx_control_[i].size();
+      if (pktinfo_) {
+        h.msg_control = rx_control_[i].data();
+        h.msg_controllen = rx_control_[i].size();
+      }
       rx_msgs_[i].msg_len = 0;
     }
     // Waits for the first datagram, then takes what else is queued (up to `batch`).

@@ -2,7 +2,7 @@
 // dual-stack, a specific address is not; optional SO_REUSEPORT so several listeners share the
 // address), drains the socket with recvmmsg in bounded rounds per readiness wake-up, hands each
 // datagram to the service's handler and flushes the replies with sendmmsg. Replies leave from the
-// address the request was sent to (udp_pktinfo.hpp).
+// address the request was sent to (udp_pktinfo.hpp; needed and asked for on a wildcard bind only).
 //
 // The handler is a plain object held by value; its calls are resolved at compile time, so the
 // per-datagram path has no virtual call and no allocation:
@@ -111,6 +111,7 @@ class UdpBatchListener : public std::enable_shared_from_this<UdpBatchListener> {
   boost::asio::ip::udp::socket socket_;  // binds; released to fd_ (no reactor) before start()
   boost::asio::ip::udp::endpoint local_;
   int fd_ = -1;
+  bool pktinfo_ = false;  // destination addresses asked for (a wildcard bind)
   std::thread thread_;
   // Per-datagram buffers for one recvmmsg/sendmmsg round (`batch` each), allocated once.
   std::vector<std::uint8_t> rx_;
