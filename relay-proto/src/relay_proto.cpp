@@ -137,22 +137,32 @@ DecodeResult<V> lift(DecodeResult<T>&& r) {
   return V{std::move(std::get<T>(r))};
 }
 
+std::size_t datagram_frame_size(std::uint16_t segment_size, std::size_t contents_size) {
+  if (contents_size == 0) return 0;
+  const std::size_t total = 1 + kKeySize + 1 + (segment_size != 0 ? 2 : 0) + contents_size;
+  return total > kMaxPacketSize ? 0 : total;
+}
+
+void write_datagram(std::uint8_t* out, std::uint8_t single_type, const EndpointId& peer, Ecn ecn,
+                    std::uint16_t segment_size, ByteSpan contents) {
+  const bool batch = segment_size != 0;
+  *out++ = static_cast<std::uint8_t>(single_type + (batch ? 1 : 0));
+  std::memcpy(out, peer.bytes.data(), kKeySize);
+  out += kKeySize;
+  *out++ = static_cast<std::uint8_t>(ecn) & 3;
+  if (batch) {
+    *out++ = static_cast<std::uint8_t>(segment_size >> 8);
+    *out++ = static_cast<std::uint8_t>(segment_size);
+  }
+  std::memcpy(out, contents.data(), contents.size());
+}
+
 std::optional<Bytes> encode_datagram(std::uint8_t single_type, const EndpointId& peer, Ecn ecn,
                                      std::uint16_t segment_size, ByteSpan contents) {
-  if (contents.empty()) return std::nullopt;
-  const bool batch = segment_size != 0;
-  const std::size_t total = 1 + kKeySize + 1 + (batch ? 2 : 0) + contents.size();
-  if (total > kMaxPacketSize) return std::nullopt;
-  Bytes out;
-  out.reserve(total);
-  out.push_back(static_cast<std::uint8_t>(single_type + (batch ? 1 : 0)));
-  append(out, peer.bytes);
-  out.push_back(static_cast<std::uint8_t>(ecn) & 3);
-  if (batch) {
-    out.push_back(static_cast<std::uint8_t>(segment_size >> 8));
-    out.push_back(static_cast<std::uint8_t>(segment_size));
-  }
-  append(out, contents);
+  const std::size_t total = datagram_frame_size(segment_size, contents.size());
+  if (total == 0) return std::nullopt;
+  Bytes out(total);
+  write_datagram(out.data(), single_type, peer, ecn, segment_size, contents);
   return out;
 }
 
@@ -403,6 +413,16 @@ std::optional<Bytes> encode_server_datagram(const EndpointId& src, Ecn ecn,
                                             std::uint16_t segment_size, ByteSpan contents) {
   return encode_datagram(type_byte(FrameType::RelayToClientDatagram), src, ecn, segment_size,
                          contents);
+}
+
+std::size_t server_datagram_size(std::uint16_t segment_size, std::size_t contents_size) {
+  return datagram_frame_size(segment_size, contents_size);
+}
+
+void write_server_datagram(std::uint8_t* out, const EndpointId& src, Ecn ecn,
+                           std::uint16_t segment_size, ByteSpan contents) {
+  write_datagram(out, type_byte(FrameType::RelayToClientDatagram), src, ecn, segment_size,
+                 contents);
 }
 
 Bytes encode_client_frame(const Ping& p) {

@@ -213,6 +213,12 @@ std::optional<Bytes> encode_client_datagram(const EndpointId& dst, Ecn ecn,
                                             std::uint16_t segment_size, ByteSpan contents);
 std::optional<Bytes> encode_server_datagram(const EndpointId& src, Ecn ecn,
                                             std::uint16_t segment_size, ByteSpan contents);
+// The same server datagram frame written in place (issue 13: the relay encodes it straight into
+// the recipient's send queue, no buffer of its own). server_datagram_size is its length, 0 where
+// encode_server_datagram returns nothing; write_server_datagram needs that many bytes at `out`.
+std::size_t server_datagram_size(std::uint16_t segment_size, std::size_t contents_size);
+void write_server_datagram(std::uint8_t* out, const EndpointId& src, Ecn ecn,
+                           std::uint16_t segment_size, ByteSpan contents);
 Bytes encode_client_frame(const Ping& p);
 Bytes encode_client_frame(const Pong& p);
 // For a v1 connection Status is not encodable (returns nullopt), nor Health on v2.

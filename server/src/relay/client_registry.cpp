@@ -41,12 +41,14 @@ void ClientRegistry::deactivate_active(Entry& entry) {
   }
   entry.inactive.push_back(std::move(entry.active));
   entry.active.reset();
+  routes_changed();
   metrics_.clients_inactive_added.fetch_add(1, std::memory_order_relaxed);
 }
 
 void ClientRegistry::reactivate_newest(const relay::EndpointId& id, Entry& entry) {
   entry.active = std::move(entry.inactive.back());
   entry.inactive.pop_back();
+  routes_changed();
   metrics_.clients_inactive_removed.fetch_add(1, std::memory_order_relaxed);
   if (entry.active->try_enqueue_control(healthy_frame(entry.active->version())) !=
       RelayClientHandle::Enqueue::Ok) {
@@ -95,6 +97,7 @@ void ClientRegistry::register_client(const std::shared_ptr<RelayClientHandle>& c
   auto& entry = shard.clients[client->endpoint_id()];
   if (entry.active) deactivate_active(entry);
   entry.active = client;
+  routes_changed();
   if (mesh_) mesh_->local_present(client->endpoint_id(), client->mesh_generation);
   metrics_.accepts.fetch_add(1, std::memory_order_relaxed);
   metrics_.unique_client_keys.fetch_add(1, std::memory_order_relaxed);
@@ -109,6 +112,7 @@ void ClientRegistry::unregister_client(const RelayClientHandle* client, Endpoint
     auto it = shard.clients.find(id);
     if (it == shard.clients.end()) return;
     Entry& entry = it->second;
+    routes_changed();
     metrics_.disconnects.fetch_add(1, std::memory_order_relaxed);
     metrics_.clients_connected.fetch_sub(1, std::memory_order_relaxed);
 
@@ -173,18 +177,33 @@ void ClientRegistry::send_endpoint_gone(const relay::EndpointId& gone, const End
   }
 }
 
-ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst, relay::Bytes&& frame,
-                                                RelayClientHandle* sender) {
+ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst,
+                                                const ServerDatagram& frame,
+                                                RelayClientHandle* sender, RouteCache* cache) {
   const Shard& shard = shard_of(dst);
-  std::shared_lock lock(shard.mutex);
-  auto it = shard.clients.find(dst);
-  if (it == shard.clients.end() || !it->second.active) return Forward::UnknownDestination;
-  const auto& active = it->second.active;
+  std::shared_lock lock(shard.mutex, std::defer_lock);
+  const std::shared_ptr<RelayClientHandle>* found = nullptr;
+  if (cache && cache->generation != 0 && cache->dst == dst &&
+      cache->generation == route_generation_.load(std::memory_order_acquire)) {
+    found = &cache->active;
+  } else {
+    lock.lock();
+    auto it = shard.clients.find(dst);
+    if (it == shard.clients.end() || !it->second.active) return Forward::UnknownDestination;
+    found = &it->second.active;
+    if (cache) {
+      // Read under the shard lock: a change to this entry bumps it under the unique lock.
+      cache->generation = route_generation_.load(std::memory_order_acquire);
+      cache->dst = dst;
+      cache->active = it->second.active;
+    }
+  }
+  const auto& active = *found;
   if (cross_worker_ && sender && active->worker() != sender->worker()) {
-    cross_worker_->hand_off(active, std::move(frame), *sender);
+    cross_worker_->hand_off(active, frame, *sender);
     return Forward::HandedOff;
   }
-  switch (active->try_enqueue_datagram(std::move(frame), sender)) {
+  switch (active->try_enqueue_datagram(frame, sender)) {
     case RelayClientHandle::Enqueue::Ok:
       return Forward::Queued;
     case RelayClientHandle::Enqueue::Full:
@@ -251,6 +270,7 @@ void ClientRegistry::clear() {
     {
       std::unique_lock lock(shard.mutex);
       gone.swap(shard.clients);
+      routes_changed();
     }
   }
 }

@@ -17,6 +17,7 @@
 
 #include "iroh/relay_proto.hpp"
 #include "iroh/server/metrics.hpp"
+#include "relay/send_queue.hpp"
 
 namespace iroh::server {
 
@@ -36,12 +37,13 @@ class RelayClientHandle {
   relay::ProtocolVersion version() const { return version_; }
   unsigned worker() const { return worker_; }
 
-  // An encoded RelayToClientDatagram(Batch) frame. Full: the datagram is
+  // A RelayToClientDatagram(Batch) frame, written into the send queue (not
+  // kept: `frame` may view the sender's read buffer). Full: the datagram is
   // dropped; FullThrottle: dropped, and `sender` (if not null) was recorded as
   // waiting for this queue to drain; it gets resume_reading() then. BudgetFull:
   // limits.total_queue_bytes reached.
   enum class Enqueue { Ok, Full, FullThrottle, BudgetFull, Closed };
-  virtual Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) = 0;
+  virtual Enqueue try_enqueue_datagram(const ServerDatagram& frame, RelayClientHandle* sender) = 0;
   // An encoded control frame (EndpointGone, Status, Health, Pong) on the
   // priority lane.
   virtual Enqueue try_enqueue_control(relay::Bytes&& frame) = 0;
@@ -100,7 +102,7 @@ class MeshObserver {
 class CrossWorkerForwarder {
  public:
   virtual ~CrossWorkerForwarder() = default;
-  virtual void hand_off(std::shared_ptr<RelayClientHandle> dst, relay::Bytes&& frame,
+  virtual void hand_off(std::shared_ptr<RelayClientHandle> dst, const ServerDatagram& frame,
                         RelayClientHandle& sender) = 0;
 };
 
@@ -127,10 +129,27 @@ class ClientRegistry {
     HandedOff,  // staged for the recipient's worker, which enqueues it (or
                 // counts the drop)
   };
+  // A sender's last destination (issue 13: a burst to one peer costs one
+  // registry lookup, not a shard lock and a hash lookup per datagram). Valid
+  // while no connection registered, left or changed activity since it was
+  // filled (the registry's generation). Holds the destination while valid; the
+  // owner resets it when it goes idle, so a gone destination is not pinned.
+  struct RouteCache {
+    relay::EndpointId dst;
+    std::shared_ptr<RelayClientHandle> active;
+    std::uint64_t generation = 0;
+    void reset() {
+      active.reset();
+      generation = 0;
+    }
+  };
   // `sender` (may be null) is who to resume when a full destination queue
-  // drains.
-  Forward forward(const relay::EndpointId& dst, relay::Bytes&& frame,
-                  RelayClientHandle* sender = nullptr);
+  // drains. `cache` (may be null) is the sender's route cache. A datagram that
+  // raced with a change of the destination's connection, through a cache that
+  // was valid a moment before, meets what a datagram sent a moment earlier
+  // would have: the previous connection, or its Closed.
+  Forward forward(const relay::EndpointId& dst, const ServerDatagram& frame,
+                  RelayClientHandle* sender = nullptr, RouteCache* cache = nullptr);
 
   // Issue 16 (docs/mesh.md §6.2): `best_remote` = the newest generation of `id` at a reachable
   // peer. A local active connection older than that becomes inactive (SameEndpointIdConnected);
@@ -192,10 +211,16 @@ class ClientRegistry {
   // again, told Healthy, and announced to mesh peers.
   void reactivate_newest(const relay::EndpointId& id, Entry& entry);
 
+  // Under a shard's unique lock, after any change of which connection is
+  // active for an id: invalidates every RouteCache.
+  void routes_changed() { route_generation_.fetch_add(1, std::memory_order_release); }
+
   RelayMetrics& metrics_;
   CrossWorkerForwarder* cross_worker_ = nullptr;
   MeshObserver* mesh_ = nullptr;
   std::atomic<std::uint64_t> last_generation_{0};
+  // Starts at 1: a RouteCache with generation 0 is empty.
+  std::atomic<std::uint64_t> route_generation_{1};
   std::array<Shard, kShards> shards_;
 };
 

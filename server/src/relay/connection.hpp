@@ -59,11 +59,14 @@ constexpr std::size_t kControlQueueCapacity = 512;
 constexpr std::size_t kKeepReadBufferBytes = 8 * 1024;
 // Reads while data keeps coming: one syscall yields dozens of 1200-byte datagram frames.
 constexpr std::size_t kBusyReadBytes = 64 * 1024;
-// One socket write carries up to this many queued frames (2 iovecs each, well under IOV_MAX; the
-// plain-TCP writer calls sendmsg itself because Asio passes at most 64 iovecs per call) or about
-// this many bytes. The bytes bound what a batch in flight holds outside the queue's byte caps
-// (pop_batch gives its bytes back), so a slow reader pins at most this much beyond them.
+// One socket write carries up to this many control frames (2 iovecs each) and up to
+// kMaxBatchSpans runs of datagram messages from the send queue's chunks (SendQueue::pop_batch),
+// well under IOV_MAX (the plain-TCP writer calls sendmsg itself because Asio passes at most 64
+// iovecs per call), and about kMaxBatchBytes (at least one chunk's run, DatagramLane::take).
+// The bytes bound what a batch in flight holds outside the queue's byte caps (pop_batch gives
+// its bytes back), so a slow reader pins at most about this much beyond them.
 constexpr std::size_t kMaxBatchFrames = 128;
+constexpr std::size_t kMaxBatchSpans = 4;
 constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 // Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
 // waiting for the socket, it lets the other handlers of its thread run (writers above all), so
@@ -132,7 +135,7 @@ class Connection final : public RelayClientHandle,
   awaitable<void> run(std::shared_ptr<Connection> self);
 
   // RelayClientHandle (writer.cpp): any thread.
-  Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) override;
+  Enqueue try_enqueue_datagram(const ServerDatagram& frame, RelayClientHandle* sender) override;
   Enqueue try_enqueue_control(relay::Bytes&& frame) override;
   std::size_t queued_datagrams() override;
   std::size_t queued_bytes() override;
@@ -192,6 +195,7 @@ class Connection final : public RelayClientHandle,
   awaitable<void> throttle_pause();
   bool handle_frame(relay::ByteSpan message);
   bool forward(const relay::Datagram& dg);
+  void note_sent_to(const relay::EndpointId& dst);
   void close_socket();
   void drain_on_strand(const relay::Restarting& restarting);
 
@@ -238,8 +242,11 @@ class Connection final : public RelayClientHandle,
   relay::ByteSpan message_;
   std::size_t max_message_ = relay_conn::kMaxHandshakeMessage;
   std::array<std::uint8_t, 16> wait_bytes_{};
-  // Writer state, released whenever the writer goes idle.
+  // Writer state, released whenever the writer goes idle: the batch's control frames, its runs of
+  // datagram messages (in the send queue's chunks until the next take_batch) and what they hold.
   std::vector<QueuedFrame> batch_;
+  std::array<SendQueue::Span, relay_conn::kMaxBatchSpans> batch_spans_{};
+  SendQueue::Taken batch_taken_{};
   std::vector<std::uint8_t> batch_heads_;
   std::vector<boost::asio::const_buffer> batch_buffers_;
   std::vector<std::uint8_t> batch_bytes_;
@@ -276,6 +283,9 @@ class Connection final : public RelayClientHandle,
   bool rate_limited_once_ = false;
   Clock::time_point write_started_{};
   EndpointIdSet sent_to_;
+  // The destination this client sent to last: already in sent_to_, and its registry route.
+  std::optional<relay::EndpointId> last_sent_to_;
+  ClientRegistry::RouteCache route_;
   std::optional<RxTokenBucket> rx_limit_;
 };
 

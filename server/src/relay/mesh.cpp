@@ -149,8 +149,7 @@ void Mesh::deliver(const mesh::Forward& f) {
   relay::EndpointId src;
   std::copy_n(f.frame.begin() + 1, src.bytes.size(), src.bytes.begin());
   auto& m = metrics_;
-  const auto outcome =
-      registry_.forward(f.dst, relay::Bytes(f.frame.begin(), f.frame.end()), nullptr);
+  const auto outcome = registry_.forward(f.dst, ServerDatagram::encoded(f.frame), nullptr);
   switch (outcome) {
     case ClientRegistry::Forward::Queued:
     case ClientRegistry::Forward::HandedOff: {

@@ -162,24 +162,24 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
   auto& m = state_.metrics;
   m.send_packets_recv.fetch_add(1, std::memory_order_relaxed);
   m.bytes_recv.fetch_add(dg.contents.size(), std::memory_order_relaxed);
-  auto frame = relay::encode_server_datagram(endpoint_id(), dg.ecn, dg.segment_size, dg.contents);
-  if (!frame) {
+  // Encoded straight into the destination's send queue (issue 13), from the read buffer.
+  const ServerDatagram frame = ServerDatagram::from(endpoint_id(), dg);
+  if (!frame.valid()) {
     m.dropped_unencodable.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  const auto outcome = state_.registry.forward(dg.peer, std::move(*frame), this);
+  const auto outcome = state_.registry.forward(dg.peer, frame, this, &route_);
   switch (outcome) {
     case ClientRegistry::Forward::Queued:
     case ClientRegistry::Forward::HandedOff:
-      if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
+      note_sent_to(dg.peer);
       break;
     case ClientRegistry::Forward::UnknownDestination:
-      // Issue 16 (docs/mesh.md §6.1): not active here; maybe at a mesh peer. The registry did
-      // not consume the frame.
+      // Issue 16 (docs/mesh.md §6.1): not active here; maybe at a mesh peer.
       if (state_.mesh) {
-        switch (state_.mesh->forward(dg.peer, *frame)) {
+        switch (state_.mesh->forward(dg.peer, frame.to_bytes())) {
           case Mesh::Route::Forwarded:
-            if (!sent_to_.contains(dg.peer)) sent_to_.insert(dg.peer);
+            note_sent_to(dg.peer);
             return true;
           case Mesh::Route::MeshDown:
             m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -224,6 +224,15 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
   return true;
 }
 
+// §6.4: the ids this client sent to hear EndpointGone when it leaves. A burst to one peer
+// inserts once rather than hashing the id per datagram.
+template <class Stream>
+void Connection<Stream>::note_sent_to(const relay::EndpointId& dst) {
+  if (last_sent_to_ == dst) return;
+  sent_to_.insert(dst);
+  last_sent_to_ = dst;
+}
+
 // §6.8: bytes as read from the socket, approximated as payload + WebSocket header. Returns
 // the time until which reading must pause, if any.
 template <class Stream>
@@ -259,6 +268,9 @@ asio::awaitable<void> Connection<Stream>::pause_until(Clock::time_point resume) 
 
 template <class Stream>
 void Connection<Stream>::close_socket() {
+  // The route cache holds its destination: two clients sending to each other would keep each
+  // other alive.
+  route_.reset();
   if (socket_closed_) return;
   socket_closed_ = true;
   std::size_t dropped = 0;
@@ -325,6 +337,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       // async_wait: with edge-triggered epoll, data arriving between the failed read and the
       // wait's registration would not complete the wait; a queued read retries itself.
       if (buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes) buffer_.shrink_to_fit();
+      route_.reset();  // waiting: do not pin a destination that may leave meanwhile
       // The pending read uses a few bytes inside the connection, so an idle client holds no
       // read buffer at all.
       n = co_await socket().async_read_some(asio::buffer(wait_bytes_), ec_token(ec));
@@ -349,6 +362,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
         co_return false;
       }
       if (buffer_.capacity() > buffer_.size() + kKeepReadBufferBytes) buffer_.shrink_to_fit();
+      route_.reset();  // waiting: do not pin a destination that may leave meanwhile
       // async_wait re-arms the descriptor in epoll (EPOLL_CTL_MOD), which reports readiness
       // that arrived before the wait: no edge is lost between the failed read and the wait.
       co_await socket().async_wait(r.status == TlsSocket::Status::WantRead
@@ -519,6 +533,7 @@ asio::awaitable<bool> Connection<Stream>::read_ws_message() {
   template asio::awaitable<void> Connection<S>::throttle_pause();                       \
   template bool Connection<S>::handle_frame(relay::ByteSpan);                           \
   template bool Connection<S>::forward(const relay::Datagram&);                         \
+  template void Connection<S>::note_sent_to(const relay::EndpointId&);                  \
   template void Connection<S>::close_socket();                                          \
   template void Connection<S>::drain_on_strand(const relay::Restarting&);
 IROH_RELAY_FOR_EACH_STREAM(IROH_INSTANTIATE_SESSION)

@@ -63,12 +63,12 @@ void RelayWorkers::join() {
   }
 }
 
-void RelayWorkers::hand_off(std::shared_ptr<RelayClientHandle> dst, relay::Bytes&& frame,
+void RelayWorkers::hand_off(std::shared_ptr<RelayClientHandle> dst, const ServerDatagram& frame,
                             RelayClientHandle& sender) {
   const unsigned from = sender.worker(), to = dst->worker();
   Worker& w = *workers_[from];
   auto& out = w.outgoing[to];
-  out.push_back(Handoff{std::move(dst), std::move(frame), sender.weak_handle()});
+  out.push_back(Handoff{std::move(dst), frame.to_bytes(), sender.weak_handle()});
   if (out.size() >= kFlushAt) {
     flush(from, to);
   } else if (!w.flush_posted) {
@@ -112,7 +112,7 @@ void RelayWorkers::deliver(Handoff& item) {
   using Enqueue = RelayClientHandle::Enqueue;
   using SlowDown = RelayClientHandle::SlowDown;
   auto& m = metrics_;
-  switch (item.dst->try_enqueue_datagram(std::move(item.frame), sender.get())) {
+  switch (item.dst->try_enqueue_datagram(ServerDatagram::encoded(item.frame), sender.get())) {
     case Enqueue::Ok:
       return;
     case Enqueue::FullThrottle:

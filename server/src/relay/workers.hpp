@@ -44,7 +44,7 @@ class RelayWorkers final : public CrossWorkerForwarder {
   void join();
 
   // CrossWorkerForwarder: on the sender's worker thread.
-  void hand_off(std::shared_ptr<RelayClientHandle> dst, relay::Bytes&& frame,
+  void hand_off(std::shared_ptr<RelayClientHandle> dst, const ServerDatagram& frame,
                 RelayClientHandle& sender) override;
 
   // Staged datagrams flushed to a destination as one batch at this many (or at

@@ -19,12 +19,12 @@
 namespace iroh::server {
 
 template <class Stream>
-RelayClientHandle::Enqueue Connection<Stream>::try_enqueue_datagram(relay::Bytes&& frame,
+RelayClientHandle::Enqueue Connection<Stream>::try_enqueue_datagram(const ServerDatagram& frame,
                                                                     RelayClientHandle* sender) {
   {
     std::lock_guard lock(queue_mutex_);
     if (closed_) return Enqueue::Closed;
-    switch (queue_.push_datagram(std::move(frame))) {
+    switch (queue_.push_datagram(frame)) {
       case SendQueue::Push::Ok:
         break;
       case SendQueue::Push::BudgetFull:
@@ -187,7 +187,7 @@ void Connection<Stream>::on_write_watchdog(error_code ec) {
 // full, SIZE_MAX on error (logged).
 template <class Stream>
 std::size_t Connection<Stream>::send_now(const std::vector<asio::const_buffer>& buffers) {
-  std::array<iovec, 2 * kMaxBatchFrames> iov;
+  std::array<iovec, 2 * kMaxBatchFrames + kMaxBatchSpans> iov;
   const std::size_t count = std::min(buffers.size(), iov.size());
   for (std::size_t i = 0; i < count; ++i) {
     iov[i].iov_base = const_cast<void*>(buffers[i].data());
@@ -217,8 +217,11 @@ bool Connection<Stream>::consume_buffers(std::vector<asio::const_buffer>& buffer
   return false;
 }
 
-// batch_ as one socket write: scatter-gather for TCP; for TLS one contiguous run of bytes that
-// SSL_write_ex turns into full-size records written straight to the socket.
+// The batch (control frames in batch_, then the datagram runs in batch_spans_) as one socket
+// write: scatter-gather for TCP, one iovec per run; for TLS, SSL_write_ex on each run as it lies
+// in the send queue's chunks, which it turns into full-size records written straight to the
+// socket. Only the control frames get a WebSocket header here (the datagram runs are whole
+// WebSocket messages already), and over TLS a copy (they are few and small).
 template <class Stream>
 asio::awaitable<bool> Connection<Stream>::write_batch() {
   if (socket_closed_) co_return false;
@@ -236,21 +239,36 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
       batch_buffers_.push_back(asio::buffer(batch_[i].bytes));
     }
   }
+  if constexpr (!kTls) {
+    for (std::size_t i = 0; i < batch_taken_.spans; ++i)
+      batch_buffers_.push_back(asio::buffer(batch_spans_[i].data, batch_spans_[i].size));
+  }
   error_code ec;
   // A plain `if` for the co_await (GCC 12, see fill() in session.cpp).
   if (kTls) {
     // TLS (relay/tls_socket.hpp): the batch's records collect in the TLS write buffer and go out
-    // in one sendmsg, without an asynchronous operation while the socket takes them (the usual
-    // case); otherwise wait for what OpenSSL wants and retry with the same remaining bytes, and
-    // wait until the write buffer is on the socket. The watchdog times the write from its first
-    // wait. An empty batch_bytes_ only flushes what the reader left buffered (write_loop).
-    std::size_t done = 0;
+    // in one sendmsg per run, without an asynchronous operation while the socket takes them (the
+    // usual case); otherwise wait for what OpenSSL wants and retry with the same remaining bytes,
+    // and wait until the write buffer is on the socket. The watchdog times the write from its
+    // first wait. Nothing to write only flushes what the reader left buffered (write_loop).
+    // Segment 0 is batch_bytes_ (the control frames), segment i > 0 the run batch_spans_[i - 1].
+    const std::size_t segments = 1 + batch_taken_.spans;
+    auto segment = [this](std::size_t i) {
+      return i == 0 ? SendQueue::Span{batch_bytes_.data(), batch_bytes_.size()}
+                    : batch_spans_[i - 1];
+    };
+    std::size_t seg = 0, done = 0;
     bool waited = false;
     bool ok = true;
-    while (done < batch_bytes_.size() || tls_write_pending() != 0) {
-      const TlsSocket::Result r = done < batch_bytes_.size() ? tls_write(batch_bytes_.data() + done,
-                                                                         batch_bytes_.size() - done)
-                                                             : tls_flush();
+    for (;;) {
+      while (seg < segments && done == segment(seg).size) {
+        ++seg;
+        done = 0;
+      }
+      if (seg == segments && tls_write_pending() == 0) break;
+      const TlsSocket::Result r =
+          seg < segments ? tls_write(segment(seg).data + done, segment(seg).size - done)
+                         : tls_flush();
       if (r.status == TlsSocket::Status::Done) {
         done += r.bytes;
         continue;
@@ -318,22 +336,24 @@ typename Connection<Stream>::Keepalive Connection<Stream>::keepalive_step(
   return Keepalive::SendPing;
 }
 
-// Moves the next batch into batch_ (control frames first: the priority lane stays ahead of
-// queued datagrams) and resumes senders waiting for this queue once it is below its resume
-// mark. Returns the number of datagrams taken; nullopt once the queue is closed.
+// Gives the previous batch's runs back to the queue (written by now) and takes the next batch:
+// control frames into batch_ first (the priority lane stays ahead of queued datagrams), then
+// runs of datagram messages into batch_spans_. Resumes senders waiting for this queue once it is
+// below its resume mark. Returns the number of datagrams taken; nullopt once the queue is closed.
 template <class Stream>
 std::optional<std::size_t> Connection<Stream>::take_batch(bool may_yield) {
-  std::size_t datagram_count = 0;
   DrainWaiters waiters;
   {
     std::lock_guard lock(queue_mutex_);
     if (closed_) return std::nullopt;
-    datagram_count = queue_.pop_batch(batch_, kMaxBatchFrames, kMaxBatchBytes);
+    queue_.release_batch();
+    batch_taken_ = queue_.pop_batch(batch_, kMaxBatchFrames, batch_spans_.data(),
+                                    batch_spans_.size(), kMaxBatchBytes);
     if (!drain_waiters_.empty() && queue_.below_resume_mark()) waiters.swap(drain_waiters_);
-    if (batch_.empty() && !may_yield) writer_waiting_ = true;
+    if (batch_.empty() && batch_taken_.spans == 0 && !may_yield) writer_waiting_ = true;
   }
   resume_waiters(waiters);
-  return datagram_count;
+  return batch_taken_.frames;
 }
 
 // Counts the batch just written (or lost); true if it carried a WebSocket Close.
@@ -345,26 +365,20 @@ bool Connection<Stream>::count_written(std::size_t datagram_count, bool sent) {
     m.dropped_write_error.fetch_add(datagram_count, std::memory_order_relaxed);
     return false;
   }
-  // Summed here and added once per batch: the counters are shared by every worker.
+  // Added once per batch: the counters are shared by every worker. The datagram lane counted
+  // its frames and contents bytes as they were queued (DatagramLane::Taken).
   bool close_sent = false;
-  std::uint64_t packets = 0, bytes = 0, pongs = 0;
+  std::uint64_t pongs = 0;
   for (const auto& item : batch_) {
     const auto& frame = item.bytes;
     if (item.opcode == kClose) close_sent = true;
-    if (item.opcode != kBinary || frame.empty()) continue;
-    if (frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagram) ||
-        frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch)) {
-      std::size_t header =
-          frame[0] == std::uint8_t(relay::FrameType::RelayToClientDatagramBatch) ? 36 : 34;
-      ++packets;
-      bytes += frame.size() - std::min(header, frame.size());
-    } else if (frame[0] == std::uint8_t(relay::FrameType::Pong)) {
+    if (item.opcode == kBinary && !frame.empty() &&
+        frame[0] == std::uint8_t(relay::FrameType::Pong))
       ++pongs;
-    }
   }
-  if (packets) {
-    m.send_packets_sent.fetch_add(packets, std::memory_order_relaxed);
-    m.bytes_sent.fetch_add(bytes, std::memory_order_relaxed);
+  if (batch_taken_.frames) {
+    m.send_packets_sent.fetch_add(batch_taken_.frames, std::memory_order_relaxed);
+    m.bytes_sent.fetch_add(batch_taken_.contents_bytes, std::memory_order_relaxed);
   }
   if (pongs) m.sent_pong.fetch_add(pongs, std::memory_order_relaxed);
   return close_sent;
@@ -373,7 +387,10 @@ bool Connection<Stream>::count_written(std::size_t datagram_count, bool sent) {
 // Idle: batch storage is only needed while busy.
 template <class Stream>
 void Connection<Stream>::release_batch_storage() {
-  if (batch_.capacity() == 0) return;
+  {
+    std::lock_guard lock(queue_mutex_);
+    queue_.release_storage();
+  }
   batch_ = {};
   batch_heads_ = {};
   batch_buffers_ = {};
@@ -398,7 +415,7 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
     }
     const std::optional<std::size_t> datagram_count = take_batch(may_yield);
     if (!datagram_count) break;
-    if (!batch_.empty()) {
+    if (!batch_.empty() || batch_taken_.spans != 0) {
       bool sent = co_await write_batch();
       bool close_sent = count_written(*datagram_count, sent);
       batch_.clear();
@@ -437,7 +454,7 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
 }
 
 #define IROH_INSTANTIATE_WRITER(S)                                                                \
-  template RelayClientHandle::Enqueue Connection<S>::try_enqueue_datagram(relay::Bytes&&,         \
+  template RelayClientHandle::Enqueue Connection<S>::try_enqueue_datagram(const ServerDatagram&,  \
                                                                           RelayClientHandle*);    \
   template RelayClientHandle::Enqueue Connection<S>::try_enqueue_control(relay::Bytes&&);         \
   template std::size_t Connection<S>::queued_datagrams();                                         \

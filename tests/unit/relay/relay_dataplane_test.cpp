@@ -2,6 +2,7 @@
 // control lane's priority, batching and the resume mark used for back-pressure.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <future>
@@ -54,15 +55,67 @@ TEST(QueueBudget, ConcurrentTakersNeverExceedTheLimit) {
   EXPECT_GT(taken.load(), 100'000u - 7);
 }
 
+SendQueue::Push push(SendQueue& q, std::size_t n, std::uint8_t fill = 0) {
+  const relay::Bytes frame = frame_of(n, fill);
+  return q.push_datagram(ServerDatagram::encoded(frame));
+}
+
+// One writer batch of a SendQueue: its control frames and datagram runs.
+struct Popped {
+  std::vector<QueuedFrame> control;
+  std::array<SendQueue::Span, 4> spans{};
+  SendQueue::Taken taken;
+  // The datagram runs concatenated (WebSocket messages).
+  relay::Bytes wire() const {
+    relay::Bytes out;
+    for (std::size_t i = 0; i < taken.spans; ++i)
+      out.insert(out.end(), spans[i].data, spans[i].data + spans[i].size);
+    return out;
+  }
+};
+
+Popped pop(SendQueue& q, std::size_t max_control = 128, std::size_t max_bytes = 1 << 20) {
+  q.release_batch();
+  Popped p;
+  p.taken = q.pop_batch(p.control, max_control, p.spans.data(), p.spans.size(), max_bytes);
+  return p;
+}
+
+// Splits WebSocket server messages (unmasked, unfragmented) into their payloads.
+std::vector<relay::Bytes> messages_of(const relay::Bytes& wire) {
+  std::vector<relay::Bytes> out;
+  std::size_t pos = 0;
+  while (pos < wire.size()) {
+    EXPECT_EQ(wire[pos], 0x80 | ws::kBinary);
+    std::size_t len = wire[pos + 1], head = 2;
+    if (len == 126) {
+      len = std::size_t(wire[pos + 2]) << 8 | wire[pos + 3];
+      head = 4;
+    } else if (len == 127) {
+      len = 0;
+      for (int i = 0; i < 8; ++i) len = len << 8 | wire[pos + 2 + i];
+      head = 10;
+    }
+    if (pos + head + len > wire.size()) {
+      ADD_FAILURE() << "message cut at " << pos;
+      break;
+    }
+    out.emplace_back(wire.begin() + std::ptrdiff_t(pos + head),
+                     wire.begin() + std::ptrdiff_t(pos + head + len));
+    pos += head + len;
+  }
+  return out;
+}
+
 TEST(SendQueue, ByteCapDropsOnceFullAndCountsBytes) {
   QueueBudget budget(1 << 30);
   SendQueue q({1000, 10'000}, budget);
-  for (int i = 0; i < 8; ++i) ASSERT_EQ(q.push_datagram(frame_of(1200)), SendQueue::Push::Ok);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(push(q, 1200), SendQueue::Push::Ok);
   EXPECT_EQ(q.datagram_bytes(), 9600u);
-  EXPECT_EQ(q.push_datagram(frame_of(1200)), SendQueue::Push::Full);
+  EXPECT_EQ(push(q, 1200), SendQueue::Push::Full);
   // A smaller frame that still fits is taken.
-  EXPECT_EQ(q.push_datagram(frame_of(400)), SendQueue::Push::Ok);
-  EXPECT_EQ(q.push_datagram(frame_of(1)), SendQueue::Push::Full);
+  EXPECT_EQ(push(q, 400), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 1), SendQueue::Push::Full);
   EXPECT_EQ(q.datagram_count(), 9u);
   EXPECT_EQ(budget.used(), 10'000u);
 }
@@ -70,32 +123,31 @@ TEST(SendQueue, ByteCapDropsOnceFullAndCountsBytes) {
 TEST(SendQueue, FrameCapStillApplies) {
   QueueBudget budget(1 << 30);
   SendQueue q({4, 1 << 20}, budget);
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(q.push_datagram(frame_of(10)), SendQueue::Push::Ok);
-  EXPECT_EQ(q.push_datagram(frame_of(10)), SendQueue::Push::Full);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(push(q, 10), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 10), SendQueue::Push::Full);
 }
 
 TEST(SendQueue, OneFrameAlwaysFitsAnEmptyQueue) {
   QueueBudget budget(1 << 30);
   SendQueue q({10, 100}, budget);
-  EXPECT_EQ(q.push_datagram(frame_of(5000)), SendQueue::Push::Ok);
-  EXPECT_EQ(q.push_datagram(frame_of(1)), SendQueue::Push::Full);
+  EXPECT_EQ(push(q, 5000), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 1), SendQueue::Push::Full);
 }
 
 TEST(SendQueue, DaemonBudgetIsSharedAndReleasedOnPopAndClear) {
   QueueBudget budget(3000);
   SendQueue a({100, 1 << 20}, budget), b({100, 1 << 20}, budget);
-  EXPECT_EQ(a.push_datagram(frame_of(2000)), SendQueue::Push::Ok);
-  EXPECT_EQ(b.push_datagram(frame_of(1500)), SendQueue::Push::BudgetFull);
-  EXPECT_EQ(b.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
+  EXPECT_EQ(push(a, 2000), SendQueue::Push::Ok);
+  EXPECT_EQ(push(b, 1500), SendQueue::Push::BudgetFull);
+  EXPECT_EQ(push(b, 1000), SendQueue::Push::Ok);
   EXPECT_EQ(budget.used(), 3000u);
-  std::vector<QueuedFrame> out;
-  EXPECT_EQ(a.pop_batch(out, 32, 1 << 20), 1u);
+  EXPECT_EQ(pop(a).taken.frames, 1u);
   EXPECT_EQ(budget.used(), 1000u);
   EXPECT_EQ(b.clear(), 1u);
   EXPECT_EQ(budget.used(), 0u);
   {
     SendQueue c({100, 1 << 20}, budget);
-    EXPECT_EQ(c.push_datagram(frame_of(700)), SendQueue::Push::Ok);
+    EXPECT_EQ(push(c, 700), SendQueue::Push::Ok);
     EXPECT_EQ(budget.used(), 700u);
   }
   // A destroyed queue gives its bytes back.
@@ -105,46 +157,63 @@ TEST(SendQueue, DaemonBudgetIsSharedAndReleasedOnPopAndClear) {
 TEST(SendQueue, ControlLaneGoesFirstAndHasItsOwnCap) {
   QueueBudget budget(1 << 30);
   SendQueue q({100, 1 << 20}, budget);
-  ASSERT_EQ(q.push_datagram(frame_of(10, 1)), SendQueue::Push::Ok);
-  ASSERT_EQ(q.push_datagram(frame_of(10, 2)), SendQueue::Push::Ok);
+  ASSERT_EQ(push(q, 10, 1), SendQueue::Push::Ok);
   EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(3, 9), ws::kBinary}, 2));
   EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(2, 8), ws::kPong}, 2));
   EXPECT_FALSE(q.push_control(QueuedFrame{frame_of(2, 7), ws::kBinary}, 2));
-  std::vector<QueuedFrame> out;
-  EXPECT_EQ(q.pop_batch(out, 3, 1 << 20), 1u);
-  ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[0].bytes[0], 9);
-  EXPECT_EQ(out[1].opcode, ws::kPong);
-  EXPECT_EQ(out[2].bytes[0], 1);
-  out.clear();
-  EXPECT_EQ(q.pop_batch(out, 3, 1 << 20), 1u);
-  EXPECT_EQ(out[0].bytes[0], 2);
+  // At most one control frame per batch here: the datagram waits for the second.
+  Popped first = pop(q, 1);
+  ASSERT_EQ(first.control.size(), 1u);
+  EXPECT_EQ(first.control[0].bytes[0], 9);
+  EXPECT_EQ(first.taken.frames, 1u);
+  // A control frame queued behind a datagram still goes ahead of the datagrams queued later.
+  ASSERT_EQ(push(q, 10, 2), SendQueue::Push::Ok);
+  EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(1, 6), ws::kBinary}, 2));
+  Popped second = pop(q);
+  ASSERT_EQ(second.control.size(), 2u);
+  EXPECT_EQ(second.control[0].opcode, ws::kPong);
+  EXPECT_EQ(second.control[1].bytes[0], 6);
+  EXPECT_EQ(messages_of(second.wire()), std::vector<relay::Bytes>{frame_of(10, 2)});
   EXPECT_TRUE(q.empty());
+  // Control frames that fill the batch's bytes leave the datagrams for the next one.
+  ASSERT_EQ(push(q, 10, 3), SendQueue::Push::Ok);
+  EXPECT_TRUE(q.push_control(QueuedFrame{frame_of(100, 5), ws::kBinary}, 2));
+  Popped third = pop(q, 128, 100);
+  EXPECT_EQ(third.control.size(), 1u);
+  EXPECT_EQ(third.taken.spans, 0u);
+  EXPECT_EQ(pop(q).taken.frames, 1u);
 }
 
-TEST(SendQueue, BatchStopsAtTheByteBudget) {
+TEST(SendQueue, BatchStopsNearTheByteBudgetAtWholeRuns) {
   QueueBudget budget(1 << 30);
   SendQueue q({1000, 1 << 20}, budget);
-  for (int i = 0; i < 100; ++i) ASSERT_EQ(q.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
-  std::vector<QueuedFrame> out;
-  // Stops once at least 4500 bytes are taken: five frames.
-  EXPECT_EQ(q.pop_batch(out, 64, 4500), 5u);
-  EXPECT_EQ(q.datagram_count(), 95u);
-  // FIFO order survives the internal compaction.
-  for (int round = 0; round < 20; ++round) {
-    out.clear();
-    q.pop_batch(out, 4, 1 << 20);
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(push(q, 1000, std::uint8_t(i)), SendQueue::Push::Ok);
+  std::size_t total = 0, batches = 0;
+  std::vector<relay::Bytes> seen;
+  while (!q.empty()) {
+    Popped p = pop(q, 128, 64 * 1024);
+    ASSERT_GT(p.taken.frames, 0u);
+    // The first run is taken whole (one chunk); further runs only within the budget.
+    EXPECT_LE(p.taken.wire_bytes, DatagramLane::kChunkBytes);
+    EXPECT_EQ(p.taken.frame_bytes, p.taken.frames * 1000);
+    for (auto& m : messages_of(p.wire())) seen.push_back(std::move(m));
+    total += p.taken.frames;
+    ++batches;
+    ASSERT_LT(batches, 200u);
   }
-  EXPECT_EQ(q.datagram_count(), 15u);
+  EXPECT_EQ(total, 200u);
+  ASSERT_EQ(seen.size(), 200u);
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], frame_of(1000, std::uint8_t(i)));
+  // Over 200 KB in batches of about 64 KiB, not one per frame.
+  EXPECT_LE(batches, 8u);
 }
 
 TEST(SendQueue, ResumeMarkIsHalfOfBothCaps) {
   QueueBudget budget(1 << 30);
   SendQueue q({10, 10'000}, budget);
-  for (int i = 0; i < 8; ++i) ASSERT_EQ(q.push_datagram(frame_of(1000)), SendQueue::Push::Ok);
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(push(q, 1000), SendQueue::Push::Ok);
   EXPECT_FALSE(q.below_resume_mark());
-  std::vector<QueuedFrame> out;
-  q.pop_batch(out, 3, 1 << 20);
+  pop(q);
   EXPECT_TRUE(q.below_resume_mark());
 }
 
@@ -158,6 +227,123 @@ TEST(FrameFifo, KeepsOrderAndReleasesStorage) {
   EXPECT_EQ(fifo.clear(), 50u);
   EXPECT_EQ(fifo.bytes(), 0u);
   EXPECT_TRUE(fifo.empty());
+}
+
+// ---- The datagram lane's chunks (issue 13: one copy per datagram, whole runs per write) ----
+
+TEST(ServerDatagram, EncodesInPlaceWhatEncodeServerDatagramEncodes) {
+  const auto src = relay::SecretKey::generate().public_key();
+  const relay::Bytes contents(1200, 0x5a);
+  for (std::uint16_t segment : {std::uint16_t(0), std::uint16_t(600)}) {
+    relay::Datagram dg;
+    dg.peer = relay::SecretKey::generate().public_key();
+    dg.ecn = relay::Ecn::Ce;
+    dg.segment_size = segment;
+    dg.contents = contents;
+    const auto frame = ServerDatagram::from(src, dg);
+    ASSERT_TRUE(frame.valid());
+    const auto expected = relay::encode_server_datagram(src, dg.ecn, segment, contents);
+    ASSERT_TRUE(expected);
+    EXPECT_EQ(frame.to_bytes(), *expected);
+    EXPECT_EQ(frame.size(), expected->size());
+    EXPECT_EQ(frame.contents_size(), 1200u);
+    // The same frame handed on already encoded (another worker, a mesh peer).
+    EXPECT_EQ(ServerDatagram::encoded(*expected).contents_size(), 1200u);
+  }
+  // What encode_server_datagram refuses (§5.4) is not valid: too large, or no contents.
+  relay::Datagram big;
+  const relay::Bytes too_much(relay::kMaxPacketSize, 1);
+  big.contents = too_much;
+  EXPECT_FALSE(ServerDatagram::from(src, big).valid());
+  EXPECT_FALSE(relay::encode_server_datagram(src, big.ecn, 0, too_much));
+  relay::Datagram empty;
+  EXPECT_FALSE(ServerDatagram::from(src, empty).valid());
+}
+
+TEST(DatagramLane, WrapsAroundInItsTailChunkAndFreesEverythingWhenIdle) {
+  DatagramLane lane;
+  std::array<DatagramLane::Span, 4> spans{};
+  const relay::Bytes frame = frame_of(1000, 7);
+  std::size_t max_storage = 0;
+  for (int round = 0; round < 2000; ++round) {
+    const std::size_t n = 1 + std::size_t(round % 50);
+    for (std::size_t i = 0; i < n; ++i) lane.push(ServerDatagram::encoded(frame));
+    std::size_t taken = 0;
+    for (int guard = 0; guard < 100 && !lane.empty(); ++guard) {
+      taken += lane.take(spans.data(), spans.size(), 64 * 1024).frames;
+      lane.release();
+    }
+    ASSERT_EQ(taken, n);
+    max_storage = std::max(max_storage, lane.storage_bytes());
+  }
+  // The written chunks are reused (the tail from its start, one spare), not piled up: at most
+  // one full queue of 50 frames (~50 KB) in chunks of at most 64 KiB, plus the spare.
+  EXPECT_LE(max_storage, 3 * DatagramLane::kChunkBytes);
+  lane.release_storage();
+  EXPECT_EQ(lane.storage_bytes(), 0u);
+}
+
+TEST(DatagramLane, ProducersAppendBehindTheRunInFlight) {
+  DatagramLane lane;
+  std::array<DatagramLane::Span, 4> spans{};
+  for (std::uint8_t i = 0; i < 5; ++i) lane.push(ServerDatagram::encoded(frame_of(100, i)));
+  const auto t = lane.take(spans.data(), spans.size(), 64 * 1024);
+  ASSERT_EQ(t.frames, 5u);
+  ASSERT_EQ(t.spans, 1u);
+  const relay::Bytes in_flight(spans[0].data, spans[0].data + spans[0].size);
+  // More messages while the run is being written: same chunk, after it, untouched run.
+  for (std::uint8_t i = 5; i < 10; ++i) lane.push(ServerDatagram::encoded(frame_of(100, i)));
+  EXPECT_EQ(relay::Bytes(spans[0].data, spans[0].data + spans[0].size), in_flight);
+  EXPECT_EQ(lane.frames(), 5u);
+  lane.release();
+  const auto t2 = lane.take(spans.data(), spans.size(), 64 * 1024);
+  ASSERT_EQ(t2.frames, 5u);
+  const auto second = messages_of(relay::Bytes(spans[0].data, spans[0].data + spans[0].size));
+  ASSERT_EQ(second.size(), 5u);
+  EXPECT_EQ(second[0], frame_of(100, 5));
+  EXPECT_EQ(second[4], frame_of(100, 9));
+  lane.release();
+  EXPECT_TRUE(lane.empty());
+}
+
+TEST(DatagramLane, ClearDropsTheQueuedButKeepsTheRunInFlight) {
+  DatagramLane lane;
+  std::array<DatagramLane::Span, 4> spans{};
+  for (int i = 0; i < 100; ++i) lane.push(ServerDatagram::encoded(frame_of(1000, 3)));
+  const auto t = lane.take(spans.data(), 1, 64 * 1024);
+  ASSERT_GT(t.frames, 0u);
+  const relay::Bytes in_flight(spans[0].data, spans[0].data + spans[0].size);
+  EXPECT_EQ(lane.clear(), 100u - t.frames);
+  EXPECT_TRUE(lane.empty());
+  EXPECT_EQ(lane.bytes(), 0u);
+  EXPECT_EQ(relay::Bytes(spans[0].data, spans[0].data + spans[0].size), in_flight);
+  lane.release();
+  lane.release_storage();
+  EXPECT_EQ(lane.storage_bytes(), 0u);
+}
+
+TEST(DatagramLane, LargeMessagesGetAChunkOfTheirOwnAndLongHeaders) {
+  DatagramLane lane;
+  std::array<DatagramLane::Span, 4> spans{};
+  // A frame above 64 KiB cannot be a relay datagram (§5.4) but can be handed on encoded (a mesh
+  // peer's frame); and frames of 126..65535 bytes take the 16-bit length form.
+  const relay::Bytes huge = frame_of(DatagramLane::kChunkBytes + 10, 4);
+  lane.push(ServerDatagram::encoded(frame_of(200, 1)));
+  lane.push(ServerDatagram::encoded(huge));
+  lane.push(ServerDatagram::encoded(frame_of(20, 2)));
+  std::vector<relay::Bytes> seen;
+  for (int guard = 0; guard < 10 && !lane.empty(); ++guard) {
+    const auto t = lane.take(spans.data(), spans.size(), 1024);
+    for (std::size_t i = 0; i < t.spans; ++i) {
+      for (auto& m : messages_of(relay::Bytes(spans[i].data, spans[i].data + spans[i].size)))
+        seen.push_back(std::move(m));
+    }
+    lane.release();
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], frame_of(200, 1));
+  EXPECT_EQ(seen[1], huge);
+  EXPECT_EQ(seen[2], frame_of(20, 2));
 }
 
 // ---- WebSocket framing (RFC 6455 §5.2) ----
@@ -246,9 +432,9 @@ class FakeClient : public RelayClientHandle, public std::enable_shared_from_this
  public:
   FakeClient(relay::EndpointId id, Enqueue answer = Enqueue::Ok)
       : RelayClientHandle(id, relay::ProtocolVersion::V2), answer_(answer) {}
-  Enqueue try_enqueue_datagram(relay::Bytes&& frame, RelayClientHandle* sender) override {
+  Enqueue try_enqueue_datagram(const ServerDatagram& frame, RelayClientHandle* sender) override {
     last_sender = sender;
-    if (answer_ == Enqueue::Ok) datagrams.push_back(std::move(frame));
+    if (answer_ == Enqueue::Ok) datagrams.push_back(frame.to_bytes());
     return answer_;
   }
   Enqueue try_enqueue_control(relay::Bytes&& frame) override {
@@ -266,15 +452,20 @@ class FakeClient : public RelayClientHandle, public std::enable_shared_from_this
   Enqueue answer_;
 };
 
+const relay::Bytes kOne{1};
+const ServerDatagram kFrame = ServerDatagram::encoded(kOne);
+
 TEST(ClientRegistry, ForwardsToTheActiveConnectionAndMapsEveryOutcome) {
   RelayMetrics metrics;
   ClientRegistry registry(metrics);
   auto id = relay::SecretKey::generate().public_key();
-  EXPECT_EQ(registry.forward(id, {1}), ClientRegistry::Forward::UnknownDestination);
+  EXPECT_EQ(registry.forward(id, kFrame), ClientRegistry::Forward::UnknownDestination);
   auto a = std::make_shared<FakeClient>(id);
   registry.register_client(a);
   FakeClient sender(relay::SecretKey::generate().public_key());
-  EXPECT_EQ(registry.forward(id, {1, 2}, &sender), ClientRegistry::Forward::Queued);
+  const relay::Bytes two{1, 2};
+  EXPECT_EQ(registry.forward(id, ServerDatagram::encoded(two), &sender),
+            ClientRegistry::Forward::Queued);
   ASSERT_EQ(a->datagrams.size(), 1u);
   EXPECT_EQ(a->last_sender, &sender);
   using E = RelayClientHandle::Enqueue;
@@ -286,7 +477,7 @@ TEST(ClientRegistry, ForwardsToTheActiveConnectionAndMapsEveryOutcome) {
   for (const auto& [answer, expected] : outcomes) {
     auto other = relay::SecretKey::generate().public_key();
     registry.register_client(std::make_shared<FakeClient>(other, answer));
-    EXPECT_EQ(registry.forward(other, {1}), expected);
+    EXPECT_EQ(registry.forward(other, kFrame), expected);
   }
   EXPECT_EQ(registry.endpoint_count(), 5u);
 }
@@ -304,7 +495,7 @@ TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
   // The older one is told another connection took over; datagrams go to the newest.
   ASSERT_EQ(first->control.size(), 1u);
   EXPECT_EQ(first->control[0], ClientRegistry::same_id_connected_frame(relay::ProtocolVersion::V2));
-  registry.forward(id, {9});
+  registry.forward(id, kFrame);
   EXPECT_EQ(second->datagrams.size(), 1u);
   EXPECT_TRUE(first->datagrams.empty());
   // The newest leaves: the older is active again and told it is healthy.
@@ -317,6 +508,43 @@ TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
   ASSERT_EQ(peer->control.size(), 1u);
   EXPECT_EQ(peer->control[0][0], std::uint8_t(relay::FrameType::EndpointGone));
   EXPECT_EQ(metrics.clients_connected.load(), 1);
+}
+
+// A sender's route cache (issue 13) follows every change of the destination's connection.
+TEST(ClientRegistry, RouteCacheFollowsReconnectsAndDepartures) {
+  RelayMetrics metrics;
+  ClientRegistry registry(metrics);
+  auto id = relay::SecretKey::generate().public_key();
+  auto first = std::make_shared<FakeClient>(id);
+  registry.register_client(first);
+  FakeClient sender(relay::SecretKey::generate().public_key());
+  ClientRegistry::RouteCache cache;
+  using F = ClientRegistry::Forward;
+  EXPECT_EQ(registry.forward(id, kFrame, &sender, &cache), F::Queued);
+  EXPECT_EQ(cache.active.get(), first.get());
+  EXPECT_EQ(registry.forward(id, kFrame, &sender, &cache), F::Queued);
+  EXPECT_EQ(first->datagrams.size(), 2u);
+  // Another destination through the same cache: looked up, and cached instead.
+  auto other_id = relay::SecretKey::generate().public_key();
+  auto other = std::make_shared<FakeClient>(other_id);
+  registry.register_client(other);
+  EXPECT_EQ(registry.forward(other_id, kFrame, &sender, &cache), F::Queued);
+  EXPECT_EQ(other->datagrams.size(), 1u);
+  EXPECT_EQ(cache.active.get(), other.get());
+  // A newer connection of the same id takes the datagrams at once.
+  auto second = std::make_shared<FakeClient>(other_id);
+  registry.register_client(second);
+  EXPECT_EQ(registry.forward(other_id, kFrame, &sender, &cache), F::Queued);
+  EXPECT_EQ(second->datagrams.size(), 1u);
+  EXPECT_EQ(other->datagrams.size(), 1u);
+  // Every connection of the id gone: unknown, not the cached connection.
+  registry.unregister_client(second.get(), {});
+  registry.unregister_client(other.get(), {});
+  EXPECT_EQ(registry.forward(other_id, kFrame, &sender, &cache), F::UnknownDestination);
+  EXPECT_EQ(second->datagrams.size(), 1u);
+  EXPECT_EQ(other->datagrams.size(), 1u);
+  cache.reset();
+  EXPECT_EQ(cache.active, nullptr);
 }
 
 // §6.5 keepalive, driven with explicit clock readings.
@@ -441,7 +669,7 @@ class WorkerClient : public RelayClientHandle, public std::enable_shared_from_th
       : RelayClientHandle(relay::SecretKey::generate().public_key(), relay::ProtocolVersion::V2,
                           worker),
         answer_(answer) {}
-  Enqueue try_enqueue_datagram(relay::Bytes&&, RelayClientHandle* sender) override {
+  Enqueue try_enqueue_datagram(const ServerDatagram&, RelayClientHandle* sender) override {
     delivered_on = std::this_thread::get_id();
     last_sender = sender;
     ++delivered;
@@ -498,14 +726,16 @@ TEST(RelayWorkers, DatagramsForAnotherWorkerArriveOnItsThreadAndFullQueuesSlowTh
   run_on(workers, 1, [&] { worker1 = std::this_thread::get_id(); });
 
   constexpr int kFrames = 200;  // more than one flush batch
+  const relay::Bytes bytes(100);
+  const ServerDatagram frame = ServerDatagram::encoded(bytes);
   std::vector<ClientRegistry::Forward> outcomes;
   run_on(workers, 0, [&] {
     for (int i = 0; i < kFrames; ++i) {
-      outcomes.push_back(registry.forward(remote->endpoint_id(), relay::Bytes(100), sender.get()));
+      outcomes.push_back(registry.forward(remote->endpoint_id(), frame, sender.get()));
     }
     // Same worker: enqueued at once, no hand-off.
-    outcomes.push_back(registry.forward(local->endpoint_id(), relay::Bytes(100), sender.get()));
-    outcomes.push_back(registry.forward(full->endpoint_id(), relay::Bytes(100), sender.get()));
+    outcomes.push_back(registry.forward(local->endpoint_id(), frame, sender.get()));
+    outcomes.push_back(registry.forward(full->endpoint_id(), frame, sender.get()));
   });
   ASSERT_EQ(outcomes.size(), std::size_t(kFrames + 2));
   EXPECT_EQ(outcomes[0], ClientRegistry::Forward::HandedOff);
