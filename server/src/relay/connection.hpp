@@ -209,6 +209,9 @@ class Connection final : public RelayClientHandle,
   int send_queue_bytes();
   void on_write_watchdog(error_code ec);
   awaitable<bool> write_batch();
+  void gather_batch();
+  awaitable<bool> write_batch_tls();
+  awaitable<bool> write_batch_plain();
   std::size_t send_now(const std::vector<boost::asio::const_buffer>& buffers);
   static bool consume_buffers(std::vector<boost::asio::const_buffer>& buffers, std::size_t n);
   enum class Keepalive { Idle, SendPing, TimedOut };

@@ -225,6 +225,16 @@ bool Connection<Stream>::consume_buffers(std::vector<asio::const_buffer>& buffer
 template <class Stream>
 asio::awaitable<bool> Connection<Stream>::write_batch() {
   if (socket_closed_) co_return false;
+  gather_batch();
+  // A plain `if` for the co_await (GCC 12, see fill() in session.cpp).
+  if (kTls) co_return co_await write_batch_tls();
+  co_return co_await write_batch_plain();
+}
+
+// WebSocket headers for the control frames; for TCP the iovecs of the whole batch, for TLS the
+// control frames copied into batch_bytes_ (the runs are written where they lie).
+template <class Stream>
+void Connection<Stream>::gather_batch() {
   batch_heads_.resize(batch_.size() * kMaxServerHeader);
   batch_buffers_.clear();
   batch_bytes_.clear();
@@ -243,64 +253,68 @@ asio::awaitable<bool> Connection<Stream>::write_batch() {
     for (std::size_t i = 0; i < batch_taken_.spans; ++i)
       batch_buffers_.push_back(asio::buffer(batch_spans_[i].data, batch_spans_[i].size));
   }
+}
+
+// TLS (relay/tls_socket.hpp): the batch's records collect in the TLS write buffer and go out in
+// one sendmsg per run, without an asynchronous operation while the socket takes them (the usual
+// case); otherwise wait for what OpenSSL wants and retry with the same remaining bytes, and wait
+// until the write buffer is on the socket. The watchdog times the write from its first wait.
+// Nothing to write only flushes what the reader left buffered (write_loop).
+// Segment 0 is batch_bytes_ (the control frames), segment i > 0 the run batch_spans_[i - 1].
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::write_batch_tls() {
+  const std::size_t segments = 1 + batch_taken_.spans;
+  auto segment = [this](std::size_t i) {
+    return i == 0 ? SendQueue::Span{batch_bytes_.data(), batch_bytes_.size()} : batch_spans_[i - 1];
+  };
   error_code ec;
-  // A plain `if` for the co_await (GCC 12, see fill() in session.cpp).
-  if (kTls) {
-    // TLS (relay/tls_socket.hpp): the batch's records collect in the TLS write buffer and go out
-    // in one sendmsg per run, without an asynchronous operation while the socket takes them (the
-    // usual case); otherwise wait for what OpenSSL wants and retry with the same remaining bytes,
-    // and wait until the write buffer is on the socket. The watchdog times the write from its
-    // first wait. Nothing to write only flushes what the reader left buffered (write_loop).
-    // Segment 0 is batch_bytes_ (the control frames), segment i > 0 the run batch_spans_[i - 1].
-    const std::size_t segments = 1 + batch_taken_.spans;
-    auto segment = [this](std::size_t i) {
-      return i == 0 ? SendQueue::Span{batch_bytes_.data(), batch_bytes_.size()}
-                    : batch_spans_[i - 1];
-    };
-    std::size_t seg = 0, done = 0;
-    bool waited = false;
-    bool ok = true;
-    for (;;) {
-      while (seg < segments && done == segment(seg).size) {
-        ++seg;
-        done = 0;
-      }
-      if (seg == segments && tls_write_pending() == 0) break;
-      const TlsSocket::Result r =
-          seg < segments ? tls_write(segment(seg).data + done, segment(seg).size - done)
-                         : tls_flush();
-      if (r.status == TlsSocket::Status::Done) {
-        done += r.bytes;
-        continue;
-      }
-      if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
-        if (!socket_closed_) log::debug("write to ", peer_text(), " failed: ", r.error.message());
-        count_tls_end(r.error);
-        ok = false;
-        break;
-      }
-      if (!waited) {
-        waited = true;
-        begin_write();
-      }
-      co_await socket().async_wait(r.status == TlsSocket::Status::WantWrite
-                                       ? tcp::socket::wait_write
-                                       : tcp::socket::wait_read,
-                                   ec_token(ec));
-      if (ec) {
-        ok = false;
-        break;
-      }
+  std::size_t seg = 0, done = 0;
+  bool waited = false;
+  bool ok = true;
+  for (;;) {
+    while (seg < segments && done == segment(seg).size) {
+      ++seg;
+      done = 0;
     }
-    if (waited) end_write();
-    co_return ok;
+    if (seg == segments && tls_write_pending() == 0) break;
+    const TlsSocket::Result r = seg < segments
+                                    ? tls_write(segment(seg).data + done, segment(seg).size - done)
+                                    : tls_flush();
+    if (r.status == TlsSocket::Status::Done) {
+      done += r.bytes;
+      continue;
+    }
+    if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
+      if (!socket_closed_) log::debug("write to ", peer_text(), " failed: ", r.error.message());
+      count_tls_end(r.error);
+      ok = false;
+      break;
+    }
+    if (!waited) {
+      waited = true;
+      begin_write();
+    }
+    co_await socket().async_wait(
+        r.status == TlsSocket::Status::WantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+        ec_token(ec));
+    if (ec) {
+      ok = false;
+      break;
+    }
   }
-  // Plain TCP: the whole batch in one sendmsg, without an asynchronous operation when the
-  // socket takes it all (the usual case). Only what is left goes through async_write, which
-  // waits for the socket correctly (issue 13: per-batch cost).
+  if (waited) end_write();
+  co_return ok;
+}
+
+// Plain TCP: the whole batch in one sendmsg, without an asynchronous operation when the socket
+// takes it all (the usual case). Only what is left goes through async_write, which waits for the
+// socket correctly (issue 13: per-batch cost).
+template <class Stream>
+asio::awaitable<bool> Connection<Stream>::write_batch_plain() {
   std::size_t written = send_now(batch_buffers_);
   if (written == SIZE_MAX) co_return false;
   if (consume_buffers(batch_buffers_, written)) co_return true;
+  error_code ec;
   begin_write();
   co_await asio::async_write(stream_, batch_buffers_, ec_token(ec));
   end_write();
