@@ -31,6 +31,20 @@ TEST(HardeningLogs, JsonFormatIsOneObjectPerLine) {
   EXPECT_FALSE(log::set_format("xml"));
 }
 
+// A reload checks the new log_level without touching the running one: other threads keep logging
+// at the old level while the new file is checked (issue 14).
+TEST(HardeningLogs, ParsingALevelLeavesTheRunningLevelAlone) {
+  log::set_level(log::Level::Warn);
+  EXPECT_EQ(log::parse_level("DEBUG"), log::Level::Debug);
+  EXPECT_EQ(log::parse_level("warning"), log::Level::Warn);
+  EXPECT_EQ(log::parse_level("loud"), std::nullopt);
+  EXPECT_EQ(log::level(), log::Level::Warn);
+  EXPECT_FALSE(log::set_level("loud"));
+  EXPECT_EQ(log::level(), log::Level::Warn);
+  EXPECT_TRUE(log::set_level("info"));
+  EXPECT_EQ(log::level(), log::Level::Info);
+}
+
 TEST(HardeningLogs, SecretsNeverLogged) {
   LogCapture capture;
   log::set_level(log::Level::Trace);

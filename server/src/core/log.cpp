@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/time_text.hpp"
 
@@ -45,18 +46,21 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-bool set_level(std::string_view name) {
+std::optional<Level> parse_level(std::string_view name) {
   static constexpr std::pair<std::string_view, Level> kNames[] = {
       {"trace", Level::Trace}, {"debug", Level::Debug},  {"info", Level::Info},
       {"warn", Level::Warn},   {"warning", Level::Warn}, {"error", Level::Error},
       {"off", Level::Off}};
   for (const auto& [n, l] : kNames) {
-    if (iequals(name, n)) {
-      g_level.store(l, std::memory_order_relaxed);
-      return true;
-    }
+    if (iequals(name, n)) return l;
   }
-  return false;
+  return std::nullopt;
+}
+
+bool set_level(std::string_view name) {
+  const auto l = parse_level(name);
+  if (l) set_level(*l);
+  return l.has_value();
 }
 
 bool set_format(std::string_view name) {

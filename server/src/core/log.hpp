@@ -7,7 +7,7 @@
 #pragma once
 
 #include <functional>
-
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -17,7 +17,9 @@ namespace iroh::log {
 
 enum class Level { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Off = 5 };
 
-// Accepts "trace", "debug", "info", "warn", "error", "off" (any case); false if unknown.
+// Accepts "trace", "debug", "info", "warn", "error", "off" (any case); nullopt if unknown.
+std::optional<Level> parse_level(std::string_view name);
+// parse_level, then sets it; false (level unchanged) if unknown.
 bool set_level(std::string_view name);
 void set_level(Level level);
 Level level();
