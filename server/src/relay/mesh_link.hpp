@@ -9,7 +9,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -20,6 +19,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/await.hpp"
 #include "core/log.hpp"
 #include "iroh/mesh_proto.hpp"
 #include "relay/mesh.hpp"
@@ -45,10 +45,6 @@ inline constexpr std::size_t kBatchBytes = 256 * 1024;
 
 inline bool is_forward(const relay::Bytes& frame) {
   return !frame.empty() && frame[0] == static_cast<std::uint8_t>(mesh::FrameType::Forward);
-}
-
-inline auto ec_token(error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
 }
 
 template <class WS>
