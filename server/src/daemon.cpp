@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "certificate.hpp"
+#include "core/cpus.hpp"
 #include "core/log.hpp"
 #include "core/tls.hpp"
 #include "http/status_page.hpp"
@@ -124,7 +125,7 @@ struct Daemon::Impl {
 
   Impl(config::Config c, unsigned threads)
       : config(std::move(c)),
-        thread_count(threads ? threads : std::max(1u, std::thread::hardware_concurrency())),
+        thread_count(threads ? threads : usable_cpus()),
         ioc(int(thread_count)),
         current(config) {}
 

@@ -30,7 +30,7 @@ namespace iroh::server {
 
 class Daemon {
  public:
-  // `threads` = 0 -> std::thread::hardware_concurrency().
+  // `threads` = 0 -> the CPUs this process may run on (core/cpus.hpp), as the relay workers.
   explicit Daemon(config::Config config, unsigned threads = 0);
   ~Daemon();
   Daemon(const Daemon&) = delete;
