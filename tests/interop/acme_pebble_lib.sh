@@ -1,6 +1,6 @@
 # Shared by the pebble ACME tests (acme_pebble.sh: HTTP-01, acme_pebble_tls_alpn.sh: TLS-ALPN-01).
 # Source it after `set -euo pipefail`; it creates $WORK (removed on exit with every pid in PIDS)
-# and defines fail, free_port, wait_for and start_pebble.
+# and defines fail, wait_for and start_pebble (free_port comes from daemon-lib.sh).
 
 WORK=$(mktemp -d /tmp/acme-pebble.XXXXXX)
 PIDS=()
@@ -22,9 +22,9 @@ fail() {
   exit 1
 }
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port (tests/interop/daemon-lib.sh)
+# shellcheck source=daemon-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon-lib.sh"
 
 # wait_for <file> <pattern> <seconds> <pid>: bounded wait for a log line; fails if pid dies.
 wait_for() {

@@ -22,9 +22,8 @@ check() { # check NAME CMD...
   if "$@" >"$WORK/check.out" 2>&1; then pass=$((pass + 1)); echo "ok   $name"
   else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/check.out" | tail -n 15; fi
 }
-free_port() {
-  python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
-}
+# shellcheck source=daemon-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon-lib.sh"
 # Up when the daemon itself logged both listeners (a /ping answer could come from another test's
 # daemon that took the port between free_port and our bind). A port taken in that window makes
 # the daemon exit naming it: pick new ports and start again (bounded).
@@ -43,12 +42,9 @@ data_dir: "$WORK/data"
 YAML
   "$RELAY" --config "$WORK/relay.yaml" >"$WORK/relay.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 100); do
-    grep -q "listening http on 127.0.0.1:$HTTP" "$WORK/relay.log" &&
-      grep -q "dns: listening" "$WORK/relay.log" && return 0
-    kill -0 "$PID" 2>/dev/null || { wait "$PID"; PID=""; return 1; }
-    sleep 0.1
-  done
+  wait_listening "$WORK/relay.log" "listening http on 127.0.0.1:$HTTP" &&
+    wait_listening "$WORK/relay.log" "dns: listening" && return 0
+  kill -0 "$PID" 2>/dev/null || { wait "$PID"; PID=""; }
   return 1
 }
 started=no

@@ -19,13 +19,8 @@ check() { # check NAME CMD...
   if "$@" >"$WORK/check.out" 2>&1; then pass=$((pass + 1)); echo "ok   $name"
   else fail=$((fail + 1)); echo "FAIL $name"; sed 's/^/     /' "$WORK/check.out" | tail -n 15; fi
 }
-free_port() { # a free port of the given kind (tcp|udp) on 127.0.0.1
-  python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
-}
-wait_listening() { # wait_listening LOG PATTERN
-  for _ in $(seq 1 100); do grep -q "$2" "$1" 2>/dev/null && return 0; kill -0 "$PID" 2>/dev/null || return 1; sleep 0.1; done
-  return 1
-}
+# shellcheck source=daemon-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon-lib.sh"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
