@@ -97,6 +97,36 @@ TEST_F(HardeningTls, OnlyModernSuites) {
   EXPECT_TRUE(old.connect(*daemon_->https_endpoint()));
 }
 
+// The server's suite order wins (core/tls.cpp says why): AES-128-GCM for a client that lists
+// AES-256-GCM first, as OpenSSL's and rustls's defaults do, over TLS 1.3 and TLS 1.2; a client
+// that offers only another modern suite still connects with it.
+TEST_F(HardeningTls, ServerPicksAes128GcmWhateverTheClientPrefers) {
+  auto negotiated = [&](const char* tls13_suites, const char* tls12_ciphers, int max_version) {
+    ssl::context ctx{ssl::context::tls_client};
+    ctx.set_verify_mode(ssl::verify_none);
+    SSL_CTX_set_max_proto_version(ctx.native_handle(), max_version);
+    if (tls13_suites) SSL_CTX_set_ciphersuites(ctx.native_handle(), tls13_suites);
+    if (tls12_ciphers) SSL_CTX_set_cipher_list(ctx.native_handle(), tls12_ciphers);
+    TlsRelayTestClient c(ctx);
+    if (c.connect(*daemon_->https_endpoint())) return std::string("connect failed");
+    return std::string(SSL_get_cipher_name(c.stream().next_layer().native_handle()));
+  };
+  EXPECT_EQ(negotiated("TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+                       nullptr, TLS1_3_VERSION),
+            "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(negotiated("TLS_AES_256_GCM_SHA384", nullptr, TLS1_3_VERSION),
+            "TLS_AES_256_GCM_SHA384");
+  EXPECT_EQ(negotiated("TLS_CHACHA20_POLY1305_SHA256", nullptr, TLS1_3_VERSION),
+            "TLS_CHACHA20_POLY1305_SHA256");
+  const std::string tls12 = negotiated(
+      nullptr,
+      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+      TLS1_2_VERSION);
+  EXPECT_TRUE(tls12 == "ECDHE-ECDSA-AES128-GCM-SHA256" || tls12 == "ECDHE-RSA-AES128-GCM-SHA256")
+      << tls12;
+}
+
 // Header auth (relay.md §4.3) from a client written against OpenSSL's SSL_* API directly (no
 // Asio, no Beast): plain socket, SSL_connect, SSL_export_keying_material, hand-written HTTP
 // upgrade and WebSocket frame parsing.

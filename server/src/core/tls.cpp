@@ -37,7 +37,12 @@ void apply_modern_settings(ssl::context& ctx) {
                            "TLS_CHACHA20_POLY1305_SHA256");
   // Idle relay clients should not pin 16 KiB+ TLS buffers each.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION);
+  // Our order, not the client's (issue 13, "TLS at speed"): the relay decrypts every datagram
+  // from its sender and encrypts it again for its receiver, so the suite's cost counts twice.
+  // AES-128-GCM is ~20 % cheaper than AES-256-GCM here (`openssl speed -evp`: 3.4 vs 2.8 GB/s)
+  // and rustls and OpenSSL clients list AES-256-GCM first. Go's crypto/tls (derper) also picks
+  // AES-128-GCM on AES hardware whatever the client prefers.
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 }
 
 }  // namespace
