@@ -72,7 +72,10 @@ constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 // waiting for the socket, it lets the other handlers of its thread run (writers above all), so
 // one flooding connection cannot monopolise a thread.
 constexpr std::size_t kReadTurnFrames = 64;
-constexpr std::size_t kReadTurnBytes = 256 * 1024;
+constexpr std::size_t kReadTurnBytes = 64 * 1024;
+// The writer's per-turn budget: bytes written without waiting for the socket before it lets the
+// other handlers of its thread run.
+constexpr std::size_t kWriteTurnBytes = 64 * 1024;
 // Back-pressure (issue 13): a sender whose datagram found a full destination queue stops being
 // read until that queue is half empty again, or at most this long.
 constexpr auto kThrottleMaxPause = 20ms;
@@ -188,6 +191,10 @@ class Connection final : public RelayClientHandle,
   bool ws_protocol_error(const char* what);
   std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }
   awaitable<bool> read_ws_message();
+  enum class ReadStep { Message, NeedMore, Pause, End };
+  ReadStep next_buffered_message(std::size_t& need);
+  bool answer_control_frame(std::uint8_t opcode, const std::uint8_t* payload, std::size_t len);
+  ReadStep next_buffered_binary_message(std::size_t& need, Clock::time_point& resume);
   relay::ByteSpan message_bytes() const { return message_; }
   std::optional<Clock::time_point> account_rx_now(std::size_t payload);
   awaitable<void> pause_until(Clock::time_point resume);
@@ -245,6 +252,8 @@ class Connection final : public RelayClientHandle,
   relay::ByteSpan message_;
   std::size_t max_message_ = relay_conn::kMaxHandshakeMessage;
   std::array<std::uint8_t, 16> wait_bytes_{};
+  // When fill() last read bytes from the socket: the arrival time of the frames it brought.
+  Clock::time_point last_read_at_{};
   // Writer state, released whenever the writer goes idle: the batch's control frames, its runs of
   // datagram messages (in the send queue's chunks until the next take_batch) and what they hold.
   std::vector<QueuedFrame> batch_;

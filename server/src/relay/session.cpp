@@ -91,8 +91,19 @@ asio::awaitable<void> Connection<Stream>::read_loop() {
   buffer_.max_size(std::numeric_limits<std::size_t>::max());
   std::size_t turn_frames = 0, turn_bytes = 0;
   for (;;) {
+    std::size_t need = 0;
+    Clock::time_point resume{};
+    ReadStep step = next_buffered_binary_message(need, resume);
+    if (step == ReadStep::Pause) {
+      co_await pause_until(resume);
+      if (socket_closed_) break;
+      if (!message_binary_) continue;
+      step = ReadStep::Message;
+    }
+    bool got = step == ReadStep::Message;
+    // Only when the buffer holds no whole message: the coroutine that reads the socket.
     // Not `if (!co_await ...) co_return;`: GCC 12 miscompiles that here (SIGILL on entry).
-    bool got = co_await read_message();
+    if (step == ReadStep::NeedMore) got = co_await read_message();
     if (!got || !handle_frame(message_bytes())) break;
     turn_bytes += message_.size();
     if (throttled_ || budget_backoff_) {
@@ -130,8 +141,9 @@ asio::awaitable<void> Connection<Stream>::throttle_pause() {
 // False if the client must be closed.
 template <class Stream>
 bool Connection<Stream>::handle_frame(relay::ByteSpan message) {
-  auto now = Clock::now();
-  ping_.on_receive(now);
+  // The time of the socket read that brought the frame (fill()): one clock read per read, not
+  // per frame; the keepalive works in seconds.
+  ping_.on_receive(last_read_at_);
   // Keys are checked in forward(), only for destinations that are not registered.
   auto decoded = relay::decode_client_frame(message, relay::KeyCheck::Skip);
   if (auto* err = std::get_if<relay::DecodeError>(&decoded)) {
@@ -151,7 +163,7 @@ bool Connection<Stream>::handle_frame(relay::ByteSpan message) {
       }
     }
   } else if (auto* pong = std::get_if<relay::Pong>(&frame)) {
-    ping_.on_pong(pong->data, now);
+    ping_.on_pong(pong->data, Clock::now());
   }
   return true;
 }
@@ -330,6 +342,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       std::size_t n = socket().read_some(buffer_.prepare(want), ec);
       if (!ec) {
         buffer_.commit(n);
+        last_read_at_ = Clock::now();
         continue;
       }
       if (ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
@@ -343,6 +356,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       n = co_await socket().async_read_some(asio::buffer(wait_bytes_), ec_token(ec));
       if (ec) co_return false;
       buffer_.commit(asio::buffer_copy(buffer_.prepare(n), asio::buffer(wait_bytes_, n)));
+      last_read_at_ = Clock::now();
     } else {
       // TLS on the socket itself (relay/tls_socket.hpp): records straight from the socket into
       // the large buffer, as many as it holds, then wait for the socket; like plain TCP, an idle
@@ -355,6 +369,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       if (tls_write_pending() != 0) wake_.cancel();
       if (r.status == TlsSocket::Status::Done) {
         buffer_.commit(r.bytes);
+        last_read_at_ = Clock::now();
         continue;
       }
       if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
@@ -448,6 +463,20 @@ bool Connection<Stream>::ws_protocol_error(const char* what) {
 template <class Stream>
 asio::awaitable<bool> Connection<Stream>::read_ws_message() {
   for (;;) {
+    std::size_t need = 0;
+    const ReadStep step = next_buffered_message(need);
+    if (step == ReadStep::Message) co_return true;
+    if (step == ReadStep::End) co_return false;
+    if (!co_await fill(need)) co_return false;
+  }
+}
+
+// read_ws_message() without I/O (issue 13: a busy reader finds dozens of messages per socket read,
+// and a coroutine call per message cost more than parsing it): the next complete data message from
+// what buffer_ holds, or NeedMore with the bytes buffer_ must hold to get further.
+template <class Stream>
+typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_message(std::size_t& need) {
+  for (;;) {
     buffer_.consume(consumed_);
     consumed_ = 0;
     if (fragments_complete_) {
@@ -455,57 +484,90 @@ asio::awaitable<bool> Connection<Stream>::read_ws_message() {
       fragments_complete_ = false;
     }
     ws::ClientHeader h;
-    std::size_t need = 2;
+    need = 2;
     const char* error = nullptr;
-    ws::Parse parsed;
-    while ((parsed = ws::parse_client_header(buffer_data(), buffer_.size(), h, need, error)) ==
-           ws::Parse::NeedMore) {
-      if (!co_await fill(need)) co_return false;
+    const ws::Parse parsed = ws::parse_client_header(buffer_data(), buffer_.size(), h, need, error);
+    if (parsed == ws::Parse::NeedMore) return ReadStep::NeedMore;
+    if (parsed == ws::Parse::Error) {
+      ws_protocol_error(error);
+      return ReadStep::End;
     }
-    if (parsed == ws::Parse::Error) co_return ws_protocol_error(error);
     const std::uint8_t opcode = h.opcode;
-    const bool fin = h.fin;
     const std::uint64_t len = h.payload_len;
     const bool control = opcode & 0x8;
     if (!control) {
       if ((opcode == kContinuation) != in_fragments_)
-        co_return ws_protocol_error("bad continuation");
+        {
+      ws_protocol_error("bad continuation");
+      return ReadStep::End;
+    }
       // kMaxHandshakeMessage until the client is registered (issue 19), then a relay frame.
       if (len > max_message_ - std::min(max_message_, fragments_.size()))
-        co_return ws_protocol_error("message too big");
+        {
+      ws_protocol_error("message too big");
+      return ReadStep::End;
+    }
     }
     const std::size_t head = h.header_len;
     const std::size_t total = head + std::size_t(len);
-    if (!co_await fill(total)) co_return false;
+    if (buffer_.size() < total) {
+      need = total;
+      return ReadStep::NeedMore;
+    }
     std::uint8_t* frame = buffer_data();
     std::uint8_t* payload = frame + head;
     ws::unmask(payload, std::size_t(len), frame + head - 4);
     consumed_ = total;
     if (control) {
-      if (opcode == kPong) continue;
-      // A Close before the handshake completed ends the connection now (issue 19), rather
-      // than at the handshake deadline: nobody sends the queued reply before registration.
-      if (opcode == kClose && !registered_) co_return false;
-      relay::Bytes reply(payload, payload + std::min<std::size_t>(len, opcode == kClose ? 2 : 125));
-      auto queued = enqueue_control(QueuedFrame{std::move(reply), opcode == kPing ? kPong : kClose},
-                                    kControlQueueCapacity);
-      if (opcode == kClose && queued != Enqueue::Ok) co_return false;
-      if (queued != Enqueue::Ok)
-        state_.metrics.control_dropped.fetch_add(1, std::memory_order_relaxed);
+      if (!answer_control_frame(opcode, payload, std::size_t(len))) return ReadStep::End;
       continue;
     }
     if (opcode != kContinuation) message_binary_ = opcode == kBinary;
-    if (fin && !in_fragments_) {
+    if (h.fin && !in_fragments_) {
       message_ = {payload, std::size_t(len)};
-      co_return true;
+      return ReadStep::Message;
     }
     fragments_.insert(fragments_.end(), payload, payload + len);
-    in_fragments_ = !fin;
-    if (fin) {
+    in_fragments_ = !h.fin;
+    if (h.fin) {
       fragments_complete_ = true;
       message_ = {fragments_.data(), fragments_.size()};
-      co_return true;
+      return ReadStep::Message;
     }
+  }
+}
+
+// A WebSocket Ping is answered with a Pong and a Close echoed (the writer closes the connection
+// after sending it); Pongs are ignored. False if the connection must end now.
+template <class Stream>
+bool Connection<Stream>::answer_control_frame(std::uint8_t opcode, const std::uint8_t* payload,
+                                              std::size_t len) {
+  if (opcode == kPong) return true;
+  // A Close before the handshake completed ends the connection now (issue 19), rather
+  // than at the handshake deadline: nobody sends the queued reply before registration.
+  if (opcode == kClose && !registered_) return false;
+  relay::Bytes reply(payload, payload + std::min<std::size_t>(len, opcode == kClose ? 2 : 125));
+  auto queued = enqueue_control(QueuedFrame{std::move(reply), opcode == kPing ? kPong : kClose},
+                                kControlQueueCapacity);
+  if (opcode == kClose && queued != Enqueue::Ok) return false;
+  if (queued != Enqueue::Ok) state_.metrics.control_dropped.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// The relay phase's fast path: the next binary message from what buffer_ holds (text messages
+// are skipped, as read_message() does), its bytes counted against the rx rate limit (§6.8);
+// Pause with `resume` when the limit says to wait before handling it.
+template <class Stream>
+typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_binary_message(
+    std::size_t& need, Clock::time_point& resume) {
+  for (;;) {
+    const ReadStep step = next_buffered_message(need);
+    if (step != ReadStep::Message) return step;
+    if (auto until = account_rx_now(message_.size())) {
+      resume = *until;
+      return ReadStep::Pause;
+    }
+    if (message_binary_) return ReadStep::Message;
   }
 }
 
@@ -527,6 +589,11 @@ asio::awaitable<bool> Connection<Stream>::read_ws_message() {
   template void Connection<S>::count_tls_end(const error_code&);                        \
   template bool Connection<S>::ws_protocol_error(const char*);                          \
   template asio::awaitable<bool> Connection<S>::read_ws_message();                      \
+  template Connection<S>::ReadStep Connection<S>::next_buffered_message(std::size_t&);  \
+  template bool Connection<S>::answer_control_frame(std::uint8_t, const std::uint8_t*,  \
+                                                    std::size_t);                       \
+  template Connection<S>::ReadStep Connection<S>::next_buffered_binary_message(          \
+      std::size_t&, Clock::time_point&);                                                \
   template std::optional<Clock::time_point> Connection<S>::account_rx_now(std::size_t); \
   template asio::awaitable<void> Connection<S>::pause_until(Clock::time_point);         \
   template asio::awaitable<void> Connection<S>::read_loop();                            \

@@ -37,19 +37,34 @@ inline std::size_t encode_server_header(std::uint8_t opcode, std::size_t len, st
   return 10;
 }
 
-// XORs `data` with the 4-byte masking key, 8 bytes at a time.
+// XORs `data` with the 4-byte masking key (RFC 6455 §5.3), 64 bytes per step in 16-byte vectors
+// (GCC/Clang vector extensions: SSE2 on any x86-64, NEON on arm64), so unmasking a 1200-byte
+// datagram is ~20 steps rather than 150 (issue 13: it was the reader's largest own cost).
 inline void unmask(std::uint8_t* data, std::size_t len, const std::uint8_t* key) {
+  using Block = std::uint8_t __attribute__((vector_size(16)));
+  Block k;
+  for (std::size_t j = 0; j < sizeof k; ++j) k[j] = key[j % 4];
   std::size_t i = 0;
-  if (len >= 8) {
-    std::uint32_t k32;
-    std::memcpy(&k32, key, 4);
-    std::uint64_t k64 = (std::uint64_t(k32) << 32) | k32;
-    for (; i + 8 <= len; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, data + i, 8);
-      w ^= k64;
-      std::memcpy(data + i, &w, 8);
-    }
+  for (; i + 4 * sizeof k <= len; i += 4 * sizeof k) {
+    Block a, b, c, d;  // four registers: loads, XORs and stores without a trip through the stack
+    std::memcpy(&a, data + i, sizeof a);
+    std::memcpy(&b, data + i + 16, sizeof b);
+    std::memcpy(&c, data + i + 32, sizeof c);
+    std::memcpy(&d, data + i + 48, sizeof d);
+    a ^= k;
+    b ^= k;
+    c ^= k;
+    d ^= k;
+    std::memcpy(data + i, &a, sizeof a);
+    std::memcpy(data + i + 16, &b, sizeof b);
+    std::memcpy(data + i + 32, &c, sizeof c);
+    std::memcpy(data + i + 48, &d, sizeof d);
+  }
+  for (; i + sizeof k <= len; i += sizeof k) {
+    Block v;
+    std::memcpy(&v, data + i, sizeof v);
+    v ^= k;
+    std::memcpy(data + i, &v, sizeof v);
   }
   for (; i < len; ++i) data[i] ^= key[i % 4];
 }

@@ -368,14 +368,19 @@ TEST(WsFraming, ServerHeaderLengthForms) {
 
 TEST(WsFraming, UnmaskMatchesBytewiseXorAtEveryLength) {
   const std::uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
-  for (std::size_t len = 0; len < 40; ++len) {
-    std::vector<std::uint8_t> data(len), expected(len);
-    for (std::size_t i = 0; i < len; ++i) {
-      data[i] = std::uint8_t(i * 7);
-      expected[i] = std::uint8_t(data[i] ^ key[i % 4]);
+  // Past the 64- and 16-byte steps, from unaligned starts too.
+  for (std::size_t offset = 0; offset < 3; ++offset) {
+    for (std::size_t len = 0; len < 200; ++len) {
+      std::vector<std::uint8_t> data(offset + len), expected(len);
+      for (std::size_t i = 0; i < len; ++i) {
+        data[offset + i] = std::uint8_t(i * 7);
+        expected[i] = std::uint8_t(data[offset + i] ^ key[i % 4]);
+      }
+      ws::unmask(data.data() + offset, len, key);
+      EXPECT_EQ(std::vector<std::uint8_t>(data.begin() + std::ptrdiff_t(offset), data.end()),
+                expected)
+          << len << " at offset " << offset;
     }
-    ws::unmask(data.data(), len, key);
-    EXPECT_EQ(data, expected) << len;
   }
 }
 
