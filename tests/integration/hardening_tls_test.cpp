@@ -118,11 +118,10 @@ TEST_F(HardeningTls, ServerPicksAes128GcmWhateverTheClientPrefers) {
             "TLS_AES_256_GCM_SHA384");
   EXPECT_EQ(negotiated("TLS_CHACHA20_POLY1305_SHA256", nullptr, TLS1_3_VERSION),
             "TLS_CHACHA20_POLY1305_SHA256");
-  const std::string tls12 = negotiated(
-      nullptr,
-      "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-      "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
-      TLS1_2_VERSION);
+  const std::string tls12 = negotiated(nullptr,
+                                       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+                                       TLS1_2_VERSION);
   EXPECT_TRUE(tls12 == "ECDHE-ECDSA-AES128-GCM-SHA256" || tls12 == "ECDHE-RSA-AES128-GCM-SHA256")
       << tls12;
 }

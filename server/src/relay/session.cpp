@@ -496,17 +496,15 @@ typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_message(
     const std::uint64_t len = h.payload_len;
     const bool control = opcode & 0x8;
     if (!control) {
-      if ((opcode == kContinuation) != in_fragments_)
-        {
-      ws_protocol_error("bad continuation");
-      return ReadStep::End;
-    }
+      if ((opcode == kContinuation) != in_fragments_) {
+        ws_protocol_error("bad continuation");
+        return ReadStep::End;
+      }
       // kMaxHandshakeMessage until the client is registered (issue 19), then a relay frame.
-      if (len > max_message_ - std::min(max_message_, fragments_.size()))
-        {
-      ws_protocol_error("message too big");
-      return ReadStep::End;
-    }
+      if (len > max_message_ - std::min(max_message_, fragments_.size())) {
+        ws_protocol_error("message too big");
+        return ReadStep::End;
+      }
     }
     const std::size_t head = h.header_len;
     const std::size_t total = head + std::size_t(len);
@@ -592,7 +590,7 @@ typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_binary_m
   template Connection<S>::ReadStep Connection<S>::next_buffered_message(std::size_t&);  \
   template bool Connection<S>::answer_control_frame(std::uint8_t, const std::uint8_t*,  \
                                                     std::size_t);                       \
-  template Connection<S>::ReadStep Connection<S>::next_buffered_binary_message(          \
+  template Connection<S>::ReadStep Connection<S>::next_buffered_binary_message(         \
       std::size_t&, Clock::time_point&);                                                \
   template std::optional<Clock::time_point> Connection<S>::account_rx_now(std::size_t); \
   template asio::awaitable<void> Connection<S>::pause_until(Clock::time_point);         \
