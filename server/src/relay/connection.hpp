@@ -71,13 +71,11 @@ constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 // Per-turn budget of the reader (issue 13): after this many frames or bytes handled without
 // waiting for the socket, it lets the other handlers of its thread run (writers above all), so
 // one flooding connection cannot monopolise a thread.
-// 64 KiB is one busy read: with 256 KiB, and writers without a budget, a flood over TLS held a
-// worker ~0.5 ms per turn and a bystander's datagrams waited 8-20 ms (p99) behind it.
+// 64 KiB is one busy read: with 256 KiB, and writers that wrote batch after batch (now one per
+// turn, writer.cpp), a flood over TLS held a worker ~0.5 ms per turn and a bystander's datagrams
+// waited 8-20 ms (p99) behind it.
 constexpr std::size_t kReadTurnFrames = 64;
 constexpr std::size_t kReadTurnBytes = 64 * 1024;
-// The writer's per-turn budget: bytes written without waiting for the socket before it lets the
-// other handlers of its thread run (one kMaxBatchBytes batch).
-constexpr std::size_t kWriteTurnBytes = 64 * 1024;
 // Back-pressure (issue 13): a sender whose datagram found a full destination queue stops being
 // read until that queue is half empty again, or at most this long.
 constexpr auto kThrottleMaxPause = 20ms;
