@@ -7,7 +7,9 @@ endif()
 if(NOT TARGET relay_openloop)
   add_executable(relay_openloop ${CMAKE_CURRENT_LIST_DIR}/relay_openloop.cpp)
   # The handshake is the integration tests' raw relay client (tests/integration).
-  target_include_directories(relay_openloop PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  # core/tls.hpp: the relay's TLS suite lists, which the nginx baselines use too (header only).
+  target_include_directories(relay_openloop PRIVATE ${PROJECT_SOURCE_DIR}/tests
+                                                    ${PROJECT_SOURCE_DIR}/server/src)
   target_link_libraries(relay_openloop PRIVATE relay_proto relay_loadtest_harness iroh_asio)
   # Next to the other benchmarks, wherever the target is defined first.
   set_target_properties(relay_openloop PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/loadtest)

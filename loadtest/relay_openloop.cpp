@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/tls.hpp"
 #include "integration/relay_server_test_client.hpp"
 #include "relay_harness.hpp"
 
@@ -82,17 +83,12 @@ constexpr const char* kUsage =
 // YAML lines every relay started here gets (--relay-threads).
 std::string g_relay_extra_yaml;
 
-// The relay's TLS suites in its server-preferred order: these mirror apply_modern_settings() in
-// server/src/core/tls.cpp (SSL_OP_CIPHER_SERVER_PREFERENCE), and change with it. nginx's `ssl`
-// listeners, its `proxy_ssl` upstream leg and the TLS sink use them too, so that every TLS
-// baseline negotiates what the relay does (each phase prints the suite it got) instead of
-// nginx's default of the client's order (AES-256-GCM first in OpenSSL's client list).
-constexpr const char* kTls12Ciphers =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-constexpr const char* kTls13Suites =
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+// The relay's TLS suites in its server-preferred order (core/tls.hpp): nginx's `ssl` listeners,
+// its `proxy_ssl` upstream leg and the TLS sink use them too, so that every TLS baseline
+// negotiates what the relay does (each phase prints the suite it got) instead of nginx's default
+// of the client's order (AES-256-GCM first in OpenSSL's client list).
+using iroh::server::kTls12Ciphers;
+using iroh::server::kTls13Suites;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();

@@ -26,15 +26,8 @@ void apply_modern_settings(ssl::context& ctx) {
                   ssl::context::single_dh_use);
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  // TLS 1.2: ECDHE key exchange with AEAD ciphers only (no CBC, no static RSA, no DHE).
-  SSL_CTX_set_cipher_list(native,
-                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
-  // TLS 1.3 suites are all AEAD; listed so a changed OpenSSL default cannot add others.
-  SSL_CTX_set_ciphersuites(native,
-                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
-                           "TLS_CHACHA20_POLY1305_SHA256");
+  SSL_CTX_set_cipher_list(native, kTls12Ciphers);
+  SSL_CTX_set_ciphersuites(native, kTls13Suites);
   // Idle relay clients should not pin 16 KiB+ TLS buffers each.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   // Our order, not the client's (issue 13, "TLS at speed"): the relay decrypts every datagram

@@ -7,6 +7,18 @@
 
 namespace iroh::server {
 
+// The suites the HTTPS listeners offer, in the order the server picks from (its order wins over
+// the client's: core/tls.cpp says why). TLS 1.2: ECDHE key exchange with AEAD ciphers only (no
+// CBC, no static RSA, no DHE); TLS 1.3 suites are all AEAD, listed so a changed OpenSSL default
+// cannot add others. The relay benchmark's nginx baselines use the same lists
+// (loadtest/relay_openloop.cpp), so every TLS comparison negotiates what the relay does.
+inline constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+inline constexpr const char* kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 // A certificate chain and its private key, PEM text. Which one the daemon serves is picked once,
 // at the top (certificate.hpp), and handed to every service that speaks TLS (issue 14).
 struct PemPair {
