@@ -179,7 +179,16 @@ class Connection final : public RelayClientHandle,
 
   // session.cpp
   awaitable<void> run_inner();
-  awaitable<bool> read_message();
+  // The reader's next binary message: next_buffered_binary_message() without I/O, read_message()
+  // to go on from what it found (wait for the socket or the rx limit).
+  enum class ReadStep { Message, NeedMore, Pause, End };
+  struct BufferedRead {
+    ReadStep step = ReadStep::NeedMore;
+    std::size_t need = 0;        // NeedMore: the bytes buffer_ must hold
+    Clock::time_point resume{};  // Pause: until when
+  };
+  BufferedRead next_buffered_binary_message();
+  awaitable<bool> read_message(BufferedRead next);
   awaitable<bool> fill(std::size_t need);
   // TLS only (plain connections never call them): one non-blocking attempt on the TLS socket,
   // and the metrics of how a TLS connection ended.
@@ -190,11 +199,8 @@ class Connection final : public RelayClientHandle,
   void count_tls_end(const error_code& ec);
   bool ws_protocol_error(const char* what);
   std::uint8_t* buffer_data() { return static_cast<std::uint8_t*>(buffer_.data().data()); }
-  awaitable<bool> read_ws_message();
-  enum class ReadStep { Message, NeedMore, Pause, End };
   ReadStep next_buffered_message(std::size_t& need);
   bool answer_control_frame(std::uint8_t opcode, const std::uint8_t* payload, std::size_t len);
-  ReadStep next_buffered_binary_message(std::size_t& need, Clock::time_point& resume);
   relay::ByteSpan message_bytes() const { return message_; }
   std::optional<Clock::time_point> account_rx_now(std::size_t payload);
   awaitable<void> pause_until(Clock::time_point resume);
@@ -252,7 +258,7 @@ class Connection final : public RelayClientHandle,
   relay::ByteSpan message_;
   std::size_t max_message_ = relay_conn::kMaxHandshakeMessage;
   std::array<std::uint8_t, 16> wait_bytes_{};
-  // When fill() last read bytes from the socket: the arrival time of the frames it brought.
+  // When fill() last got the bytes it waited for: the arrival time of the frames they carry.
   Clock::time_point last_read_at_{};
   // Writer state, released whenever the writer goes idle: the batch's control frames, its runs of
   // datagram messages (in the send queue's chunks until the next take_batch) and what they hold.

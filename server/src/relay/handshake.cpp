@@ -229,7 +229,7 @@ asio::awaitable<std::optional<relay::EndpointId>> Connection<Stream>::authentica
   randombytes_buf(challenge.challenge.data(), challenge.challenge.size());
   relay::Bytes challenge_frame = relay::encode(challenge);
   if (!co_await write_frame(challenge_frame, false)) co_return std::nullopt;
-  if (!co_await read_message()) co_return std::nullopt;
+  if (!co_await read_message(next_buffered_binary_message())) co_return std::nullopt;
   auto decoded = relay::decode_handshake(message_bytes());
   auto* msg = std::get_if<relay::HandshakeMessage>(&decoded);
   auto* auth = msg ? std::get_if<relay::ClientAuth>(msg) : nullptr;

@@ -91,19 +91,12 @@ asio::awaitable<void> Connection<Stream>::read_loop() {
   buffer_.max_size(std::numeric_limits<std::size_t>::max());
   std::size_t turn_frames = 0, turn_bytes = 0;
   for (;;) {
-    std::size_t need = 0;
-    Clock::time_point resume{};
-    ReadStep step = next_buffered_binary_message(need, resume);
-    if (step == ReadStep::Pause) {
-      co_await pause_until(resume);
-      if (socket_closed_) break;
-      if (!message_binary_) continue;
-      step = ReadStep::Message;
-    }
-    bool got = step == ReadStep::Message;
-    // Only when the buffer holds no whole message: the coroutine that reads the socket.
+    // A whole message already in the buffer is taken without a coroutine call (issue 13); only
+    // otherwise does read_message() wait, for the socket or for the rx limit.
+    const BufferedRead next = next_buffered_binary_message();
+    bool got = next.step == ReadStep::Message;
     // Not `if (!co_await ...) co_return;`: GCC 12 miscompiles that here (SIGILL on entry).
-    if (step == ReadStep::NeedMore) got = co_await read_message();
+    if (!got) got = co_await read_message(next);
     if (!got || !handle_frame(message_bytes())) break;
     turn_bytes += message_.size();
     if (throttled_ || budget_backoff_) {
@@ -318,14 +311,25 @@ void Connection<Stream>::drain_on_strand(const relay::Restarting& restarting) {
   if (!queued) close_socket();
 }
 
-// One binary message into message_ (text messages skipped). False on error / close.
+// One binary message into message_ (text messages skipped), going on from `next`, what
+// next_buffered_binary_message() found: waits out the rx limit's pause, reads the socket while
+// the buffer holds no whole message. False on error / close.
 template <class Stream>
-asio::awaitable<bool> Connection<Stream>::read_message() {
+asio::awaitable<bool> Connection<Stream>::read_message(BufferedRead next) {
   for (;;) {
-    if (!co_await read_ws_message()) co_return false;
-    if (auto resume = account_rx_now(message_.size())) co_await pause_until(*resume);
-    if (socket_closed_) co_return false;
-    if (message_binary_) co_return true;
+    if (next.step == ReadStep::Message) co_return true;
+    if (next.step == ReadStep::End) co_return false;
+    bool more = true;
+    if (next.step == ReadStep::Pause) {
+      co_await pause_until(next.resume);
+      if (socket_closed_) co_return false;
+      if (message_binary_) co_return true;
+    } else {
+      // A plain statement, not `if (!co_await ...)` (GCC 12, see read_loop).
+      more = co_await fill(next.need);
+    }
+    if (!more) co_return false;
+    next = next_buffered_binary_message();
   }
 }
 
@@ -342,7 +346,6 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       std::size_t n = socket().read_some(buffer_.prepare(want), ec);
       if (!ec) {
         buffer_.commit(n);
-        last_read_at_ = Clock::now();
         continue;
       }
       if (ec != asio::error::would_block && ec != asio::error::try_again) co_return false;
@@ -356,7 +359,6 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       n = co_await socket().async_read_some(asio::buffer(wait_bytes_), ec_token(ec));
       if (ec) co_return false;
       buffer_.commit(asio::buffer_copy(buffer_.prepare(n), asio::buffer(wait_bytes_, n)));
-      last_read_at_ = Clock::now();
     } else {
       // TLS on the socket itself (relay/tls_socket.hpp): records straight from the socket into
       // the large buffer, as many as it holds, then wait for the socket; like plain TCP, an idle
@@ -369,7 +371,6 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       if (tls_write_pending() != 0) wake_.cancel();
       if (r.status == TlsSocket::Status::Done) {
         buffer_.commit(r.bytes);
-        last_read_at_ = Clock::now();
         continue;
       }
       if (r.status != TlsSocket::Status::WantRead && r.status != TlsSocket::Status::WantWrite) {
@@ -387,6 +388,7 @@ asio::awaitable<bool> Connection<Stream>::fill(std::size_t need) {
       if (ec) co_return false;
     }
   }
+  last_read_at_ = Clock::now();  // when the frames it brought arrived (handle_frame)
   co_return true;
 }
 
@@ -457,23 +459,11 @@ bool Connection<Stream>::ws_protocol_error(const char* what) {
   return false;
 }
 
-// The next complete data message (binary or text, message_binary_) into message_, which stays
-// valid until the next call. Answers WebSocket pings; a Close is echoed and the writer closes
-// the connection after sending it. False on EOF, error or protocol violation (closes).
-template <class Stream>
-asio::awaitable<bool> Connection<Stream>::read_ws_message() {
-  for (;;) {
-    std::size_t need = 0;
-    const ReadStep step = next_buffered_message(need);
-    if (step == ReadStep::Message) co_return true;
-    if (step == ReadStep::End) co_return false;
-    if (!co_await fill(need)) co_return false;
-  }
-}
-
-// read_ws_message() without I/O (issue 13: a busy reader finds dozens of messages per socket read,
-// and a coroutine call per message cost more than parsing it): the next complete data message from
-// what buffer_ holds, or NeedMore with the bytes buffer_ must hold to get further.
+// The next complete data message (binary or text, message_binary_) from what buffer_ holds, into
+// message_, which stays valid until the next call; or NeedMore with the bytes buffer_ must hold
+// to get further. No I/O (issue 13: a busy reader finds dozens of messages per socket read, and a
+// coroutine call per message cost more than parsing it). Answers WebSocket pings; a Close is
+// echoed and the writer closes the connection after sending it. End on a protocol violation.
 template <class Stream>
 typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_message(std::size_t& need) {
   for (;;) {
@@ -552,20 +542,21 @@ bool Connection<Stream>::answer_control_frame(std::uint8_t opcode, const std::ui
   return true;
 }
 
-// The relay phase's fast path: the next binary message from what buffer_ holds (text messages
-// are skipped, as read_message() does), its bytes counted against the rx rate limit (§6.8);
-// Pause with `resume` when the limit says to wait before handling it.
+// The next binary message from what buffer_ holds (text messages are skipped), its bytes counted
+// against the rx rate limit (§6.8): Pause with `resume` when the limit says to wait before
+// handling it (then it is binary only if message_binary_).
 template <class Stream>
-typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_binary_message(
-    std::size_t& need, Clock::time_point& resume) {
+typename Connection<Stream>::BufferedRead Connection<Stream>::next_buffered_binary_message() {
+  BufferedRead r;
   for (;;) {
-    const ReadStep step = next_buffered_message(need);
-    if (step != ReadStep::Message) return step;
+    r.step = next_buffered_message(r.need);
+    if (r.step != ReadStep::Message) return r;
     if (auto until = account_rx_now(message_.size())) {
-      resume = *until;
-      return ReadStep::Pause;
+      r.step = ReadStep::Pause;
+      r.resume = *until;
+      return r;
     }
-    if (message_binary_) return ReadStep::Message;
+    if (message_binary_) return r;
   }
 }
 
@@ -578,7 +569,7 @@ typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_binary_m
   template void Connection<S>::drain(const relay::Restarting&);                         \
   template asio::awaitable<void> Connection<S>::run(std::shared_ptr<Connection<S>>);    \
   template asio::awaitable<void> Connection<S>::run_inner();                            \
-  template asio::awaitable<bool> Connection<S>::read_message();                         \
+  template asio::awaitable<bool> Connection<S>::read_message(BufferedRead);             \
   template asio::awaitable<bool> Connection<S>::fill(std::size_t);                      \
   template TlsSocket::Result Connection<S>::tls_read(void*, std::size_t);               \
   template TlsSocket::Result Connection<S>::tls_write(const void*, std::size_t);        \
@@ -586,12 +577,10 @@ typename Connection<Stream>::ReadStep Connection<Stream>::next_buffered_binary_m
   template std::size_t Connection<S>::tls_write_pending() const;                        \
   template void Connection<S>::count_tls_end(const error_code&);                        \
   template bool Connection<S>::ws_protocol_error(const char*);                          \
-  template asio::awaitable<bool> Connection<S>::read_ws_message();                      \
   template Connection<S>::ReadStep Connection<S>::next_buffered_message(std::size_t&);  \
   template bool Connection<S>::answer_control_frame(std::uint8_t, const std::uint8_t*,  \
                                                     std::size_t);                       \
-  template Connection<S>::ReadStep Connection<S>::next_buffered_binary_message(         \
-      std::size_t&, Clock::time_point&);                                                \
+  template Connection<S>::BufferedRead Connection<S>::next_buffered_binary_message();   \
   template std::optional<Clock::time_point> Connection<S>::account_rx_now(std::size_t); \
   template asio::awaitable<void> Connection<S>::pause_until(Clock::time_point);         \
   template asio::awaitable<void> Connection<S>::read_loop();                            \
