@@ -229,7 +229,7 @@ class Connection final : public RelayClientHandle,
   static bool consume_buffers(std::vector<boost::asio::const_buffer>& buffers, std::size_t n);
   enum class Keepalive { Idle, SendPing, TimedOut };
   Keepalive keepalive_step(relay::Bytes& ping_frame);
-  std::optional<std::size_t> take_batch(bool may_yield);
+  std::optional<std::size_t> take_batch();
   bool count_written(std::size_t datagram_count, bool sent);
   void release_batch_storage();
   awaitable<void> write_loop(std::shared_ptr<Connection> self);

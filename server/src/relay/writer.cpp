@@ -354,8 +354,9 @@ typename Connection<Stream>::Keepalive Connection<Stream>::keepalive_step(
 // control frames into batch_ first (the priority lane stays ahead of queued datagrams), then
 // runs of datagram messages into batch_spans_. Resumes senders waiting for this queue once it is
 // below its resume mark. Returns the number of datagrams taken; nullopt once the queue is closed.
+// An empty queue marks the writer as waiting: a producer then wakes it (wake_writer).
 template <class Stream>
-std::optional<std::size_t> Connection<Stream>::take_batch(bool may_yield) {
+std::optional<std::size_t> Connection<Stream>::take_batch() {
   DrainWaiters waiters;
   {
     std::lock_guard lock(queue_mutex_);
@@ -364,7 +365,7 @@ std::optional<std::size_t> Connection<Stream>::take_batch(bool may_yield) {
     batch_taken_ = queue_.pop_batch(batch_, kMaxBatchFrames, batch_spans_.data(),
                                     batch_spans_.size(), kMaxBatchBytes);
     if (!drain_waiters_.empty() && queue_.below_resume_mark()) waiters.swap(drain_waiters_);
-    if (batch_.empty() && batch_taken_.spans == 0 && !may_yield) writer_waiting_ = true;
+    if (batch_.empty() && batch_taken_.spans == 0) writer_waiting_ = true;
   }
   resume_waiters(waiters);
   return batch_taken_.frames;
@@ -416,7 +417,6 @@ void Connection<Stream>::release_batch_storage() {
 // or the keepalive wakes it.
 template <class Stream>
 asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection> self) {
-  bool may_yield = false;
   relay::Bytes ping_frame;
   for (;;) {
     if (socket_closed_) break;
@@ -427,25 +427,19 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
       if (!ping_sent) break;
       continue;
     }
-    const std::optional<std::size_t> datagram_count = take_batch(may_yield);
+    const std::optional<std::size_t> datagram_count = take_batch();
     if (!datagram_count) break;
     if (!batch_.empty() || batch_taken_.spans != 0) {
       bool sent = co_await write_batch();
       bool close_sent = count_written(*datagram_count, sent);
       batch_.clear();
       if (!sent || close_sent) break;
-      may_yield = true;
       // One batch per turn (issue 13): the writer lets the other handlers of its thread run
       // before it takes the next batch, so a flood cannot hold the thread (the reader has
       // kReadTurnBytes), and a busy receiver gets one larger write per pass rather than several
       // small ones (each write wakes the receiving process: ~15 % of the relay's CPU under flood).
-      co_await asio::post(stream_.get_executor(), asio::use_awaitable);
-      continue;
-    }
-    // Before sleeping on the timer (timer and wake-up cost syscalls), let other handlers run
-    // once: senders usually enqueue more, and the next write carries a batch.
-    if (may_yield) {
-      may_yield = false;
+      // It also lets senders enqueue more before the writer would sleep on the timer (timer and
+      // wake-up cost syscalls).
       co_await asio::post(stream_.get_executor(), asio::use_awaitable);
       continue;
     }
@@ -492,7 +486,7 @@ asio::awaitable<void> Connection<Stream>::write_loop(std::shared_ptr<Connection>
   template std::size_t Connection<S>::send_now(const std::vector<asio::const_buffer>&);           \
   template bool Connection<S>::consume_buffers(std::vector<asio::const_buffer>&, std::size_t);    \
   template Connection<S>::Keepalive Connection<S>::keepalive_step(relay::Bytes&);                 \
-  template std::optional<std::size_t> Connection<S>::take_batch(bool);                            \
+  template std::optional<std::size_t> Connection<S>::take_batch();                                \
   template bool Connection<S>::count_written(std::size_t, bool);                                  \
   template void Connection<S>::release_batch_storage();                                           \
   template asio::awaitable<void> Connection<S>::write_loop(std::shared_ptr<Connection<S>>);
