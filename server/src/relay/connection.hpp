@@ -295,6 +295,8 @@ class Connection final : public RelayClientHandle,
 
   bool socket_closed_ = false;
   bool errored_ = false;
+  // In the registry (set by establish() before ServerConfirmsAuth is written): frames queued
+  // from then on are sent by the writer once it starts.
   bool registered_ = false;
   bool writing_ = false;
   bool watchdog_armed_ = false;

@@ -56,6 +56,10 @@ asio::awaitable<bool> Connection<Stream>::establish() {
   // confirmation can already reach us; the writer (started later) sends queued frames after it.
   set_identity(*id, version);
   state_.registry.register_client(this->shared_from_this());
+  // From here a drain queues Restarting + Close for the writer instead of closing at once: a
+  // client can hear the confirmation (and be drained) before this coroutine resumes from its
+  // write, and it must not lose the Restarting that tells it when to come back (§6.7).
+  registered_ = true;
   // Authenticated: no longer counted against the pre-auth limits (before the confirmation, so a
   // client that hears it may open the next connection at once).
   release_pre_auth();

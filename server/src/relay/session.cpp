@@ -86,7 +86,6 @@ asio::awaitable<void> Connection<Stream>::run_inner() {
 // The relay phase's reader.
 template <class Stream>
 asio::awaitable<void> Connection<Stream>::read_loop() {
-  registered_ = true;
   max_message_ = relay::kMaxFrameSize;
   buffer_.max_size(std::numeric_limits<std::size_t>::max());
   std::size_t turn_frames = 0, turn_bytes = 0;
