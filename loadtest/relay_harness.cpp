@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -208,6 +209,25 @@ double cpu_seconds(pid_t pid, bool with_children) {
     if (stat && stat->ppid == pid) total += stat->cpu;
   }
   return total;
+}
+
+double steal_seconds(int cpu) {
+  if (cpu < 0) return NAN;
+  std::ifstream in("/proc/stat");
+  const std::string want = "cpu" + std::to_string(cpu);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string name;
+    fields >> name;
+    if (name != want) continue;
+    // user nice system idle iowait irq softirq steal
+    std::uint64_t v[8] = {};
+    for (auto& x : v) fields >> x;
+    if (!fields) return NAN;
+    return static_cast<double>(v[7]) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return NAN;
 }
 
 std::uint64_t raise_nofile_limit(std::uint64_t want) {

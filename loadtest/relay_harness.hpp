@@ -64,6 +64,10 @@ std::optional<std::uint64_t> vm_rss_bytes(pid_t pid);
 // User + system CPU seconds of a process and (with `with_children`) of its live children
 // (found by parent pid), from /proc/<pid>/stat.
 double cpu_seconds(pid_t pid, bool with_children = false);
+// Seconds the hypervisor gave CPU `cpu`'s time to other guests (the `steal` column of
+// /proc/stat); NaN where the kernel does not tell. A phase whose CPUs lost time this way
+// measured the host as much as the relay.
+double steal_seconds(int cpu);
 // Raises RLIMIT_NOFILE (soft and, as root, hard) to at least `want`; returns the soft limit.
 std::uint64_t raise_nofile_limit(std::uint64_t want);
 // Minimal iroh-relay YAML config: plain HTTP on 127.0.0.1:port, no metrics/STUN, quiet logs.

@@ -77,6 +77,7 @@ constexpr const char* kUsage =
     "  --check-seconds=S  flood length in --check mode (default 3)\n"
     "  --relay-threads=N  the relay's relay_threads (default: the relay's default, one worker\n"
     "                     per CPU it may run on)\n"
+    "  --client-queue-bytes=N  the relay's limits.client_queue_bytes (default: its default)\n"
     "  --mesh             only the mesh benchmark (issue 16): two nodes in a mesh, peak\n"
     "                     datagrams/s within node 1 vs node 1 -> node 2; --rounds=N (default 2)\n";
 
@@ -628,6 +629,8 @@ struct PhaseSpec {
   bool pinger = true;
   // Also time each bystander datagram in the relay's CPU time (BystanderLog::relay_cpu_ms).
   bool relay_cpu_delay = false;
+  // The CPUs the relay and this generator are pinned to, for the host steal figures (-1: none).
+  int relay_cpu = -1, gen_cpu = -1;
 };
 
 struct PhaseResult {
@@ -644,6 +647,8 @@ struct PhaseResult {
   double by_p50_ms = NAN, by_p99_ms = NAN, by_max_ms = NAN;
   double by_cpu_p99_ms = NAN;  // relay CPU time while in flight (BystanderLog::relay_cpu_ms)
   PingLog ping;
+  // Share of the window the hypervisor took from the relay's / the generator's CPU (percent).
+  double steal_relay_pct = NAN, steal_gen_pct = NAN;
   std::string tls;           // negotiated by the first sender's connection (Stream::tls_info)
   std::string upstream_tls;  // by nginx's first upstream connection to the TLS sink
 };
@@ -824,6 +829,8 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   auto [d0, b0] = sum_rx();
   auto f0 = sum_tx();
   double cpu0 = lt::cpu_seconds(target.pid, !target.relay);
+  const double steal_relay0 = lt::steal_seconds(spec.relay_cpu);
+  const double steal_gen0 = lt::steal_seconds(spec.gen_cpu);
   auto w0 = Clock::now();
   std::this_thread::sleep_until(w0 + std::chrono::duration_cast<Clock::duration>(
                                          std::chrono::duration<double>(spec.seconds)));
@@ -831,6 +838,8 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   auto f1 = sum_tx();
   double cpu1 = lt::cpu_seconds(target.pid, !target.relay);
   double window = seconds_since(w0);
+  r.steal_relay_pct = (lt::steal_seconds(spec.relay_cpu) - steal_relay0) / window * 100;
+  r.steal_gen_pct = (lt::steal_seconds(spec.gen_cpu) - steal_gen0) / window * 100;
 
   stop_senders = true;
   for (auto& s : tx) s->abort();  // a sender may be blocked in write() on a full socket
@@ -900,6 +909,11 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
       "CPU-us/datagram\n",
       label.c_str(), r.delivered_per_s, r.mb_per_s, r.offered_per_s, r.cpu_cores,
       r.delivered_per_s > 0 ? r.cpu_cores / r.delivered_per_s * 1e6 : NAN);
+  // Time the hypervisor gave to other guests: throughput and delays of such a phase follow it.
+  if (!std::isnan(r.steal_relay_pct) || !std::isnan(r.steal_gen_pct)) {
+    std::printf("%-28s host steal: relay's CPU %.1f %%, generator's CPU %.1f %%\n", "",
+                r.steal_relay_pct, r.steal_gen_pct);
+  }
   // What was negotiated, so that a TLS comparison is seen to be like with like.
   if (!r.tls.empty()) {
     std::printf("%-28s TLS: %s%s%s\n", "", r.tls.c_str(),
@@ -1210,6 +1224,8 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   auto [relay_cpu, gen_cpu] = pinning(args);
 
   PhaseSpec base;
+  base.relay_cpu = relay_cpu;
+  base.gen_cpu = gen_cpu;
   base.pairs = static_cast<std::size_t>(std::clamp<long long>(args.get_int("pairs", 4), 1, 64));
   base.seconds = static_cast<double>(std::clamp<long long>(args.get_int("seconds", 5), 1, 120));
   base.warmup =
@@ -1397,6 +1413,11 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
        worst([](const PhaseResult& r) { return static_cast<double>(r.disconnected); }), "0");
   line("GET /ping p99 ms (worst phase)",
        worst([](const PhaseResult& r) { return percentile(r.ping.ms, 0.99); }), "-");
+  // Not a target: how much of the figures above the host took (see each phase's steal line).
+  line("host steal % of the relay's CPU (worst phase)",
+       worst([](const PhaseResult& r) { return r.steal_relay_pct; }), "-");
+  line("host steal % of the generator's CPU (worst phase)",
+       worst([](const PhaseResult& r) { return r.steal_gen_pct; }), "-");
   return 0;
 }
 
@@ -1413,6 +1434,10 @@ int main(int argc, char** argv) {
     if (args.has("relay-threads")) {
       g_relay_extra_yaml =
           "relay_threads: " + std::to_string(args.get_int("relay-threads", 0)) + "\n";
+    }
+    if (args.has("client-queue-bytes")) {
+      g_relay_extra_yaml += "limits:\n  client_queue_bytes: " +
+                            std::to_string(args.get_int("client-queue-bytes", 0)) + "\n";
     }
     if (args.has("check")) return run_check(args.positional()[0], args);
     if (args.has("mesh")) return run_mesh(args.positional()[0], args);
