@@ -78,7 +78,8 @@ constexpr const char* kUsage =
     "  --check-seconds=S  flood length in --check mode (default 3)\n"
     "  --relay-threads=N  the relay's relay_threads (default: the relay's default, one worker\n"
     "                     per CPU it may run on)\n"
-    "  --client-queue-bytes=N  the relay's limits.client_queue_bytes (default: its default)\n"
+    "  --client-queue-bytes=N --tcp-notsent-lowat=N  the relay's limits of these names\n"
+    "                     (default: the relay's defaults)\n"
     "  --rounds=N         run all phases N times (default 1) and print each figure's median\n"
     "  --mesh             only the mesh benchmark (issue 16): two nodes in a mesh, peak\n"
     "                     datagrams/s within node 1 vs node 1 -> node 2; --rounds=N (default 2)\n";
@@ -1474,10 +1475,14 @@ int main(int argc, char** argv) {
       g_relay_extra_yaml =
           "relay_threads: " + std::to_string(args.get_int("relay-threads", 0)) + "\n";
     }
-    if (args.has("client-queue-bytes")) {
-      g_relay_extra_yaml += "limits:\n  client_queue_bytes: " +
-                            std::to_string(args.get_int("client-queue-bytes", 0)) + "\n";
+    std::string limits;
+    for (const char* key : {"client-queue-bytes", "tcp-notsent-lowat"}) {
+      if (!args.has(key)) continue;
+      std::string yaml_key = key;
+      std::replace(yaml_key.begin(), yaml_key.end(), '-', '_');
+      limits += "  " + yaml_key + ": " + std::to_string(args.get_int(key, 0)) + "\n";
     }
+    if (!limits.empty()) g_relay_extra_yaml += "limits:\n" + limits;
     if (args.has("check")) return run_check(args.positional()[0], args);
     if (args.has("mesh")) return run_mesh(args.positional()[0], args);
     return run_benchmark(args.positional()[0], args);

@@ -19,7 +19,7 @@ Limits Loader::read_limits(const Field& at) {
   Section s = read_map(at, {"accept_conn_limit", "accept_conn_burst", "client", "max_connections",
                             "max_connections_per_ip", "handshake_timeout_ms", "write_timeout_ms",
                             "client_queue_capacity", "client_queue_bytes", "total_queue_bytes",
-                            "qad_new_conn_rate", "qad_new_conn_burst",
+                            "tcp_notsent_lowat", "qad_new_conn_rate", "qad_new_conn_burst",
                             // Issue 19 item 9: per-source QAD limit.
                             "qad_per_source_rate", "qad_per_source_burst"});
   Limits limits;
@@ -50,6 +50,9 @@ Limits Loader::read_limits(const Field& at) {
   }
   if (auto* f = s.find("total_queue_bytes")) {
     limits.total_queue_bytes = as_uint(*f, 65 * 1024, std::uint64_t{1} << 40);
+  }
+  if (auto* f = s.find("tcp_notsent_lowat")) {
+    limits.tcp_notsent_lowat = as_uint(*f, 0, std::uint64_t{1} << 30);
   }
   // 0 switches a QAD limit off (both are on by default).
   if (auto* f = s.find("qad_new_conn_rate")) limits.qad_new_conn_rate = as_rate(*f);

@@ -2,6 +2,9 @@
 // budget, back-pressure on flooding senders, and bystanders and reading receivers unharmed.
 // Everything on 127.0.0.1; every loop is bounded in count and time.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -94,6 +97,48 @@ TEST(RelayQueueBytes, DaemonWideBudgetCapsAllQueues) {
 // the relay reads). Meanwhile a bystander pair sends one datagram every 2 ms: every one arrives
 // (generous bound: p99 under 200 ms), no reading receiver is disconnected, and the flooded
 // senders are throttled rather than read and dropped at full speed.
+// The daemon's end of the client connected from `client_fd` (the daemon runs in this process):
+// the socket among our descriptors whose peer is the client's local address; -1 if none.
+int daemon_side_socket(int client_fd) {
+  sockaddr_storage client_local{};
+  socklen_t len = sizeof client_local;
+  if (::getsockname(client_fd, reinterpret_cast<sockaddr*>(&client_local), &len) != 0) return -1;
+  for (int fd = 3; fd < 4096; ++fd) {
+    if (fd == client_fd) continue;
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
+    if (peer_len == len && std::memcmp(&peer, &client_local, len) == 0) return fd;
+  }
+  return -1;
+}
+
+int notsent_lowat(int fd) {
+  int value = 0;
+  socklen_t len = sizeof value;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &value, &len) != 0) return -2;
+  return value;
+}
+
+// limits.tcp_notsent_lowat reaches the relay client's socket, so a slow client's datagrams wait
+// in the relay's queue, behind its control frames, rather than in a send buffer Linux autotunes
+// to megabytes; 0 (the default) leaves the kernel's default.
+TEST(RelayQueueBytes, ClientSocketsKeepLittleUnsentInTheKernel) {
+  for (std::size_t configured : {std::size_t{128} << 10, std::size_t{0}}) {
+    auto cfg = test_config();
+    EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 0u);
+    cfg.limits.tcp_notsent_lowat = configured;
+    auto d = start_daemon(cfg);
+    RawClient client = connect_raw(*d->http_endpoint());
+    const int daemon_fd = daemon_side_socket(client.fd);
+    ASSERT_GE(daemon_fd, 0) << "the daemon's socket for this client was not found";
+    // Unset, Linux reports net.ipv4.tcp_notsent_lowat (UINT_MAX by default, -1 as an int).
+    const int kernel_default = notsent_lowat(client.fd);
+    EXPECT_EQ(notsent_lowat(daemon_fd), configured ? int(configured) : kernel_default);
+    EXPECT_TRUE(client.client->ping_barrier());
+  }
+}
+
 TEST(RelayFlood, BystanderAndReadingReceiversSurviveOpenLoopFlood) {
   auto cfg = test_config();
   auto d = start_daemon(cfg);

@@ -75,6 +75,14 @@ struct Limits {
   std::size_t client_queue_capacity = 512;   // per-client datagram queue, in frames
   std::size_t client_queue_bytes = 1 << 20;  // per-client datagram queue, in bytes
   std::size_t total_queue_bytes = 64 << 20;  // datagram bytes queued over all clients
+  // TCP_NOTSENT_LOWAT on each relay client's socket (issue 13): how many bytes the kernel keeps
+  // queued beyond what is in flight. Without it Linux autotunes the send buffer to megabytes, and
+  // a slow client's datagrams wait there, out of reach of the relay's queue (its byte cap, its
+  // drop counting, the priority lane that puts Pong/Health/Restarting ahead of datagrams).
+  // 0 = the kernel's default (no limit), the default: 128 KiB did not measure better in the
+  // loopback flood benchmark (loadtest/relay_openloop --tcp-notsent-lowat), whose receivers are
+  // fast; it is for clients on slow links.
+  std::size_t tcp_notsent_lowat = 0;
   // Not YAML keys (issue 19): fixed defaults documented in the README; tests lower them.
   // Concurrent connections from one IP that have not authenticated yet (TLS, HTTP, relay
   // handshake); more are closed at accept.

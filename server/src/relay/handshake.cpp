@@ -2,6 +2,8 @@
 // routes, /generate_204, /ping, the pkarr API) until a WebSocket upgrade on /relay (§3.1), then
 // the relay handshake: the TLS-exporter auth header or ServerChallenge/ClientAuth (§4), access
 // control and registration, ServerConfirmsAuth.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 
 #include <boost/beast/websocket/detail/hybi13.hpp>
@@ -202,6 +204,13 @@ asio::awaitable<bool> Connection<Stream>::accept_websocket(HttpRequest& req,
     co_return false;
   }
   socket().set_option(tcp::no_delay(true), ec);
+  if (const auto lowat = settings_->limits.tcp_notsent_lowat) {
+    // What the kernel may hold unsent stays small (limits.tcp_notsent_lowat, config.hpp): the
+    // rest waits in our queue, where control frames go first and the byte cap counts it.
+    using NotsentLowat = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_NOTSENT_LOWAT>;
+    socket().set_option(NotsentLowat(static_cast<int>(lowat)), ec);
+    if (ec) log::debug("TCP_NOTSENT_LOWAT for ", peer_text(), ": ", ec.message());
+  }
   // Plain TCP reads try a non-blocking read first and wait for readability without a buffer.
   if constexpr (!kTls) socket().non_blocking(true, ec);
   if (const auto& rx = settings_->limits.client_rx) {

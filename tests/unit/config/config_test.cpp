@@ -168,6 +168,7 @@ TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
   EXPECT_EQ(cfg.limits.client_queue_capacity, 512u);
   EXPECT_EQ(cfg.limits.client_queue_bytes, 1048576u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 67108864u);
+  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 0u);
   EXPECT_TRUE(cfg.enable_metrics);
   EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
   EXPECT_EQ(cfg.key_cache_capacity, 1048576u);
@@ -376,6 +377,7 @@ TEST_F(ConfigTest, Limits) {
   client_queue_capacity: 64
   client_queue_bytes: 262144
   total_queue_bytes: 8388608
+  tcp_notsent_lowat: 131072
 )",
                           "t.yaml");
   EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 12.5);
@@ -389,6 +391,7 @@ TEST_F(ConfigTest, Limits) {
   EXPECT_EQ(cfg.limits.client_queue_capacity, 64u);
   EXPECT_EQ(cfg.limits.client_queue_bytes, 262144u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 8388608u);
+  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 131072u);
 }
 
 TEST_F(ConfigTest, BurstDefaultsToATenthOfRate) {
@@ -438,6 +441,8 @@ TEST_F(ConfigTest, LimitErrors) {
               StartsWith("test.yaml:2: limits.client_queue_bytes: out of range: 65535"));
   EXPECT_THAT(error_of("limits:\n  total_queue_bytes: 0\n"),
               StartsWith("test.yaml:2: limits.total_queue_bytes: out of range: 0"));
+  EXPECT_THAT(error_of("limits:\n  tcp_notsent_lowat: 1073741825\n"),
+              StartsWith("test.yaml:2: limits.tcp_notsent_lowat: out of range: 1073741825"));
   EXPECT_EQ(error_of("limits:\n  client:\n    tx: {}\n"),
             "test.yaml:3: limits.client.tx: unknown key (known keys here: rx)");
 }
