@@ -78,6 +78,7 @@ constexpr const char* kUsage =
     "                     -1 = no pinning; ignored on a single-CPU machine)\n"
     "  --check            CI flood test: exit 1 unless the bystander and receivers are served\n"
     "  --check-seconds=S  flood length in --check mode (default 3)\n"
+    "  --tls              with --check: the flood over HTTPS\n"
     "  --relay-threads=N  the relay's relay_threads (default: the relay's default, one worker\n"
     "                     per CPU it may run on)\n"
     "  --client-queue-bytes=N --tcp-notsent-lowat=N  the relay's limits of these names\n"
@@ -1169,8 +1170,16 @@ double ratio(double a, double b) {
 int run_check(const std::string& relay_binary, const lt::Args& args) {
   auto [relay_cpu, gen_cpu] = pinning(args);
   lt::TempDir dir;
-  auto relay_process = start_relay(relay_binary, dir, false, relay_cpu);
-  Target target{"relay", true, false, relay_process.port, relay_process.child->pid(), nullptr};
+  // --tls: the same flood over HTTPS (the relay's TLS reader and its TLS writer under a flood).
+  const bool tls = args.has("tls");
+  if (tls && !make_cert(dir)) {
+    std::cerr << "openssl could not make a certificate\n";
+    return 1;
+  }
+  ClientTls client_tls;
+  auto relay_process = start_relay(relay_binary, dir, tls, relay_cpu);
+  Target target{"relay",  true, tls, relay_process.port, relay_process.child->pid(),
+                &client_tls};
   PhaseSpec spec;
   spec.label = "flood";
   spec.pairs = 4;
@@ -1180,7 +1189,7 @@ int run_check(const std::string& relay_binary, const lt::Args& args) {
   spec.warmup = 0ms;
   spec.relay_cpu_delay = true;
   auto r = run_phase(target, spec, nullptr);
-  print_result("flood (4 senders, K=16)", r, true);
+  print_result(tls ? "flood over TLS (4 senders, K=16)" : "flood (4 senders, K=16)", r, true);
   std::vector<std::string> failures;
   if (!r.ran) failures.push_back("could not run: " + r.error);
   if (r.ran) {

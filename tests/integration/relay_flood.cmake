@@ -8,4 +8,7 @@ add_test(NAME relay_flood COMMAND relay_openloop --check $<TARGET_FILE:iroh-rela
 # most datagrams cross the hand-off between workers.
 add_test(NAME relay_flood_2workers
          COMMAND relay_openloop --check --relay-threads=2 $<TARGET_FILE:iroh-relay>)
-set_tests_properties(relay_flood relay_flood_2workers PROPERTIES LABELS integration TIMEOUT 120)
+# Over HTTPS: the relay's TLS reader and writer (relay/tls_socket.hpp) under the same flood.
+add_test(NAME relay_flood_tls COMMAND relay_openloop --check --tls $<TARGET_FILE:iroh-relay>)
+set_tests_properties(relay_flood relay_flood_2workers relay_flood_tls
+                     PROPERTIES LABELS integration TIMEOUT 120)
