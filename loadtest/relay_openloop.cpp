@@ -85,7 +85,8 @@ constexpr const char* kUsage =
     "                     (default: the relay's defaults)\n"
     "  --rounds=N         run all phases N times (default 1) and print each figure's median\n"
     "  --overload-cycles=N  after the overload phases, N cycles of a paced window at a rate the\n"
-    "                     relay sustains and 4x/16x floods right after it (--seconds each); prints the\n"
+    "                     relay sustains and 4x/16x floods right after it (--seconds each); prints "
+    "the\n"
     "                     median flood/paced ratio (default 8; 0 = skip)\n"
     "  --mesh             only the mesh benchmark (issue 16): two nodes in a mesh, peak\n"
     "                     datagrams/s within node 1 vs node 1 -> node 2; --rounds=N (default 2)\n";
@@ -1178,8 +1179,7 @@ int run_check(const std::string& relay_binary, const lt::Args& args) {
   }
   ClientTls client_tls;
   auto relay_process = start_relay(relay_binary, dir, tls, relay_cpu);
-  Target target{"relay",  true, tls, relay_process.port, relay_process.child->pid(),
-                &client_tls};
+  Target target{"relay", true, tls, relay_process.port, relay_process.child->pid(), &client_tls};
   PhaseSpec spec;
   spec.label = "flood";
   spec.pairs = 4;
@@ -1305,6 +1305,142 @@ int run_mesh(const std::string& relay_binary, const lt::Args& args) {
 
 // ---- benchmark ---------------------------------------------------------------------------------
 
+// What one round of run_benchmark measured.
+struct RoundPhases {
+  PhaseResult single, single_nginx, single_k1, single_k1_nginx, batch_relay, batch_nginx,
+      tls_single, tls_single_nginx, tls_single_both, tls_batch, tls_batch_nginx, tls_batch_both,
+      over4, over16;
+  double peak = 0;  // the relay's: the best of the ramp and the single-frame phases
+  InterleavedOverload interleaved;
+};
+
+// The figures printed, in the order first printed, with their values over the rounds: --rounds
+// ends with each one's median.
+class FigureLog {
+ public:
+  void print(const char* what, double value, const char* target) {
+    std::printf("%-56s %8.3f   (target %s)\n", what, value, target);
+    auto [it, added] = figures_.try_emplace(what, Figure{target, {}});
+    if (added) order_.push_back(what);
+    it->second.values.push_back(value);
+  }
+  void print_medians(int rounds) const {
+    std::printf("\n== medians over %d rounds (targets from issue 13)\n", rounds);
+    for (const auto& what : order_) {
+      const auto& f = figures_.at(what);
+      std::vector<double> known;
+      std::string each;
+      for (double v : f.values) {
+        char text[32];
+        std::snprintf(text, sizeof text, " %.3f", v);
+        each += text;
+        if (!std::isnan(v)) known.push_back(v);
+      }
+      std::printf("%-56s %8.3f   (target %s; rounds:%s)\n", what.c_str(), percentile(known, 0.5),
+                  f.target.c_str(), each.c_str());
+    }
+  }
+
+ private:
+  struct Figure {
+    std::string target;
+    std::vector<double> values;
+  };
+  std::map<std::string, Figure> figures_;
+  std::vector<std::string> order_;
+};
+
+// One round's ratios, each with its issue-13 target.
+void print_round_ratios(const RoundPhases& rp, FigureLog& figures) {
+  auto line = [&](const char* what, double value, const char* target) {
+    figures.print(what, value, target);
+  };
+  if (rp.single.ran)
+    line("single K=16 datagrams/s relay/nginx",
+         ratio(rp.single.delivered_per_s, rp.single_nginx.delivered_per_s), ">= 0.8");
+  if (rp.single_k1.ran)
+    line("single K=1 datagrams/s relay/nginx",
+         ratio(rp.single_k1.delivered_per_s, rp.single_k1_nginx.delivered_per_s), ">= 0.8");
+  if (rp.batch_relay.ran)
+    line("batch MB/s relay/nginx", ratio(rp.batch_relay.mb_per_s, rp.batch_nginx.mb_per_s),
+         ">= 0.8");
+  // Two TLS baselines: nginx terminating TLS to a plain upstream does half the relay's crypto
+  // (the relay decrypts from the sender and encrypts again to the receiver); nginx with TLS on
+  // both legs does the same crypto as the relay.
+  if (rp.tls_single.ran) {
+    line("TLS single datagrams/s relay/nginx TLS termination",
+         ratio(rp.tls_single.delivered_per_s, rp.tls_single_nginx.delivered_per_s), ">= 0.8");
+    line("TLS single datagrams/s relay/nginx TLS both legs",
+         ratio(rp.tls_single.delivered_per_s, rp.tls_single_both.delivered_per_s), ">= 0.8");
+  }
+  if (rp.tls_batch.ran) {
+    line("TLS batch MB/s relay/nginx TLS termination",
+         ratio(rp.tls_batch.mb_per_s, rp.tls_batch_nginx.mb_per_s), ">= 0.8");
+    line("TLS batch MB/s relay/nginx TLS both legs",
+         ratio(rp.tls_batch.mb_per_s, rp.tls_batch_both.mb_per_s), ">= 0.8");
+  }
+  // The same ratios per CPU-second used (delivered per CPU-second, relay over nginx): what the
+  // ratio would be if both had a whole core, i.e. the figure to compare across runs on a machine
+  // that is not quiet.
+  auto per_cpu = [](const PhaseResult& r, bool mb) {
+    const double v = mb ? r.mb_per_s : r.delivered_per_s;
+    return r.ran && r.cpu_cores > 0 ? v / r.cpu_cores : NAN;
+  };
+  auto cpu_line = [&](const char* what, const PhaseResult& relay_r, const PhaseResult& nginx_r,
+                      bool mb) {
+    if (relay_r.ran && nginx_r.ran)
+      line(what, ratio(per_cpu(relay_r, mb), per_cpu(nginx_r, mb)), ">= 0.8");
+  };
+  cpu_line("single K=16 per CPU-second relay/nginx", rp.single, rp.single_nginx, false);
+  cpu_line("batch MB per CPU-second relay/nginx", rp.batch_relay, rp.batch_nginx, true);
+  cpu_line("TLS single per CPU-second relay/nginx TLS termination", rp.tls_single,
+           rp.tls_single_nginx, false);
+  cpu_line("TLS single per CPU-second relay/nginx TLS both legs", rp.tls_single, rp.tls_single_both,
+           false);
+  cpu_line("TLS batch MB per CPU-second relay/nginx TLS termination", rp.tls_batch,
+           rp.tls_batch_nginx, true);
+  cpu_line("TLS batch MB per CPU-second relay/nginx TLS both legs", rp.tls_batch, rp.tls_batch_both,
+           true);
+  if (rp.peak > 0) std::printf("%-56s %8.0f datagrams/s\n", "relay peak", rp.peak);
+  if (rp.over4.ran)
+    line("overload 4x: delivered/peak", ratio(rp.over4.delivered_per_s, rp.peak), ">= 0.9");
+  if (rp.over16.ran)
+    line("overload 16x: delivered/peak", ratio(rp.over16.delivered_per_s, rp.peak), ">= 0.9");
+  if (!rp.interleaved.ratio4.empty()) {
+    std::printf("%-56s %zu of %zu cycles counted (paced window sustained)\n",
+                "overload interleaved with a paced peak", rp.interleaved.ratio4.size(),
+                rp.interleaved.cycles);
+    line("overload 4x / paced peak, interleaved (median)", percentile(rp.interleaved.ratio4, 0.5),
+         ">= 0.9");
+    line("overload 16x / paced peak, interleaved (median)", percentile(rp.interleaved.ratio16, 0.5),
+         ">= 0.9");
+  }
+  auto worst = [&](auto field) {
+    double w = 0;
+    for (auto* r : {&rp.single, &rp.single_k1, &rp.batch_relay, &rp.over4, &rp.over16,
+                    &rp.tls_single, &rp.tls_batch}) {
+      if (r->ran && r->by_sent) w = std::max(w, field(*r));
+    }
+    return w;
+  };
+  line("bystander p99 one-way ms (worst phase)",
+       worst([](const PhaseResult& r) { return r.by_p99_ms; }), "<= 5");
+  line("bystander loss % (worst phase)", worst([](const PhaseResult& r) {
+         return 100.0 * static_cast<double>(r.by_sent - std::min(r.by_sent, r.by_received)) /
+                static_cast<double>(r.by_sent);
+       }),
+       "<= 1");
+  line("receivers disconnected (all phases)",
+       worst([](const PhaseResult& r) { return static_cast<double>(r.disconnected); }), "0");
+  line("GET /ping p99 ms (worst phase)",
+       worst([](const PhaseResult& r) { return percentile(r.ping.ms, 0.99); }), "-");
+  // Not a target: how much of the figures above the host took (see each phase's steal line).
+  line("host steal % of the relay's CPU (worst phase)",
+       worst([](const PhaseResult& r) { return r.steal_relay_pct; }), "-");
+  line("host steal % of the generator's CPU (worst phase)",
+       worst([](const PhaseResult& r) { return r.steal_gen_pct; }), "-");
+}
+
 int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   auto [relay_cpu, gen_cpu] = pinning(args);
 
@@ -1316,7 +1452,8 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   base.warmup =
       std::chrono::milliseconds(std::clamp<long long>(args.get_int("warmup-ms", 1000), 0, 10000));
   base.k = static_cast<std::size_t>(std::clamp<long long>(args.get_int("k", 16), 1, 1024));
-  base.rate_per_s = static_cast<double>(std::clamp<long long>(args.get_int("rate", 0), 0, 100000000));
+  base.rate_per_s =
+      static_cast<double>(std::clamp<long long>(args.get_int("rate", 0), 0, 100000000));
   base.size =
       static_cast<std::size_t>(std::clamp<long long>(args.get_int("size", 1200), 16, 65000));
   auto batch = static_cast<std::size_t>(std::clamp<long long>(args.get_int("batch", 10), 2, 54));
@@ -1382,178 +1519,67 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   const int rounds = static_cast<int>(std::clamp<long long>(args.get_int("rounds", 1), 1, 20));
   const int overload_cycles =
       static_cast<int>(std::clamp<long long>(args.get_int("overload-cycles", 8), 0, 100));
-  struct RoundFigures {
-    std::string target;
-    std::vector<double> values;
-  };
-  std::map<std::string, RoundFigures> by_round;
-  std::vector<std::string> figure_order;
+  FigureLog figures;
   for (int round = 1; round <= rounds; ++round) {
     if (rounds > 1) std::printf("\n== round %d of %d\n", round, rounds);
-    PhaseResult single, single_nginx, single_k1, single_k1_nginx, batch_relay, batch_nginx,
-        tls_single, tls_single_nginx, tls_single_both, tls_batch, tls_batch_nginx, tls_batch_both,
-        over4, over16;
-    double peak = 0;
-    InterleavedOverload interleaved;
+    RoundPhases rp;
     {
       auto relay_process = start_relay(relay_binary, dir, false, relay_cpu);
       Target t{"relay", true, false, relay_process.port, relay_process.child->pid(), &tls};
       if (want("single")) {
-        single = relay_phase(t, base, "relay single K=" + std::to_string(base.k));
-        single_nginx =
+        rp.single = relay_phase(t, base, "relay single K=" + std::to_string(base.k));
+        rp.single_nginx =
             nginx_phase(NginxTls::none, base, "nginx single K=" + std::to_string(base.k));
       }
       if (want("single-k1")) {
-        single_k1 = relay_phase(t, k1_spec, "relay single K=1");
-        single_k1_nginx = nginx_phase(NginxTls::none, k1_spec, "nginx single K=1");
+        rp.single_k1 = relay_phase(t, k1_spec, "relay single K=1");
+        rp.single_k1_nginx = nginx_phase(NginxTls::none, k1_spec, "nginx single K=1");
       }
       if (want("batch")) {
-        batch_relay = relay_phase(t, batch_spec, "relay batch " + std::to_string(batch) + "x");
-        batch_nginx =
+        rp.batch_relay = relay_phase(t, batch_spec, "relay batch " + std::to_string(batch) + "x");
+        rp.batch_nginx =
             nginx_phase(NginxTls::none, batch_spec, "nginx batch " + std::to_string(batch) + "x");
       }
-      peak = std::max(single.delivered_per_s, single_k1.delivered_per_s);
+      rp.peak = std::max(rp.single.delivered_per_s, rp.single_k1.delivered_per_s);
       if (want("overload")) {
-        peak = std::max(peak, find_peak(t, base));
+        rp.peak = std::max(rp.peak, find_peak(t, base));
         std::printf("%-28s %.0f datagrams/s (max of the ramp and the single-frame phases)\n",
-                    "relay peak", peak);
+                    "relay peak", rp.peak);
       }
-      if (want("overload") && peak > 0) {
+      if (want("overload") && rp.peak > 0) {
         auto spec = base;
-        spec.rate_per_s = 4 * peak;
-        over4 = relay_phase(t, spec, "relay overload 4x peak");
-        spec.rate_per_s = 16 * peak;
-        over16 = relay_phase(t, spec, "relay overload 16x peak");
-        if (overload_cycles > 0) interleaved = interleaved_overload(t, base, peak, overload_cycles);
+        spec.rate_per_s = 4 * rp.peak;
+        rp.over4 = relay_phase(t, spec, "relay overload 4x peak");
+        spec.rate_per_s = 16 * rp.peak;
+        rp.over16 = relay_phase(t, spec, "relay overload 16x peak");
+        if (overload_cycles > 0)
+          rp.interleaved = interleaved_overload(t, base, rp.peak, overload_cycles);
       }
     }
     if (want("tls") || want("tls-batch")) {
       auto relay_process = start_relay(relay_binary, dir, true, relay_cpu);
       Target t{"relay", true, true, relay_process.port, relay_process.child->pid(), &tls};
       if (want("tls")) {
-        tls_single = relay_phase(t, base, "relay TLS single K=" + std::to_string(base.k));
-        tls_single_nginx = nginx_phase(NginxTls::termination, base,
-                                       "nginx TLS single K=" + std::to_string(base.k));
-        tls_single_both = nginx_phase(NginxTls::both_legs, base,
-                                      "nginx TLS both legs single K=" + std::to_string(base.k));
+        rp.tls_single = relay_phase(t, base, "relay TLS single K=" + std::to_string(base.k));
+        rp.tls_single_nginx = nginx_phase(NginxTls::termination, base,
+                                          "nginx TLS single K=" + std::to_string(base.k));
+        rp.tls_single_both = nginx_phase(NginxTls::both_legs, base,
+                                         "nginx TLS both legs single K=" + std::to_string(base.k));
       }
       if (want("tls-batch")) {
-        tls_batch = relay_phase(t, batch_spec, "relay TLS batch " + std::to_string(batch) + "x");
-        tls_batch_nginx = nginx_phase(NginxTls::termination, batch_spec,
-                                      "nginx TLS batch " + std::to_string(batch) + "x");
-        tls_batch_both = nginx_phase(NginxTls::both_legs, batch_spec,
-                                     "nginx TLS both legs batch " + std::to_string(batch) + "x");
+        rp.tls_batch = relay_phase(t, batch_spec, "relay TLS batch " + std::to_string(batch) + "x");
+        rp.tls_batch_nginx = nginx_phase(NginxTls::termination, batch_spec,
+                                         "nginx TLS batch " + std::to_string(batch) + "x");
+        rp.tls_batch_both = nginx_phase(NginxTls::both_legs, batch_spec,
+                                        "nginx TLS both legs batch " + std::to_string(batch) + "x");
       }
     }
 
     std::printf("\n== ratios (targets from issue 13)%s\n",
                 rounds > 1 ? (" of round " + std::to_string(round)).c_str() : "");
-    auto line = [&](const char* what, double value, const char* target) {
-      std::printf("%-56s %8.3f   (target %s)\n", what, value, target);
-      auto [it, added] = by_round.try_emplace(what, RoundFigures{target, {}});
-      if (added) figure_order.push_back(what);
-      it->second.values.push_back(value);
-    };
-    if (single.ran)
-      line("single K=16 datagrams/s relay/nginx",
-           ratio(single.delivered_per_s, single_nginx.delivered_per_s), ">= 0.8");
-    if (single_k1.ran)
-      line("single K=1 datagrams/s relay/nginx",
-           ratio(single_k1.delivered_per_s, single_k1_nginx.delivered_per_s), ">= 0.8");
-    if (batch_relay.ran)
-      line("batch MB/s relay/nginx", ratio(batch_relay.mb_per_s, batch_nginx.mb_per_s), ">= 0.8");
-    // Two TLS baselines: nginx terminating TLS to a plain upstream does half the relay's crypto
-    // (the relay decrypts from the sender and encrypts again to the receiver); nginx with TLS on
-    // both legs does the same crypto as the relay.
-    if (tls_single.ran) {
-      line("TLS single datagrams/s relay/nginx TLS termination",
-           ratio(tls_single.delivered_per_s, tls_single_nginx.delivered_per_s), ">= 0.8");
-      line("TLS single datagrams/s relay/nginx TLS both legs",
-           ratio(tls_single.delivered_per_s, tls_single_both.delivered_per_s), ">= 0.8");
-    }
-    if (tls_batch.ran) {
-      line("TLS batch MB/s relay/nginx TLS termination",
-           ratio(tls_batch.mb_per_s, tls_batch_nginx.mb_per_s), ">= 0.8");
-      line("TLS batch MB/s relay/nginx TLS both legs",
-           ratio(tls_batch.mb_per_s, tls_batch_both.mb_per_s), ">= 0.8");
-    }
-    // The same ratios per CPU-second used (delivered per CPU-second, relay over nginx): what the
-    // ratio would be if both had a whole core, i.e. the figure to compare across runs on a machine
-    // that is not quiet.
-    auto per_cpu = [](const PhaseResult& r, bool mb) {
-      const double v = mb ? r.mb_per_s : r.delivered_per_s;
-      return r.ran && r.cpu_cores > 0 ? v / r.cpu_cores : NAN;
-    };
-    auto cpu_line = [&](const char* what, const PhaseResult& relay_r, const PhaseResult& nginx_r,
-                        bool mb) {
-      if (relay_r.ran && nginx_r.ran)
-        line(what, ratio(per_cpu(relay_r, mb), per_cpu(nginx_r, mb)), ">= 0.8");
-    };
-    cpu_line("single K=16 per CPU-second relay/nginx", single, single_nginx, false);
-    cpu_line("batch MB per CPU-second relay/nginx", batch_relay, batch_nginx, true);
-    cpu_line("TLS single per CPU-second relay/nginx TLS termination", tls_single, tls_single_nginx,
-             false);
-    cpu_line("TLS single per CPU-second relay/nginx TLS both legs", tls_single, tls_single_both,
-             false);
-    cpu_line("TLS batch MB per CPU-second relay/nginx TLS termination", tls_batch, tls_batch_nginx,
-             true);
-    cpu_line("TLS batch MB per CPU-second relay/nginx TLS both legs", tls_batch, tls_batch_both,
-             true);
-    if (peak > 0) std::printf("%-56s %8.0f datagrams/s\n", "relay peak", peak);
-    if (over4.ran)
-      line("overload 4x: delivered/peak", ratio(over4.delivered_per_s, peak), ">= 0.9");
-    if (over16.ran)
-      line("overload 16x: delivered/peak", ratio(over16.delivered_per_s, peak), ">= 0.9");
-    if (!interleaved.ratio4.empty()) {
-      std::printf("%-56s %zu of %zu cycles counted (paced window sustained)\n",
-                  "overload interleaved with a paced peak", interleaved.ratio4.size(),
-                  interleaved.cycles);
-      line("overload 4x / paced peak, interleaved (median)", percentile(interleaved.ratio4, 0.5),
-           ">= 0.9");
-      line("overload 16x / paced peak, interleaved (median)",
-           percentile(interleaved.ratio16, 0.5), ">= 0.9");
-    }
-    auto worst = [&](auto field) {
-      double w = 0;
-      for (auto* r :
-           {&single, &single_k1, &batch_relay, &over4, &over16, &tls_single, &tls_batch}) {
-        if (r->ran && r->by_sent) w = std::max(w, field(*r));
-      }
-      return w;
-    };
-    line("bystander p99 one-way ms (worst phase)",
-         worst([](const PhaseResult& r) { return r.by_p99_ms; }), "<= 5");
-    line("bystander loss % (worst phase)", worst([](const PhaseResult& r) {
-           return 100.0 * static_cast<double>(r.by_sent - std::min(r.by_sent, r.by_received)) /
-                  static_cast<double>(r.by_sent);
-         }),
-         "<= 1");
-    line("receivers disconnected (all phases)",
-         worst([](const PhaseResult& r) { return static_cast<double>(r.disconnected); }), "0");
-    line("GET /ping p99 ms (worst phase)",
-         worst([](const PhaseResult& r) { return percentile(r.ping.ms, 0.99); }), "-");
-    // Not a target: how much of the figures above the host took (see each phase's steal line).
-    line("host steal % of the relay's CPU (worst phase)",
-         worst([](const PhaseResult& r) { return r.steal_relay_pct; }), "-");
-    line("host steal % of the generator's CPU (worst phase)",
-         worst([](const PhaseResult& r) { return r.steal_gen_pct; }), "-");
+    print_round_ratios(rp, figures);
   }
-  if (rounds > 1) {
-    std::printf("\n== medians over %d rounds (targets from issue 13)\n", rounds);
-    for (const auto& what : figure_order) {
-      const auto& f = by_round[what];
-      std::vector<double> known;
-      std::string each;
-      for (double v : f.values) {
-        char text[32];
-        std::snprintf(text, sizeof text, " %.3f", v);
-        each += text;
-        if (!std::isnan(v)) known.push_back(v);
-      }
-      std::printf("%-56s %8.3f   (target %s; rounds:%s)\n", what.c_str(), percentile(known, 0.5),
-                  f.target.c_str(), each.c_str());
-    }
-  }
+  if (rounds > 1) figures.print_medians(rounds);
   return 0;
 }
 
