@@ -1379,6 +1379,15 @@ void print_round_ratios(const RoundPhases& rp, FigureLog& figures) {
     line("TLS batch MB/s relay/nginx TLS both legs",
          ratio(rp.tls_batch.mb_per_s, rp.tls_batch_both.mb_per_s), ">= 0.8");
   }
+  // Not targets: nginx itself doing the relay's crypto (decrypt, then encrypt again) against
+  // nginx terminating (decrypt only), in the same run: what any relay could reach against the
+  // termination baseline if it were as fast as nginx at everything else.
+  if (rp.tls_single_both.ran && rp.tls_single_nginx.ran)
+    line("TLS single: nginx both legs/nginx termination",
+         ratio(rp.tls_single_both.delivered_per_s, rp.tls_single_nginx.delivered_per_s), "-");
+  if (rp.tls_batch_both.ran && rp.tls_batch_nginx.ran)
+    line("TLS batch: nginx both legs/nginx termination",
+         ratio(rp.tls_batch_both.mb_per_s, rp.tls_batch_nginx.mb_per_s), "-");
   // The same ratios per CPU-second used (delivered per CPU-second, relay over nginx): what the
   // ratio would be if both had a whole core, i.e. the figure to compare across runs on a machine
   // that is not quiet.
