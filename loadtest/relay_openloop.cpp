@@ -70,8 +70,10 @@ constexpr const char* kUsage =
     "                     senders (default 0: as fast as the sockets take them)\n"
     "  --size=B           datagram size (default 1200)\n"
     "  --batch=B          datagrams per batch frame, type 5 (default 10)\n"
-    "  --phases=LIST      comma list of single,single-k1,batch,tls,tls-batch,overload\n"
-    "                     (default all of them)\n"
+    "  --phases=LIST      comma list of single,single-k1,batch,tls,tls-batch,overload,slow\n"
+    "                     (default all of them but slow)\n"
+    "  --slow-read-bytes=N  phase slow: one flooded receiver reads N bytes/s (default 8000000)\n"
+    "                     and times the relay's Pongs to its Pings (limits.tcp_notsent_lowat)\n"
     "  --nginx=PATH       nginx binary for the baseline (default: nginx from PATH, else skipped)\n"
     "  --nginx-stream-module=PATH  (default /usr/lib/nginx/modules/ngx_stream_module.so)\n"
     "  --relay-cpu=C --gen-cpu=G   pin relay/nginx and this generator (default 0 and 1;\n"
@@ -84,10 +86,9 @@ constexpr const char* kUsage =
     "  --client-queue-bytes=N --tcp-notsent-lowat=N  the relay's limits of these names\n"
     "                     (default: the relay's defaults)\n"
     "  --rounds=N         run all phases N times (default 1) and print each figure's median\n"
-    "  --overload-cycles=N  after the overload phases, N cycles of a paced window at a rate the\n"
-    "                     relay sustains and 4x/16x floods right after it (--seconds each); prints "
-    "the\n"
-    "                     median flood/paced ratio (default 8; 0 = skip)\n"
+    "  --overload-cycles=N  after the overload phases, N cycles of a paced window at a rate\n"
+    "                     the relay sustains and 4x/16x floods right after it (--seconds each);\n"
+    "                     prints the median flood/paced ratio (default 8; 0 = skip)\n"
     "  --mesh             only the mesh benchmark (issue 16): two nodes in a mesh, peak\n"
     "                     datagrams/s within node 1 vs node 1 -> node 2; --rounds=N (default 2)\n";
 
@@ -437,15 +438,52 @@ struct BystanderLog {
   std::atomic<std::uint64_t> received{0};
 };
 
+// A receiver on a slow link (phase `slow`): it reads at most `bytes_per_s` and sends a relay Ping
+// every kSlowPingInterval, timing the relay's Pong (relay.md §6.5). The relay puts Pongs ahead
+// of queued datagrams, but not ahead of what it already handed to the kernel: the Pong's delay
+// is what the kernel holds unsent for this client (limits.tcp_notsent_lowat) plus what the
+// client has not read yet, at the client's reading speed.
+struct SlowReader {
+  double bytes_per_s = 0;
+  std::int64_t measure_from_ns = 0;  // Pings sent earlier (the warm-up) are not timed
+  std::vector<double> pong_ms;
+  std::uint64_t pings_sent = 0;  // from measure_from_ns on
+};
+constexpr auto kSlowPingInterval = 50ms;
+constexpr std::size_t kSlowReadBytes = 16 * 1024;
+
 // Reads relay frames until `stop`; counts datagrams, answers relay Pings (relay.md §6.5), and for
-// the bystander decodes (seq, send time) from each datagram.
+// the bystander decodes (seq, send time) from each datagram. `slow`: reads at its pace and times
+// its own Pings' Pongs.
 void relay_receiver(Stream& stream, ReceiverStats& stats, const std::atomic<bool>& stop,
-                    BystanderLog* bystander) {
+                    BystanderLog* bystander, SlowReader* slow) {
   if (!bystander) lower_thread_priority();
   std::vector<std::uint8_t> buf(512 * 1024);
   std::size_t have = 0;
+  const auto started = Clock::now();
+  auto next_ping = started;
+  std::uint64_t total_read = 0;
   for (;;) {
-    auto n = stream.read_some(buf.data() + have, buf.size() - have);
+    if (slow) {
+      const auto now = Clock::now();
+      if (now >= next_ping) {
+        relay::Ping ping;
+        const std::int64_t sent = now_ns();
+        std::memcpy(ping.data.data(), &sent, 8);
+        relay::Bytes msg;
+        append_ws_message(msg, relay::encode_client_frame(ping));
+        if (stream.write_all(msg.data(), msg.size()) && sent >= slow->measure_from_ns)
+          ++slow->pings_sent;
+        next_ping = now + kSlowPingInterval;
+      }
+      // Behind its pace only by what one read brings: sleep until the bytes so far are due.
+      std::this_thread::sleep_until(
+          started + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                        static_cast<double>(total_read) / slow->bytes_per_s)));
+    }
+    const std::size_t want = slow ? std::min(kSlowReadBytes, buf.size() - have) : buf.size() - have;
+    auto n = stream.read_some(buf.data() + have, want);
+    if (n > 0) total_read += static_cast<std::uint64_t>(n);
     if (n <= 0) {
       if (!stop.load()) {
         stats.disconnected = true;
@@ -504,6 +542,11 @@ void relay_receiver(Stream& stream, ReceiverStats& stats, const std::atomic<bool
           relay::Bytes msg;
           append_ws_message(msg, relay::encode_client_frame(pong));
           stream.write_all(msg.data(), msg.size());
+        } else if (p[0] == 10 && len == 9 && slow) {
+          std::int64_t sent = 0;
+          std::memcpy(&sent, p + 1, 8);
+          if (sent >= slow->measure_from_ns)
+            slow->pong_ms.push_back(static_cast<double>(now_ns() - sent) / 1e6);
         }
       }
       pos += h->header_len + len;
@@ -811,14 +854,14 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   for (std::size_t i = 0; i < spec.pairs; ++i) {
     if (target.relay) {
       threads.emplace_back(relay_receiver, std::ref(*rx[i]), std::ref(*rx_stats[i]),
-                           std::cref(stop_receivers), nullptr);
+                           std::cref(stop_receivers), nullptr, nullptr);
     } else {
       threads.emplace_back(sink_receiver, std::ref(*sinks[i]), std::ref(*rx_stats[i]));
     }
   }
   if (bystander) {
     threads.emplace_back(relay_receiver, std::ref(*by_rx), std::ref(by_stats),
-                         std::cref(stop_receivers), &by_log);
+                         std::cref(stop_receivers), &by_log, nullptr);
   }
   std::thread pinger;
   std::atomic<bool> stop_pinger{false};
@@ -1002,18 +1045,91 @@ double find_peak(const Target& target, PhaseSpec spec, const Target* rx_target =
   return peak;
 }
 
+// Phase `slow`: one unpaced sender to one receiver that reads at `bytes_per_s` and times the
+// relay's Pongs to its Pings (SlowReader), for `spec.seconds` after `spec.warmup`.
+struct SlowResult {
+  bool ran = false;
+  std::string error;
+  SlowReader reader;
+  double delivered_per_s = 0;
+  bool disconnected = false;
+  std::string disconnect_reason;
+};
+
+SlowResult run_slow_phase(const Target& target, const PhaseSpec& spec, double bytes_per_s) {
+  SlowResult r;
+  const auto rx_key = relay::SecretKey::generate(), tx_key = relay::SecretKey::generate();
+  std::unique_ptr<Stream> rx, tx;
+  try {
+    rx = target.connect(rx_key);
+    tx = target.connect(tx_key);
+  } catch (const std::exception& e) {
+    r.error = e.what();
+    return r;
+  }
+  const relay::Bytes contents(spec.size, 0xa5);
+  const auto frame =
+      relay::encode_client_datagram(rx_key.public_key(), relay::Ecn::NotEct, 0, contents);
+  relay::Bytes block;
+  for (std::size_t k = 0; k < spec.k; ++k) append_ws_message(block, *frame);
+  ReceiverStats rx_stats;
+  SenderStats tx_stats;
+  std::atomic<bool> stop_rx{false}, stop_tx{false};
+  r.reader.bytes_per_s = bytes_per_s;
+  r.reader.measure_from_ns =
+      now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(spec.warmup).count();
+  std::thread receiver(relay_receiver, std::ref(*rx), std::ref(rx_stats), std::cref(stop_rx),
+                       nullptr, &r.reader);
+  std::thread sender(flood_sender, std::ref(*tx), std::cref(block), spec.k, 0.0, std::cref(stop_tx),
+                     std::ref(tx_stats));
+  std::this_thread::sleep_for(spec.warmup);
+  const auto d0 = rx_stats.datagrams.load();
+  std::this_thread::sleep_for(std::chrono::duration<double>(spec.seconds));
+  const auto d1 = rx_stats.datagrams.load();
+  // Pongs still queued get the time one more Ping interval takes, then both ends stop.
+  std::this_thread::sleep_for(kSlowPingInterval);
+  stop_tx = true;
+  tx->abort();
+  sender.join();
+  stop_rx = true;
+  rx->abort();
+  receiver.join();
+  r.delivered_per_s = static_cast<double>(d1 - d0) / spec.seconds;
+  r.disconnected = rx_stats.disconnected;
+  r.disconnect_reason = rx_stats.end_reason;
+  r.ran = true;
+  return r;
+}
+
+void print_slow_result(const SlowResult& r, double bytes_per_s) {
+  const std::string label = "relay slow receiver";
+  if (!r.ran) {
+    std::printf("%-28s did not run: %s\n", label.c_str(), r.error.c_str());
+    return;
+  }
+  std::printf(
+      "%-28s reads %.1f MB/s: Pong delay p50 %.1f ms p99 %.1f ms max %.1f ms (%zu of %llu Pings "
+      "answered) | delivered %.0f datagrams/s | %s\n",
+      label.c_str(), bytes_per_s / 1e6, percentile(r.reader.pong_ms, 0.5),
+      percentile(r.reader.pong_ms, 0.99), percentile(r.reader.pong_ms, 1.0),
+      r.reader.pong_ms.size(), static_cast<unsigned long long>(r.reader.pings_sent),
+      r.delivered_per_s,
+      r.disconnected ? ("disconnected: " + r.disconnect_reason).c_str() : "not disconnected");
+  std::fflush(stdout);
+}
+
 // Overload against a peak measured at the same time (--overload-cycles=N). The ramp's best
 // 1-s step is a maximum over many windows on a machine whose speed swings by a fifth between
 // seconds, compared with one later window: that ratio is low even when nothing collapses. Here
 // each cycle runs three windows of the overload phases' length back to back (the same bystander
-// and pinger): paced at a rate R the relay sustains (it
-// delivered >= 97 % of it), then 4x and 16x R unpaced; each cycle's ratio is its flood over its
-// own paced window, and the figure is the median. R starts at the ramp's peak and follows a
-// staircase: 10 % lower after a paced window the relay did not keep up with (that cycle does
-// not count: its "paced" window was itself a flood), 3 % higher after one it did.
+// and pinger): paced at a rate R the relay sustains (it delivered >= 97 % of it), then 4x and
+// 16x R unpaced; each cycle's ratio is its flood over its own paced window, and the figure is
+// the median. R starts at the ramp's peak and follows a staircase: 10 % lower after a paced
+// window the relay did not keep up with (that cycle does not count: its "paced" window was
+// itself a flood), 3 % higher after one it did.
 struct InterleavedOverload {
-  std::vector<double> ratio4, ratio16;
-  std::size_t cycles = 0, not_sustained = 0;
+  std::vector<double> ratio4, ratio16;  // of the cycles whose paced window was sustained
+  std::size_t cycles = 0;               // that ran
 };
 
 InterleavedOverload interleaved_overload(const Target& target, PhaseSpec spec, double peak,
@@ -1045,7 +1161,6 @@ InterleavedOverload interleaved_overload(const Target& target, PhaseSpec spec, d
       out.ratio16.push_back(over16.delivered_per_s / paced.delivered_per_s);
       rate *= 1.03;
     } else {
-      ++out.not_sustained;
       rate *= 0.9;
     }
   }
@@ -1312,6 +1427,7 @@ struct RoundPhases {
       over4, over16;
   double peak = 0;  // the relay's: the best of the ramp and the single-frame phases
   InterleavedOverload interleaved;
+  SlowResult slow;
 };
 
 // The figures printed, in the order first printed, with their values over the rounds: --rounds
@@ -1415,6 +1531,10 @@ void print_round_ratios(const RoundPhases& rp, FigureLog& figures) {
     line("overload 4x: delivered/peak", ratio(rp.over4.delivered_per_s, rp.peak), ">= 0.9");
   if (rp.over16.ran)
     line("overload 16x: delivered/peak", ratio(rp.over16.delivered_per_s, rp.peak), ">= 0.9");
+  if (rp.slow.ran) {
+    line("slow receiver: Pong delay p99 ms", percentile(rp.slow.reader.pong_ms, 0.99), "-");
+    line("slow receiver: disconnected", rp.slow.disconnected ? 1 : 0, "0");
+  }
   if (!rp.interleaved.ratio4.empty()) {
     std::printf("%-56s %zu of %zu cycles counted (paced window sustained)\n",
                 "overload interleaved with a paced peak", rp.interleaved.ratio4.size(),
@@ -1528,6 +1648,8 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   const int rounds = static_cast<int>(std::clamp<long long>(args.get_int("rounds", 1), 1, 20));
   const int overload_cycles =
       static_cast<int>(std::clamp<long long>(args.get_int("overload-cycles", 8), 0, 100));
+  const auto slow_read_bytes = static_cast<double>(
+      std::clamp<long long>(args.get_int("slow-read-bytes", 8'000'000), 10'000, 1'000'000'000));
   FigureLog figures;
   for (int round = 1; round <= rounds; ++round) {
     if (rounds > 1) std::printf("\n== round %d of %d\n", round, rounds);
@@ -1563,6 +1685,10 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
         rp.over16 = relay_phase(t, spec, "relay overload 16x peak");
         if (overload_cycles > 0)
           rp.interleaved = interleaved_overload(t, base, rp.peak, overload_cycles);
+      }
+      if (want("slow")) {
+        rp.slow = run_slow_phase(t, base, slow_read_bytes);
+        print_slow_result(rp.slow, slow_read_bytes);
       }
     }
     if (want("tls") || want("tls-batch")) {
