@@ -126,7 +126,7 @@ int notsent_lowat(int fd) {
 TEST(RelayQueueBytes, ClientSocketsKeepLittleUnsentInTheKernel) {
   for (std::size_t configured : {std::size_t{128} << 10, std::size_t{0}}) {
     auto cfg = test_config();
-    EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 0u);
+    EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 128u << 10);  // the default
     cfg.limits.tcp_notsent_lowat = configured;
     auto d = start_daemon(cfg);
     RawClient client = connect_raw(*d->http_endpoint());

@@ -79,10 +79,11 @@ struct Limits {
   // queued beyond what is in flight. Without it Linux autotunes the send buffer to megabytes, and
   // a slow client's datagrams wait there, out of reach of the relay's queue (its byte cap, its
   // drop counting, the priority lane that puts Pong/Health/Restarting ahead of datagrams).
-  // 0 = the kernel's default (no limit), the default: 128 KiB did not measure better in the
-  // loopback flood benchmark (loadtest/relay_openloop --tcp-notsent-lowat), whose receivers are
-  // fast; it is for clients on slow links.
-  std::size_t tcp_notsent_lowat = 0;
+  // 128 KiB by default: a flooded client reading 2 / 8 / 32 MB/s got the relay's Pong to its
+  // Ping after 1,675 / 440 / 125 ms (p50) with the kernel's default and after 103 / 26 / 8 ms
+  // with 128 KiB, at the same delivered rate (loadtest/relay_openloop --phases=slow); a client
+  // whose Pongs wait seconds takes the relay for dead. 0 = the kernel's default (no limit).
+  std::size_t tcp_notsent_lowat = 128 * 1024;
   // Not YAML keys (issue 19): fixed defaults documented in the README; tests lower them.
   // Concurrent connections from one IP that have not authenticated yet (TLS, HTTP, relay
   // handshake); more are closed at accept.

@@ -168,7 +168,7 @@ TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
   EXPECT_EQ(cfg.limits.client_queue_capacity, 512u);
   EXPECT_EQ(cfg.limits.client_queue_bytes, 1048576u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 67108864u);
-  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 0u);
+  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 131072u);
   EXPECT_TRUE(cfg.enable_metrics);
   EXPECT_EQ(cfg.metrics_bind_addr.to_string(), "[::]:9090");
   EXPECT_EQ(cfg.key_cache_capacity, 1048576u);
@@ -377,7 +377,7 @@ TEST_F(ConfigTest, Limits) {
   client_queue_capacity: 64
   client_queue_bytes: 262144
   total_queue_bytes: 8388608
-  tcp_notsent_lowat: 131072
+  tcp_notsent_lowat: 65536
 )",
                           "t.yaml");
   EXPECT_DOUBLE_EQ(*cfg.limits.accept_conn_limit, 12.5);
@@ -391,7 +391,7 @@ TEST_F(ConfigTest, Limits) {
   EXPECT_EQ(cfg.limits.client_queue_capacity, 64u);
   EXPECT_EQ(cfg.limits.client_queue_bytes, 262144u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 8388608u);
-  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 131072u);
+  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 65536u);
 }
 
 TEST_F(ConfigTest, BurstDefaultsToATenthOfRate) {
@@ -738,6 +738,9 @@ TEST_F(ConfigTest, ExampleFileLoads) {
   EXPECT_EQ(cfg.limits.handshake_timeout, defaults.limits.handshake_timeout);
   EXPECT_EQ(cfg.limits.write_timeout, defaults.limits.write_timeout);
   EXPECT_EQ(cfg.limits.client_queue_capacity, defaults.limits.client_queue_capacity);
+  EXPECT_EQ(cfg.limits.client_queue_bytes, defaults.limits.client_queue_bytes);
+  EXPECT_EQ(cfg.limits.total_queue_bytes, defaults.limits.total_queue_bytes);
+  EXPECT_EQ(cfg.limits.tcp_notsent_lowat, defaults.limits.tcp_notsent_lowat);
   EXPECT_EQ(cfg.limits.client_rx.has_value(), defaults.limits.client_rx.has_value());
   EXPECT_EQ(cfg.enable_metrics, defaults.enable_metrics);
   EXPECT_EQ(cfg.metrics_bind_addr, defaults.metrics_bind_addr);
