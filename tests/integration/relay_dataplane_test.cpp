@@ -93,10 +93,6 @@ TEST(RelayQueueBytes, DaemonWideBudgetCapsAllQueues) {
   EXPECT_TRUE(sender.client->ping_barrier());
 }
 
-// Four open-loop senders flood four reading receivers for 3 s (16 frames per write, as fast as
-// the relay reads). Meanwhile a bystander pair sends one datagram every 2 ms: every one arrives
-// (generous bound: p99 under 200 ms), no reading receiver is disconnected, and the flooded
-// senders are throttled rather than read and dropped at full speed.
 // The daemon's end of the client connected from `client_fd` (the daemon runs in this process):
 // the socket among our descriptors whose peer is the client's local address; -1 if none.
 int daemon_side_socket(int client_fd) {
@@ -122,7 +118,7 @@ int notsent_lowat(int fd) {
 
 // limits.tcp_notsent_lowat reaches the relay client's socket, so a slow client's datagrams wait
 // in the relay's queue, behind its control frames, rather than in a send buffer Linux autotunes
-// to megabytes; 0 (the default) leaves the kernel's default.
+// to megabytes; 0 leaves the kernel's default.
 TEST(RelayQueueBytes, ClientSocketsKeepLittleUnsentInTheKernel) {
   for (std::size_t configured : {std::size_t{128} << 10, std::size_t{0}}) {
     auto cfg = test_config();
@@ -139,6 +135,10 @@ TEST(RelayQueueBytes, ClientSocketsKeepLittleUnsentInTheKernel) {
   }
 }
 
+// Four open-loop senders flood four reading receivers for 3 s (16 frames per write, as fast as
+// the relay reads). Meanwhile a bystander pair sends one datagram every 2 ms: every one arrives
+// (generous bound: p99 under 200 ms), no reading receiver is disconnected, and the flooded
+// senders are throttled rather than read and dropped at full speed.
 TEST(RelayFlood, BystanderAndReadingReceiversSurviveOpenLoopFlood) {
   auto cfg = test_config();
   auto d = start_daemon(cfg);
