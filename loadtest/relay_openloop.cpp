@@ -781,6 +781,19 @@ class Sink {
 
 // `rx_target`: where the receivers (and the bystander's) connect, when not `target` (the mesh
 // benchmark: senders on one node, receivers on its peer).
+// What a flood sender writes per write(): spec.k masked WebSocket messages, each one datagram
+// frame to `dst` (a batch frame of spec.batch datagrams when set); nullopt when the frame is over
+// the relay protocol's limit (relay.md §5.4).
+std::optional<relay::Bytes> datagram_block(const relay::EndpointId& dst, const PhaseSpec& spec) {
+  const relay::Bytes contents(spec.size * (spec.batch ? spec.batch : 1), 0xa5);
+  const auto frame = relay::encode_client_datagram(
+      dst, relay::Ecn::NotEct, static_cast<std::uint16_t>(spec.batch ? spec.size : 0), contents);
+  if (!frame) return std::nullopt;
+  relay::Bytes block;
+  for (std::size_t k = 0; k < spec.k; ++k) append_ws_message(block, *frame);
+  return block;
+}
+
 PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
                       const Target* rx_target = nullptr) {
   const Target& rx_at = rx_target ? *rx_target : target;
@@ -819,19 +832,14 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   }
   if (!tx.empty()) r.tls = tx.front()->tls_info();
   if (!sinks.empty()) r.upstream_tls = sinks.front()->tls_info();
-  relay::Bytes contents(spec.size * per_frame, 0xa5);
   for (std::size_t i = 0; i < spec.pairs; ++i) {
-    auto frame = relay::encode_client_datagram(
-        rx_keys[i].public_key(), relay::Ecn::NotEct,
-        static_cast<std::uint16_t>(spec.batch ? spec.size : 0), contents);
-    if (!frame) {
+    auto block = datagram_block(rx_keys[i].public_key(), spec);
+    if (!block) {
       r.error = "frame too large for the relay protocol (relay.md §5.4)";
       return r;
     }
-    relay::Bytes block;
-    for (std::size_t k = 0; k < spec.k; ++k) append_ws_message(block, *frame);
-    message_bytes = block.size() / spec.k;
-    blocks.push_back(std::move(block));
+    message_bytes = block->size() / spec.k;
+    blocks.push_back(std::move(*block));
   }
 
   std::vector<std::thread> threads;
@@ -939,7 +947,7 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
     // nginx forwards raw bytes: whole messages of the same size as the relay's input.
     double messages = static_cast<double>(b1 - b0) / static_cast<double>(message_bytes);
     r.delivered_per_s = messages * static_cast<double>(per_frame) / window;
-    r.mb_per_s = messages * static_cast<double>(contents.size()) / window / 1e6;
+    r.mb_per_s = messages * static_cast<double>(spec.size * per_frame) / window / 1e6;
   }
   r.receivers = spec.pairs + (bystander ? 1 : 0);
   for (auto& s : rx_stats) {
@@ -1067,11 +1075,11 @@ SlowResult run_slow_phase(const Target& target, const PhaseSpec& spec, double by
     r.error = e.what();
     return r;
   }
-  const relay::Bytes contents(spec.size, 0xa5);
-  const auto frame =
-      relay::encode_client_datagram(rx_key.public_key(), relay::Ecn::NotEct, 0, contents);
-  relay::Bytes block;
-  for (std::size_t k = 0; k < spec.k; ++k) append_ws_message(block, *frame);
+  const auto block = datagram_block(rx_key.public_key(), spec);
+  if (!block) {
+    r.error = "frame too large for the relay protocol (relay.md §5.4)";
+    return r;
+  }
   ReceiverStats rx_stats;
   SenderStats tx_stats;
   std::atomic<bool> stop_rx{false}, stop_tx{false};
@@ -1080,8 +1088,8 @@ SlowResult run_slow_phase(const Target& target, const PhaseSpec& spec, double by
       now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(spec.warmup).count();
   std::thread receiver(relay_receiver, std::ref(*rx), std::ref(rx_stats), std::cref(stop_rx),
                        nullptr, &r.reader);
-  std::thread sender(flood_sender, std::ref(*tx), std::cref(block), spec.k, 0.0, std::cref(stop_tx),
-                     std::ref(tx_stats));
+  std::thread sender(flood_sender, std::ref(*tx), std::cref(*block), spec.k, 0.0,
+                     std::cref(stop_tx), std::ref(tx_stats));
   std::this_thread::sleep_for(spec.warmup);
   const auto d0 = rx_stats.datagrams.load();
   std::this_thread::sleep_for(std::chrono::duration<double>(spec.seconds));
