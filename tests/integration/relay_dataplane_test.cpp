@@ -93,6 +93,71 @@ TEST(RelayQueueBytes, DaemonWideBudgetCapsAllQueues) {
   EXPECT_TRUE(sender.client->ping_barrier());
 }
 
+// Back-pressure without loss (issue 13): a sender flooding a receiver that reads late and then
+// slowly is paused once the receiver's queue passes three quarters of its cap, and resumed as it
+// drains, so every datagram arrives, in order, and none is dropped. Before the throttle mark a
+// sender was paused only by a full queue, and lost one datagram each time. One worker: the
+// sender stops right after the datagram that passed the mark (from another worker it stops one
+// post later, which the free quarter of the queue is for).
+TEST(RelayBackPressure, SenderToALateReaderIsPausedNotDropped) {
+  auto cfg = test_config();
+  cfg.relay_threads = 1;
+  cfg.limits.client_queue_capacity = 1 << 20;  // only the byte cap applies
+  cfg.limits.client_queue_bytes = 128 * 1024;
+  cfg.limits.write_timeout = std::chrono::milliseconds(60'000);
+  // The receiver's socket stays full for a while: it must count as slow, not as stalled.
+  cfg.limits.stalled_write_after = std::chrono::milliseconds(60'000);
+  auto d = start_daemon(cfg);
+  auto ep = *d->http_endpoint();
+  RawClient receiver = connect_raw(ep);
+  RawClient sender = connect_raw(ep);
+  constexpr std::uint32_t kCount = 3000;  // 3.6 MB: far more than the socket buffers hold
+  std::thread flooding([&] {
+    timeval tv{10, 0};
+    ::setsockopt(sender.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    std::vector<std::uint8_t> buf;
+    for (std::uint32_t seq = 0; seq < kCount; ++seq) {
+      Bytes contents(1200, 0x5a);
+      std::memcpy(contents.data() + contents.size() - 4, &seq, 4);
+      auto frame =
+          relay::encode_client_datagram(receiver.key.public_key(), relay::Ecn::NotEct, 0, contents);
+      append_ws_frame(buf, *frame);
+      if (seq % 16 == 15 || seq + 1 == kCount) {
+        if (::send(sender.fd, buf.data(), buf.size(), MSG_NOSIGNAL) != ssize_t(buf.size())) return;
+        buf.clear();
+      }
+    }
+  });
+  // Not reading for a while: the loopback buffers fill, then the queue passes its mark.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ServerFrameParser parser;
+  std::vector<std::uint8_t> buf(256 * 1024);
+  std::uint32_t received = 0, out_of_order = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (received < kCount && Clock::now() < deadline) {
+    ssize_t n = ::recv(receiver.fd, buf.data(), buf.size(), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
+    if (n < 0) continue;
+    parser.feed(buf.data(), std::size_t(n), [&](const std::uint8_t* p, std::size_t len) {
+      if (len < 4 || p[0] != 6) return;
+      std::uint32_t seq;
+      std::memcpy(&seq, p + len - 4, 4);
+      if (seq != received) ++out_of_order;
+      ++received;
+    });
+  }
+  flooding.join();
+  const auto& m = d->metrics();
+  std::printf("back-pressure: received %u of %u; throttled %llu, queue_full drops %llu\n", received,
+              kCount, (unsigned long long)m.senders_throttled.load(),
+              (unsigned long long)m.dropped_queue_full.load());
+  EXPECT_EQ(received, kCount);
+  EXPECT_EQ(out_of_order, 0u);
+  EXPECT_GT(m.senders_throttled.load(), 0u);
+  EXPECT_EQ(m.dropped_queue_full.load(), 0u);
+  EXPECT_EQ(m.send_packets_dropped.load(), 0u);
+}
+
 // The daemon's end of the client connected from `client_fd` (the daemon runs in this process):
 // the socket among our descriptors whose peer is the client's local address; -1 if none.
 int daemon_side_socket(int client_fd) {

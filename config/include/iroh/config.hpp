@@ -88,6 +88,10 @@ struct Limits {
   // Concurrent connections from one IP that have not authenticated yet (TLS, HTTP, relay
   // handshake); more are closed at accept.
   std::size_t max_unauthenticated_per_ip = 128;
+  // A client whose socket took nothing for this long is not draining (issue 13): it no longer
+  // throttles the senders whose datagrams fill its queue, so a client that never reads cannot
+  // slow the senders that also talk to others; their datagrams to it are dropped. Tests raise it.
+  std::chrono::milliseconds stalled_write_after{50};
   // Bytes reserved for every connection in its handshake, out of pre_auth_bytes: the HTTP header
   // limit (16 KiB), the 1 KiB handshake message cap and read slack.
   static constexpr std::size_t kPreAuthReserveBytes = 32 * 1024;

@@ -224,7 +224,7 @@ void collect_ours(const RelayMetrics& m, std::vector<prometheus::MetricFamily>& 
       {"write_timeouts", "Clients closed because a write made no progress in time.",
        m.write_timeouts},
       {"senders_throttled",
-       "Times a sender was read more slowly because its datagrams found a full queue.",
+       "Times a sender was paused because its datagrams filled a queue past three quarters.",
        m.senders_throttled},
       {"control_frames_dropped", "Control frames dropped because the priority lane was full.",
        m.control_dropped},

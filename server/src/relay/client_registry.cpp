@@ -206,6 +206,8 @@ ClientRegistry::Forward ClientRegistry::forward(const relay::EndpointId& dst,
   switch (active->try_enqueue_datagram(frame, sender)) {
     case RelayClientHandle::Enqueue::Ok:
       return Forward::Queued;
+    case RelayClientHandle::Enqueue::OkThrottle:
+      return Forward::QueuedThrottle;
     case RelayClientHandle::Enqueue::Full:
       return Forward::QueueFull;
     case RelayClientHandle::Enqueue::FullThrottle:

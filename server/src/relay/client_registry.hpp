@@ -38,11 +38,12 @@ class RelayClientHandle {
   unsigned worker() const { return worker_; }
 
   // A RelayToClientDatagram(Batch) frame, written into the send queue (not
-  // kept: `frame` may view the sender's read buffer). Full: the datagram is
-  // dropped; FullThrottle: dropped, and `sender` (if not null) was recorded as
-  // waiting for this queue to drain; it gets resume_reading() then. BudgetFull:
-  // limits.total_queue_bytes reached.
-  enum class Enqueue { Ok, Full, FullThrottle, BudgetFull, Closed };
+  // kept: `frame` may view the sender's read buffer). OkThrottle: queued, and
+  // the queue is past its throttle mark: `sender` was recorded as waiting for
+  // it to drain (it gets resume_reading() then) and is to stop reading. Full:
+  // the datagram is dropped; FullThrottle: dropped, and `sender` recorded as for
+  // OkThrottle. BudgetFull: limits.total_queue_bytes reached.
+  enum class Enqueue { Ok, OkThrottle, Full, FullThrottle, BudgetFull, Closed };
   virtual Enqueue try_enqueue_datagram(const ServerDatagram& frame, RelayClientHandle* sender) = 0;
   // An encoded control frame (EndpointGone, Status, Health, Pong) on the
   // priority lane.
@@ -121,6 +122,7 @@ class ClientRegistry {
 
   enum class Forward {
     Queued,
+    QueuedThrottle,  // queued; the sender waits for the destination to drain
     UnknownDestination,
     QueueFull,          // dropped
     QueueFullThrottle,  // dropped; the sender waits for the destination to drain
@@ -143,7 +145,7 @@ class ClientRegistry {
       generation = 0;
     }
   };
-  // `sender` (may be null) is who to resume when a full destination queue
+  // `sender` (may be null) is who to resume when a destination queue it filled
   // drains. `cache` (may be null) is the sender's route cache. A datagram that
   // raced with a change of the destination's connection, through a cache that
   // was valid a moment before, meets what a datagram sent a moment earlier

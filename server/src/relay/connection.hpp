@@ -76,15 +76,12 @@ constexpr std::size_t kMaxBatchBytes = 64 * 1024;
 // waited 8-20 ms (p99) behind it.
 constexpr std::size_t kReadTurnFrames = 64;
 constexpr std::size_t kReadTurnBytes = 64 * 1024;
-// Back-pressure (issue 13): a sender whose datagram found a full destination queue stops being
-// read until that queue is half empty again, or at most this long.
+// Back-pressure (issue 13): a sender whose datagram filled a destination queue past its throttle
+// mark (SendQueue::above_throttle_mark) stops being read until that queue is half empty again,
+// or at most this long; not when the destination is stalled (limits.stalled_write_after).
 constexpr auto kThrottleMaxPause = 20ms;
 // ... and when limits.total_queue_bytes is reached, for this long.
 constexpr auto kBudgetBackoff = 5ms;
-// A destination whose socket write has been pending this long is not draining: senders to it
-// have their datagrams dropped but are not throttled, so a client that never reads cannot slow
-// the senders that also talk to others.
-constexpr auto kStalledWriteAfter = 50ms;
 // Senders recorded as waiting for one destination to drain; beyond it, further ones only drop.
 constexpr std::size_t kMaxDrainWaiters = 256;
 
@@ -208,6 +205,7 @@ class Connection final : public RelayClientHandle,
   awaitable<void> throttle_pause();
   bool handle_frame(relay::ByteSpan message);
   bool forward(const relay::Datagram& dg);
+  void throttle_on_destination();
   void note_sent_to(const relay::EndpointId& dst);
   void close_socket();
   void drain_on_strand(const relay::Restarting& restarting);

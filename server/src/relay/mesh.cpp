@@ -152,6 +152,7 @@ void Mesh::deliver(const mesh::Forward& f) {
   const auto outcome = registry_.forward(f.dst, ServerDatagram::encoded(f.frame), nullptr);
   switch (outcome) {
     case ClientRegistry::Forward::Queued:
+    case ClientRegistry::Forward::QueuedThrottle:  // not with a null sender
     case ClientRegistry::Forward::HandedOff: {
       bool known;
       {

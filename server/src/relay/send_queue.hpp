@@ -315,7 +315,8 @@ class SendQueue {
     std::size_t frames = 512;
     std::size_t bytes = 1 << 20;
   };
-  enum class Push { Ok, Full, BudgetFull };
+  // OkAboveMark: queued, and the lane is now above its throttle mark (above_throttle_mark).
+  enum class Push { Ok, OkAboveMark, Full, BudgetFull };
   using Span = DatagramLane::Span;
   using Taken = DatagramLane::Taken;
 
@@ -333,7 +334,7 @@ class SendQueue {
       return Push::Full;
     if (!budget_.try_take(n)) return Push::BudgetFull;
     datagrams_.push(frame);
-    return Push::Ok;
+    return above_throttle_mark() ? Push::OkAboveMark : Push::Ok;
   }
   // A control frame; false if the lane holds `capacity` frames already.
   bool push_control(QueuedFrame&& frame, std::size_t capacity) {
@@ -378,6 +379,15 @@ class SendQueue {
   // sender throttled on this queue resumes.
   bool below_resume_mark() const {
     return datagrams_.frames() <= caps_.frames / 2 && datagrams_.bytes() <= caps_.bytes / 2;
+  }
+  // Over three quarters of either cap: where a sender is throttled (issue 13), before the queue
+  // is full. A sender throttled only at a full queue lost one datagram per pause, and a flood
+  // kept the queue between half and all of the cap; throttled here, it stops with a quarter of
+  // the cap still free for what it (or a sender on another worker, until the post reaches it)
+  // has in flight, and the queue stays between half and three quarters.
+  bool above_throttle_mark() const {
+    return datagrams_.frames() > caps_.frames - caps_.frames / 4 ||
+           datagrams_.bytes() > caps_.bytes - caps_.bytes / 4;
   }
 
  private:

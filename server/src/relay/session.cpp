@@ -208,12 +208,12 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
       m.send_packets_dropped.fetch_add(1, std::memory_order_relaxed);
       m.dropped_unknown_destination.fetch_add(1, std::memory_order_relaxed);
       break;
+    case ClientRegistry::Forward::QueuedThrottle:
+      note_sent_to(dg.peer);
+      throttle_on_destination();
+      break;
     case ClientRegistry::Forward::QueueFullThrottle:
-      if (!throttled_) {
-        throttled_ = true;
-        // A resume from an earlier wait must not end this one.
-        resume_signal_ = false;
-      }
+      throttle_on_destination();
       count_queue_drop(m, outcome);
       break;
     case ClientRegistry::Forward::TotalQueueFull:
@@ -226,6 +226,16 @@ bool Connection<Stream>::forward(const relay::Datagram& dg) {
       break;
   }
   return true;
+}
+
+// A destination recorded this client as waiting for it to drain: the reader stops after this
+// frame (read_loop, throttle_pause) until the destination resumes it.
+template <class Stream>
+void Connection<Stream>::throttle_on_destination() {
+  if (throttled_) return;
+  throttled_ = true;
+  // A resume from an earlier wait must not end this one.
+  resume_signal_ = false;
 }
 
 // §6.4: the ids this client sent to hear EndpointGone when it leaves. A burst to one peer
@@ -586,6 +596,7 @@ typename Connection<Stream>::BufferedRead Connection<Stream>::next_buffered_bina
   template asio::awaitable<void> Connection<S>::throttle_pause();                       \
   template bool Connection<S>::handle_frame(relay::ByteSpan);                           \
   template bool Connection<S>::forward(const relay::Datagram&);                         \
+  template void Connection<S>::throttle_on_destination();                               \
   template void Connection<S>::note_sent_to(const relay::EndpointId&);                  \
   template void Connection<S>::close_socket();                                          \
   template void Connection<S>::drain_on_strand(const relay::Restarting&);

@@ -115,6 +115,9 @@ void RelayWorkers::deliver(Handoff& item) {
   switch (item.dst->try_enqueue_datagram(ServerDatagram::encoded(item.frame), sender.get())) {
     case Enqueue::Ok:
       return;
+    case Enqueue::OkThrottle:
+      if (sender) sender->slow_down(SlowDown::WaitForDrain);
+      return;
     case Enqueue::FullThrottle:
       if (sender) sender->slow_down(SlowDown::WaitForDrain);
       [[fallthrough]];

@@ -21,22 +21,26 @@ namespace iroh::server {
 template <class Stream>
 RelayClientHandle::Enqueue Connection<Stream>::try_enqueue_datagram(const ServerDatagram& frame,
                                                                     RelayClientHandle* sender) {
+  Enqueue queued = Enqueue::Ok;
   {
     std::lock_guard lock(queue_mutex_);
     if (closed_) return Enqueue::Closed;
     switch (queue_.push_datagram(frame)) {
       case SendQueue::Push::Ok:
         break;
+      case SendQueue::Push::OkAboveMark:
+        if (add_drain_waiter(sender)) queued = Enqueue::OkThrottle;
+        break;
       case SendQueue::Push::BudgetFull:
         return Enqueue::BudgetFull;
       case SendQueue::Push::Full:
         return add_drain_waiter(sender) ? Enqueue::FullThrottle : Enqueue::Full;
     }
-    if (!writer_waiting_) return Enqueue::Ok;
+    if (!writer_waiting_) return queued;
     writer_waiting_ = false;
   }
   wake_writer();
-  return Enqueue::Ok;
+  return queued;
 }
 
 template <class Stream>
@@ -102,13 +106,13 @@ void Connection<Stream>::wake_writer() {
 }
 
 // queue_mutex_ held. Records `sender` as waiting for this queue to drain, unless this client is
-// not draining at all (see kStalledWriteAfter). False: the sender is not to be throttled.
+// not draining at all (limits.stalled_write_after). False: the sender is not to be throttled.
 template <class Stream>
 bool Connection<Stream>::add_drain_waiter(RelayClientHandle* sender) {
   if (!sender || sender == this) return false;
   const auto started = write_started_ns_.load(std::memory_order_relaxed);
-  if (started != 0 &&
-      Clock::now().time_since_epoch() - Clock::duration(started) > kStalledWriteAfter)
+  if (started != 0 && Clock::now().time_since_epoch() - Clock::duration(started) >
+                          settings_->limits.stalled_write_after)
     return false;
   for (const auto& w : drain_waiters_) {
     if (w.first == sender) return true;

@@ -110,11 +110,13 @@ std::vector<relay::Bytes> messages_of(const relay::Bytes& wire) {
 TEST(SendQueue, ByteCapDropsOnceFullAndCountsBytes) {
   QueueBudget budget(1 << 30);
   SendQueue q({1000, 10'000}, budget);
-  for (int i = 0; i < 8; ++i) ASSERT_EQ(push(q, 1200), SendQueue::Push::Ok);
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(push(q, 1200), SendQueue::Push::Ok);
+  // Past three quarters of the byte cap: still queued, with the throttle mark reported.
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(push(q, 1200), SendQueue::Push::OkAboveMark);
   EXPECT_EQ(q.datagram_bytes(), 9600u);
   EXPECT_EQ(push(q, 1200), SendQueue::Push::Full);
   // A smaller frame that still fits is taken.
-  EXPECT_EQ(push(q, 400), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 400), SendQueue::Push::OkAboveMark);
   EXPECT_EQ(push(q, 1), SendQueue::Push::Full);
   EXPECT_EQ(q.datagram_count(), 9u);
   EXPECT_EQ(budget.used(), 10'000u);
@@ -123,14 +125,41 @@ TEST(SendQueue, ByteCapDropsOnceFullAndCountsBytes) {
 TEST(SendQueue, FrameCapStillApplies) {
   QueueBudget budget(1 << 30);
   SendQueue q({4, 1 << 20}, budget);
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(push(q, 10), SendQueue::Push::Ok);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(push(q, 10), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 10), SendQueue::Push::OkAboveMark);
   EXPECT_EQ(push(q, 10), SendQueue::Push::Full);
+}
+
+// Issue 13: a sender is throttled past three quarters of either cap and resumes at half, so a
+// flood paced by back-pressure keeps a quarter of the queue free for what is in flight.
+TEST(SendQueue, ThrottleMarkAtThreeQuartersResumeMarkAtHalf) {
+  QueueBudget budget(1 << 30);
+  SendQueue bytes({1000, 4000}, budget);
+  ASSERT_EQ(push(bytes, 2000), SendQueue::Push::Ok);
+  EXPECT_TRUE(bytes.below_resume_mark());  // 2000 of 4000
+  ASSERT_EQ(push(bytes, 1000), SendQueue::Push::Ok);
+  EXPECT_FALSE(bytes.below_resume_mark());
+  EXPECT_FALSE(bytes.above_throttle_mark());  // 3000: at the mark, not past it
+  EXPECT_EQ(push(bytes, 1), SendQueue::Push::OkAboveMark);
+  EXPECT_TRUE(bytes.above_throttle_mark());
+
+  SendQueue frames({8, 1 << 20}, budget);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(push(frames, 10), SendQueue::Push::Ok);
+  EXPECT_TRUE(frames.below_resume_mark());
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(push(frames, 10), SendQueue::Push::Ok);
+  EXPECT_FALSE(frames.below_resume_mark());
+  EXPECT_EQ(push(frames, 10), SendQueue::Push::OkAboveMark);  // 7 of 8
+  // Emptied by the writer: neither mark.
+  Popped all = pop(frames);
+  EXPECT_EQ(all.taken.frames, 7u);
+  EXPECT_TRUE(frames.below_resume_mark());
+  EXPECT_FALSE(frames.above_throttle_mark());
 }
 
 TEST(SendQueue, OneFrameAlwaysFitsAnEmptyQueue) {
   QueueBudget budget(1 << 30);
   SendQueue q({10, 100}, budget);
-  EXPECT_EQ(push(q, 5000), SendQueue::Push::Ok);
+  EXPECT_EQ(push(q, 5000), SendQueue::Push::OkAboveMark);  // queued, and past the mark
   EXPECT_EQ(push(q, 1), SendQueue::Push::Full);
 }
 
@@ -211,7 +240,7 @@ TEST(SendQueue, BatchStopsNearTheByteBudgetAtWholeRuns) {
 TEST(SendQueue, ResumeMarkIsHalfOfBothCaps) {
   QueueBudget budget(1 << 30);
   SendQueue q({10, 10'000}, budget);
-  for (int i = 0; i < 8; ++i) ASSERT_EQ(push(q, 1000), SendQueue::Push::Ok);
+  for (int i = 0; i < 8; ++i) ASSERT_NE(push(q, 1000), SendQueue::Push::Full);
   EXPECT_FALSE(q.below_resume_mark());
   pop(q);
   EXPECT_TRUE(q.below_resume_mark());
@@ -475,7 +504,8 @@ TEST(ClientRegistry, ForwardsToTheActiveConnectionAndMapsEveryOutcome) {
   EXPECT_EQ(a->last_sender, &sender);
   using E = RelayClientHandle::Enqueue;
   using F = ClientRegistry::Forward;
-  const std::pair<E, F> outcomes[] = {{E::Full, F::QueueFull},
+  const std::pair<E, F> outcomes[] = {{E::OkThrottle, F::QueuedThrottle},
+                                      {E::Full, F::QueueFull},
                                       {E::FullThrottle, F::QueueFullThrottle},
                                       {E::BudgetFull, F::TotalQueueFull},
                                       {E::Closed, F::RecipientClosed}};
@@ -484,7 +514,7 @@ TEST(ClientRegistry, ForwardsToTheActiveConnectionAndMapsEveryOutcome) {
     registry.register_client(std::make_shared<FakeClient>(other, answer));
     EXPECT_EQ(registry.forward(other, kFrame), expected);
   }
-  EXPECT_EQ(registry.endpoint_count(), 5u);
+  EXPECT_EQ(registry.endpoint_count(), 6u);
 }
 
 TEST(ClientRegistry, DuplicateIdsAndEndpointGone) {
@@ -726,7 +756,8 @@ TEST(RelayWorkers, DatagramsForAnotherWorkerArriveOnItsThreadAndFullQueuesSlowTh
   auto local = std::make_shared<WorkerClient>(0);
   auto remote = std::make_shared<WorkerClient>(1);
   auto full = std::make_shared<WorkerClient>(1, RelayClientHandle::Enqueue::FullThrottle);
-  for (const auto& c : {sender, local, remote, full}) registry.register_client(c);
+  auto filling = std::make_shared<WorkerClient>(1, RelayClientHandle::Enqueue::OkThrottle);
+  for (const auto& c : {sender, local, remote, full, filling}) registry.register_client(c);
   std::thread::id worker1;
   run_on(workers, 1, [&] { worker1 = std::this_thread::get_id(); });
 
@@ -753,6 +784,15 @@ TEST(RelayWorkers, DatagramsForAnotherWorkerArriveOnItsThreadAndFullQueuesSlowTh
   EXPECT_TRUE(eventually([&] { return sender->slowed_for_drain.load() == 1; }));
   EXPECT_EQ(metrics.dropped_queue_full.load(), 1u);
   EXPECT_EQ(metrics.dropped_handoff_full.load(), 0u);
+  // A destination past its throttle mark queues the datagram and slows the sender down too.
+  run_on(workers, 0, [&] {
+    EXPECT_EQ(registry.forward(filling->endpoint_id(), frame, sender.get()),
+              ClientRegistry::Forward::HandedOff);
+  });
+  EXPECT_TRUE(eventually([&] { return sender->slowed_for_drain.load() == 2; }));
+  EXPECT_EQ(filling->delivered.load(), 1);
+  EXPECT_EQ(metrics.dropped_queue_full.load(), 1u);
+  EXPECT_EQ(metrics.send_packets_dropped.load(), 1u);
   workers.join();
   registry.clear();
 }
