@@ -166,7 +166,7 @@ TEST_F(ConfigTest, EmptyFileGivesReferenceDefaults) {
   EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(30000));
   EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(2000));
   EXPECT_EQ(cfg.limits.client_queue_capacity, 512u);
-  EXPECT_EQ(cfg.limits.client_queue_bytes, 1048576u);
+  EXPECT_EQ(cfg.limits.client_queue_bytes, 262144u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 67108864u);
   EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 131072u);
   EXPECT_TRUE(cfg.enable_metrics);
@@ -375,7 +375,7 @@ TEST_F(ConfigTest, Limits) {
   handshake_timeout_ms: 5000
   write_timeout_ms: 1500
   client_queue_capacity: 64
-  client_queue_bytes: 262144
+  client_queue_bytes: 524288
   total_queue_bytes: 8388608
   tcp_notsent_lowat: 65536
 )",
@@ -389,7 +389,7 @@ TEST_F(ConfigTest, Limits) {
   EXPECT_EQ(cfg.limits.handshake_timeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(cfg.limits.write_timeout, std::chrono::milliseconds(1500));
   EXPECT_EQ(cfg.limits.client_queue_capacity, 64u);
-  EXPECT_EQ(cfg.limits.client_queue_bytes, 262144u);
+  EXPECT_EQ(cfg.limits.client_queue_bytes, 524288u);
   EXPECT_EQ(cfg.limits.total_queue_bytes, 8388608u);
   EXPECT_EQ(cfg.limits.tcp_notsent_lowat, 65536u);
 }
