@@ -178,8 +178,16 @@ TEST(Mesh, TwoNodesRelayAcross) {
     const relay::Bytes msg2 = relay::Bytes(1200, 0x5a);
     auto ba = co_await deliver(b, a, msg2);
     EXPECT_TRUE(ba.has_value()) << "B -> A across the mesh";
-    EXPECT_GE(n1->metrics().mesh_peers[0]->forwarded_datagrams.load(), 1u);
-    EXPECT_GE(n2->metrics().mesh_peers[0]->forwarded_datagrams.load(), 1u);
+    // Waited for, not read once: a node counts a forwarded datagram after handing it to its link
+    // (Mesh::forward), whose thread may deliver it to the other node's client first (failed once
+    // in a parallel stress run under CPU hogs: B -> A arrived, node 2's counter still 0).
+    const bool forwarded = bool(co_await eventually(
+        [&] {
+          return n1->metrics().mesh_peers[0]->forwarded_datagrams.load() >= 1 &&
+                 n2->metrics().mesh_peers[0]->forwarded_datagrams.load() >= 1;
+        },
+        10s));
+    EXPECT_TRUE(forwarded);
     // B leaves: node 1 forgets it.
     b.close();
     const bool ok3 = bool(
