@@ -240,7 +240,8 @@ TEST(SendQueue, BatchStopsNearTheByteBudgetAtWholeRuns) {
 TEST(SendQueue, ResumeMarkIsHalfOfBothCaps) {
   QueueBudget budget(1 << 30);
   SendQueue q({10, 10'000}, budget);
-  for (int i = 0; i < 8; ++i) ASSERT_NE(push(q, 1000), SendQueue::Push::Full);
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(push(q, 1000), SendQueue::Push::Ok);
+  ASSERT_EQ(push(q, 1000), SendQueue::Push::OkAboveMark);  // 8,000 of 10,000
   EXPECT_FALSE(q.below_resume_mark());
   pop(q);
   EXPECT_TRUE(q.below_resume_mark());
