@@ -5,10 +5,17 @@ if(NOT TARGET relay_loadtest_harness)
   add_library(relay_loadtest_harness STATIC ${CMAKE_CURRENT_LIST_DIR}/relay_harness.cpp)
 endif()
 if(NOT TARGET relay_openloop)
-  add_executable(relay_openloop ${CMAKE_CURRENT_LIST_DIR}/relay_openloop.cpp)
+  # relay_openloop.cpp: main, --check, --mesh and the report; the rest in relay_openloop/, whose
+  # headers the sources include as "relay_openloop/<part>.hpp" (this directory is on the path).
+  add_executable(relay_openloop ${CMAKE_CURRENT_LIST_DIR}/relay_openloop.cpp
+                                ${CMAKE_CURRENT_LIST_DIR}/relay_openloop/streams.cpp
+                                ${CMAKE_CURRENT_LIST_DIR}/relay_openloop/traffic.cpp
+                                ${CMAKE_CURRENT_LIST_DIR}/relay_openloop/phase.cpp
+                                ${CMAKE_CURRENT_LIST_DIR}/relay_openloop/processes.cpp)
   # The handshake is the integration tests' raw relay client (tests/integration).
   # core/tls.hpp: the relay's TLS suite lists, which the nginx baselines use too (header only).
-  target_include_directories(relay_openloop PRIVATE ${PROJECT_SOURCE_DIR}/tests
+  target_include_directories(relay_openloop PRIVATE ${CMAKE_CURRENT_LIST_DIR}
+                                                    ${PROJECT_SOURCE_DIR}/tests
                                                     ${PROJECT_SOURCE_DIR}/server/src)
   target_link_libraries(relay_openloop PRIVATE relay_proto relay_loadtest_harness iroh_asio)
   # Next to the other benchmarks, wherever the target is defined first.

@@ -11,7 +11,7 @@ namespace iroh::server {
 // the client's: core/tls.cpp says why). TLS 1.2: ECDHE key exchange with AEAD ciphers only (no
 // CBC, no static RSA, no DHE); TLS 1.3 suites are all AEAD, listed so a changed OpenSSL default
 // cannot add others. The relay benchmark's nginx baselines use the same lists
-// (loadtest/relay_openloop.cpp), so every TLS comparison negotiates what the relay does.
+// (loadtest/relay_openloop/), so every TLS comparison negotiates what the relay does.
 inline constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
