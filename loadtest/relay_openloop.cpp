@@ -75,6 +75,9 @@ constexpr const char* kUsage =
     "                     per CPU it may run on)\n"
     "  --client-queue-bytes=N --tcp-notsent-lowat=N  the relay's limits of these names\n"
     "                     (default: the relay's defaults)\n"
+    "  --decrypt-receivers  flood receivers on TLS decrypt what they read (default: they count\n"
+    "                     TLS 1.3 records without decrypting, as nginx termination's plain sink\n"
+    "                     reads without it; PhaseSpec::count_tls13_records says why)\n"
     "  --rounds=N         run all phases N times (default 1) and print each figure's median\n"
     "  --overload-cycles=N  after the overload phases, N cycles of a paced window at a rate\n"
     "                     the relay sustains and 4x/16x floods right after it (--seconds each);\n"
@@ -399,6 +402,7 @@ int run_benchmark(const std::string& relay_binary, const lt::Args& args) {
   base.size =
       static_cast<std::size_t>(std::clamp<long long>(args.get_int("size", 1200), 16, 65000));
   auto batch = static_cast<std::size_t>(std::clamp<long long>(args.get_int("batch", 10), 2, 54));
+  base.count_tls13_records = !args.has("decrypt-receivers");
   std::string phases =
       "," + args.get("phases", "single,single-k1,batch,tls,tls-batch,overload") + ",";
   auto want = [&](const std::string& p) { return phases.find("," + p + ",") != std::string::npos; };

@@ -71,6 +71,10 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   }
   if (!tx.empty()) r.tls = tx.front()->tls_info();
   if (!sinks.empty()) r.upstream_tls = sinks.front()->tls_info();
+  const auto& flood_rx = target.relay ? rx : sinks;
+  r.tls13_records_counted =
+      spec.count_tls13_records && !flood_rx.empty() &&
+      std::all_of(flood_rx.begin(), flood_rx.end(), [](auto& s) { return s->tls13_socket() >= 0; });
   for (std::size_t i = 0; i < spec.pairs; ++i) {
     auto block = datagram_block(rx_keys[i].public_key(), spec);
     if (!block) {
@@ -99,7 +103,10 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
     by_log.relay_cpu_ms.reserve(by_max);
   }
   for (std::size_t i = 0; i < spec.pairs; ++i) {
-    if (target.relay) {
+    if (r.tls13_records_counted) {
+      threads.emplace_back(tls13_record_receiver, flood_rx[i]->tls13_socket(),
+                           std::ref(*rx_stats[i]), target.relay ? &stop_receivers : nullptr);
+    } else if (target.relay) {
       threads.emplace_back(relay_receiver, std::ref(*rx[i]), std::ref(*rx_stats[i]),
                            std::cref(stop_receivers), nullptr, nullptr);
     } else {
@@ -179,12 +186,21 @@ PhaseResult run_phase(const Target& target, const PhaseSpec& spec, Sink* sink,
   r.ran = true;
   r.cpu_cores = (cpu1 - cpu0) / window;
   r.offered_per_s = static_cast<double>(f1 - f0) * static_cast<double>(per_frame) / window;
-  if (target.relay) {
+  if (target.relay && !r.tls13_records_counted) {
     r.delivered_per_s = static_cast<double>(d1 - d0) / window;
     r.mb_per_s = static_cast<double>(b1 - b0) / window / 1e6;
   } else {
-    // nginx forwards raw bytes: whole messages of the same size as the relay's input.
-    double messages = static_cast<double>(b1 - b0) / static_cast<double>(message_bytes);
+    // nginx forwards raw bytes: whole messages of the same size as the relay's input. The relay's
+    // receivers counted the bytes of its messages (RelayToClientDatagram(Batch), relay.md §5.3,
+    // in an unmasked WebSocket message): nothing else reaches a flood receiver within a phase
+    // (the relay's first keepalive Ping comes after 16 s, §6.5).
+    const std::size_t frame = relay::server_datagram_size(
+        static_cast<std::uint16_t>(spec.batch ? spec.size : 0), spec.size * per_frame);
+    const std::size_t delivered_message_bytes = target.relay ? frame + (frame < 126     ? 2
+                                                                        : frame < 65536 ? 4
+                                                                                        : 10)
+                                                             : message_bytes;
+    double messages = static_cast<double>(b1 - b0) / static_cast<double>(delivered_message_bytes);
     r.delivered_per_s = messages * static_cast<double>(per_frame) / window;
     r.mb_per_s = messages * static_cast<double>(spec.size * per_frame) / window / 1e6;
   }
@@ -234,8 +250,9 @@ void print_result(const std::string& label, const PhaseResult& r, bool relay) {
   }
   // What was negotiated, so that a TLS comparison is seen to be like with like.
   if (!r.tls.empty()) {
-    std::printf("%-28s TLS: %s%s%s\n", "", r.tls.c_str(),
-                r.upstream_tls.empty() ? "" : "; nginx -> sink: ", r.upstream_tls.c_str());
+    std::printf("%-28s TLS: %s%s%s%s\n", "", r.tls.c_str(),
+                r.upstream_tls.empty() ? "" : "; nginx -> sink: ", r.upstream_tls.c_str(),
+                r.tls13_records_counted ? " (receivers count records, not decrypting)" : "");
   }
   if (relay) {
     std::printf("%-28s receivers disconnected %zu/%zu%s%s; senders cut off %zu%s\n", "",

@@ -32,6 +32,13 @@ struct PhaseSpec {
   bool relay_cpu_delay = false;
   // The CPUs the relay and this generator are pinned to, for the host steal figures (-1: none).
   int relay_cpu = -1, gen_cpu = -1;
+  // Flood receivers on TLS 1.3 (the relay's receivers, nginx's TLS sink) count the application
+  // bytes of the records they read instead of decrypting them (tls13_record_receiver), as the
+  // plain sink behind nginx's TLS termination reads without decrypting: otherwise the generator
+  // decrypts everything the relay and nginx-with-TLS-both-legs deliver, runs out of CPU before
+  // they do, and the TLS ratios measure it (relay CPU 0.7 in such phases). The bystander still
+  // decrypts: it reads timestamps. The benchmark's phases; not --check's.
+  bool count_tls13_records = false;
 };
 
 struct PhaseResult {
@@ -52,6 +59,7 @@ struct PhaseResult {
   double steal_relay_pct = NAN, steal_gen_pct = NAN;
   std::string tls;           // negotiated by the first sender's connection (Stream::tls_info)
   std::string upstream_tls;  // by nginx's first upstream connection to the TLS sink
+  bool tls13_records_counted = false;  // PhaseSpec::count_tls13_records applied
 };
 
 // `rx_target`: where the receivers (and the bystander's) connect, when not `target` (the mesh

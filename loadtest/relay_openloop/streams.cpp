@@ -101,6 +101,10 @@ std::string ssl_info(const SSL* ssl) {
   return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
 }
 
+int tls13_socket_of(const SSL* ssl, int fd) {
+  return SSL_version(ssl) == TLS1_3_VERSION && SSL_has_pending(ssl) == 0 ? fd : -1;
+}
+
 // Blocking TLS I/O with OpenSSL on a socket BIO: every TLS connection of the generator, to the
 // relay and to nginx alike, so that both targets cost the generator the same per byte.
 bool ssl_write_all(SSL* ssl, const std::uint8_t* data, std::size_t size) {
@@ -180,6 +184,9 @@ long SslFdStream::read_some(std::uint8_t* data, std::size_t size) {
 void SslFdStream::abort() {
   ::shutdown(fd_, SHUT_RDWR);
 }
+int SslFdStream::tls13_socket() const {
+  return tls13_socket_of(ssl_, fd_);
+}
 std::string SslFdStream::tls_info() const {
   return ssl_info(ssl_);
 }
@@ -235,6 +242,9 @@ class RelayTlsStream : public Stream {
     ::shutdown(client_->stream().next_layer().next_layer().native_handle(), SHUT_RDWR);
   }
   std::string tls_info() const override { return ssl_info(ssl_); }
+  int tls13_socket() const override {
+    return tls13_socket_of(ssl_, client_->stream().next_layer().next_layer().native_handle());
+  }
 
  private:
   std::unique_ptr<iroh::test::TlsRelayTestClient> client_;

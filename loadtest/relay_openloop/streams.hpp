@@ -65,6 +65,10 @@ class Stream {
   virtual void abort() = 0;
   // The negotiated "protocol suite" (e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256"); empty when plain.
   virtual std::string tls_info() const { return {}; }
+  // The socket of a TLS 1.3 connection of which OpenSSL holds no unread bytes, for a receiver
+  // that counts its records without decrypting them (tls13_record_receiver); -1 when plain,
+  // TLS 1.2 or with bytes buffered.
+  virtual int tls13_socket() const { return -1; }
 };
 
 class FdStream : public Stream {
@@ -91,6 +95,7 @@ class SslFdStream : public Stream {
   long read_some(std::uint8_t* data, std::size_t size) override;
   void abort() override;
   std::string tls_info() const override;
+  int tls13_socket() const override;
 
  private:
   int fd_;

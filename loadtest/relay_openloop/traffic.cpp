@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -151,6 +152,52 @@ void sink_receiver(Stream& stream, ReceiverStats& stats) {
     auto n = stream.read_some(buf.data(), buf.size());
     if (n <= 0) return;
     stats.bytes.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  }
+}
+
+void tls13_record_receiver(int fd, ReceiverStats& stats, const std::atomic<bool>* stop) {
+  lower_thread_priority();
+  constexpr std::size_t kHeader = 5;             // type, legacy version, length
+  constexpr std::size_t kTagAndType = 16 + 1;    // AEAD tag, inner content type
+  constexpr std::uint8_t kApplicationData = 23;  // every protected TLS 1.3 record's outer type
+  FdStream socket(fd, false);
+  std::vector<std::uint8_t> buf(512 * 1024);
+  std::array<std::uint8_t, kHeader> header{};
+  std::size_t header_have = 0, body_left = 0, plain = 0;
+  for (;;) {
+    const long n = socket.read_some(buf.data(), buf.size());
+    if (n <= 0) {
+      if (stop && !stop->load()) {
+        stats.disconnected = true;
+        stats.end_reason = n == 0 ? "closed by the relay" : "read error";
+      }
+      return;
+    }
+    const std::uint8_t* p = buf.data();
+    auto left = static_cast<std::size_t>(n);
+    std::uint64_t counted = 0;
+    while (left > 0) {
+      if (header_have < kHeader) {
+        const std::size_t take = std::min(left, kHeader - header_have);
+        std::memcpy(header.data() + header_have, p, take);
+        header_have += take;
+        p += take;
+        left -= take;
+        if (header_have < kHeader) break;
+        body_left = std::size_t{header[3]} << 8 | header[4];
+        plain =
+            header[0] == kApplicationData && body_left > kTagAndType ? body_left - kTagAndType : 0;
+      }
+      const std::size_t take = std::min(left, body_left);
+      body_left -= take;
+      p += take;
+      left -= take;
+      if (body_left == 0) {
+        counted += plain;
+        header_have = 0;
+      }
+    }
+    if (counted) stats.bytes.fetch_add(counted, std::memory_order_relaxed);
   }
 }
 

@@ -24,7 +24,7 @@ std::int64_t now_ns();
 
 struct ReceiverStats {
   std::atomic<std::uint64_t> datagrams{0};
-  std::atomic<std::uint64_t> bytes{0};  // datagram contents (relay) or raw stream bytes (sink)
+  std::atomic<std::uint64_t> bytes{0};  // datagram contents (relay), else stream bytes
   std::atomic<bool> disconnected{false};
   std::string end_reason;
 };
@@ -63,6 +63,14 @@ void relay_receiver(Stream& stream, ReceiverStats& stats, const std::atomic<bool
 
 // nginx side: counts the raw bytes nginx forwards (decrypted first when its upstream leg is TLS).
 void sink_receiver(Stream& stream, ReceiverStats& stats);
+
+// Reads a TLS 1.3 connection's socket (Stream::tls13_socket) until it ends, without decrypting,
+// and adds the application bytes of each whole record to stats.bytes, as sink_receiver does for
+// a plain stream: the record's length less the 16-byte AEAD tag and the content-type byte (RFC
+// 8446 §5.2; all of kTls13Suites have 16-byte tags, and OpenSSL adds no padding). What the
+// benchmark's flood receivers do (PhaseSpec::count_tls13_records). `stop` (relay receivers): an
+// end before it is set counts as a disconnection.
+void tls13_record_receiver(int fd, ReceiverStats& stats, const std::atomic<bool>* stop);
 
 // ---- senders -----------------------------------------------------------------------------------
 
